@@ -1,0 +1,1 @@
+"""The survey domain: definitions, answer parsing and the conversation engine (no Flask, no SQL)."""
