@@ -69,3 +69,55 @@ class Survey:
 
     def index_of(self, question_id: str) -> int:
         return next(i for i, q in enumerate(self.questions) if q.id == question_id)
+
+
+def _texts(raw: Any) -> Texts:
+    return {str(k): str(v) for k, v in (raw or {}).items()}
+
+
+def _words(raw: Any) -> dict[str, tuple[str, ...]]:
+    return {str(k): tuple(str(w) for w in v) for k, v in (raw or {}).items()}
+
+
+def survey_from_source(source: dict[str, Any], version: str) -> Survey:
+    """Rebuild a checked survey from its stored plain definition (what a version hashes)."""
+    from engage.survey.expression import parse
+
+    questions = []
+    for q in source["questions"]:
+        when = q.get("when")
+        questions.append(
+            Question(
+                id=str(q["id"]),
+                type=str(q["type"]),
+                text=_texts(q.get("text")),
+                choices=tuple(
+                    Choice(
+                        value=str(c["value"]),
+                        label=_texts(c.get("label")),
+                        match=_words(c.get("match")),
+                    )
+                    for c in q.get("choices") or ()
+                ),
+                profile=q.get("profile"),
+                optional=bool(q.get("optional", False)),
+                when=parse(when) if when else None,
+                when_source=when,
+                min=q.get("min"),
+                max=q.get("max"),
+                bins=tuple(q.get("bins") or ()),
+            )
+        )
+    return Survey(
+        id=str(source["id"]),
+        title=_texts(source.get("title")),
+        languages=tuple(str(x) for x in source["languages"]),
+        keywords=_words(source.get("keywords")),
+        questions=tuple(questions),
+        repeat=bool(source.get("repeat", False)),
+        whatsapp_template=_texts(source.get("whatsapp_template")),
+        intro=_texts(source.get("intro")),
+        closing=_texts(source.get("closing")),
+        version=version,
+        source=source,
+    )

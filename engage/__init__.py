@@ -1,0 +1,47 @@
+"""Engage: multilingual SMS/WhatsApp surveys for worker engagement."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from engage import config, db
+from engage.privacy import Vault
+
+
+def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
+    """The one factory: configuration from the environment (and overrides), then extensions."""
+    app = Flask(__name__, instance_path=_instance_path(overrides))
+    env = dict(os.environ)
+    env.update({k: str(v) for k, v in (overrides or {}).items() if isinstance(v, str)})
+    app.config.update(config.load(env, app.instance_path))
+    app.config.update({k: v for k, v in (overrides or {}).items() if not isinstance(v, str)})
+    _configure_logging(app)
+    app.extensions["engage.vault"] = Vault(app.config["ENGAGE_PII_KEY"])
+    db.init_app(app)
+
+    from engage.web import register_blueprints
+
+    register_blueprints(app)
+    if not app.config["IS_PRODUCTION"] and not app.config["TWILIO_AUTH_TOKEN"]:
+        app.logger.warning(
+            "development without Twilio credentials: console sender, webhook signatures NOT checked"
+        )
+    return app
+
+
+def _instance_path(overrides: Mapping[str, Any] | None) -> str:
+    explicit = (overrides or {}).get("INSTANCE_PATH") or os.environ.get("ENGAGE_INSTANCE_PATH")
+    return str(Path(explicit).resolve()) if explicit else str(Path.cwd() / "instance")
+
+
+def _configure_logging(app: Flask) -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )

@@ -1,0 +1,183 @@
+"""The `engage` command: a Flask CLI group."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from engage import create_app, db
+
+log = logging.getLogger("engage.cli")
+
+
+def _app(*_args: object) -> Flask:
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_app, add_default_commands=False)
+def main() -> None:
+    """Engage: multilingual SMS/WhatsApp surveys for worker engagement."""
+
+
+@main.command("run")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=5000, type=int)
+def run_command(host: str, port: int) -> None:
+    """Development server on :5000 (ENGAGE_ENV=development unless set)."""
+    os.environ.setdefault("ENGAGE_ENV", "development")
+    app = create_app()
+    app.run(host=host, port=port, debug=False, use_reloader=False)
+
+
+# -- database ------------------------------------------------------------------------------
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database migrations."""
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION."""
+    from engage.migrations import upgrade
+
+    upgrade(db.engine(), revision)
+    click.echo(f"database at {revision}")
+
+
+# -- surveys -------------------------------------------------------------------------------
+
+
+@main.group("surveys")
+def surveys_group() -> None:
+    """Check and publish survey files."""
+
+
+@surveys_group.command("check", with_appcontext=False)
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+def surveys_check(paths: tuple[Path, ...]) -> None:
+    """Validate survey files; problems as FILE:LINE: message, else segment costs."""
+    from engage.services.survey_report import check_files
+
+    files = _survey_files(paths or (Path(os.environ.get("ENGAGE_SURVEYS_DIR", "surveys")),))
+    ok, lines = check_files(files, org_name=os.environ.get("ENGAGE_ORG_NAME", "Engage"))
+    for line in lines:
+        click.echo(line)
+    if not ok:
+        sys.exit(1)
+
+
+def _survey_files(paths: tuple[Path, ...]) -> list[Path]:
+    from engage.survey.loader import find_survey_files
+
+    files: list[Path] = []
+    for path in paths:
+        files.extend(find_survey_files(path) if path.is_dir() else [path])
+    return files
+
+
+@surveys_group.command("load")
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@with_appcontext
+def surveys_load(directory: Path | None) -> None:
+    """Publish changed surveys in DIRECTORY as new versions."""
+    from engage.services.surveys import PublishError, publish_surveys
+    from engage.survey.loader import load_surveys
+
+    directory = directory or Path(current_app.config["ENGAGE_SURVEYS_DIR"])
+    if not directory.is_dir():
+        raise click.ClickException(f"{directory}: no such directory")
+    surveys, problems = load_surveys(_survey_files((directory,)))
+    errors = [p for p in problems if not p.is_warning]
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    if errors:
+        raise click.ClickException(f"{len(errors)} problem(s): nothing published")
+    try:
+        with db.transaction() as session:
+            results = publish_surveys(session, surveys)
+    except PublishError as exc:
+        raise click.ClickException(f"{exc}: nothing published") from None
+    for result in results:
+        click.echo(f"{result.survey_id}: {result.action} {result.version}".rstrip())
+
+
+# -- conversations from the terminal -----------------------------------------------------------
+
+
+def _refuse_production(allow_production: bool) -> None:
+    if current_app.config["IS_PRODUCTION"] and not allow_production:
+        raise click.ClickException(
+            "refusing to simulate in production; pass --allow-production if you mean it"
+        )
+
+
+@main.command("simulate")
+@click.argument("phone")
+@click.argument("text")
+@click.option("--channel", type=click.Choice(["sms", "whatsapp"]), default="sms")
+@click.option("--allow-production", is_flag=True, help="Simulate against a production database.")
+@with_appcontext
+def simulate(phone: str, text: str, channel: str, allow_production: bool) -> None:
+    """Run one inbound message through the webhook's service; print each reply."""
+    from engage.services.simulation import simulate_message
+
+    _refuse_production(allow_production)
+    replies = simulate_message(current_app, phone, text, channel=channel)
+    if replies:
+        click.echo("\n\n".join(replies))
+
+
+@main.command("chat")
+@click.argument("phone")
+@click.option("--channel", type=click.Choice(["sms", "whatsapp"]), default="sms")
+@click.option("--allow-production", is_flag=True, help="Chat against a production database.")
+@with_appcontext
+def chat(phone: str, channel: str, allow_production: bool) -> None:
+    """An interactive conversation in the terminal, as the worker at PHONE."""
+    from engage.services.simulation import simulate_message
+
+    _refuse_production(allow_production)
+    click.echo("Type a message as the worker would (empty line or Ctrl-D to quit).", err=True)
+    while True:
+        try:
+            text = input("> ")
+        except EOFError:
+            break
+        if not text.strip():
+            break
+        for reply in simulate_message(current_app, phone, text, channel=channel):
+            click.echo(reply)
+            click.echo()
+
+
+# -- periodic work -------------------------------------------------------------------------------
+
+
+@main.command("clock")
+@click.option("--once", is_flag=True, help="Run each periodic task once and exit.")
+@click.option("--interval", default=60, show_default=True, help="Seconds between rounds.")
+@with_appcontext
+def clock(once: bool, interval: int) -> None:
+    """Periodic work: expire idle conversations (exactly one clock per deployment)."""
+    from engage.services.maintenance import expire_idle_conversations
+
+    while True:
+        with db.transaction() as session:
+            expired = expire_idle_conversations(
+                session, idle_hours=current_app.config["ENGAGE_IDLE_HOURS"]
+            )
+        log.info("clock: %d conversation(s) expired", expired)
+        if once:
+            return
+        time.sleep(interval)

@@ -1,0 +1,23 @@
+"""The development sender: writes our outgoing texts to a stream instead of calling Twilio."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from engage.messaging import OutboundMessage, SendResult
+
+
+class ConsoleSender:
+    """Shows each outgoing text with the contact's pseudonym; never the phone number."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
+        self.sent: list[OutboundMessage] = []
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        stream = self.stream or sys.stderr
+        stream.write(f"--- to {message.contact} (message {message.message_id})\n{message.body}\n")
+        stream.flush()
+        self.sent.append(message)
+        return SendResult(sid=f"console-{message.message_id}")

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from engage.db import Base, utcnow
+
+
+class Contact(Base):
+    """A worker, known only by an encrypted phone number and a keyed hash of it."""
+
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    phone_encrypted: Mapped[str] = mapped_column(String(300))
+    language: Mapped[str | None] = mapped_column(String(8))
+    has_consented: Mapped[bool] = mapped_column(default=False)
+    consented_at: Mapped[datetime | None]
+    consent_source: Mapped[str | None] = mapped_column(String(100))
+    is_opted_out: Mapped[bool] = mapped_column(default=False)
+    opted_out_at: Mapped[datetime | None]
+    is_menu_open: Mapped[bool] = mapped_column(default=False)
+    is_simulated: Mapped[bool] = mapped_column(default=False)
+    profile: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    last_nudged_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def pseudonym(self) -> str:
+        """How logs and consoles name a contact: never the phone."""
+        return f"contact-{self.id}"

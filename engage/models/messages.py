@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from engage.db import Base, utcnow
+
+
+class Message(Base):
+    """Every inbound and outbound message. Outbound rows are the outbox: written before sending."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_status_direction", "direction", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    direction: Mapped[str] = mapped_column(String(3))  # in | out
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
+    channel: Mapped[str] = mapped_column(String(10), default="sms")
+    # Twilio's MessageSid: unique, so a repeated webhook is claimed only once.
+    sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Our own number (inbound To / outbound From): not personal data.
+    our_address: Mapped[str | None] = mapped_column(String(100))
+    # The worker's address exactly as Twilio wrote it, encrypted (replies go back to it).
+    their_address_encrypted: Mapped[str | None] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text, default="")
+    media_url: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str | None] = mapped_column(String(20))
+    is_free_text: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(20), default="received")
+    error_code: Mapped[int | None]
+    sequence: Mapped[int] = mapped_column(default=0)
+    is_simulated: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]

@@ -1,0 +1,81 @@
+"""Phone numbers at rest: encrypted with Fernet, found again by a keyed hash; sender parsing."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+
+import phonenumbers
+from cryptography.fernet import Fernet
+
+_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+
+
+class PhoneNumberError(ValueError):
+    """A number that cannot be read as a phone number."""
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who wrote: the channel, the E.164 number, and the address to reply to as Twilio wrote it."""
+
+    channel: str  # sms | whatsapp
+    e164: str | None  # None when the sender is not a phone number (short code, alphanumeric)
+    address: str
+
+    @property
+    def is_phone(self) -> bool:
+        return self.e164 is not None
+
+
+def parse_sender(raw: str) -> Sender:
+    """Read a Twilio `From` (`+1…` or `whatsapp:+52…`); Twilio has authenticated it already."""
+    raw = raw.strip()
+    channel, number = ("whatsapp", raw[len("whatsapp:") :]) if raw.startswith("whatsapp:") else ("sms", raw)
+    return Sender(channel=channel, e164=number if _E164.match(number) else None, address=raw)
+
+
+def lookup_form(e164: str) -> str:
+    """The form a number is looked up by: WhatsApp's +521/+549 mobiles fold to +52/+54."""
+    if e164.startswith("+521") and len(e164) == 14:
+        return "+52" + e164[4:]
+    if e164.startswith("+549") and len(e164) == 14:
+        return "+54" + e164[4:]
+    return e164
+
+
+def normalize_number(raw: str, default_region: str) -> str:
+    """An imported number in E.164; numbers without + use the default region."""
+    try:
+        parsed = phonenumbers.parse(raw, None if raw.strip().startswith("+") else default_region)
+    except phonenumbers.NumberParseException as exc:
+        raise PhoneNumberError(f"not a phone number: {exc}") from None
+    if not phonenumbers.is_possible_number(parsed):
+        raise PhoneNumberError("not a possible phone number")
+    return lookup_form(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+
+
+class Vault:
+    """Encrypts and hashes phone numbers with the PII key."""
+
+    def __init__(self, pii_key: str) -> None:
+        self._fernet = Fernet(pii_key.encode())
+        self._hash_key = hashlib.sha256(b"engage phone lookup\0" + pii_key.encode()).digest()
+
+    def encrypt(self, text: str) -> str:
+        return self._fernet.encrypt(text.encode()).decode()
+
+    def decrypt(self, token: str) -> str:
+        return self._fernet.decrypt(token.encode()).decode()
+
+    def encrypt_bytes(self, data: bytes) -> bytes:
+        return self._fernet.encrypt(data)
+
+    def decrypt_bytes(self, token: bytes) -> bytes:
+        return self._fernet.decrypt(token)
+
+    def phone_hash(self, e164: str) -> str:
+        """The keyed hash a contact is found by (of the folded look-up form)."""
+        return hmac.new(self._hash_key, lookup_form(e164).encode(), hashlib.sha256).hexdigest()

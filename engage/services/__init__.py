@@ -1,0 +1,1 @@
+"""Use cases: each takes a session, flushes, and never commits."""

@@ -1,0 +1,36 @@
+"""`engage simulate` and `engage chat`: the webhook's service, the console sender, no Twilio."""
+
+from __future__ import annotations
+
+import io
+
+from flask import Flask
+
+from engage import db
+from engage.messaging.console import ConsoleSender
+from engage.privacy import parse_sender
+from engage.services.conversations import handle_inbound, settings_from
+from engage.services.outbox import deliver
+
+SIMULATED_TO = "+15550000000"
+
+
+def simulate_message(app: Flask, phone: str, text: str, *, channel: str = "sms") -> list[str]:
+    """One inbound message from PHONE; returns the texts actually delivered to it, in order."""
+    vault = app.extensions["engage.vault"]
+    address = f"whatsapp:{phone}" if channel == "whatsapp" else phone
+    settings = settings_from(app.config, vault)
+    with db.transaction() as session:
+        result = handle_inbound(
+            session,
+            settings,
+            sender=parse_sender(address),
+            to=f"whatsapp:{SIMULATED_TO}" if channel == "whatsapp" else SIMULATED_TO,
+            body=text,
+            is_simulated=True,
+        )
+    sender = ConsoleSender(stream=io.StringIO())
+    for message_id in result.outbound_ids:
+        with db.transaction() as session:
+            deliver(session, vault, sender, message_id)
+    return [m.body for m in sender.sent]

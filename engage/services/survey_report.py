@@ -1,0 +1,49 @@
+"""`engage surveys check`: problems with file and line, else what each message costs in SMS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engage.config import LOCALES_DIR
+from engage.survey.engine import render_question
+from engage.survey.loader import load_surveys
+from engage.survey.segments import count_segments
+from engage.survey.texts import SystemTexts
+
+QUESTION_BUDGET = 2
+CONSENT_BUDGET = 3
+
+
+def check_files(files: list[Path], *, org_name: str) -> tuple[bool, list[str]]:
+    """Check survey files; returns (ok, lines to print)."""
+    if not files:
+        return False, ["no survey files found"]
+    surveys, problems = load_surveys(files)
+    errors = [p for p in problems if not p.is_warning]
+    if errors:
+        return False, [str(p) for p in problems]
+    lines = [str(p) for p in problems]
+    for survey in surveys:
+        lines.append(f"{survey.id} (version {survey.version}): ok")
+        for lang in survey.languages:
+            t = SystemTexts(LOCALES_DIR, lang, org_name)
+            lines.append(_cost_line("consent", lang, t.consent(), CONSENT_BUDGET))
+            if survey.intro.get(lang):
+                lines.append(_cost_line("intro", lang, survey.intro[lang], QUESTION_BUDGET))
+            for question in survey.questions:
+                text = render_question(question, survey, lang, t)
+                lines.append(_cost_line(question.id, lang, text, QUESTION_BUDGET))
+            if survey.closing.get(lang):
+                lines.append(
+                    _cost_line("closing", lang, survey.closing[lang], QUESTION_BUDGET)
+                )
+    return True, lines
+
+
+def _cost_line(name: str, lang: str, text: str, budget: int) -> str:
+    cost = count_segments(text)
+    line = f"  {name:<20} {lang:<4} {cost.encoding:<6} {cost.segments} segment(s)"
+    if cost.segments > budget:
+        line += f"  warning: more than {budget} segments"
+    return line
+

@@ -1,0 +1,535 @@
+"""The conversation engine: one inbound text in, replies and state changes out. Pure.
+
+The caller (services/conversations.py) loads the contact and its open conversation into the plain
+states below, calls `Engine.step`, and writes back what the outcome says. Nothing here knows about
+storage, HTTP or Twilio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from engage.survey import keywords as kw
+from engage.survey.answers import parse_answer
+from engage.survey.definition import Question, Survey
+from engage.survey.segments import count_segments
+from engage.survey.texts import FALLBACK_LANGUAGE, SystemTexts
+
+CONSENT = "_consent"  # pending: waiting for the consent answer
+INVITATION = "_invitation"  # pending: invited, consent already given, waiting for "1" to start
+MAX_MISSES = 3
+MAX_CONSENT_TRIES = 3
+# A step's parts go out as one message while together they cost at most this many segments.
+STEP_SEGMENT_BUDGET = 3
+
+_CONSENT_QUESTION = Question(id=CONSENT, type="yes_no", text={})
+# On SMS, Twilio answers its own English opt-out and opt-in words; a second confirmation from
+# us would only be noise (docs/twilio.md §6.1).
+_TWILIO_OPT_IN = frozenset({"start", "unstop", "yes"})
+_TWILIO_OPT_OUT = frozenset(kw.fold(w) for w in kw.TWILIO_OPT_OUT)
+
+
+@dataclass
+class ContactState:
+    language: str | None = None
+    has_consented: bool = False
+    is_opted_out: bool = False
+    is_menu_open: bool = False
+    is_new: bool = False
+    profile: dict[str, Any] = field(default_factory=dict)
+    completed_surveys: set[str] = field(default_factory=set)
+    last_nudged_at: datetime | None = None
+
+
+@dataclass
+class ConversationState:
+    survey_id: str
+    version: str
+    language: str
+    started_at: datetime
+    last_activity_at: datetime
+    status: str = "active"  # active | completed | abandoned | declined | expired | opted_out
+    pending: str | None = None
+    misses: list[str] = field(default_factory=list)
+    consent_tries: int = 0
+    values: dict[str, Any] = field(default_factory=dict)
+    # The caller's key for this conversation (a row id); the engine never reads it.
+    key: int | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == "active"
+
+
+@dataclass(frozen=True)
+class AnswerRecord:
+    conversation: ConversationState = field(compare=False, repr=False)
+    survey_id: str
+    version: str
+    question_id: str
+    status: str  # answered | skipped | missed | profile
+    value: Any
+    raw_text: str | None
+    language: str
+
+
+@dataclass
+class Outcome:
+    replies: list[str] = field(default_factory=list)
+    conversation: ConversationState | None = None
+    ended: list[ConversationState] = field(default_factory=list)
+    answers: list[AnswerRecord] = field(default_factory=list)
+    # What the inbound message was, for the message row and the logs.
+    kind: str = "text"
+    is_free_text: bool = False
+
+
+class SurveyCatalog(Protocol):
+    def active(self) -> list[Survey]: ...
+
+    def get(self, survey_id: str, version: str) -> Survey: ...
+
+
+class Engine:
+    """Decides what a message means and what to answer, from DESIGN.md's conversation rules."""
+
+    def __init__(
+        self,
+        surveys: SurveyCatalog,
+        texts: Callable[[str], SystemTexts],
+        idle: timedelta = timedelta(hours=72),
+    ) -> None:
+        self.surveys = surveys
+        self.texts = texts
+        self.idle = idle
+
+    # -- entry points ---------------------------------------------------------------------
+
+    def step(
+        self,
+        contact: ContactState,
+        conversation: ConversationState | None,
+        text: str | None,
+        *,
+        now: datetime,
+        channel: str = "sms",
+        has_media: bool = False,
+    ) -> Outcome:
+        """Handle one inbound message."""
+        run = _Step(self, contact, conversation, now, channel)
+        run.handle((text or "").strip(), has_media)
+        return run.finish()
+
+    def invite(
+        self, contact: ContactState, survey: Survey, *, now: datetime, language: str | None = None
+    ) -> Outcome:
+        """Open a conversation for a campaign invitation (consent first when not yet given)."""
+        run = _Step(self, contact, None, now, "sms")
+        lang = language or contact.language
+        if lang not in survey.languages:
+            lang = survey.default_language
+        conv = run.open(survey, lang)
+        conv.pending = CONSENT if not contact.has_consented else INVITATION
+        run.out.kind = "invitation"
+        intro = survey.intro.get(lang)
+        run.say(*([intro] if intro else []), run.prompt())
+        return run.finish()
+
+    def expire(self, conversation: ConversationState, now: datetime) -> bool:
+        """End an open conversation idle longer than the idle time; True when it did."""
+        if conversation.is_open and now - conversation.last_activity_at > self.idle:
+            conversation.status = "expired"
+            return True
+        return False
+
+    # -- helpers used by steps -------------------------------------------------------------
+
+    def keyword_index(self) -> dict[str, tuple[Survey, str]]:
+        index: dict[str, tuple[Survey, str]] = {}
+        for survey in self.surveys.active():
+            for lang, words in survey.keywords.items():
+                for word in words:
+                    index[kw.fold(word)] = (survey, lang)
+        return index
+
+    def menu_languages(self, survey: Survey | None) -> list[str]:
+        if survey is not None:
+            codes: Iterable[str] = survey.languages
+        else:
+            codes = set(kw.CATALOG_LANGUAGES).union(
+                *(s.languages for s in self.surveys.active())
+            )
+        return sorted(codes, key=lambda c: (kw.menu_number(c), c))
+
+
+class _Step:
+    """The working state of one step: the contact, its conversation, and what to answer."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        contact: ContactState,
+        conversation: ConversationState | None,
+        now: datetime,
+        channel: str,
+    ) -> None:
+        self.engine = engine
+        self.contact = contact
+        self.conv = conversation
+        self.now = now
+        self.channel = channel
+        self.out = Outcome()
+        self.parts: list[str] = []
+
+    # -- the rules, in precedence order ----------------------------------------------------
+
+    def handle(self, text: str, has_media: bool) -> None:
+        contact = self.contact
+        if self.conv is not None and self.engine.expire(self.conv, self.now):
+            self.end("expired")
+        kind = kw.system_keyword(text)
+
+        if contact.is_opted_out:
+            if kind == "opt_in":
+                contact.is_opted_out = False
+                self.out.kind = "opt_in"
+                if not (self.channel == "sms" and kw.fold(text) in _TWILIO_OPT_IN):
+                    self.say(self.t.opted_in())
+            else:
+                self.out.kind = "ignored"
+            return
+        if kind == "opt_out":
+            contact.is_opted_out = True
+            contact.is_menu_open = False
+            self.out.kind = "opt_out"
+            if self.conv is not None:
+                self.end("opted_out")
+            if not (self.channel == "sms" and kw.fold(text) in _TWILIO_OPT_OUT):
+                self.say(self.t.opted_out())
+            return
+
+        if contact.is_menu_open:
+            contact.is_menu_open = False
+            if self.pick_language(text):
+                return
+        if kind == "help":
+            self.out.kind = "help"
+            self.say(self.t.help(), *self.prompts())
+            return
+        if kind == "language":
+            self.out.kind = "language"
+            contact.is_menu_open = True
+            self.say(self.menu())
+            return
+        if kind == "skip" and self.conv is not None:
+            self.out.kind = "skip"
+            if self.question is not None:
+                self.record(self.question, "skipped", None, text)
+                self.advance()
+            else:
+                self.say(self.prompt())
+            return
+        if has_media and not text:
+            self.out.kind = "media"
+            self.say(self.t.answer_by_text(), *self.prompts())
+            return
+
+        if self.conv is not None and self.conv.pending in (CONSENT, INVITATION):
+            if self.answer_consent(text):
+                return
+        elif self.conv is not None and self.question is not None:
+            if self.answer_question(self.question, text):
+                return
+        if self.start_by_keyword(text):
+            return
+        if self.conv is not None:
+            self.miss(text)
+            return
+        self.no_conversation()
+
+    def pick_language(self, text: str) -> bool:
+        survey = self.survey if self.conv is not None else None
+        folded = kw.fold(text)
+        for code in self.engine.menu_languages(survey):
+            names = {str(kw.menu_number(code)), code, kw.fold(kw.language_name(code))}
+            names.update(next((a for c, _, a in kw.LANGUAGE_MENU if c == code), ()))
+            if folded in names:
+                break
+        else:
+            return False
+        self.out.kind = "language_pick"
+        self.contact.language = code
+        if self.conv is not None:
+            self.conv.language = code
+            self.say(self.prompt())
+        else:
+            self.say(self.t.language_set(), self.t.no_conversation(self.keywords_for(code)))
+        return True
+
+    def answer_consent(self, text: str) -> bool:
+        conv = self.conv
+        assert conv is not None
+        languages = self.languages()
+        answer = parse_answer(_CONSENT_QUESTION, text, languages)
+        if answer is None:
+            if self.keyword(text) is not None:
+                return False  # a survey keyword: handled by start_by_keyword
+            conv.consent_tries += 1
+            self.out.kind = "consent"
+            if conv.consent_tries >= MAX_CONSENT_TRIES:
+                self.decline()
+            else:
+                self.say(self.prompt())
+            return True
+        self.out.kind = "consent"
+        if answer.value == "yes":
+            self.contact.has_consented = True
+            intro = self.survey.intro.get(conv.language)
+            if intro and conv.pending == CONSENT:
+                self.say(intro)
+            conv.pending = None
+            self.advance(start=True)
+        else:
+            self.decline()
+        return True
+
+    def decline(self) -> None:
+        self.say(self.t.consent_declined())
+        self.end("declined")
+
+    def answer_question(self, question: Question, text: str) -> bool:
+        # A message that is exactly a survey keyword is a keyword, even where free text is asked.
+        if question.type == "text" and self.keyword(text) is not None:
+            return False
+        answer = parse_answer(question, text, self.languages())
+        if answer is None:
+            return False
+        self.out.kind = "answer"
+        value = list(answer.value) if isinstance(answer.value, tuple) else answer.value
+        self.record(question, "answered", value, text)
+        self.advance()
+        return True
+
+    def miss(self, text: str) -> None:
+        conv, question = self.conv, self.question
+        assert conv is not None and question is not None
+        self.out.kind = "miss"
+        conv.misses.append(text)
+        if len(conv.misses) >= MAX_MISSES:
+            self.record(question, "missed", None, "\n".join(conv.misses))
+            self.advance()
+        else:
+            self.say(self.hint(question), self.prompt())
+
+    def start_by_keyword(self, text: str) -> bool:
+        found = self.keyword(text)
+        if found is None:
+            return False
+        survey, lang = found
+        self.out.kind = "keyword"
+        if self.conv is not None and self.conv.survey_id == survey.id:
+            self.say(self.prompt())
+            return True
+        if self.conv is not None:
+            self.end("abandoned")
+        self.contact.language = lang
+        if survey.id in self.contact.completed_surveys and not survey.repeat:
+            self.say(self.t.already_answered())
+            return True
+        conv = self.open(survey, lang)
+        if self.contact.has_consented:
+            intro = survey.intro.get(lang)
+            if intro:
+                self.say(intro)
+            self.advance(start=True)
+        else:
+            conv.pending = CONSENT
+            self.say(self.prompt())
+        return True
+
+    def no_conversation(self) -> None:
+        contact = self.contact
+        self.out.is_free_text = True
+        if contact.is_new:
+            self.out.kind = "menu"
+            contact.is_menu_open = True
+            self.say(self.menu())
+            return
+        last = contact.last_nudged_at
+        if last is None or self.now - last >= timedelta(hours=24):
+            contact.last_nudged_at = self.now
+            self.say(self.t.no_conversation(self.keywords_for(self.language)))
+
+    # -- conversation mechanics --------------------------------------------------------------
+
+    def open(self, survey: Survey, lang: str) -> ConversationState:
+        self.conv = ConversationState(
+            survey_id=survey.id,
+            version=survey.version,
+            language=lang,
+            started_at=self.now,
+            last_activity_at=self.now,
+        )
+        return self.conv
+
+    def end(self, status: str) -> None:
+        assert self.conv is not None
+        self.conv.status = status
+        self.conv.pending = None
+        self.out.ended.append(self.conv)
+        self.conv = None
+
+    def record(self, question: Question, status: str, value: Any, raw: str | None) -> None:
+        conv = self.conv
+        assert conv is not None
+        conv.values[question.id] = value
+        if question.profile and status == "answered":
+            self.contact.profile[question.profile] = value
+        self.out.answers.append(
+            AnswerRecord(
+                conversation=conv,
+                survey_id=conv.survey_id,
+                version=conv.version,
+                question_id=question.id,
+                status=status,
+                value=value,
+                raw_text=raw,
+                language=conv.language,
+            )
+        )
+
+    def advance(self, *, start: bool = False) -> None:
+        """Move to the next question that applies; finish the survey after the last."""
+        conv = self.conv
+        assert conv is not None
+        survey = self.survey
+        index = 0 if start or conv.pending is None else survey.index_of(conv.pending) + 1
+        conv.misses = []
+        for question in survey.questions[index:]:
+            env = {**self.contact.profile, **conv.values}
+            if question.when is not None and not question.when.evaluate(env):
+                continue
+            if question.profile and self.contact.profile.get(question.profile) is not None:
+                self.record(question, "profile", self.contact.profile[question.profile], None)
+                continue
+            conv.pending = question.id
+            self.say(self.render(question))
+            return
+        closing = survey.closing.get(conv.language)
+        if closing:
+            self.say(closing)
+        self.contact.completed_surveys.add(survey.id)
+        self.end("completed")
+
+    # -- rendering ---------------------------------------------------------------------------
+
+    def prompts(self) -> list[str]:
+        return [self.prompt()] if self.conv is not None else []
+
+    def prompt(self) -> str:
+        """What the conversation is waiting for, asked again."""
+        conv = self.conv
+        assert conv is not None
+        if conv.pending == CONSENT:
+            return self.t.consent()
+        if conv.pending == INVITATION:
+            return self.t.invitation()
+        assert self.question is not None
+        return self.render(self.question)
+
+    def render(self, question: Question) -> str:
+        return render_question(question, self.survey, self.language, self.t)
+
+    def hint(self, question: Question) -> str:
+        t = self.t
+        if question.type == "choice":
+            return t.hint_choice(len(question.choices))
+        if question.type == "multi":
+            return t.hint_multi()
+        if question.type == "yes_no":
+            return t.hint_yes_no()
+        return t.hint_number(question.min, question.max)
+
+    def menu(self) -> str:
+        survey = self.survey if self.conv is not None else None
+        lines = [self.t.language_menu_header()]
+        for code in self.engine.menu_languages(survey):
+            lines.append(f"{kw.menu_number(code)} {kw.language_name(code)}")
+        return "\n".join(lines)
+
+    def say(self, *parts: str) -> None:
+        self.parts.extend(p for p in parts if p)
+
+    def finish(self) -> Outcome:
+        if self.conv is not None:
+            self.conv.last_activity_at = self.now
+        self.out.conversation = self.conv
+        self.out.replies = compose(self.parts)
+        return self.out
+
+    # -- lookups -----------------------------------------------------------------------------
+
+    @property
+    def language(self) -> str:
+        if self.conv is not None:
+            return self.conv.language
+        return self.contact.language or FALLBACK_LANGUAGE
+
+    @property
+    def t(self) -> SystemTexts:
+        return self.engine.texts(self.language)
+
+    @property
+    def survey(self) -> Survey:
+        assert self.conv is not None
+        return self.engine.surveys.get(self.conv.survey_id, self.conv.version)
+
+    @property
+    def question(self) -> Question | None:
+        conv = self.conv
+        if conv is None or conv.pending is None or conv.pending.startswith("_"):
+            return None
+        return self.survey.question(conv.pending)
+
+    def languages(self) -> list[str]:
+        langs = list(self.survey.languages) if self.conv is not None else []
+        return langs + [lang for lang in (self.language, "es", "en") if lang not in langs]
+
+    def keyword(self, text: str) -> tuple[Survey, str] | None:
+        return self.engine.keyword_index().get(kw.fold(text))
+
+    def keywords_for(self, lang: str) -> list[str]:
+        words = []
+        for survey in self.engine.surveys.active():
+            own = survey.keywords.get(lang) or survey.keywords[survey.default_language]
+            words.append(own[0].upper())
+        return words
+
+
+def render_question(question: Question, survey: Survey, lang: str, t: SystemTexts) -> str:
+    """A question as the worker reads it: text, numbered choices, and how to skip if optional."""
+    lines = [question.text.get(lang) or question.text[survey.default_language]]
+    if question.type in ("choice", "multi"):
+        for number, choice in enumerate(question.choices, start=1):
+            label = choice.label.get(lang) or choice.label[survey.default_language]
+            lines.append(f"{number} {label}")
+        if question.type == "multi":
+            lines.append(t.several_allowed())
+    elif question.type == "yes_no":
+        lines.append(t.yes_no_choices())
+    if question.optional:
+        lines.append(t.skip_prompt())
+    return "\n".join(lines)
+
+
+def compose(parts: list[str]) -> list[str]:
+    """One message for a step when it fits the segment budget, else its parts in order."""
+    if not parts:
+        return []
+    joined = "\n\n".join(parts)
+    if count_segments(joined).segments <= STEP_SEGMENT_BUDGET:
+        return [joined]
+    return list(parts)

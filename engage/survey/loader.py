@@ -1,0 +1,849 @@
+"""Reading survey files and checking them, with the line of every problem."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import TaggedScalar
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from engage.survey import keywords
+from engage.survey.definition import QUESTION_TYPES, Choice, Question, Survey, Texts
+from engage.survey.expression import ExpressionError, parse
+
+SURVEY_FIELDS = (
+    "id",
+    "title",
+    "languages",
+    "keywords",
+    "repeat",
+    "whatsapp_template",
+    "intro",
+    "questions",
+    "closing",
+)
+REQUIRED_SURVEY_FIELDS = ("id", "title", "languages", "keywords", "questions")
+QUESTION_FIELDS = (
+    "id",
+    "type",
+    "text",
+    "profile",
+    "optional",
+    "when",
+    "choices",
+    "min",
+    "max",
+    "bins",
+)
+REQUIRED_QUESTION_FIELDS = ("id", "type", "text")
+CHOICE_FIELDS = ("value", "label", "match")
+REQUIRED_CHOICE_FIELDS = ("value", "label")
+
+_SURVEY_ID = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+_LANGUAGE = re.compile(r"[a-z]{2,3}")
+_QUESTION_ID = re.compile(r"[a-z0-9_]+")
+_PROFILE_KEY = re.compile(r"[a-z_][a-z0-9_]*")
+_CONTENT_SID = re.compile(r"HX[0-9a-fA-F]{32}")
+_DIGITS = re.compile(r"[0-9]+")
+_YES_NO_VALUES = ("yes", "no")
+
+# Opt-in words are only keywords while a contact is opted out, so "Yes" stays a fine label.
+_BLOCKED_WORDS = frozenset().union(
+    *(words for kind, words in keywords.SYSTEM_KEYWORDS.items() if kind != "opt_in")
+)
+_SYSTEM_SPELLING = {
+    keywords.fold(word): word
+    for word in keywords.OPT_OUT | keywords.HELP | keywords.LANGUAGE | keywords.SKIP
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int
+    message: str
+    is_warning: bool = False
+
+    def __str__(self) -> str:
+        prefix = "warning: " if self.is_warning else ""
+        return f"{self.file}:{self.line}: {prefix}{self.message}"
+
+
+@dataclass
+class _FileResult:
+    survey: Survey | None
+    problems: list[Problem]
+    survey_id: str | None = None
+    id_line: int = 1
+    # (folded keyword, keyword as written, line) for the checks across files.
+    keywords: list[tuple[str, str, int]] = field(default_factory=list)
+
+
+def find_survey_files(directory: str | Path) -> list[Path]:
+    """The survey files in a directory (*.yaml and *.yml, hidden files left out), sorted."""
+    return sorted(
+        path
+        for path in Path(directory).iterdir()
+        if path.suffix in (".yaml", ".yml") and not path.name.startswith(".") and path.is_file()
+    )
+
+
+def load_survey_file(path: str | Path) -> tuple[Survey | None, list[Problem]]:
+    """Read and check one survey file: the survey (None if any error) and every problem found."""
+    result = _load_file(path)
+    return result.survey, result.problems
+
+
+def load_surveys(paths: Iterable[str | Path]) -> tuple[list[Survey], list[Problem]]:
+    """Read and check survey files, and check them against each other (ids, keywords)."""
+    surveys: list[Survey] = []
+    problems: list[Problem] = []
+    id_owners: dict[str, tuple[str, int]] = {}
+    keyword_owners: dict[str, tuple[int, str, str, int]] = {}
+    for index, path in enumerate(paths):
+        result = _load_file(path)
+        name = str(path)
+        clashes: list[Problem] = []
+        if result.survey_id is not None:
+            if result.survey_id in id_owners:
+                first_file, first_line = id_owners[result.survey_id]
+                clashes.append(
+                    Problem(
+                        name,
+                        result.id_line,
+                        f"duplicate survey id '{result.survey_id}' "
+                        f"(first in {first_file}:{first_line})",
+                    )
+                )
+            else:
+                id_owners[result.survey_id] = (name, result.id_line)
+        survey_label = result.survey_id or name
+        for folded, word, line in result.keywords:
+            owner = keyword_owners.setdefault(folded, (index, survey_label, name, line))
+            owner_index, owner_label, owner_file, owner_line = owner
+            if owner_index != index:
+                clashes.append(
+                    Problem(
+                        name,
+                        line,
+                        f"keyword '{word}' is used by survey '{owner_label}' "
+                        f"({owner_file}:{owner_line})",
+                    )
+                )
+        problems.extend(sorted(result.problems + clashes, key=lambda p: p.line))
+        if result.survey is not None and not clashes:
+            surveys.append(result.survey)
+    return surveys, problems
+
+
+def _load_file(path: str | Path) -> _FileResult:
+    name = str(path)
+    try:
+        text = Path(path).read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = error.object[: error.start].count(b"\n") + 1
+        return _FileResult(None, [Problem(name, line, "the file is not UTF-8 text")])
+    except OSError as error:
+        return _FileResult(None, [Problem(name, 1, f"cannot read the file: {error.strerror}")])
+    try:
+        document = YAML(typ="rt").load(text)
+    except MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        message = error.problem or error.context or "not valid YAML"
+        return _FileResult(None, [Problem(name, line, f"invalid YAML: {message}")])
+    except YAMLError as error:
+        return _FileResult(None, [Problem(name, 1, f"invalid YAML: {error}")])
+    checker = _Checker(name)
+    survey = checker.check(document)
+    problems = sorted(checker.problems, key=lambda p: p.line)
+    return _FileResult(survey, problems, checker.survey_id, checker.id_line, checker.keywords)
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _line(node: object) -> int:
+    lc = getattr(node, "lc", None)
+    if lc is None or lc.line is None:
+        return 1
+    return lc.line + 1
+
+
+def _key_line(mapping: object, key: object) -> int:
+    try:
+        return mapping.lc.key(key)[0] + 1  # type: ignore[attr-defined]
+    except (AttributeError, KeyError, TypeError):
+        # A key merged in with `<<` has no position of its own.
+        return _line(mapping)
+
+
+def _item_line(sequence: object, index: int) -> int:
+    try:
+        return sequence.lc.item(index)[0] + 1  # type: ignore[attr-defined]
+    except (AttributeError, KeyError, TypeError):
+        return _line(sequence)
+
+
+def _kind(value: object) -> str:
+    """What a YAML value is, in words, for messages."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return f"the text {str(value)!r}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, date):
+        return "a date"
+    if isinstance(value, TaggedScalar):
+        return "a tagged value"
+    return type(value).__name__
+
+
+def _quote_hint(value: object) -> str:
+    return " (put it in quotes)" if isinstance(value, bool | int | float | date) else ""
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _format_number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _system_word(text: str) -> str | None:
+    """The system keyword this text would be taken for, as usually written, or None."""
+    folded = keywords.fold(text)
+    if folded in _BLOCKED_WORDS:
+        return _SYSTEM_SPELLING.get(folded, folded.upper())
+    return None
+
+
+def _plain(node: Any) -> Any:
+    """The parsed YAML as plain JSON data: what the version hashes."""
+    if isinstance(node, dict):
+        return {key if isinstance(key, str) else str(key): _plain(v) for key, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(item) for item in node]
+    if node is None or isinstance(node, bool):
+        return node
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, TaggedScalar):
+        return str(node.value)
+    return str(node)
+
+
+def _version(source: dict[str, Any]) -> str:
+    canonical = json.dumps(source, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+# --- the checks --------------------------------------------------------------------------------
+
+
+@dataclass
+class _QuestionInfo:
+    """What later questions may rely on: position, id, profile key and stored values."""
+
+    index: int
+    id: str | None
+    profile: str | None
+    line: int
+    values: tuple[str, ...] | None = None
+
+
+class _Checker:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.problems: list[Problem] = []
+        # None when `languages` is missing or wrong: language checks would only add noise.
+        self.languages: tuple[str, ...] | None = None
+        self.survey_id: str | None = None
+        self.id_line = 1
+        self.keywords: list[tuple[str, str, int]] = []
+
+    def error(self, line: int, message: str) -> None:
+        self.problems.append(Problem(self.file, line, message))
+
+    def warn(self, line: int, message: str) -> None:
+        self.problems.append(Problem(self.file, line, message, is_warning=True))
+
+    @property
+    def has_errors(self) -> bool:
+        return any(not p.is_warning for p in self.problems)
+
+    # -- scalars
+
+    def text(self, value: object, line: int, where: str) -> str | None:
+        if not isinstance(value, str):
+            self.error(line, f"expected text for {where}, got {_kind(value)}{_quote_hint(value)}")
+            return None
+        if not value.strip():
+            self.error(line, f"empty text for {where}")
+            return None
+        return str(value)
+
+    def boolean(self, mapping: dict[Any, Any], key: str, where: str) -> bool:
+        value = mapping[key]
+        if not isinstance(value, bool):
+            self.error(
+                _key_line(mapping, key), f"{where} must be true or false, got {_kind(value)}"
+            )
+            return False
+        return value
+
+    def number(self, mapping: dict[Any, Any], key: str, where: str) -> float | None:
+        value = mapping[key]
+        if not _is_number(value):
+            self.error(_key_line(mapping, key), f"{where} must be a number, got {_kind(value)}")
+            return None
+        return int(value) if isinstance(value, int) else float(value)
+
+    def language_key(self, mapping: dict[Any, Any], lang: object, where: str) -> bool:
+        """Whether a mapping's language key is one of the survey's languages (reported if not)."""
+        if self.languages is None or lang in self.languages:
+            return isinstance(lang, str)
+        self.error(_key_line(mapping, lang), f"unknown language '{lang}' in {where}")
+        return False
+
+    def texts(self, parent: dict[Any, Any], key: str, where: str) -> Texts:
+        """A text per language: only declared languages, all of them, each real text."""
+        node = parent[key]
+        line = _key_line(parent, key)
+        if not isinstance(node, dict):
+            self.error(
+                line,
+                f"{where} must give a text per language, e.g. {{es: ..., en: ...}}, "
+                f"got {_kind(node)}",
+            )
+            return {}
+        result: Texts = {}
+        for lang, value in node.items():
+            if not self.language_key(node, lang, where):
+                continue
+            text = self.text(value, _key_line(node, lang), f"{where} ({lang})")
+            if text is not None:
+                result[lang] = text
+        for lang in self.languages or ():
+            if lang not in node:
+                self.error(line, f"missing translation '{lang}' for {where}")
+        return result
+
+    def word_lists(
+        self, parent: dict[Any, Any], key: str, where: str
+    ) -> dict[str, list[tuple[str, int]]]:
+        """A list of words per language, each with its line."""
+        node = parent[key]
+        if not isinstance(node, dict):
+            self.error(
+                _key_line(parent, key),
+                f"{where} must give a list of words per language, e.g. {{es: [...]}}, "
+                f"got {_kind(node)}",
+            )
+            return {}
+        result: dict[str, list[tuple[str, int]]] = {}
+        for lang, words in node.items():
+            if not self.language_key(node, lang, where):
+                continue
+            lang_line = _key_line(node, lang)
+            if not isinstance(words, list):
+                self.error(
+                    lang_line, f"{where} ({lang}) must be a list, e.g. [WORD], got {_kind(words)}"
+                )
+                continue
+            result[lang] = []
+            for i, word in enumerate(words):
+                word_line = _item_line(words, i)
+                text = self.text(word, word_line, f"{where} ({lang})")
+                if text is not None:
+                    result[lang].append((text, word_line))
+        return result
+
+    # -- the survey
+
+    def check(self, document: object) -> Survey | None:
+        if document is None:
+            self.error(1, "the file is empty: expected a survey (id, title, languages, ...)")
+            return None
+        if not isinstance(document, dict):
+            self.error(
+                _line(document),
+                f"a survey file must be a mapping of fields (id, title, ...), "
+                f"got {_kind(document)}",
+            )
+            return None
+        for key in document:
+            if key not in SURVEY_FIELDS:
+                self.error(_key_line(document, key), f"unknown field '{key}'")
+        for key in REQUIRED_SURVEY_FIELDS:
+            if key not in document:
+                self.error(_line(document), f"missing field '{key}'")
+
+        languages = self.check_languages(document) if "languages" in document else None
+        survey_id = self.check_id(document) if "id" in document else None
+        title = self.texts(document, "title", "title") if "title" in document else {}
+        survey_keywords = self.check_keywords(document) if "keywords" in document else {}
+        repeat = self.boolean(document, "repeat", "repeat") if "repeat" in document else False
+        templates = self.check_templates(document) if "whatsapp_template" in document else {}
+        intro = self.texts(document, "intro", "intro") if "intro" in document else {}
+        closing = self.texts(document, "closing", "closing") if "closing" in document else {}
+        questions = self.check_questions(document) if "questions" in document else ()
+
+        if self.has_errors or survey_id is None or languages is None:
+            return None
+        source = _plain(document)
+        return Survey(
+            id=survey_id,
+            title=title,
+            languages=languages,
+            keywords=survey_keywords,
+            questions=questions,
+            repeat=repeat,
+            whatsapp_template=templates,
+            intro=intro,
+            closing=closing,
+            version=_version(source),
+            source=source,
+        )
+
+    def check_id(self, document: dict[Any, Any]) -> str | None:
+        self.id_line = _key_line(document, "id")
+        survey_id = self.text(document["id"], self.id_line, "id")
+        if survey_id is None:
+            return None
+        if not _SURVEY_ID.fullmatch(survey_id):
+            self.error(
+                self.id_line,
+                f"invalid survey id '{survey_id}': use lowercase letters, digits and single "
+                "hyphens, e.g. working-conditions",
+            )
+            return None
+        self.survey_id = survey_id
+        return survey_id
+
+    def check_languages(self, document: dict[Any, Any]) -> tuple[str, ...] | None:
+        node = document["languages"]
+        line = _key_line(document, "languages")
+        if not isinstance(node, list) or not node:
+            self.error(
+                line,
+                f"languages must be a non-empty list of codes, e.g. [es, en], got {_kind(node)}",
+            )
+            return None
+        codes: list[str] = []
+        is_valid = True
+        for i, code in enumerate(node):
+            item_line = _item_line(node, i)
+            if not isinstance(code, str) or not _LANGUAGE.fullmatch(code):
+                shown = code if isinstance(code, str) else _kind(code)
+                self.error(
+                    item_line, f"invalid language code '{shown}': use 2 or 3 lowercase letters"
+                )
+                is_valid = False
+            elif code in codes:
+                self.error(item_line, f"duplicate language '{code}'")
+            else:
+                codes.append(code)
+        if not is_valid:
+            return None
+        self.languages = tuple(codes)
+        return self.languages
+
+    def check_keywords(self, document: dict[Any, Any]) -> dict[str, tuple[str, ...]]:
+        lists = self.word_lists(document, "keywords", "keywords")
+        first_lines: dict[str, int] = {}
+        result: dict[str, tuple[str, ...]] = {}
+        for lang, words in lists.items():
+            for word, line in words:
+                folded = keywords.fold(word)
+                system = _system_word(word)
+                if not folded:
+                    self.error(line, f"keyword '{word}' has no letters or digits")
+                elif _DIGITS.fullmatch(folded.replace(" ", "")):
+                    self.error(line, f"keyword '{word}' is a number: numbers answer questions")
+                elif system is not None:
+                    self.error(line, f"keyword '{word}' is the system keyword {system}")
+                elif folded in first_lines:
+                    self.error(
+                        line, f"duplicate keyword '{word}' (first at line {first_lines[folded]})"
+                    )
+                else:
+                    first_lines[folded] = line
+                    self.keywords.append((folded, word, line))
+            if words:
+                result[lang] = tuple(word for word, _ in words)
+        node = document["keywords"]
+        if not isinstance(node, dict):
+            return result
+        for lang in self.languages or ():
+            if lang not in node:
+                self.error(_key_line(document, "keywords"), f"no keyword for '{lang}'")
+            elif node[lang] == []:
+                self.error(_key_line(node, lang), f"no keyword for '{lang}'")
+        return result
+
+    def check_templates(self, document: dict[Any, Any]) -> Texts:
+        node = document["whatsapp_template"]
+        if not isinstance(node, dict):
+            self.error(
+                _key_line(document, "whatsapp_template"),
+                f"whatsapp_template must give a Content SID per language, got {_kind(node)}",
+            )
+            return {}
+        result: Texts = {}
+        for lang, sid in node.items():
+            if not self.language_key(node, lang, "whatsapp_template"):
+                continue
+            line = _key_line(node, lang)
+            text = self.text(sid, line, f"whatsapp_template ({lang})")
+            if text is None:
+                continue
+            if not _CONTENT_SID.fullmatch(text):
+                self.error(
+                    line,
+                    f"whatsapp_template ({lang}) '{text}' is not a Content SID "
+                    "(HX followed by 32 hexadecimal digits)",
+                )
+                continue
+            result[lang] = text
+        return result
+
+    # -- questions
+
+    def check_questions(self, document: dict[Any, Any]) -> tuple[Question, ...]:
+        node = document["questions"]
+        line = _key_line(document, "questions")
+        if not isinstance(node, list):
+            self.error(line, f"questions must be a list of questions, got {_kind(node)}")
+            return ()
+        if not node:
+            self.error(line, "questions must list at least one question")
+            return ()
+        infos = [
+            _QuestionInfo(
+                index=i,
+                id=item.get("id")
+                if isinstance(item, dict) and isinstance(item.get("id"), str)
+                else None,
+                profile=item.get("profile")
+                if isinstance(item, dict) and isinstance(item.get("profile"), str)
+                else None,
+                line=_item_line(node, i),
+            )
+            for i, item in enumerate(node)
+        ]
+        questions: list[Question] = []
+        first_id_lines: dict[str, int] = {}
+        profile_owners: dict[str, tuple[str, int]] = {}
+        for i, item in enumerate(node):
+            if not isinstance(item, dict):
+                self.error(
+                    _item_line(node, i),
+                    f"question {i + 1} must be a mapping (id, type, text, ...), got {_kind(item)}",
+                )
+                continue
+            question = self.check_question(item, infos, i, first_id_lines, profile_owners)
+            if question is not None:
+                questions.append(question)
+        return tuple(questions)
+
+    def check_question(
+        self,
+        item: dict[Any, Any],
+        infos: list[_QuestionInfo],
+        index: int,
+        first_id_lines: dict[str, int],
+        profile_owners: dict[str, tuple[str, int]],
+    ) -> Question | None:
+        info = infos[index]
+        item_line = info.line
+        for key in item:
+            if key not in QUESTION_FIELDS:
+                self.error(_key_line(item, key), f"unknown field '{key}'")
+        for key in REQUIRED_QUESTION_FIELDS:
+            if key not in item:
+                self.error(item_line, f"missing field '{key}'")
+
+        question_id = None
+        if "id" in item:
+            id_line = _key_line(item, "id")
+            question_id = self.text(item["id"], id_line, f"id of question {index + 1}")
+            if question_id is not None and not _QUESTION_ID.fullmatch(question_id):
+                self.error(
+                    id_line,
+                    f"invalid question id '{question_id}': use lowercase letters, digits and _",
+                )
+                question_id = None
+            elif question_id is not None and question_id in first_id_lines:
+                self.error(
+                    id_line,
+                    f"duplicate question id '{question_id}' "
+                    f"(first at line {first_id_lines[question_id]})",
+                )
+            elif question_id is not None:
+                first_id_lines[question_id] = id_line
+        name = f"question '{question_id}'" if question_id else f"question {index + 1}"
+
+        question_type = None
+        if "type" in item:
+            raw_type = item["type"]
+            if raw_type in QUESTION_TYPES:
+                question_type = raw_type
+            else:
+                shown = raw_type if isinstance(raw_type, str) else _kind(raw_type)
+                self.error(
+                    _key_line(item, "type"),
+                    f"unknown question type '{shown}' (use {', '.join(QUESTION_TYPES)})",
+                )
+
+        text = self.texts(item, "text", f"text of {name}") if "text" in item else {}
+
+        profile = None
+        if "profile" in item:
+            profile_line = _key_line(item, "profile")
+            profile = self.text(item["profile"], profile_line, f"profile of {name}")
+            if profile is not None and not _PROFILE_KEY.fullmatch(profile):
+                self.error(
+                    profile_line,
+                    f"invalid profile key '{profile}': use lowercase letters, digits and _",
+                )
+                profile = None
+            elif profile is not None and profile in profile_owners:
+                owner, owner_line = profile_owners[profile]
+                self.warn(
+                    profile_line,
+                    f"profile '{profile}' is also saved by {owner} (line {owner_line}); "
+                    "once it is known neither is asked",
+                )
+            elif profile is not None:
+                profile_owners[profile] = (name, profile_line)
+
+        optional = (
+            self.boolean(item, "optional", f"optional of {name}") if "optional" in item else False
+        )
+
+        choices: tuple[Choice, ...] = ()
+        has_choices = question_type in ("choice", "multi")
+        if "choices" in item:
+            if question_type is not None and not has_choices:
+                self.error(
+                    _key_line(item, "choices"), "choices are only for choice and multi questions"
+                )
+            else:
+                choices = self.check_choices(item, name)
+        elif has_choices:
+            self.error(item_line, "missing field 'choices'")
+        if question_type in ("choice", "multi"):
+            info.values = tuple(c.value for c in choices)
+        elif question_type == "yes_no":
+            info.values = _YES_NO_VALUES
+
+        bounds = self.check_range(item, name, question_type)
+
+        when = None
+        when_source = None
+        if "when" in item:
+            when_source, when = self.check_when(item, infos, index, name)
+
+        if self.has_errors or question_id is None or question_type is None:
+            return None
+        return Question(
+            id=question_id,
+            type=question_type,
+            text=text,
+            choices=choices,
+            profile=profile,
+            optional=optional,
+            when=when,
+            when_source=when_source,
+            min=bounds[0],
+            max=bounds[1],
+            bins=bounds[2],
+        )
+
+    def check_choices(self, item: dict[Any, Any], name: str) -> tuple[Choice, ...]:
+        node = item["choices"]
+        line = _key_line(item, "choices")
+        if not isinstance(node, list):
+            self.error(line, f"choices of {name} must be a list, got {_kind(node)}")
+            return ()
+        if len(node) < 2:
+            self.error(line, f"{name} needs at least 2 choices")
+        choices: list[Choice] = []
+        first_value_lines: dict[str, int] = {}
+        for i, choice in enumerate(node):
+            position = i + 1
+            choice_line = _item_line(node, i)
+            where = f"choice {position} of {name}"
+            if not isinstance(choice, dict):
+                self.error(
+                    choice_line, f"{where} must be a mapping (value, label), got {_kind(choice)}"
+                )
+                continue
+            for key in choice:
+                if key not in CHOICE_FIELDS:
+                    self.error(_key_line(choice, key), f"unknown field '{key}'")
+            for key in REQUIRED_CHOICE_FIELDS:
+                if key not in choice:
+                    self.error(choice_line, f"missing field '{key}'")
+            value = None
+            if "value" in choice:
+                value = self.check_choice_value(choice, position, where, first_value_lines)
+            label = self.texts(choice, "label", f"label of {where}") if "label" in choice else {}
+            for lang, text in label.items():
+                system = _system_word(text)
+                if system is not None:
+                    self.error(
+                        _key_line(choice["label"], lang),
+                        f"choice label '{text}' is the system keyword {system}",
+                    )
+            match: dict[str, tuple[str, ...]] = {}
+            if "match" in choice:
+                for lang, words in self.word_lists(choice, "match", f"match of {where}").items():
+                    for word, word_line in words:
+                        self.check_answer_word(word, word_line, "match word", position)
+                    match[lang] = tuple(word for word, _ in words)
+            if value is not None:
+                choices.append(Choice(value=value, label=label, match=match))
+        return tuple(choices)
+
+    def check_choice_value(
+        self, choice: dict[Any, Any], position: int, where: str, first_lines: dict[str, int]
+    ) -> str | None:
+        raw = choice["value"]
+        line = _key_line(choice, "value")
+        # A whole number is fine as a value (`value: 1`): it is stored as text.
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            raw = str(raw)
+        if not isinstance(raw, str):
+            self.error(line, f"value of {where} must be text or a whole number, got {_kind(raw)}")
+            return None
+        if not raw.strip():
+            self.error(line, f"empty value for {where}")
+            return None
+        value = str(raw)
+        self.check_answer_word(value, line, "choice value", position)
+        if value in first_lines:
+            self.error(
+                line, f"duplicate choice value '{value}' (first at line {first_lines[value]})"
+            )
+            return value
+        first_lines[value] = line
+        return value
+
+    def check_answer_word(self, word: str, line: int, what: str, position: int) -> None:
+        # Workers answer with the number shown next to a choice, so another number is a trap.
+        digits = word.strip()
+        if _DIGITS.fullmatch(digits) and int(digits) != position:
+            self.error(line, f"{what} '{word}' is a number different from its position {position}")
+        system = _system_word(word)
+        if system is not None:
+            self.error(line, f"{what} '{word}' is the system keyword {system}")
+
+    def check_range(
+        self, item: dict[Any, Any], name: str, question_type: str | None
+    ) -> tuple[float | None, float | None, tuple[float, ...]]:
+        values: dict[str, float | None] = {"min": None, "max": None}
+        for key in ("min", "max", "bins"):
+            if key in item and question_type is not None and question_type != "number":
+                self.error(_key_line(item, key), f"{key} is only for number questions")
+        for key in ("min", "max"):
+            if key in item:
+                values[key] = self.number(item, key, f"{key} of {name}")
+        low, high = values["min"], values["max"]
+        if low is not None and high is not None and low > high:
+            self.error(
+                _key_line(item, "max"),
+                f"min {_format_number(low)} is greater than max {_format_number(high)}",
+            )
+        bins: list[float] = []
+        if "bins" in item:
+            node = item["bins"]
+            if not isinstance(node, list):
+                self.error(
+                    _key_line(item, "bins"),
+                    f"bins of {name} must be a list of numbers, got {_kind(node)}",
+                )
+                node = []
+            previous = None
+            for i, edge in enumerate(node):
+                line = _item_line(node, i)
+                if not _is_number(edge):
+                    self.error(line, f"bins of {name} must be numbers, got {_kind(edge)}")
+                    continue
+                shown = _format_number(edge)
+                if previous is not None and edge <= previous:
+                    self.error(
+                        line, f"bins must increase: {shown} after {_format_number(previous)}"
+                    )
+                if low is not None and edge < low:
+                    self.error(line, f"bin {shown} is below min {_format_number(low)}")
+                if high is not None and edge > high:
+                    self.error(line, f"bin {shown} is above max {_format_number(high)}")
+                previous = edge
+                bins.append(int(edge) if isinstance(edge, int) else float(edge))
+        return low, high, tuple(bins)
+
+    def check_when(
+        self, item: dict[Any, Any], infos: list[_QuestionInfo], index: int, name: str
+    ) -> tuple[str | None, Any]:
+        raw = item["when"]
+        line = _key_line(item, "when")
+        if not isinstance(raw, str):
+            self.error(
+                line,
+                f"when of {name} must be a quoted condition, e.g. \"paid == 'no'\", "
+                f"got {_kind(raw)}",
+            )
+            return None, None
+        try:
+            expression = parse(str(raw))
+        except ExpressionError as error:
+            self.error(line, f"bad when: {error}")
+            return None, None
+        earlier = infos[:index]
+        this_and_later = infos[index:]
+        known = {i.id for i in earlier} | {i.profile for i in earlier}
+        for used in sorted(expression.names()):
+            if used in known:
+                continue
+            if used in (infos[index].id, infos[index].profile):
+                self.error(line, f"when names '{used}', this question itself")
+            elif any(used in (i.id, i.profile) for i in this_and_later):
+                self.error(line, f"when names '{used}', a later question")
+            else:
+                self.error(line, f"when names unknown question '{used}'")
+        by_id = {i.id: i for i in earlier if i.id is not None}
+        reported: set[tuple[str, str]] = set()
+        for used, literal in expression.compared_literals():
+            target = by_id.get(used)
+            shown = str(literal)
+            if target is None or target.values is None or shown in target.values:
+                continue
+            if (used, shown) not in reported:
+                reported.add((used, shown))
+                self.warn(
+                    line,
+                    f"when compares '{used}' with '{shown}', which is not one of its values "
+                    f"({', '.join(target.values)})",
+                )
+        return str(raw), expression

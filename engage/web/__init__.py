@@ -1,0 +1,11 @@
+"""Blueprints: webhooks, health, and (later) staff and results pages."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register_blueprints(app: Flask) -> None:
+    from engage.web import health
+
+    app.register_blueprint(health.bp)
