@@ -243,7 +243,7 @@ def _read_spelled(
         and following_word.kind in ("hundred", "thousand")
     ):
         entry = _Word(1, "unit")  # "a hundred", "a thousand"
-    if entry is None or (False):
+    if entry is None or (entry.is_weak and not allow_weak):
         return 0, i
     spelled = _Spelled()
     spelled.take(entry)
@@ -417,8 +417,15 @@ def _multi_choices(
     words: Sequence[str], count: int, keys: dict[str, int], table: dict[str, _Word]
 ) -> set[int] | None:
     """The indexes a multi answer names, reading the longest label first; None on any unknown."""
-    if words and words[0] in _NUMBER_PREFIXES:
-        words = words[1:]
+    picked = _picked_choices(words, count, keys, table)
+    if picked is None and words and words[0] in _NUMBER_PREFIXES:
+        picked = _picked_choices(words[1:], count, keys, table)  # "opciones 1 y 3"
+    return picked
+
+
+def _picked_choices(
+    words: Sequence[str], count: int, keys: dict[str, int], table: dict[str, _Word]
+) -> set[int] | None:
     picked: set[int] = set()
     i = 0
     while i < len(words):

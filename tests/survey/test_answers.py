@@ -38,6 +38,7 @@ PROBLEMS = Question(
         Choice("food", {"es": "Frutas y verduras", "en": "Fruit and vegetables"}),
         Choice("heat", {"es": "Calor", "en": "Heat"}, {"en": ("hot",)}),
         Choice("none", {"es": "Ninguno", "en": "None"}),
+        Choice("count", {"es": "Número de horas", "en": "Hours"}),
     ),
 )
 
@@ -102,6 +103,7 @@ def test_parse_number_reads_digits(text: str, expected: float) -> None:
         "40 horas 5 dias",
         "cuarenta o cincuenta",
         "dos y tres",
+        "treinta y mil",
         "cinco seis",
         "forty fifty",
         "1,2,3",
@@ -400,6 +402,7 @@ def test_choice_value_wins_over_another_choice_label() -> None:
         ("hot, 2", ("pay", "heat")),
         ("opciones 1 y 3", ("water", "food")),
         ("food", ("food",)),
+        ("numero de horas y 2", ("pay", "count")),  # a label that starts like "número 2"
     ],
 )
 def test_multi_accepts_combinations(text: str, expected: tuple[str, ...]) -> None:
@@ -412,8 +415,8 @@ def test_multi_accepts_combinations(text: str, expected: tuple[str, ...]) -> Non
         "",
         "0",
         "1 0",
-        "6",
-        "1 6",
+        "7",
+        "1 7",
         "1 o 3",
         "1 de 3",
         "1 Texas",

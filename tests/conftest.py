@@ -1,0 +1,125 @@
+"""Apps on SQLite and PostgreSQL, a CLI runner, and the surveys the tests talk to."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+from flask import Flask
+from flask.cli import ScriptInfo
+from sqlalchemy import text
+
+from engage import create_app, db
+from engage.cli import main
+from engage.migrations import upgrade
+from engage.services.surveys import publish_surveys
+from engage.survey.loader import find_survey_files, load_surveys
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_SURVEYS = ROOT / "surveys"
+TEST_SURVEYS = Path(__file__).resolve().parent / "surveys"
+PG_SERVER = os.environ.get("ENGAGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+PG_DATABASE = "engage_test"
+
+
+def _reset_pg_database() -> str:
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {PG_DATABASE}")
+    return f"{PG_SERVER}/{PG_DATABASE}"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """A fresh PostgreSQL database for this run, migrated once."""
+    url = _reset_pg_database()
+    from engage.config import database_url
+    from engage.db import make_engine
+
+    engine = make_engine(database_url(url))
+    upgrade(engine)
+    engine.dispose()
+    return url
+
+
+def make_app(tmp_path: Path, database: str, pg_url: str | None = None, **overrides) -> Flask:
+    if database == "sqlite":
+        url = f"sqlite:///{tmp_path / 'engage.db'}"
+    else:
+        assert pg_url is not None
+        url = pg_url
+    app = create_app(
+        {
+            "ENGAGE_ENV": "development",
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "DATABASE_URL": url,
+            "ENGAGE_ORG_NAME": "Centro Campesino",
+            **overrides,
+        }
+    )
+    with app.app_context():
+        if database == "sqlite":
+            upgrade(db.engine())
+        else:
+            with db.engine().begin() as conn:
+                tables = ", ".join(
+                    t.name for t in reversed(db.Base.metadata.sorted_tables)
+                )
+                conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    return app
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def app(request, tmp_path: Path, database: str) -> Iterator[Flask]:
+    pg = request.getfixturevalue("pg_url") if database == "postgresql" else None
+    app = make_app(tmp_path, database, pg)
+    with app.app_context():
+        publish(app, [SHIPPED_SURVEYS, TEST_SURVEYS])
+    yield app
+    db_engine = app.extensions["engage.engine"]
+    db_engine.dispose()
+
+
+def publish(app: Flask, directories: list[Path]) -> None:
+    files = [f for d in directories for f in find_survey_files(d)]
+    surveys, problems = load_surveys(files)
+    assert not [p for p in problems if not p.is_warning], problems
+    with app.app_context(), db.transaction() as session:
+        publish_surveys(session, surveys)
+
+
+class Worker:
+    """A worker texting Engage through `engage simulate`, as a person at a phone would."""
+
+    def __init__(self, app: Flask, phone: str, channel: str = "sms") -> None:
+        self.app = app
+        self.phone = phone
+        self.channel = channel
+        self.runner = CliRunner()
+
+    def send(self, text: str) -> str:
+        """Send one text; returns what `engage simulate` printed (the replies)."""
+        args = ["simulate", self.phone, text, "--channel", self.channel]
+        result = self.runner.invoke(main, args, obj=ScriptInfo(create_app=lambda: self.app))
+        assert result.exit_code == 0, result.output + repr(result.exception)
+        return result.stdout.rstrip("\n")
+
+    def script(self, *texts: str) -> list[str]:
+        return [self.send(t) for t in texts]
+
+
+@pytest.fixture
+def worker(app: Flask):
+    def make(phone: str = "+15551230001", channel: str = "sms") -> Worker:
+        return Worker(app, phone, channel)
+
+    return make

@@ -1,0 +1,380 @@
+"""Scripted conversations through `engage simulate`, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from engage import db
+from engage.models import Answer, Contact, Conversation, Message
+
+ES_CONSENT = "¿Participa? 1=Sí 2=No"
+EN_CONSENT = "Join? 1=Yes 2=No"
+ES_STATE = "Elija el estado donde trabaja:"
+EN_STATE = "Which state do you work in?"
+EN_CROP = "Which crop do you work in most?"
+EN_FEE = "Did you have to pay a recruiter"
+EN_FEE_AMOUNT = "How much did you pay in total"
+EN_PROMISED = "Are the job and pay what your contract says?"
+ES_PROMISED = "¿El trabajo y el pago son como dice su contrato?"
+EN_ON_TIME = "Are you paid on time?"
+HOTLINE = "1-888-373-7888"
+
+
+def answers(app, survey_id="working-conditions"):
+    with app.app_context():
+        rows = db.session().scalars(
+            select(Answer).where(Answer.survey_id == survey_id).order_by(Answer.id)
+        )
+        return {a.question_id: (a.status, a.value.get("v"), a.raw_text, a.language) for a in rows}
+
+
+def age(app, model, column: str, hours: float) -> None:
+    """Move a timestamp of every row back in time, as if that many hours had passed."""
+    with app.app_context(), db.transaction() as session:
+        for row in session.scalars(select(model)):
+            setattr(row, column, getattr(row, column) - timedelta(hours=hours))
+
+
+def contact(app):
+    with app.app_context():
+        return db.session().scalars(select(Contact)).one()
+
+
+def conversations(app):
+    with app.app_context():
+        return [
+            (c.survey_id, c.status)
+            for c in db.session().scalars(select(Conversation).order_by(Conversation.id))
+        ]
+
+
+def test_first_message_gets_the_language_menu_and_a_pick_confirms(worker):
+    w = worker()
+    menu = w.send("hola")
+    assert menu.splitlines()[0] == "Responda con el número de su idioma:"
+    # Languages with catalogs, and those of active surveys (the test Mixteco one), fixed numbers.
+    assert menu.splitlines()[1:] == [
+        "1 Español",
+        "2 English",
+        "3 Kreyòl ayisyen",
+        "4 Tu'un savi (Mixteco)",
+    ]
+    reply = w.send("2")
+    assert reply.startswith("We will write to you in English.")
+    assert "send HOUSING, PRUEBA, WORK." in reply  # each active survey's keyword in English
+
+
+def test_a_menu_answer_by_name_works_and_anything_else_closes_it(worker, app):
+    w = worker()
+    w.send("buenas")
+    assert w.send("kreyol").startswith("N ap ekri w an kreyòl.")
+    assert contact(app).language == "ht"
+    w2 = worker("+15551230002")
+    w2.send("buenas")
+    # Not a language: the menu closes and the message is handled normally (a keyword here).
+    assert EN_CONSENT in w2.send("WORK")
+
+
+def test_full_survey_in_english_with_forgiving_answers(worker, app):
+    w = worker()
+    assert EN_CONSENT in w.send("work")
+    first = w.send("yes")
+    assert first.startswith("Thank you. About 10 short questions")
+    assert EN_STATE in first and "1 Florida" in first
+    assert EN_CROP in w.send("cali")  # a match word
+    assert EN_FEE in w.send("strawberries")
+    assert EN_FEE_AMOUNT in w.send("1")  # yes: the follow-up applies
+    assert EN_PROMISED in w.send("two")  # a number word
+    assert "language you understand" in w.send("PARTLY!")  # a label, any case and punctuation
+    assert EN_ON_TIME in w.send("y")
+    w.send("1")
+    assert "Any problems in your housing?" in w.send("forty five")
+    assert "passport" in w.send("1, 3 and pests")
+    w.script("2", "1")
+    assert "Thank you for taking part!" in w.send("The boss is fine")
+    got = answers(app)
+    assert got["state"][:2] == ("answered", "CA")
+    assert got["crop"][:2] == ("answered", "berries")
+    assert got["paid_fee"][:2] == ("answered", "yes")
+    assert got["job_as_promised"][:2] == ("answered", "partly")
+    assert got["hours_last_week"][:2] == ("answered", 45)
+    assert got["housing"][:2] == ("answered", ["crowded", "broken_bath_kitchen", "pests"])
+    assert got["comments"][:3] == ("answered", "The boss is fine", "The boss is fine")
+    assert {a[3] for a in got.values()} == {"en"}
+    assert conversations(app) == [("working-conditions", "completed")]
+    assert contact(app).profile == {"state": "CA", "crop": "berries"}
+
+
+def test_skip_logic_leaves_out_a_question_whose_condition_is_false(worker, app):
+    w = worker()
+    w.script("WORK", "1", "2", "3")
+    assert EN_PROMISED in w.send("no")  # no fee paid: fee_amount is not asked
+    assert "fee_amount" not in answers(app)
+    # No contract: contract_language is left out by its `when` too.
+    assert EN_ON_TIME in w.send("no contract")
+    got = answers(app)
+    assert got["job_as_promised"][1] == "no_contract"
+    assert "contract_language" not in got
+
+
+def test_keyword_starts_in_its_language_and_consent_is_asked_once(worker, app):
+    w = worker()
+    consent = w.send("TRABAJO")
+    assert consent.startswith("Hola, somos Centro Campesino.")
+    assert "AYUDA" in consent and "SALTAR" in consent and "ALTO" in consent
+    assert ES_STATE in w.send("sí")
+    assert contact(app).has_consented
+    assert contact(app).language == "es"
+
+
+def test_consent_declined_ends_the_conversation_and_a_keyword_asks_again(worker, app):
+    w = worker()
+    w.send("TRABAJO")
+    assert w.send("2") == "Entendido, gracias. No le preguntaremos nada."
+    assert conversations(app) == [("working-conditions", "declined")]
+    assert not contact(app).is_opted_out
+    assert ES_CONSENT in w.send("TRABAJO")
+
+
+def test_three_non_answers_to_consent_are_a_decline(worker, app):
+    w = worker()
+    w.send("WORK")
+    assert EN_CONSENT in w.send("what is this")
+    assert EN_CONSENT in w.send("who are you")
+    assert w.send("hmm") == "Understood, thank you. We will not ask you anything."
+    assert conversations(app) == [("working-conditions", "declined")]
+
+
+def test_three_misses_move_on_and_keep_the_raw_texts(worker, app):
+    w = worker()
+    w.script("WORK", "1")
+    first_miss = w.send("Oregon")
+    assert first_miss.startswith("Please answer with a number from 1 to 12.")
+    assert EN_STATE in first_miss
+    assert EN_STATE in w.send("99")
+    assert EN_CROP in w.send("0")
+    status, value, raw, _ = answers(app)["state"]
+    assert (status, value) == ("missed", None)
+    assert raw.splitlines() == ["Oregon", "99", "0"]
+
+
+def test_misses_hint_in_spanish(worker):
+    w = worker()
+    w.script("TRABAJO", "1", "1", "1", "1")  # state, crop, fee yes → fee_amount
+    reply = w.send("mucho")
+    assert reply.startswith("Por favor, responda con un número del 1 al 5.")
+
+
+def test_number_hint_names_the_range(worker):
+    w = worker()
+    w.script("WORK", "1", "1", "1", "2", "1", "1")
+    assert "How many hours" in w.send("1")
+    assert w.send("200").startswith("Please answer with a number from 0 to 120.")
+    assert "Any problems in your housing?" in w.send("unas cuarenta horas")
+
+
+def test_skip_stores_skipped_for_any_question_and_zero_is_not_a_skip(worker, app):
+    w = worker()
+    w.script("TRABAJO", "1")
+    assert "¿En qué cultivo" in w.send("SALTAR")
+    assert answers(app)["state"][:2] == ("skipped", None)
+    assert "Por favor" in w.send("0")
+    assert "reclutador" in w.send("skip")
+    assert answers(app)["crop"][0] == "skipped"
+
+
+def test_optional_question_mentions_skip_in_the_workers_language(worker, app):
+    w = worker()
+    w.script("TRABAJO", "1", "1", "1", "2", "1", "1", "1", "50", "5", "2")
+    comments = w.send("1")
+    assert "(SALTAR para saltar)" in comments
+    assert w.send("saltar").startswith("¡Muchas gracias por participar!")
+    assert conversations(app) == [("working-conditions", "completed")]
+    assert answers(app)["comments"][0] == "skipped"
+
+
+def test_help_mid_survey_gives_the_hotline_and_the_question_again(worker, app):
+    w = worker()
+    w.script("TRABAJO", "1")
+    reply = w.send("ayuda")
+    assert HOTLINE in reply and "233733" in reply
+    assert "No somos el gobierno ni su patrón" in reply
+    assert reply.rstrip().endswith("12 Otro")  # the pending question again
+    assert "state" not in answers(app)  # help is not a miss, not an answer
+    en = worker("+15551230009")
+    en.script("WORK", "1")
+    reply = en.send("HELP")
+    assert "We are not the government or your employer" in reply and EN_STATE in reply
+
+
+def test_language_switch_mid_survey_asks_the_question_again_in_the_new_language(worker, app):
+    w = worker()
+    w.script("TRABAJO", "1", "2")
+    menu = w.send("IDIOMA")
+    assert menu.splitlines()[1:] == ["1 Español", "2 English", "3 Kreyòl ayisyen"]
+    switched = w.send("2")
+    assert switched.startswith(EN_CROP)
+    assert contact(app).language == "en"
+    assert EN_FEE in w.send("3")
+    assert answers(app)["crop"][3] == "en"
+    assert answers(app)["state"][3] == "es"
+
+
+def test_opt_out_in_spanish_words_confirms_once_then_silence_until_opt_in(worker, app):
+    w = worker()
+    w.script("TRABAJO", "1")
+    assert w.send("ALTO") == "No recibirá más mensajes nuestros. Envíe ALTA para volver."
+    assert contact(app).is_opted_out
+    assert conversations(app) == [("working-conditions", "opted_out")]
+    for text in ("AYUDA", "TRABAJO", "1", "hola", "IDIOMA", "BAJA"):
+        assert w.send(text) == ""
+    assert w.send("alta").startswith("Recibirá nuestros mensajes otra vez.")
+    assert not contact(app).is_opted_out
+    # No survey resumes by itself: a plain text gets the "no conversation" reply.
+    assert "TRABAJO" in w.send("hola")
+
+
+def test_english_stop_on_sms_is_recorded_without_a_reply_twilio_confirms(worker, app):
+    w = worker()
+    w.send("WORK")
+    assert w.send("STOP") == ""
+    assert contact(app).is_opted_out
+    assert w.send("HELP") == ""
+    assert w.send("START") == ""  # Twilio confirms START itself on SMS
+    assert not contact(app).is_opted_out
+
+
+def test_stop_on_whatsapp_is_confirmed_by_us(worker, app):
+    w = worker(channel="whatsapp")
+    w.send("WORK")
+    assert w.send("stop").startswith("You will get no more messages from us.")
+    assert w.send("start").startswith("You will get our messages again.")
+
+
+def test_stop_as_first_message_creates_the_contact_opted_out(worker, app):
+    w = worker()
+    assert w.send("STOP") == ""
+    assert contact(app).is_opted_out
+    assert w.send("TRABAJO") == ""
+
+
+def test_profile_question_is_not_asked_again_in_a_second_survey(worker, app):
+    w = worker()
+    w.script("WORK", "1", "2")  # state = California
+    w.script(*["1", "2", "4", "1", "40", "5", "2", "1", "skip"])
+    assert conversations(app)[-1] == ("working-conditions", "completed")
+    first = w.send("HOUSING")
+    assert "Which state" not in first
+    assert "clean water" in first
+    w.send("1")
+    housing = answers(app, "housing-check")
+    assert housing["state"][:2] == ("profile", "CA")
+    assert housing["water"][:2] == ("answered", "yes")
+
+
+def test_another_surveys_keyword_abandons_the_current_one(worker, app):
+    w = worker()
+    w.script("WORK", "1", "2")
+    reply = w.send("HOUSING")
+    assert "clean water" in reply  # state known from the profile
+    assert conversations(app) == [
+        ("working-conditions", "abandoned"),
+        ("housing-check", "active"),
+    ]
+    assert answers(app)["state"][1] == "CA"  # answers of the abandoned survey are kept
+
+
+def test_the_same_keyword_mid_survey_repeats_the_pending_question(worker, app):
+    w = worker()
+    w.script("WORK", "1")
+    assert w.send("work").startswith(EN_STATE)
+    assert conversations(app) == [("working-conditions", "active")]
+
+
+def test_a_completed_survey_is_not_answered_twice(worker, app):
+    w = worker()
+    w.script("HOUSING", "1", "1")
+    assert w.send("1").startswith("Thank you.")
+    assert w.send("HOUSING") == "You already answered this survey. Thank you!"
+
+
+def test_known_contact_without_conversation_gets_one_reply_a_day(worker, app):
+    w = worker()
+    w.script("HOUSING", "2")  # declined
+    assert "send HOUSING, PRUEBA, WORK." in w.send("hello?")
+    assert w.send("anyone there?") == ""
+    age(app, Contact, "last_nudged_at", 25)
+    assert "send HOUSING, PRUEBA, WORK." in w.send("hello again")
+    with app.app_context():
+        free = db.session().scalars(
+            select(Message.body).where(Message.is_free_text.is_(True))
+        ).all()
+    assert free == ["hello?", "anyone there?", "hello again"]
+
+
+def test_idle_conversation_expires_and_a_later_message_starts_afresh(worker, app):
+    w = worker()
+    w.script("WORK", "1", "2")
+    age(app, Conversation, "last_activity_at", 73)
+    reply = w.send("3")
+    assert EN_CROP not in reply
+    assert conversations(app) == [("working-conditions", "expired")]
+    assert answers(app)["state"][1] == "CA"
+    assert EN_CROP in w.send("WORK")  # a new conversation; state known from the profile
+
+
+def test_a_conversation_within_the_idle_time_resumes(worker, app):
+    w = worker()
+    w.script("WORK", "1")
+    age(app, Conversation, "last_activity_at", 71)
+    assert EN_CROP in w.send("2")
+
+
+def test_a_survey_language_without_cldr_data_reads_spanish_system_texts(worker, app):
+    w = worker()
+    consent = w.send("NDAA")
+    assert consent.startswith("Hola, somos Centro Campesino.")
+    assert "¿Va'a?\n1 Sí 2 No" in w.send("1")
+    assert contact(app).language == "mix"
+
+
+def test_phone_number_is_not_stored_in_clear_text(worker, app, database, tmp_path):
+    phone = "+15559876543"
+    worker(phone).script("WORK", "1")
+    digits = phone.lstrip("+").encode()
+    if database == "sqlite":
+        with app.app_context():
+            db.engine().dispose()  # checkpoint: everything is in the files now
+        raw = b"".join(p.read_bytes() for p in tmp_path.glob("engage.db*"))
+        assert "Which state".encode() in raw  # the stored replies are there, in clear
+        assert digits not in raw
+        assert digits[-7:] not in raw
+    else:
+        with app.app_context(), db.engine().connect() as conn:
+            from sqlalchemy import text
+
+            for table in ("contacts", "messages", "conversations", "answers"):
+                rows = conn.execute(text(f"SELECT row_to_json(t)::text FROM {table} t"))
+                for (row,) in rows:
+                    assert digits.decode() not in row
+    c = contact(app)
+    assert c.phone_encrypted.startswith("gAAAA")
+    assert app.extensions["engage.vault"].decrypt(c.phone_encrypted) == phone
+
+
+def test_whatsapp_mexican_mobile_is_the_same_contact_as_its_sms_form(worker, app):
+    worker("+5215512345678", channel="whatsapp").script("TRABAJO", "1")
+    reply = worker("+525512345678").send("1")
+    assert "¿En qué cultivo" in reply  # the same conversation, continued by SMS
+    with app.app_context():
+        assert db.session().scalar(select(Contact.id).order_by(Contact.id.desc())) == 1
+
+
+def test_simulated_contacts_and_answers_are_marked(worker, app):
+    worker().script("WORK", "1", "1")
+    with app.app_context():
+        session = db.session()
+        assert session.scalars(select(Contact.is_simulated)).all() == [True]
+        assert set(session.scalars(select(Answer.is_simulated)).all()) == {True}
