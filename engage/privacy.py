@@ -33,7 +33,9 @@ class Sender:
 def parse_sender(raw: str) -> Sender:
     """Read a Twilio `From` (`+1…` or `whatsapp:+52…`); Twilio has authenticated it already."""
     raw = raw.strip()
-    channel, number = ("whatsapp", raw[len("whatsapp:") :]) if raw.startswith("whatsapp:") else ("sms", raw)
+    channel, number = (
+        ("whatsapp", raw[len("whatsapp:") :]) if raw.startswith("whatsapp:") else ("sms", raw)
+    )
     return Sender(channel=channel, e164=number if _E164.match(number) else None, address=raw)
 
 

@@ -66,9 +66,7 @@ def make_app(tmp_path: Path, database: str, pg_url: str | None = None, **overrid
             upgrade(db.engine())
         else:
             with db.engine().begin() as conn:
-                tables = ", ".join(
-                    t.name for t in reversed(db.Base.metadata.sorted_tables)
-                )
+                tables = ", ".join(t.name for t in reversed(db.Base.metadata.sorted_tables))
                 conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     return app
 

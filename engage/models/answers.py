@@ -10,7 +10,7 @@ from engage.db import Base, utcnow
 
 
 class Answer(Base):
-    """One question's outcome in a conversation: answered, skipped, missed, or known from the profile."""
+    """A question's outcome in a conversation: answered, skipped, missed, or from the profile."""
 
     __tablename__ = "answers"
     __table_args__ = (Index("ix_answers_survey_question", "survey_id", "question_id"),)

@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 from engage.db import utcnow
 from engage.models import Answer, Contact, Conversation, Message
 from engage.privacy import Sender, Vault
+from engage.services.surveys import DatabaseCatalog
 from engage.survey.engine import ContactState, ConversationState, Engine, Outcome
 from engage.survey.texts import SystemTexts
-from engage.services.surveys import DatabaseCatalog
 
 log = logging.getLogger(__name__)
 
@@ -295,7 +295,6 @@ def _apply(
             )
         )
     return current
-
 
 
 def settings_from(app_config: dict, vault: Vault) -> Settings:

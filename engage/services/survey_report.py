@@ -34,9 +34,7 @@ def check_files(files: list[Path], *, org_name: str) -> tuple[bool, list[str]]:
                 text = render_question(question, survey, lang, t)
                 lines.append(_cost_line(question.id, lang, text, QUESTION_BUDGET))
             if survey.closing.get(lang):
-                lines.append(
-                    _cost_line("closing", lang, survey.closing[lang], QUESTION_BUDGET)
-                )
+                lines.append(_cost_line("closing", lang, survey.closing[lang], QUESTION_BUDGET))
     return True, lines
 
 
@@ -46,4 +44,3 @@ def _cost_line(name: str, lang: str, text: str, budget: int) -> str:
     if cost.segments > budget:
         line += f"  warning: more than {budget} segments"
     return line
-

@@ -34,9 +34,7 @@ def parse_version(row: SurveyVersion) -> Survey:
 
 
 def _check_compatible(session: Session, survey: Survey) -> None:
-    rows = session.scalars(
-        select(SurveyVersion).where(SurveyVersion.survey_id == survey.id)
-    ).all()
+    rows = session.scalars(select(SurveyVersion).where(SurveyVersion.survey_id == survey.id)).all()
     new_questions = {q.id: q for q in survey.questions}
     for row in rows:
         for old in parse_version(row).questions:

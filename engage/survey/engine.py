@@ -159,9 +159,7 @@ class Engine:
         if survey is not None:
             codes: Iterable[str] = survey.languages
         else:
-            codes = set(kw.CATALOG_LANGUAGES).union(
-                *(s.languages for s in self.surveys.active())
-            )
+            codes = set(kw.CATALOG_LANGUAGES).union(*(s.languages for s in self.surveys.active()))
         return sorted(codes, key=lambda c: (kw.menu_number(c), c))
 
 

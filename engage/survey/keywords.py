@@ -36,7 +36,7 @@ _SPACES = re.compile(r"\s+")
 
 
 def fold(text: str) -> str:
-    """Lower case, no accents, no surrounding punctuation, single spaces: the form every match uses."""
+    """Lower case, no accents, no edge punctuation, single spaces: the form every match uses."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return _SPACES.sub(" ", _EDGE_PUNCTUATION.sub("", plain.strip()))

@@ -85,9 +85,9 @@ class SystemTexts:
         _ = self.gettext
         if not keywords:
             return _("There is no survey right now. HELP for information, STOP to quit.")
-        return _(
-            "To answer a survey, send %(keywords)s. HELP for information, STOP to quit."
-        ) % {"keywords": ", ".join(keywords)}
+        return _("To answer a survey, send %(keywords)s. HELP for information, STOP to quit.") % {
+            "keywords": ", ".join(keywords)
+        }
 
     def opted_out(self) -> str:
         _ = self.gettext

@@ -1,0 +1,46 @@
+# Engage: `make run` for a working demo on the embedded default, `make test` for everything.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_PHONE ?= +15550100001
+
+.PHONY: install catalogs extract run chat test lint format clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+# Compile the gettext catalogs (locales/*/LC_MESSAGES/messages.po -> .mo).
+catalogs: install
+	$(BIN)/pybabel compile --domain messages --directory locales --statistics
+
+# After changing a system text: extract, then merge into every catalog and translate.
+extract: install
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k gettext --no-location --omit-header \
+		-o locales/messages.pot .
+	$(BIN)/pybabel update --domain messages --input-file locales/messages.pot \
+		--output-dir locales --no-fuzzy-matching --width 100
+
+run: catalogs
+	ENGAGE_ENV=development $(BIN)/engage db upgrade
+	ENGAGE_ENV=development $(BIN)/engage surveys load
+	ENGAGE_ENV=development $(BIN)/engage chat $(DEMO_PHONE)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: catalogs lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .hypothesis
+	find locales -name '*.mo' -delete
