@@ -139,7 +139,7 @@ def _group_splits(groups: list[Group]) -> Iterator[tuple[Group, list[Group]]]:
 
 
 def _hide_complementary(cells: dict[CellKey, Cell], lines: list[_Line], min_cell: int) -> None:
-    """Hide more cells until no line with a shown total gives a hidden count away."""
+    """Hide more cells until no line, on its own, gives a hidden count away."""
     # Hiding a cell can expose another line it belongs to, so sweep until a sweep changes nothing;
     # every step hides one more cell, so this ends (at worst with everything hidden).
     changed = True
@@ -216,23 +216,26 @@ def _subtract(
 
 def _hide_near(cells: dict[CellKey, Cell], lines: list[_Line], key: CellKey) -> bool:
     """Hide the smallest shown non-zero cell nearest to key along the lines; False if none."""
+    lines_of: dict[CellKey, list[_Line]] = {}
+    for line in lines:
+        for cell in (line.total, *line.members):
+            lines_of.setdefault(cell, []).append(line)
     seen = {key}
     frontier = [key]
     while frontier:
         near = [
             other
-            for line in lines
-            if any(cell in (line.total, *line.members) for cell in frontier)
+            for cell in frontier
+            for line in lines_of.get(cell, [])
             for other in (line.total, *line.members)
             if other not in seen
         ]
-        near = list(dict.fromkeys(near))
-        candidates = [other for other in near if cells[other].shown and cells[other].count > 0]
+        frontier = list(dict.fromkeys(near))
+        candidates = [other for other in frontier if cells[other].shown and cells[other].count > 0]
         if candidates:
             cells[min(candidates, key=lambda other: cells[other].count)].shown = False
             return True
-        seen.update(near)
-        frontier = near
+        seen.update(frontier)
     return False
 
 

@@ -1,0 +1,136 @@
+"""The `engage` console command itself, run as an operator would run it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ENGAGE = str(Path(sys.executable).with_name("engage"))
+
+
+def run(*args: str, cwd: Path, env: dict | None = None, stdin: str | None = None):
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("ENGAGE_", "TWILIO_"))}
+    full_env.pop("DATABASE_URL", None)
+    full_env.pop("REDIS_URL", None)
+    full_env.update({"ENGAGE_ENV": "development", "ENGAGE_ORG_NAME": "Centro Campesino"})
+    full_env.update(env or {})
+    return subprocess.run(
+        [ENGAGE, *args],
+        cwd=cwd,
+        env=full_env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_shipped_survey_passes_the_check_with_segment_costs():
+    result = run("surveys", "check", str(ROOT / "surveys"), cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "working-conditions (version " in result.stdout
+    lines = result.stdout.splitlines()
+    assert any(line.split()[:3] == ["consent", "es", "UCS-2"] for line in lines)
+    assert not any("warning" in line for line in lines), result.stdout
+
+
+BROKEN = """\
+id: broken-survey
+title: {es: Roto, en: Broken}
+languages: [es, en]
+keywords: {es: [ROTO], en: [BROKEN]}
+questions:
+  - id: hours
+    type: number
+    min: 10
+    max: 5
+    text: {es: "¿Horas?"}
+  - id: paid
+    type: yes_no
+    when: "later == 'yes'"
+    text: {es: "¿Pagado?", en: "Paid?"}
+  - id: later
+    type: yes_no
+    colour: blue
+    text: {es: "¿Luego?", en: "Later?"}
+"""
+
+
+def test_a_broken_survey_is_reported_by_file_and_line(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text(BROKEN)
+    result = run("surveys", "check", str(path), cwd=tmp_path)
+    assert result.returncode == 1
+    out = result.stdout
+    assert f"{path}:10: " in out and "'en'" in out  # the missing translation
+    assert any(
+        line.startswith(f"{path}:8:") or line.startswith(f"{path}:9:") for line in out.splitlines()
+    ), out  # min > max
+    assert any(line.startswith(f"{path}:13:") and "later" in line for line in out.splitlines())
+    assert any(line.startswith(f"{path}:17:") and "colour" in line for line in out.splitlines())
+
+
+def test_simulate_prints_only_the_replies_and_keeps_phones_out_of_the_logs(tmp_path):
+    (tmp_path / "surveys").symlink_to(ROOT / "surveys")
+    assert run("db", "upgrade", cwd=tmp_path).returncode == 0
+    loaded = run("surveys", "load", cwd=tmp_path)
+    assert "working-conditions: published" in loaded.stdout
+    assert "working-conditions: unchanged" in run("surveys", "load", cwd=tmp_path).stdout
+    first = run("simulate", "+15557654321", "TRABAJO", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("Hola, somos Centro Campesino.")
+    assert first.stdout.count("\n") == 1  # one reply, nothing else on stdout
+    second = run("simulate", "+15557654321", "1", cwd=tmp_path)
+    assert second.stdout.startswith("Gracias.")
+    for out in (first, second):
+        assert "7654321" not in out.stderr
+        assert "TRABAJO" not in out.stderr  # the worker's own text is never logged
+    assert "contact-1" in second.stderr
+
+
+def test_chat_is_an_interactive_conversation(tmp_path):
+    (tmp_path / "surveys").symlink_to(ROOT / "surveys")
+    run("db", "upgrade", cwd=tmp_path)
+    run("surveys", "load", cwd=tmp_path)
+    result = run("chat", "+15557654000", cwd=tmp_path, stdin="WORK\n1\ncali\n")
+    assert result.returncode == 0, result.stderr
+    assert "Join? 1=Yes 2=No" in result.stdout
+    assert "Which state do you work in?" in result.stdout
+    assert "Which crop do you work in most?" in result.stdout
+
+
+def test_simulate_refuses_production(tmp_path):
+    from cryptography.fernet import Fernet
+
+    env = {
+        "ENGAGE_ENV": "production",
+        "ENGAGE_SECRET_KEY": "x" * 40,
+        "ENGAGE_PII_KEY": Fernet.generate_key().decode(),
+        "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
+        "TWILIO_AUTH_TOKEN": "t",
+        "ENGAGE_PUBLIC_URL": "https://example.org",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'prod.db'}",
+    }
+    result = run("simulate", "+15557654321", "hola", cwd=tmp_path, env=env)
+    assert result.returncode != 0
+    assert "--allow-production" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["worker.py"]])
+def test_worker_starts(command, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENGAGE_")}
+    env.update({"ENGAGE_ENV": "development", "ENGAGE_WORKER_BURST": "1"})
+    result = subprocess.run(
+        [sys.executable, str(ROOT / command[0])],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
