@@ -21,6 +21,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     env.update({k: str(v) for k, v in (overrides or {}).items() if isinstance(v, str)})
     app.config.update(config.load(env, app.instance_path))
     app.config.update({k: v for k, v in (overrides or {}).items() if not isinstance(v, str)})
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
     _configure_logging(app)
     app.extensions["engage.vault"] = Vault(app.config["ENGAGE_PII_KEY"])
     db.init_app(app)

@@ -33,7 +33,27 @@ def run_command(host: str, port: int) -> None:
     """Development server on :5000 (ENGAGE_ENV=development unless set)."""
     os.environ.setdefault("ENGAGE_ENV", "development")
     app = create_app()
-    app.run(host=host, port=port, debug=False, use_reloader=False)
+    if not app.config["REDIS_URL"]:
+        _start_in_process_clock(app)
+    app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+
+
+def _start_in_process_clock(app: Flask, interval: float = 30.0) -> None:
+    """Without Redis there is no clock process: run periodic work in a thread of this one."""
+    import threading
+
+    from engage.jobs.periodic import run_periodic
+
+    def loop() -> None:
+        while True:
+            time.sleep(interval)
+            with app.app_context():
+                try:
+                    run_periodic()
+                except Exception:  # keep the clock alive; the error is logged
+                    log.exception("clock: periodic work failed")
+
+    threading.Thread(target=loop, name="engage-clock", daemon=True).start()
 
 
 # -- database ------------------------------------------------------------------------------
@@ -166,18 +186,116 @@ def chat(phone: str, channel: str, allow_production: bool) -> None:
 
 @main.command("clock")
 @click.option("--once", is_flag=True, help="Run each periodic task once and exit.")
-@click.option("--interval", default=60, show_default=True, help="Seconds between rounds.")
+@click.option("--interval", default=30, show_default=True, help="Seconds between rounds.")
 @with_appcontext
 def clock(once: bool, interval: int) -> None:
-    """Periodic work: expire idle conversations (exactly one clock per deployment)."""
-    from engage.services.maintenance import expire_idle_conversations
+    """Periodic work: expiry, the outbox sweep, reconciling lost sends, the spool."""
+    from engage.jobs.periodic import run_periodic
 
     while True:
-        with db.transaction() as session:
-            expired = expire_idle_conversations(
-                session, idle_hours=current_app.config["ENGAGE_IDLE_HOURS"]
-            )
-        log.info("clock: %d conversation(s) expired", expired)
+        run_periodic()
         if once:
             return
         time.sleep(interval)
+
+
+@main.group("spool")
+def spool_group() -> None:
+    """The spool of webhooks taken while the database was down."""
+
+
+@spool_group.command("replay")
+@with_appcontext
+def spool_replay() -> None:
+    """Replay this host's spool now, in order."""
+    from engage.jobs.inbound import replay_spooled, spool
+
+    replayed = replay_spooled()
+    click.echo(f"{replayed} replayed, {spool().size()} waiting")
+
+
+# -- contacts and campaigns ------------------------------------------------------------------------
+
+
+@main.group("contacts")
+def contacts_group() -> None:
+    """Contacts."""
+
+
+@contacts_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def contacts_import(file: Path) -> None:
+    """Import contacts from a CSV file: phone,language,consent_source,<profile keys…>."""
+    from engage.services.contacts import ContactImportError, import_contacts, read_rows
+
+    try:
+        with file.open(newline="", encoding="utf-8-sig") as f:
+            rows = read_rows(
+                f, default_region=current_app.config["ENGAGE_DEFAULT_REGION"], name=str(file)
+            )
+    except ContactImportError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        raise click.ClickException(f"{len(exc.problems)} bad row(s): nothing imported") from None
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{file}: not UTF-8 text: nothing imported") from None
+    with db.transaction() as session:
+        result = import_contacts(session, current_app.extensions["engage.vault"], rows)
+    click.echo(
+        f"{result.created} created, {result.updated} updated, "
+        f"{result.merged_in_file} duplicate row(s) merged"
+    )
+
+
+@main.group("campaigns")
+def campaigns_group() -> None:
+    """Invitations to surveys."""
+
+
+def _parse_where(values: tuple[str, ...]) -> dict[str, str]:
+    where = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not ATTR=VALUE", param_hint="--where")
+        where[key.strip()] = value.strip()
+    return where
+
+
+def _parse_at(value: str | None):
+    from datetime import datetime
+
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not ISO 8601", param_hint="--at") from None
+    if moment.tzinfo is None:
+        raise click.BadParameter(
+            "give a UTC offset, e.g. 2026-12-01T09:00-05:00", param_hint="--at"
+        )
+    return moment
+
+
+@campaigns_group.command("start")
+@click.argument("survey_id")
+@click.option("--where", "where", multiple=True, help="ATTR=VALUE, repeatable.")
+@click.option("--channel", type=click.Choice(["sms", "whatsapp"]), default="sms")
+@click.option("--at", "at", help="Start time, ISO 8601 with an offset.")
+@with_appcontext
+def campaigns_start(survey_id: str, where: tuple[str, ...], channel: str, at: str | None) -> None:
+    """Invite every matching contact who has not opted out, in their language."""
+    from engage.jobs.campaigns import start_campaign
+    from engage.services.campaigns import CampaignError
+
+    try:
+        summary = start_campaign(survey_id, _parse_where(where), channel, _parse_at(at))
+    except CampaignError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"campaign {summary.campaign_id}: {summary.invited} invited, "
+        f"{summary.sent_now} message(s) queued now, {summary.scheduled} scheduled "
+        "(quiet hours or --at)"
+    )

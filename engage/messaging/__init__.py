@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -11,8 +11,11 @@ class OutboundMessage:
     message_id: int
     contact: str  # pseudonymous contact id, for logs
     to: str  # the worker's address as Twilio wrote it (whatsapp:+… or +…)
-    from_: str | None
+    from_: str | None  # our number, whatsapp:+…, or a Messaging Service SID (MG…)
     body: str
+    content_sid: str | None = None  # an approved Content template (HX…): sent instead of the body
+    content_variables: dict[str, Any] | None = None  # the template's variables, {"1": "Ana"}
+    status_callback: str | None = None  # where Twilio posts this message's delivery status
 
 
 @dataclass(frozen=True)
@@ -23,3 +26,25 @@ class SendResult:
 
 class MessageSender(Protocol):
     def send(self, message: OutboundMessage) -> SendResult: ...
+
+
+class SendError(Exception):
+    """A message was not handed over; the subclass says whether trying again is safe."""
+
+    def __init__(self, code: int | None, message: str, *, status: int | None = None) -> None:
+        super().__init__(f"{code}: {message}" if code is not None else message)
+        self.code = code  # Twilio's error code (21610, 20429, …), None when Twilio never answered
+        self.message = message
+        self.status = status  # the HTTP status of Twilio's answer, None when there was none
+
+
+class PermanentSendError(SendError):
+    """Twilio refused the message for a reason that retrying will not change (opt-out, bad number)."""
+
+
+class TransientSendError(SendError):
+    """The message surely does not exist at Twilio and trying again later is safe."""
+
+
+class AmbiguousSendError(SendError):
+    """The request may have reached Twilio: look the message up before ever sending it again."""

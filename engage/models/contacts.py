@@ -27,6 +27,10 @@ class Contact(Base):
     is_simulated: Mapped[bool] = mapped_column(default=False)
     profile: Mapped[dict[str, Any]] = mapped_column(default=dict)
     last_nudged_at: Mapped[datetime | None]
+    # WhatsApp's 24-hour customer-service window opens with each inbound WhatsApp message.
+    last_whatsapp_inbound_at: Mapped[datetime | None]
+    # IANA time zone for quiet hours (from the profile state or the phone's area code).
+    timezone: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -31,6 +32,15 @@ class Message(Base):
     is_free_text: Mapped[bool] = mapped_column(default=False)
     status: Mapped[str] = mapped_column(String(20), default="received")
     error_code: Mapped[int | None]
+    queue: Mapped[str] = mapped_column(String(10), default="replies")
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    # A WhatsApp Content template, for invitations outside the 24-hour window.
+    content_sid: Mapped[str | None] = mapped_column(String(40))
+    content_variables: Mapped[dict[str, Any] | None]
+    # Not before this time (quiet hours, --at); None means at once.
+    send_after: Mapped[datetime | None]
+    # When a send to Twilio began: a row left 'dispatching' is looked up, never blindly resent.
+    attempted_at: Mapped[datetime | None]
     sequence: Mapped[int] = mapped_column(default=0)
     is_simulated: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

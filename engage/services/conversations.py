@@ -95,6 +95,7 @@ def handle_inbound(
     media_url: str | None = None,
     now: datetime | None = None,
     is_simulated: bool = False,
+    twilio_confirmed: bool = False,
 ) -> InboundResult:
     """Store one inbound message, run the conversation step, write answers, state and outbox."""
     now = now or utcnow()
@@ -125,6 +126,8 @@ def handle_inbound(
         session, settings.vault, sender.e164 or "", is_simulated=is_simulated
     )
     inbound.contact_id = contact.id
+    if sender.channel == "whatsapp":
+        contact.last_whatsapp_inbound_at = now
     conversation = session.scalar(
         select(Conversation)
         .where(Conversation.contact_id == contact.id, Conversation.status == "active")
@@ -140,6 +143,7 @@ def handle_inbound(
         now=now,
         channel=sender.channel,
         has_media=media_url is not None,
+        twilio_confirmed=twilio_confirmed,
     )
     current = _apply(session, contact, state, conversation, outcome, sender.channel, now)
     inbound.conversation_id = current.id if current else (conversation.id if conversation else None)

@@ -10,7 +10,7 @@ from engage import db
 from engage.messaging.console import ConsoleSender
 from engage.privacy import parse_sender
 from engage.services.conversations import handle_inbound, settings_from
-from engage.services.outbox import deliver
+from engage.services import outbox
 
 SIMULATED_TO = "+15550000000"
 
@@ -29,8 +29,11 @@ def simulate_message(app: Flask, phone: str, text: str, *, channel: str = "sms")
             body=text,
             is_simulated=True,
         )
+    # Always the console sender, never Twilio: a simulation reaches nobody's phone.
     sender = ConsoleSender(stream=io.StringIO())
     for message_id in result.outbound_ids:
         with db.transaction() as session:
-            deliver(session, vault, sender, message_id)
+            plan = outbox.prepare_send(session, vault, message_id)
+            if plan.action == "send" and plan.message is not None:
+                outbox.record_sent(session, message_id, sender.send(plan.message))
     return [m.body for m in sender.sent]

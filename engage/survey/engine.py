@@ -117,9 +117,15 @@ class Engine:
         now: datetime,
         channel: str = "sms",
         has_media: bool = False,
+        twilio_confirmed: bool = False,
     ) -> Outcome:
-        """Handle one inbound message."""
+        """Handle one inbound message.
+
+        `twilio_confirmed` says Twilio has already answered an opt-out or opt-in keyword itself
+        (Advanced Opt-Out's OptOutType): we record it and send no confirmation of our own.
+        """
         run = _Step(self, contact, conversation, now, channel)
+        run.twilio_confirmed = twilio_confirmed
         run.handle((text or "").strip(), has_media)
         return run.finish()
 
@@ -181,6 +187,7 @@ class _Step:
         self.channel = channel
         self.out = Outcome()
         self.parts: list[str] = []
+        self.twilio_confirmed = False
 
     # -- the rules, in precedence order ----------------------------------------------------
 
@@ -194,7 +201,7 @@ class _Step:
             if kind == "opt_in":
                 contact.is_opted_out = False
                 self.out.kind = "opt_in"
-                if not (self.channel == "sms" and kw.fold(text) in _TWILIO_OPT_IN):
+                if not self.is_confirmed_by_twilio(text, _TWILIO_OPT_IN):
                     self.say(self.t.opted_in())
             else:
                 self.out.kind = "ignored"
@@ -205,7 +212,7 @@ class _Step:
             self.out.kind = "opt_out"
             if self.conv is not None:
                 self.end("opted_out")
-            if not (self.channel == "sms" and kw.fold(text) in _TWILIO_OPT_OUT):
+            if not self.is_confirmed_by_twilio(text, _TWILIO_OPT_OUT):
                 self.say(self.t.opted_out())
             return
 
@@ -247,6 +254,9 @@ class _Step:
             self.miss(text)
             return
         self.no_conversation()
+
+    def is_confirmed_by_twilio(self, text: str, twilio_words: frozenset[str]) -> bool:
+        return self.twilio_confirmed or (self.channel == "sms" and kw.fold(text) in twilio_words)
 
     def pick_language(self, text: str) -> bool:
         survey = self.survey if self.conv is not None else None

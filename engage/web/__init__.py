@@ -6,6 +6,7 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from engage.web import health
+    from engage.web import health, twilio
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(twilio.bp)

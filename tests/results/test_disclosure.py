@@ -335,8 +335,11 @@ def equations(table: Table) -> list[dict[CellKey, int]]:
         if not table.overlapping:
             equation = {(group, v): 1 for v in table.values if v != SKIPPED}
             result.append({**equation, (group, ANSWERED): -1})
-        if table.asked_partition and (group, SKIPPED) in cells:
-            result.append({(group, ANSWERED): 1, (group, SKIPPED): 1, (group, ASKED): -1})
+        if table.asked_partition:
+            equation = {(group, ANSWERED): 1, (group, ASKED): -1}
+            if (group, SKIPPED) in cells:
+                equation[(group, SKIPPED)] = 1
+            result.append(equation)
     return result
 
 

@@ -1,0 +1,116 @@
+"""Receiving one inbound Twilio message: from the webhook, or replayed from the spool."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+
+from engage import db
+from engage.jobs import REPLIES, dispatch_sends
+from engage.privacy import parse_sender
+from engage.services.conversations import InboundResult, handle_inbound, settings_from
+from engage.spool import Spool
+
+log = logging.getLogger(__name__)
+
+_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
+
+
+class MalformedWebhookError(ValueError):
+    """A webhook post that is not a Twilio message (400)."""
+
+
+@dataclass(frozen=True)
+class InboundForm:
+    """The allow-listed fields of an inbound webhook: nothing else is kept."""
+
+    sid: str
+    from_: str
+    to: str
+    body: str
+    media_url: str | None
+    opt_out_type: str | None
+
+    @classmethod
+    def parse(cls, form: Mapping[str, str]) -> InboundForm:
+        sid = form.get("MessageSid") or form.get("SmsSid") or ""
+        from_, to = form.get("From", ""), form.get("To", "")
+        if not _SID.match(sid) or not from_ or not to:
+            raise MalformedWebhookError("MessageSid, From and To are required")
+        try:
+            num_media = int(form.get("NumMedia") or 0)
+        except ValueError:
+            raise MalformedWebhookError("NumMedia is not a number") from None
+        return cls(
+            sid=sid,
+            from_=from_,
+            to=to,
+            body=form.get("Body", ""),
+            media_url=form.get("MediaUrl0") if num_media > 0 else None,
+            opt_out_type=form.get("OptOutType") or None,
+        )
+
+    def to_spool(self, received_at: datetime) -> dict[str, Any]:
+        return {
+            "MessageSid": self.sid,
+            "From": self.from_,
+            "To": self.to,
+            "Body": self.body,
+            "NumMedia": "1" if self.media_url else "0",
+            **({"MediaUrl0": self.media_url} if self.media_url else {}),
+            **({"OptOutType": self.opt_out_type} if self.opt_out_type else {}),
+            "_received_at": received_at.isoformat(),
+        }
+
+
+def receive(form: InboundForm, *, now: datetime | None = None) -> InboundResult:
+    """Run the conversation step in one transaction, then hand the replies to the senders."""
+    app = current_app
+    settings = settings_from(app.config, app.extensions["engage.vault"])
+    with db.transaction() as session:
+        result = handle_inbound(
+            session,
+            settings,
+            sender=parse_sender(form.from_),
+            to=form.to,
+            body=form.body,
+            sid=form.sid,
+            media_url=form.media_url,
+            now=now,
+            twilio_confirmed=form.opt_out_type in ("STOP", "START"),
+        )
+    dispatch_sends(result.outbound_ids, queue_name=REPLIES)
+    return result
+
+
+def spool() -> Spool:
+    spool_ = current_app.extensions.get("engage.spool")
+    if spool_ is None:
+        spool_ = Spool(
+            current_app.config["ENGAGE_SPOOL_DIR"], current_app.extensions["engage.vault"]
+        )
+        current_app.extensions["engage.spool"] = spool_
+    return spool_
+
+
+def replay_spooled() -> int:
+    """Replay this host's spool in order; stops at the first failure (the database still down)."""
+    from datetime import datetime as _datetime
+
+    def handle(entry: dict[str, Any]) -> None:
+        received = entry.get("_received_at")
+        receive(
+            InboundForm.parse(entry),
+            now=_datetime.fromisoformat(received) if received else None,
+        )
+
+    result = spool().replay(handle)
+    if result.replayed or result.failed:
+        log.info("spool: %d replayed, %d failed", result.replayed, result.failed)
+    return result.replayed

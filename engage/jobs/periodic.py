@@ -1,0 +1,47 @@
+"""Periodic work (the clock): expiry, the outbox sweep, reconciling lost answers, the spool."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from flask import current_app
+
+from engage import db
+from engage.jobs import BULK, REPLIES, dispatch_sends
+from engage.services import outbox
+from engage.services.maintenance import expire_idle_conversations
+
+log = logging.getLogger(__name__)
+
+# A row this old and still pending was never handed to a worker (Redis was down at commit).
+PENDING_GRACE = timedelta(seconds=60)
+# A send begun this long ago and not finished lost its answer (a killed worker): look it up.
+DISPATCH_GRACE = timedelta(minutes=2)
+
+
+def run_periodic() -> dict[str, int]:
+    """One round of periodic work; returns counts for the log."""
+    counts: dict[str, int] = {}
+    with db.transaction() as session:
+        counts["expired"] = expire_idle_conversations(
+            session, idle_hours=current_app.config["ENGAGE_IDLE_HOURS"]
+        )
+        pending = outbox.stale_pending_ids(session, older_than=PENDING_GRACE)
+        dispatching = outbox.stale_dispatching_ids(session, older_than=DISPATCH_GRACE)
+    counts["swept"] = 0
+    for queue_name in (REPLIES, BULK):
+        ids = [message_id for message_id, q in pending if q == queue_name]
+        counts["swept"] += dispatch_sends(ids, queue_name=queue_name) if ids else 0
+    counts["reconciling"] = dispatch_sends(dispatching) if dispatching else 0
+    counts["replayed"] = replay_spool()
+    if any(counts.values()):
+        log.info("clock: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
+    return counts
+
+
+def replay_spool() -> int:
+    """Replay this host's spool of webhooks taken while the database was down."""
+    from engage.jobs.inbound import replay_spooled
+
+    return replay_spooled()

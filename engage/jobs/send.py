@@ -1,0 +1,140 @@
+"""The send job: one outbound row to Twilio, at most once."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import current_app
+from rq import get_current_job
+
+from engage import db
+from engage.jobs import redis_connection
+from engage.messaging import (
+    AmbiguousSendError,
+    MessageSender,
+    PermanentSendError,
+    TransientSendError,
+)
+from engage.services import outbox
+
+log = logging.getLogger(__name__)
+
+
+def message_sender() -> MessageSender:
+    """This process's sender: Twilio with credentials, else the console (development)."""
+    sender = current_app.extensions.get("engage.sender")
+    if sender is None:
+        config = current_app.config
+        if config["TWILIO_ACCOUNT_SID"] and config["TWILIO_AUTH_TOKEN"]:
+            from engage.messaging.twilio import TwilioSender
+
+            sender = TwilioSender(
+                config["TWILIO_ACCOUNT_SID"],
+                config["TWILIO_AUTH_TOKEN"],
+                api_url=config["ENGAGE_TWILIO_API_URL"] or None,
+            )
+        else:
+            from engage.messaging.console import ConsoleSender
+
+            sender = ConsoleSender()
+        current_app.extensions["engage.sender"] = sender
+    return sender
+
+
+def rate_limiter():
+    """The per-sender rate limit shared by every worker (None without Redis)."""
+    limiter = current_app.extensions.get("engage.ratelimiter")
+    if limiter is None:
+        connection = redis_connection()
+        if connection is None:
+            return None
+        from engage.messaging.ratelimit import RateLimiter
+
+        limiter = RateLimiter(connection, current_app.config["ENGAGE_SEND_RATE"])
+        current_app.extensions["engage.ratelimiter"] = limiter
+    return limiter
+
+
+def status_callback_url(message_id: int) -> str | None:
+    base = current_app.config["ENGAGE_PUBLIC_URL"]
+    return f"{base}/twilio/status?m={message_id}" if base else None
+
+
+def send_message(message_id: int) -> str:
+    """Send one outbound row, then the rest of its step in order; idempotent."""
+    outcome = send_one(message_id)
+    while outcome in ("sent", "reconciled", "failed"):
+        with db.transaction() as session:
+            following = outbox.next_in_step(session, message_id)
+        if following is None:
+            break
+        message_id = following
+        outcome = send_one(message_id)
+    return outcome
+
+
+def send_one(message_id: int) -> str:
+    """Send one outbound row; does nothing when it is already sent, cancelled or not due."""
+    vault = current_app.extensions["engage.vault"]
+    sender = message_sender()
+    limiter = rate_limiter()
+    if limiter is not None:
+        with db.transaction() as session:
+            from_address = outbox.sender_of(session, message_id)
+        if from_address:
+            limiter.acquire(from_address)
+    with db.transaction() as session:
+        plan = outbox.prepare_send(
+            session, vault, message_id, status_callback=status_callback_url(message_id)
+        )
+    if plan.action == "done" or plan.message is None:
+        return "done"
+    if plan.action == "reconcile":
+        return _reconcile(sender, plan)
+    try:
+        result = sender.send(plan.message)
+    except PermanentSendError as exc:
+        with db.transaction() as session:
+            outbox.record_failure(session, message_id, exc.code, permanent=True)
+        return "failed"
+    except TransientSendError as exc:
+        with db.transaction() as session:
+            outbox.record_failure(session, message_id, exc.code, permanent=False)
+        _retry_or_leave(message_id)
+        return "retry"
+    except AmbiguousSendError:
+        # The request may have reached Twilio: the row stays `dispatching`, and the retry
+        # looks it up instead of sending it again.
+        log.warning("message %s: answer lost, will look it up", message_id)
+        _retry_or_leave(message_id)
+        return "ambiguous"
+    with db.transaction() as session:
+        outbox.record_sent(session, message_id, result)
+    return "sent"
+
+
+def _reconcile(sender: MessageSender, plan: outbox.SendPlan) -> str:
+    assert plan.message is not None and plan.attempted_at is not None
+    message_id = plan.message.message_id
+    try:
+        found = sender.lookup(plan.message, since=plan.attempted_at)
+    except (TransientSendError, AmbiguousSendError):
+        _retry_or_leave(message_id)
+        return "retry"
+    with db.transaction() as session:
+        if found is not None:
+            outbox.record_sent(session, message_id, found)
+            log.info("message %s: found at Twilio as %s, not resent", message_id, found.sid)
+            return "reconciled"
+        outbox.record_unconfirmed(session, message_id)
+    return "unconfirmed"
+
+
+def _retry_or_leave(message_id: int) -> None:
+    """Under RQ, raise so its Retry policy runs the job again later; in-process, the sweep does."""
+    if get_current_job() is not None:
+        raise RetryLaterError(f"message {message_id}: retry")
+
+
+class RetryLaterError(RuntimeError):
+    """Raised inside an RQ job so the job's Retry (backoff) takes over."""

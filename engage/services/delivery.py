@@ -1,0 +1,108 @@
+"""Delivery status from Twilio's callbacks: a status only moves forward."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from engage.db import utcnow
+from engage.models import Contact, Message
+
+log = logging.getLogger(__name__)
+
+# queued < sending < sent < delivered|undelivered|failed < read (DESIGN.md). Our own states
+# before Twilio has the message rank lowest.
+RANK = {
+    "pending": 0,
+    "dispatching": 0,
+    "accepted": 1,
+    "scheduled": 1,
+    "queued": 1,
+    "sending": 2,
+    "sent": 3,
+    "delivered": 4,
+    "undelivered": 4,
+    "failed": 4,
+    "read": 5,
+}
+OPTED_OUT_CODE = 21610
+
+
+def lower_statuses(status: str) -> list[str]:
+    """The statuses a new status may replace."""
+    rank = RANK[status]
+    return [s for s, r in RANK.items() if r < rank]
+
+
+def advance_status(
+    session: Session,
+    message_id: int,
+    status: str,
+    *,
+    sid: str | None = None,
+    error_code: int | None = None,
+) -> bool:
+    """Move a row's status forward, atomically; True when it moved. Never moves it back."""
+    if status not in RANK:
+        return False
+    values: dict[str, object] = {"status": status}
+    if error_code is not None:
+        values["error_code"] = error_code
+    if sid is not None:
+        values["sid"] = sid
+    query = (
+        update(Message)
+        .where(Message.id == message_id, Message.status.in_(lower_statuses(status)))
+        .values(**values)
+    )
+    if sid is not None:
+        query = query.where(or_(Message.sid.is_(None), Message.sid == sid))
+    moved = (session.execute(query).rowcount or 0) > 0
+    if sid is not None and not moved:
+        # A status that is not newer still tells us the SID if we lacked it.
+        session.execute(
+            update(Message).where(Message.id == message_id, Message.sid.is_(None)).values(sid=sid)
+        )
+    return moved
+
+
+def record_callback(
+    session: Session,
+    *,
+    sid: str,
+    status: str,
+    error_code: int | None,
+    message_id: int | None,
+) -> str:
+    """Apply one status callback; returns what happened (for the log)."""
+    message = None
+    if message_id is not None:
+        message = session.get(Message, message_id)
+        if message is not None and message.sid not in (None, sid):
+            log.warning("status %s: message %s has another sid, ignored", sid, message_id)
+            return "mismatch"
+    if message is None:
+        message = session.scalar(select(Message).where(Message.sid == sid))
+    if message is None or message.direction != "out":
+        log.info("status %s: unknown message (%s)", sid, status)
+        return "unknown"
+    if status not in RANK:
+        log.info("status %s: unknown status %r for message %s", sid, status, message.id)
+        return "unknown-status"
+    moved = advance_status(session, message.id, status, sid=sid, error_code=error_code)
+    if error_code == OPTED_OUT_CODE and message.contact_id is not None:
+        mark_opted_out(session, message.contact_id)
+    session.flush()
+    log.info("message %s: status %s%s", message.id, status, "" if moved else " (not newer)")
+    return "applied" if moved else "stale"
+
+
+def mark_opted_out(session: Session, contact_id: int) -> None:
+    """Twilio says the number opted out (21610): nothing more is sent to it."""
+    session.execute(
+        update(Contact)
+        .where(Contact.id == contact_id, Contact.is_opted_out.is_(False))
+        .values(is_opted_out=True, opted_out_at=utcnow())
+    )

@@ -1,0 +1,508 @@
+"""Results for the policy team, counted in the database, and the staff responses file.
+
+Every query groups in SQL: Python only sees one row per question, group and value, so memory does
+not grow with the number of answers. The responses file streams rows with `partitions`.
+
+Conventions the download contract leaves open (also written into the XLSX notes):
+- each respondent (contact) counts once per question, with their latest answer row (by
+  answered_at, then id), for every survey: with `repeat` that is the rule, and without it a
+  conversation abandoned and started again would otherwise count twice;
+- `_asked` counts answered, skipped, missed and profile rows; `_answered` answered and profile
+  rows; `_skipped` skipped and missed rows (asked, not answered), so `_asked` is always
+  `_answered + _skipped` and no small "missed" count can be had by subtraction;
+- the funnel counts conversations; its breakdown uses the profile of each conversation's latest
+  answer row, else the contact's profile (an invitation nobody answered has no answer rows).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import re
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, case, distinct, func, select, true
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import Subquery
+
+from engage.config import LOCALES_DIR
+from engage.models import Answer, Contact, Conversation, SurveyVersion
+from engage.results import report as rp
+from engage.results.disclosure import (
+    ANSWERED,
+    ASKED,
+    DEFAULT_MIN_CELL,
+    DEFAULT_MIN_PERCENT_BASE,
+    SKIPPED,
+    Group,
+    apply,
+    describe_rule,
+)
+from engage.results.report import (
+    STOPPED_BEFORE_QUESTIONS,
+    AggregateRow,
+    BreakdownError,
+    Report,
+    SurveyInfo,
+    SurveyVersionInfo,
+)
+from engage.results.responses import FIXED_COLUMNS, ResponsesExport, answer_cell, respondent_id
+from engage.services.surveys import parse_version
+from engage.survey.definition import Question, Survey
+from engage.survey.texts import SystemTexts
+
+MAX_BREAKDOWNS = 2
+ANSWERED_STATUSES = ("answered", "profile")
+UNANSWERED_STATUSES = ("skipped", "missed")
+# Conversations that ended without completing: where they stopped is worth knowing.
+STOPPED_STATUSES = ("abandoned", "declined", "expired", "opted_out")
+STREAM_BATCH = 10_000
+
+
+class SurveyNotFoundError(LookupError):
+    """No version of this survey was ever published."""
+
+
+# -- the survey across its versions -------------------------------------------------------------
+
+
+def describe_survey(session: Session, survey_id: str) -> SurveyInfo:
+    """The survey's ids, texts and versions; questions merged across versions by id."""
+    rows = session.scalars(
+        select(SurveyVersion)
+        .where(SurveyVersion.survey_id == survey_id)
+        .order_by(SurveyVersion.published_at, SurveyVersion.id)
+    ).all()
+    if not rows:
+        raise SurveyNotFoundError(f"unknown survey {survey_id!r}")
+    current = next((row for row in rows if row.is_current), rows[-1])
+    newest_first = [current, *(row for row in reversed(rows) if row is not current)]
+    surveys = [parse_version(row) for row in newest_first]
+    default = surveys[0].default_language
+    languages = tuple(dict.fromkeys(lang for s in surveys for lang in s.languages))
+    return SurveyInfo(
+        id=survey_id,
+        title=_text(surveys[0].title, default),
+        default_language=default,
+        languages=languages,
+        versions=tuple(
+            SurveyVersionInfo(row.version, row.published_at, row is current) for row in rows
+        ),
+        questions=tuple(_merged_questions(surveys)),
+        yes_no_labels={lang: _yes_no_labels(lang) for lang in languages},
+    )
+
+
+def breakdown_attributes(session: Session, survey_id: str) -> list[str]:
+    """The profile attributes results of this survey can be broken down by."""
+    return _profile_keys(describe_survey(session, survey_id))
+
+
+def _profile_keys(info: SurveyInfo) -> list[str]:
+    return sorted({q.profile for q in info.questions if q.profile})
+
+
+def _merged_questions(surveys: list[Survey]) -> list[Question]:
+    """Questions of every version, newest wording first; choices of older versions kept."""
+    merged: dict[str, Question] = {}
+    for survey in surveys:
+        for question in survey.questions:
+            known = merged.get(question.id)
+            if known is None:
+                merged[question.id] = question
+                continue
+            extra = tuple(c for c in question.choices if known.choice_by_value(c.value) is None)
+            if extra:
+                merged[question.id] = dataclasses.replace(known, choices=known.choices + extra)
+    return list(merged.values())
+
+
+def _yes_no_labels(language: str) -> dict[str, str]:
+    # The catalogs hold yes/no as "1 Sí 2 No": the words the worker was shown.
+    shown = SystemTexts(LOCALES_DIR, language, "").yes_no_choices()
+    found = re.fullmatch(r"1\s+(.+?)\s+2\s+(.+)", shown.strip())
+    if found is None:
+        return {"yes": "yes", "no": "no"}
+    return {"yes": found.group(1), "no": found.group(2)}
+
+
+def _text(texts: Mapping[str, str], language: str) -> str:
+    return texts.get(language) or next(iter(texts.values()), "")
+
+
+# -- aggregates ------------------------------------------------------------------------------------
+
+
+def build_report(
+    session: Session,
+    survey_id: str,
+    by: Sequence[str] = (),
+    *,
+    min_cell: int = DEFAULT_MIN_CELL,
+    min_percent_base: int = DEFAULT_MIN_PERCENT_BASE,
+    now: datetime | None = None,
+) -> Report:
+    """Aggregates of a survey, by up to two profile attributes, under disclosure control.
+
+    Raises SurveyNotFoundError (a LookupError) for an unknown survey and BreakdownError (a
+    ValueError) for a `by` attribute that is not a profile key of the survey's questions.
+    """
+    info = describe_survey(session, survey_id)
+    by = tuple(by)
+    _check_breakdown(info, by)
+    dims = len(by)
+    counter = _Counter(session, survey_id, by)
+    default = info.default_language
+
+    rows: list[AggregateRow] = []
+    funnel_counts, stop_counts = counter.funnel()
+    funnel = rp.funnel_table(funnel_counts, dims, min_cell, min_percent_base)
+    rows.extend(rp.table_rows(funnel, "", {}, reserved=False))
+
+    reserved = counter.reserved()
+    scalar = counter.scalar_values([q.id for q in info.questions if q.type in ("choice", "yes_no")])
+    multi = counter.multi_values([q.id for q in info.questions if q.type == "multi"])
+    medians: dict[str, dict[Group, float | None]] = {}
+    for question in info.questions:
+        counts: dict[Group, Counter[str]] = {
+            group: Counter(values) for group, values in reserved.get(question.id, {}).items()
+        }
+        labels: dict[str, str]
+        if question.type in ("choice", "multi"):
+            seen = scalar if question.type == "choice" else multi
+            _merge(counts, seen.get(question.id, {}))
+            labels = {c.value: _text(c.label, default) for c in question.choices}
+        elif question.type == "yes_no":
+            _merge(counts, scalar.get(question.id, {}))
+            labels = dict(info.yes_no_labels.get(default, {}))
+        elif question.type == "number":
+            ranges = rp.bin_labels(question)
+            _merge(counts, counter.number_bins(question.id, ranges))
+            labels = {label: label for _low, _high, label in ranges}
+        else:  # free text: how many answered, never what
+            labels = {}
+        values = list(labels)
+        values += sorted(
+            {v for c in counts.values() for v in c} - set(values) - {ANSWERED, ASKED, SKIPPED}
+        )
+        table = rp.question_table(
+            question.id, values, counts, dims, overlapping=question.type == "multi"
+        )
+        apply(table, min_cell, min_percent_base)
+        rows.extend(rp.table_rows(table, _text(question.text, default), labels))
+        if question.type == "number":
+            frequencies = counter.number_frequencies(question.id)
+            medians[question.id] = rp.medians(table, frequencies, dims, min_cell)
+
+    stops = rp.stops_table(stop_counts, [q.id for q in info.questions])
+    apply(stops, min_cell, min_percent_base)
+    return Report(
+        survey=info,
+        by=by,
+        rule=describe_rule(min_cell, min_percent_base),
+        generated_at=now or datetime.now(UTC),
+        rows=rows,
+        medians=medians,
+        funnel_stops=rp.stops_json(stops),
+    )
+
+
+def report_limits(config: Mapping[str, Any]) -> dict[str, int]:
+    """The disclosure parameters from an app config, as build_report's keyword arguments."""
+    return {
+        "min_cell": int(config["ENGAGE_MIN_CELL"]),
+        "min_percent_base": int(config["ENGAGE_MIN_PERCENT_BASE"]),
+    }
+
+
+def _check_breakdown(info: SurveyInfo, by: tuple[str, ...]) -> None:
+    valid = _profile_keys(info)
+    names = ", ".join(valid) or "none"
+    if len(by) > MAX_BREAKDOWNS:
+        raise BreakdownError(
+            f"at most {MAX_BREAKDOWNS} breakdown attributes, got {len(by)}; valid: {names}", valid
+        )
+    if len(set(by)) != len(by):
+        raise BreakdownError(f"a breakdown attribute is repeated; valid: {names}", valid)
+    for attribute in by:
+        if attribute not in valid:
+            raise BreakdownError(
+                f"survey {info.id} has no profile attribute {attribute!r}; valid: {names}", valid
+            )
+        if attribute in rp.LEADING_COLUMNS + rp.TRAILING_COLUMNS:
+            raise BreakdownError(f"{attribute!r} clashes with a column name", valid)
+
+
+def _merge(counts: dict[Group, Counter[str]], more: Mapping[Group, Mapping[str, int]]) -> None:
+    for group, values in more.items():
+        counts.setdefault(group, Counter()).update(values)
+
+
+class _Counter:
+    """The GROUP BY queries of one report. Each returns {question id: {group: {value: n}}}."""
+
+    def __init__(self, session: Session, survey_id: str, by: tuple[str, ...]) -> None:
+        self.session = session
+        self.survey_id = survey_id
+        self.by = by
+        self.dialect = session.get_bind().dialect.name
+        self.latest = self._latest()
+        self.groups = [self.latest.c[f"g{i}"] for i in range(len(by))]
+
+    def _latest(self) -> Subquery:
+        """Each respondent's latest row per question (rn = 1), with its breakdown values."""
+        order = (Answer.answered_at.desc(), Answer.id.desc())
+        return (
+            select(
+                Answer.contact_id,
+                Answer.question_id,
+                Answer.status,
+                Answer.value,
+                *(Answer.profile[a].as_string().label(f"g{i}") for i, a in enumerate(self.by)),
+                func.row_number()
+                .over(partition_by=(Answer.contact_id, Answer.question_id), order_by=order)
+                .label("rn"),
+            )
+            .where(Answer.survey_id == self.survey_id, Answer.is_simulated.is_(False))
+            .subquery("latest")
+        )
+
+    def _answered(self, question_ids: Sequence[str]) -> ColumnElement[bool]:
+        latest = self.latest.c
+        return and_(
+            latest.rn == 1,
+            latest.status.in_(ANSWERED_STATUSES),
+            latest.question_id.in_(question_ids),
+        )
+
+    def _grouped(self, stmt: Select[Any]) -> dict[str, dict[Group, Counter[str]]]:
+        """Run a query whose columns are question id, the group parts, a value and a count."""
+        dims = len(self.by)
+        result: dict[str, dict[Group, Counter[str]]] = {}
+        for row in self.session.execute(stmt):
+            question_id, parts, value, count = row[0], row[1 : 1 + dims], row[1 + dims], row[-1]
+            if value is None:
+                continue
+            group = tuple(rp.group_part(p) for p in parts)
+            result.setdefault(question_id, {}).setdefault(group, Counter())[str(value)] += count
+        return result
+
+    def reserved(self) -> dict[str, dict[Group, Counter[str]]]:
+        latest = self.latest.c
+        status = case(
+            (latest.status.in_(ANSWERED_STATUSES), ANSWERED),
+            (latest.status.in_(UNANSWERED_STATUSES), SKIPPED),
+        ).label("kind")
+        inner = (
+            select(latest.question_id, *self.groups, status)
+            .where(latest.rn == 1, latest.status.in_(ANSWERED_STATUSES + UNANSWERED_STATUSES))
+            .subquery()
+        )
+        grouped = self._grouped(_count_by(inner))
+        for groups in grouped.values():
+            for counts in groups.values():
+                counts[ASKED] = counts[ANSWERED] + counts[SKIPPED]
+        return grouped
+
+    def scalar_values(self, question_ids: Sequence[str]) -> dict[str, dict[Group, Counter[str]]]:
+        if not question_ids:
+            return {}
+        latest = self.latest.c
+        inner = (
+            select(latest.question_id, *self.groups, latest.value["v"].as_string().label("val"))
+            .where(self._answered(question_ids))
+            .subquery()
+        )
+        return self._grouped(_count_by(inner))
+
+    def multi_values(self, question_ids: Sequence[str]) -> dict[str, dict[Group, Counter[str]]]:
+        """Per option: a respondent counts once for each option in their answer list."""
+        if not question_ids:
+            return {}
+        latest = self.latest.c
+        if self.dialect == "postgresql":
+            options = func.jsonb_array_elements_text(latest.value["v"]).table_valued("value")
+            is_list = func.jsonb_typeof(latest.value["v"]) == "array"
+        else:
+            options = func.json_each(latest.value, "$.v").table_valued("value")
+            is_list = func.json_type(latest.value, "$.v") == "array"
+        option = options.alias("opt")
+        stmt = (
+            select(
+                latest.question_id,
+                *self.groups,
+                option.c.value,
+                func.count(distinct(latest.contact_id)),
+            )
+            .select_from(self.latest)
+            .join(option, true())
+            .where(self._answered(question_ids), is_list)
+            .group_by(latest.question_id, *self.groups, option.c.value)
+        )
+        return self._grouped(stmt)
+
+    def number_bins(
+        self, question_id: str, ranges: list[tuple[float | None, float | None, str]]
+    ) -> dict[Group, Counter[str]]:
+        if not ranges:
+            return {}
+        latest = self.latest.c
+        number = latest.value["v"].as_float()
+        whens = [(number < high, label) for _low, high, label in ranges[:-1]]
+        bin_label = (case(*whens, else_=ranges[-1][2]) if whens else ranges[-1][2]).label("val")
+        inner = (
+            select(latest.question_id, *self.groups, bin_label)
+            .where(self._answered([question_id]), number.is_not(None))
+            .subquery()
+        )
+        return self._grouped(_count_by(inner)).get(question_id, {})
+
+    def number_frequencies(self, question_id: str) -> dict[Group, dict[float, int]]:
+        """How many gave each distinct number, per finest group: enough for exact medians."""
+        latest = self.latest.c
+        inner = (
+            select(latest.question_id, *self.groups, latest.value["v"].as_float().label("val"))
+            .where(self._answered([question_id]))
+            .subquery()
+        )
+        dims = len(self.by)
+        result: dict[Group, dict[float, int]] = {}
+        for row in self.session.execute(_count_by(inner)):
+            value = row[1 + dims]
+            if value is None:
+                continue
+            group = tuple(rp.group_part(p) for p in row[1 : 1 + dims])
+            bucket = result.setdefault(group, {})
+            bucket[float(value)] = bucket.get(float(value), 0) + row[-1]
+        return result
+
+    def funnel(self) -> tuple[dict[Group, Counter[str]], Counter[str]]:
+        """Conversations per group (invited, started, consented, completed), and where the
+        conversations that ended without completing stopped (by last question answered)."""
+        order = (Answer.answered_at.desc(), Answer.id.desc())
+        last = (
+            select(
+                Answer.conversation_id,
+                Answer.question_id,
+                Answer.profile,
+                func.row_number()
+                .over(partition_by=Answer.conversation_id, order_by=order)
+                .label("rn"),
+            )
+            .where(Answer.survey_id == self.survey_id, Answer.is_simulated.is_(False))
+            .subquery("last")
+        )
+        parts = [
+            func.coalesce(last.c.profile[a].as_string(), Contact.profile[a].as_string()).label(
+                f"g{i}"
+            )
+            for i, a in enumerate(self.by)
+        ]
+        inner = (
+            select(
+                *parts,
+                Conversation.status,
+                Conversation.is_invited,
+                last.c.question_id.label("last_question"),
+            )
+            .select_from(Conversation)
+            .join(Contact, Contact.id == Conversation.contact_id)
+            .outerjoin(last, and_(last.c.conversation_id == Conversation.id, last.c.rn == 1))
+            .where(Conversation.survey_id == self.survey_id, Conversation.is_simulated.is_(False))
+            .subquery()
+        )
+        columns = [inner.c[f"g{i}"] for i in range(len(self.by))]
+        columns += [inner.c.status, inner.c.is_invited, inner.c.last_question]
+        stmt = select(*columns, func.count()).group_by(*columns)
+        dims = len(self.by)
+        result: dict[Group, Counter[str]] = {}
+        stops: Counter[str] = Counter()
+        for row in self.session.execute(stmt):
+            group = tuple(rp.group_part(p) for p in row[:dims])
+            status, is_invited, last_question, count = row[dims:]
+            counts = result.setdefault(group, Counter())
+            counts["started"] += count
+            if is_invited:
+                counts["invited"] += count
+            if last_question is not None or status == "completed":
+                counts["consented"] += count
+            if status == "completed":
+                counts["completed"] += count
+            if status in STOPPED_STATUSES:
+                stops[last_question or STOPPED_BEFORE_QUESTIONS] += count
+        return result, stops
+
+
+def _count_by(inner: Subquery) -> Select[Any]:
+    """Count the rows of a subquery grouped by all of its columns (last column: the count)."""
+    columns = list(inner.c)
+    return select(*columns, func.count()).group_by(*columns)
+
+
+# -- the staff responses file -------------------------------------------------------------------
+
+
+def export_responses(session: Session, survey_id: str, *, secret_key: str) -> ResponsesExport:
+    """One row per response (conversation with answers), streamed; for staff, never policy.
+
+    Raises SurveyNotFoundError at once; rows are read while the result is iterated, so the
+    session must stay open until then.
+    """
+    info = describe_survey(session, survey_id)
+    questions = {q.id: q for q in info.questions}
+    columns = [*FIXED_COLUMNS, *questions]
+    return ResponsesExport(
+        survey_id, columns, _response_rows(session, survey_id, questions, secret_key)
+    )
+
+
+def _response_rows(
+    session: Session, survey_id: str, questions: Mapping[str, Question], secret_key: str
+) -> Iterator[list[Any]]:
+    stmt = (
+        select(
+            Answer.conversation_id,
+            Answer.contact_id,
+            Answer.question_id,
+            Answer.value,
+            Answer.answered_at,
+            Answer.status.label("answer_status"),
+            Conversation.version,
+            Conversation.language,
+            Conversation.status.label("conversation_status"),
+        )
+        .join(Conversation, Conversation.id == Answer.conversation_id)
+        .where(
+            Answer.survey_id == survey_id,
+            Answer.is_simulated.is_(False),
+            Conversation.is_simulated.is_(False),
+        )
+        .order_by(Answer.conversation_id, Answer.id)
+        .execution_options(yield_per=STREAM_BATCH)
+    )
+    result = session.execute(stmt)
+    # partitions() with a size (and yield_per) streams; without one psycopg buffers everything.
+    rows = itertools.chain.from_iterable(result.partitions(STREAM_BATCH))
+    order = list(questions)
+    for _conversation, answers in itertools.groupby(rows, key=lambda row: row[0]):
+        cells: dict[str, Any] = {}
+        last = None
+        for last in answers:
+            question = questions.get(last.question_id)
+            cells[last.question_id] = answer_cell(
+                question.type if question else None,
+                last.answer_status,
+                (last.value or {}).get("v"),
+            )
+        assert last is not None
+        yield [
+            respondent_id(last.contact_id, secret_key),
+            last.version,
+            last.language,
+            last.conversation_status,
+            last.answered_at.date().isoformat(),
+            *(cells.get(question_id, "") for question_id in order),
+        ]

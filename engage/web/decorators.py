@@ -1,0 +1,49 @@
+"""Checks that cut across views: Twilio's signature (and, later, sign-in and roles)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flask import abort, current_app, request
+from twilio.request_validator import RequestValidator
+
+log = logging.getLogger(__name__)
+
+# Twilio's form posts are a few KB; anything much larger is not Twilio.
+MAX_WEBHOOK_BYTES = 64 * 1024
+
+
+def public_url() -> str:
+    """The URL Twilio called: the configured public base + path + raw query string.
+
+    Behind a TLS-terminating proxy request.url says http:// and the internal host, and the
+    signature (computed by Twilio over the URL it called) would never match.
+    """
+    base = current_app.config["ENGAGE_PUBLIC_URL"] or request.host_url.rstrip("/")
+    query = request.query_string.decode("latin-1")
+    return f"{base}{request.path}" + (f"?{query}" if query else "")
+
+
+def twilio_signed(view: Callable[..., Any]) -> Callable[..., Any]:
+    """413 when too large, 403 unless X-Twilio-Signature is valid for the public URL."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if request.content_length is not None and request.content_length > MAX_WEBHOOK_BYTES:
+            log.warning("webhook %s: %s bytes, refused", request.path, request.content_length)
+            abort(413)
+        token = current_app.config["TWILIO_AUTH_TOKEN"]
+        if not token:
+            # Only possible in development: production refuses to start without a token.
+            return view(*args, **kwargs)
+        signature = request.headers.get("X-Twilio-Signature", "")
+        form = request.form  # reading the form enforces MAX_CONTENT_LENGTH (413) for chunked bodies
+        if not signature or not RequestValidator(token).validate(public_url(), form, signature):
+            log.warning("webhook %s: bad or missing signature", request.path)
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapped

@@ -1,0 +1,174 @@
+"""Answers written straight into the tables: thousands of simulated messages would be slow."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from engage import db
+from engage.models import Answer, Contact, Conversation, SurveyVersion
+
+T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Skip:
+    """An answer row with status skipped (or missed)."""
+
+    status: str = "skipped"
+    raw: str | None = None
+
+
+SKIP = Skip()
+MISS = Skip("missed", "eh?")
+
+
+@dataclass(frozen=True)
+class FromProfile:
+    """An answer row written from the profile (status profile)."""
+
+    value: Any
+
+
+@dataclass
+class Seeder:
+    """Writes contacts, conversations and answers the way the conversation service does."""
+
+    app: Flask
+    phones: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def contact(self, profile: dict[str, Any] | None = None, *, simulated: bool = False) -> int:
+        with self.app.app_context(), db.transaction() as session:
+            n = next(self.phones)
+            contact = Contact(
+                phone_hash=f"hash-{n}",
+                phone_encrypted=f"encrypted-{n}",
+                language="es",
+                has_consented=True,
+                profile=dict(profile or {}),
+                is_simulated=simulated,
+            )
+            session.add(contact)
+            session.flush()
+            return contact.id
+
+    def response(
+        self,
+        answers: dict[str, Any],
+        *,
+        profile: dict[str, Any] | None = None,
+        contact_id: int | None = None,
+        survey_id: str = "working-conditions",
+        status: str = "completed",
+        invited: bool = False,
+        simulated: bool = False,
+        at: datetime = T0,
+        language: str = "es",
+    ) -> int:
+        """One conversation with these answers; `profile` is the profile at answer time."""
+        profile = dict(profile or {})
+        if contact_id is None:
+            contact_id = self.contact(profile, simulated=simulated)
+        with self.app.app_context(), db.transaction() as session:
+            version = session.scalar(
+                select(SurveyVersion.version).where(
+                    SurveyVersion.survey_id == survey_id, SurveyVersion.is_current.is_(True)
+                )
+            )
+            conversation = Conversation(
+                contact_id=contact_id,
+                survey_id=survey_id,
+                version=version,
+                language=language,
+                status=status,
+                is_invited=invited,
+                is_simulated=simulated,
+                started_at=at,
+                last_activity_at=at,
+            )
+            session.add(conversation)
+            session.flush()
+            for offset, (question_id, answer) in enumerate(answers.items()):
+                if isinstance(answer, Skip):
+                    row_status, value, raw = answer.status, None, answer.raw
+                elif isinstance(answer, FromProfile):
+                    row_status, value, raw = "profile", answer.value, None
+                else:
+                    row_status, value = "answered", answer
+                    raw = answer if isinstance(answer, str) else str(answer)
+                session.add(
+                    Answer(
+                        conversation_id=conversation.id,
+                        contact_id=contact_id,
+                        survey_id=survey_id,
+                        version=version,
+                        question_id=question_id,
+                        status=row_status,
+                        value={"v": value},
+                        raw_text=raw,
+                        language=language,
+                        profile=profile,
+                        is_simulated=simulated,
+                        answered_at=at + timedelta(minutes=offset),
+                    )
+                )
+            return conversation.id
+
+
+@pytest.fixture
+def seed(app: Flask) -> Seeder:
+    return Seeder(app)
+
+
+def seed_population(seed: Seeder) -> None:
+    """40 workers in CA, 15 in FL, 3 in WA and 2 whose state is unknown, answers varied.
+
+    paid_on_time: CA 28 yes 12 no; FL 12 yes 3 no; WA 3 yes; unknown 1 yes 1 skipped.
+    hours_last_week: CA 45 x20, 65 x15, 85 x5; FL 30 x15; WA 50 x3; unknown 10 x1, missed x1.
+    housing: CA crowded+pests x15, crowded x15, none x10; FL no_clean_water x15; WA crowded x3.
+    """
+    for i in range(40):
+        crop = "berries" if i < 25 else "grapes"
+        hours = 45 if i < 20 else 65 if i < 35 else 85
+        housing = ["crowded", "pests"] if i < 15 else ["crowded"] if i < 30 else ["none"]
+        seed.response(
+            {
+                "state": "CA",
+                "crop": crop,
+                "paid_on_time": "yes" if i < 28 else "no",
+                "hours_last_week": hours,
+                "housing": housing,
+                "comments": "llame al 555-123-4567" if i < 3 else "todo bien",
+            },
+            profile={"state": "CA", "crop": crop},
+        )
+    for i in range(15):
+        seed.response(
+            {
+                "state": "FL",
+                "crop": "citrus",
+                "paid_on_time": "yes" if i < 12 else "no",
+                "hours_last_week": 30,
+                "housing": ["no_clean_water"],
+            },
+            profile={"state": "FL", "crop": "citrus"},
+        )
+    for _ in range(3):
+        seed.response(
+            {
+                "state": "WA",
+                "crop": "tree_fruit",
+                "paid_on_time": "yes",
+                "hours_last_week": 50,
+                "housing": ["crowded"],
+            },
+            profile={"state": "WA", "crop": "tree_fruit"},
+        )
+    seed.response({"state": SKIP, "paid_on_time": "yes", "hours_last_week": 10})
+    seed.response({"state": SKIP, "paid_on_time": SKIP, "hours_last_week": MISS})
