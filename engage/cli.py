@@ -299,3 +299,47 @@ def campaigns_start(survey_id: str, where: tuple[str, ...], channel: str, at: st
         f"{summary.sent_now} message(s) queued now, {summary.scheduled} scheduled "
         "(quiet hours or --at)"
     )
+
+
+# -- results -------------------------------------------------------------------------------------
+
+
+@main.command("export")
+@click.argument("survey_id")
+@click.option("--by", "by", multiple=True, metavar="ATTR", help="Profile attribute (up to two).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "xlsx", "json"]), default="csv", show_default=True
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="FILE.")
+@click.option("--responses", is_flag=True, help="The staff file: one row per response (CSV).")
+@with_appcontext
+def export(
+    survey_id: str, by: tuple[str, ...], fmt: str, output: Path | None, responses: bool
+) -> None:
+    """Aggregated results of SURVEY_ID (or, with --responses, the staff file)."""
+    from engage.results.report import BreakdownError
+    from engage.results.writers import iter_responses_csv, write_report
+    from engage.services.results import build_report, export_responses, report_limits
+
+    if fmt == "xlsx" and output is None:
+        raise click.UsageError("--format xlsx writes a file: give -o FILE")
+    if responses and (by or fmt != "csv"):
+        raise click.UsageError("--responses writes CSV and takes no --by")
+    session = db.session()
+    try:
+        if responses:
+            staff_file = export_responses(
+                session, survey_id, secret_key=current_app.config["SECRET_KEY"]
+            )
+        else:
+            report = build_report(session, survey_id, by, **report_limits(current_app.config))
+    except (LookupError, BreakdownError) as exc:
+        raise click.ClickException(str(exc)) from None
+    with click.open_file(str(output) if output else "-", "wb") as stream:
+        if responses:
+            for chunk in iter_responses_csv(staff_file):
+                stream.write(chunk.encode("utf-8"))
+        else:
+            write_report(report, fmt, stream)
+    if output:
+        click.echo(f"wrote {output}", err=True)

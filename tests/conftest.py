@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,12 @@ from engage.cli import main
 from engage.migrations import upgrade
 from engage.services.surveys import publish_surveys
 from engage.survey.loader import find_survey_files, load_surveys
+
+# Test helpers (fake_twilio, twilio_helpers) are plain modules beside this file.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fake_twilio import FakeTwilio  # noqa: E402
+from twilio_helpers import twilio_overrides  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_SURVEYS = ROOT / "surveys"
@@ -46,7 +53,10 @@ def pg_url() -> str:
     return url
 
 
-def make_app(tmp_path: Path, database: str, pg_url: str | None = None, **overrides) -> Flask:
+def make_app(
+    tmp_path: Path, database: str, pg_url: str | None = None, *, prepare: bool = True, **overrides
+) -> Flask:
+    """An app on a test database; `prepare` migrates (SQLite) or empties (PostgreSQL) it."""
     if database == "sqlite":
         url = f"sqlite:///{tmp_path / 'engage.db'}"
     else:
@@ -61,6 +71,8 @@ def make_app(tmp_path: Path, database: str, pg_url: str | None = None, **overrid
             **overrides,
         }
     )
+    if not prepare:
+        return app
     with app.app_context():
         if database == "sqlite":
             upgrade(db.engine())
@@ -121,3 +133,50 @@ def worker(app: Flask):
         return Worker(app, phone, channel)
 
     return make
+
+
+@pytest.fixture
+def fake_twilio() -> Iterator[FakeTwilio]:
+    """A fresh fake Twilio on a free port of 127.0.0.1, stopped after the test."""
+    with FakeTwilio() as fake:
+        yield fake
+
+
+REDIS_TEST_URL = os.environ.get("ENGAGE_TEST_REDIS", "redis://127.0.0.1:6379/14")
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis database of the tests' own, emptied before and after each test."""
+    import redis
+
+    connection = redis.Redis.from_url(REDIS_TEST_URL)
+    connection.flushdb()
+    yield REDIS_TEST_URL
+    connection.flushdb()
+    connection.close()
+
+
+@pytest.fixture
+def twilio_app(request, tmp_path: Path, database: str, fake_twilio):
+    """Build apps wired to the fake Twilio (credentials, public URL, API URL), surveys loaded."""
+    built = []
+
+    def build(*, prepare: bool = True, **extra) -> Flask:
+        pg = request.getfixturevalue("pg_url") if database == "postgresql" else None
+        app = make_app(
+            tmp_path,
+            database,
+            pg,
+            prepare=prepare,
+            **twilio_overrides(fake_twilio, tmp_path, **extra),
+        )
+        if prepare:
+            with app.app_context():
+                publish(app, [SHIPPED_SURVEYS, TEST_SURVEYS])
+        built.append(app)
+        return app
+
+    yield build
+    for app in built:
+        app.extensions["engage.engine"].dispose()

@@ -1,4 +1,4 @@
-"""A recording fake of Twilio's Messages API: a real HTTP server on 127.0.0.1, for tests and benchmarks.
+"""A recording fake of Twilio's Messages API: an HTTP server on 127.0.0.1 for tests and benchmarks.
 
 In a test::
 
@@ -34,7 +34,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time as dtime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -239,10 +239,8 @@ class FakeTwilio:
         *,
         created: bool = False,
     ) -> None:
-        """Answer the next n creates with this error (before validating them, as a 429 is).
-
-        With created=True the message is created anyway: an error answer that is a lie.
-        """
+        """Answer the next n creates with this error, before validating them (as a 429 is)."""
+        # created=True: the message is created all the same (a 5xx after Twilio stored it).
         code = code if code is not None else _DEFAULT_CODES.get(status, status)
         text = message or _MESSAGES.get(code, "Error")
         with self._lock:
@@ -634,10 +632,10 @@ def _basic_auth(header: str | None) -> tuple[str, str] | None:
 
 
 def _parse_when(value: str) -> tuple[datetime, bool]:
-    """A DateSent value: (when, is a whole day). Twilio documents YYYY-MM-DD; the client sends
-    YYYY-MM-DDTHH:MM:SSZ."""
+    """A DateSent value as (when, is a whole day): YYYY-MM-DD, or the client's ISO 8601 UTC."""
     if len(value) == 10:
-        return datetime.combine(date.fromisoformat(value), dtime(), tzinfo=UTC), True
+        day = date.fromisoformat(value)
+        return datetime(day.year, day.month, day.day, tzinfo=UTC), True
     when = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return (when if when.tzinfo else when.replace(tzinfo=UTC)), False
 

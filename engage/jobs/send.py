@@ -32,6 +32,7 @@ def message_sender() -> MessageSender:
                 config["TWILIO_ACCOUNT_SID"],
                 config["TWILIO_AUTH_TOKEN"],
                 api_url=config["ENGAGE_TWILIO_API_URL"] or None,
+                timeout=config.get("TWILIO_TIMEOUT", 10.0),
             )
         else:
             from engage.messaging.console import ConsoleSender

@@ -39,7 +39,7 @@ class SendError(Exception):
 
 
 class PermanentSendError(SendError):
-    """Twilio refused the message for a reason that retrying will not change (opt-out, bad number)."""
+    """Twilio refused the message for good: retrying will not help (opt-out, bad number)."""
 
 
 class TransientSendError(SendError):

@@ -43,8 +43,8 @@ TRANSIENT_CODES = frozenset(
         63018,  # WhatsApp rate / messaging limit: retry in hours
     }
 )
-# Codes that retrying the same request never fixes. Any other 4xx is permanent too; the list is
-# here so a reader sees the ones that matter to us (and the job can say why).
+# Codes that retrying the same request never fixes, whatever the HTTP status. Any other 4xx is
+# permanent too.
 PERMANENT_CODES = frozenset(
     {
         20003,  # authentication: wrong SID or token (configuration)
@@ -84,14 +84,13 @@ _quiet_twilio_logger = logging.Logger("engage.messaging.twilio.http", level=logg
 
 
 class RedirectingHttpClient(TwilioHttpClient):
-    """twilio's own HTTP client (requests Session, Basic auth, form encoding), sent elsewhere.
+    """twilio's own HTTP client (requests Session, Basic auth, form encoding), sent elsewhere."""
 
-    docs/twilio.md §8.2 (option A, verified) rewrites every *.twilio.com URL to the base URL.
-    We take it over §8.3 (setting `client.api.base_url`, also verified) because it covers every
-    Twilio domain (api, content, messaging, …) through the http_client hook the library
-    documents, rather than an undocumented attribute per domain, and keeps working when an
-    edge/region rewrites the host first.
-    """
+    # docs/twilio.md §8.2 (option A, verified there) rewrites every *.twilio.com URL to the base
+    # URL. We take it over §8.3 (setting `client.api.base_url`, also verified) because it covers
+    # every Twilio domain (api, content, messaging, …) through the http_client hook the library
+    # documents, not an undocumented attribute per domain, and still works if an edge/region
+    # rewrote the host first. Production's code path (requests Session, auth, encoding) is kept.
 
     def __init__(self, base_url: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -239,9 +238,11 @@ def classify_send_error(exc: Exception) -> SendError:
     if isinstance(exc, TwilioRestException | TwilioServiceException):
         status = int(exc.status)
         code = int(exc.code) if exc.code is not None else None
-        text = _redact(exc.msg if isinstance(exc, TwilioRestException) else exc.title)
+        text = _redact(exc.msg if isinstance(exc, TwilioRestException) else exc.detail or exc.title)
         if status == 429 or code in TRANSIENT_CODES:
             return TransientSendError(code, text, status=status)
+        if code in PERMANENT_CODES:
+            return PermanentSendError(code, text, status=status)
         if status >= 500:
             # Twilio answered, but with a server error after the request arrived: the message
             # may have been created (docs/twilio.md §0 rule 2, §4.3 "5xx … → ambiguous").

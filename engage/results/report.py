@@ -173,6 +173,19 @@ def question_table(
     return Table(question_id, groups, list(values), cells, overlapping, asked_partition=True)
 
 
+def protect(table: Table, min_cell: int, min_percent_base: int) -> Table:
+    """Disclosure control for a question's table, sparing `_answered` where `_asked` will do.
+
+    A few skips (1 to min_cell - 1) must be hidden, and one more cell of `_asked = _answered +
+    _skipped` with them. Left to itself the rule hides `_answered`, the base of every percent,
+    so hide `_asked` first: apply() keeps hidden cells hidden and still checks every line.
+    """
+    for group in table.groups:
+        if 1 <= table.cells[(group, SKIPPED)].count < min_cell:
+            table.cells[(group, ASKED)].shown = False
+    return apply(table, min_cell, min_percent_base)
+
+
 def funnel_table(counts: Counts, dims: int, min_cell: int, min_percent_base: int) -> Table:
     """The completion funnel as a table, its stages protected against subtraction too."""
     rolled = roll_up(counts, dims)

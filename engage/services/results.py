@@ -191,7 +191,7 @@ def build_report(
         table = rp.question_table(
             question.id, values, counts, dims, overlapping=question.type == "multi"
         )
-        apply(table, min_cell, min_percent_base)
+        rp.protect(table, min_cell, min_percent_base)
         rows.extend(rp.table_rows(table, _text(question.text, default), labels))
         if question.type == "number":
             frequencies = counter.number_frequencies(question.id)

@@ -479,8 +479,9 @@ def prism_url() -> Iterator[str]:
     prism = os.environ.get("ENGAGE_PRISM") or shutil.which("prism")
     if not prism or not shutil.which("node"):
         pytest.skip(
-            "Prism is not installed: npm install --prefix DIR @stoplight/prism-cli@5.16.0, then "
-            "put DIR/node_modules/.bin on PATH or set ENGAGE_PRISM (shared/twilio-openapi/README.md)"
+            "Prism is not installed: npm install --prefix DIR @stoplight/prism-cli@5.16.0, "
+            "then put DIR/node_modules/.bin on PATH or set ENGAGE_PRISM "
+            "(shared/twilio-openapi/README.md)"
         )
     if not OPENAPI.exists():
         pytest.skip(f"Twilio's OpenAPI description is not at {OPENAPI}")

@@ -1,0 +1,281 @@
+"""POST /twilio/messages and /twilio/status: signatures, sizes, repeats, order, the outbox."""
+
+from __future__ import annotations
+
+import threading
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from sqlalchemy import func, select
+from twilio_helpers import OUR_NUMBER, PUBLIC_URL, inbound_form, new_sid, post_signed
+
+from engage import db
+from engage.models import Contact, Message
+
+WORKER = "+15551230001"
+
+
+def outbound(app):
+    with app.app_context():
+        return (
+            db.session()
+            .scalars(select(Message).where(Message.direction == "out").order_by(Message.id))
+            .all()
+        )
+
+
+def count(app, model, *where):
+    with app.app_context():
+        return db.session().scalar(select(func.count()).select_from(model).where(*where))
+
+
+@pytest.fixture
+def app(twilio_app):
+    return twilio_app()
+
+
+def test_a_signed_message_is_answered_with_empty_twiml_and_the_reply_sent(app, fake_twilio):
+    client = app.test_client()
+    response = post_signed(
+        client, fake_twilio.auth_token, "/twilio/messages", inbound_form(WORKER, "TRABAJO")
+    )
+    assert response.status_code == 200
+    assert response.mimetype == "text/xml"
+    assert response.data.endswith(b"<Response/>")
+    [sent] = fake_twilio.requests
+    assert sent.get("To") == WORKER
+    assert sent.get("From") == OUR_NUMBER
+    assert sent.get("Body").startswith("Hola, somos Centro Campesino.")
+    [row] = outbound(app)
+    callback = urlsplit(sent.get("StatusCallback"))
+    assert f"{callback.scheme}://{callback.netloc}" == PUBLIC_URL
+    assert parse_qs(callback.query) == {"m": [str(row.id)]}
+    assert row.status == "queued" and row.sid == fake_twilio.messages[0]["sid"]
+    assert not fake_twilio.violations
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [({}, 403), ({"X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl"}, 403)],
+)
+def test_unsigned_or_badly_signed_posts_are_refused(app, headers, expected):
+    response = app.test_client().post(
+        "/twilio/messages", data=inbound_form(WORKER, "hola"), headers=headers
+    )
+    assert response.status_code == expected
+    assert count(app, Message) == 0
+
+
+def test_signature_is_checked_against_the_public_url_behind_a_proxy(app, fake_twilio):
+    client = app.test_client()
+    form = inbound_form(WORKER, "hola")
+    # Signed for the URL the app sees (http://localhost), not the one Twilio called: refused.
+    wrong = post_signed(
+        client, fake_twilio.auth_token, "/twilio/messages", form, url_base="http://localhost"
+    )
+    assert wrong.status_code == 403
+    right = post_signed(client, fake_twilio.auth_token, "/twilio/messages", form)
+    assert right.status_code == 200
+
+
+def test_query_string_is_part_of_the_signed_url(app, fake_twilio):
+    client = app.test_client()
+    form = inbound_form(WORKER, "hola")
+    ok = post_signed(client, fake_twilio.auth_token, "/twilio/messages?site=2", form)
+    assert ok.status_code == 200
+
+
+def test_malformed_and_oversized_posts(app, fake_twilio):
+    client = app.test_client()
+    form = inbound_form(WORKER, "hola")
+    del form["MessageSid"], form["SmsSid"]
+    assert post_signed(client, fake_twilio.auth_token, "/twilio/messages", form).status_code == 400
+    huge = inbound_form(WORKER, "x" * 200_000)
+    assert post_signed(client, fake_twilio.auth_token, "/twilio/messages", huge).status_code == 413
+    assert count(app, Message) == 0
+
+
+def test_a_repeated_message_sid_is_processed_once_even_at_the_same_instant(app, fake_twilio):
+    form = inbound_form(WORKER, "TRABAJO")
+    statuses = []
+    barrier = threading.Barrier(6)
+
+    def post() -> None:
+        client = app.test_client()
+        barrier.wait()
+        statuses.append(
+            post_signed(client, fake_twilio.auth_token, "/twilio/messages", form).status_code
+        )
+
+    threads = [threading.Thread(target=post) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses == [200] * 6
+    assert count(app, Message, Message.direction == "in") == 1
+    assert count(app, Contact) == 1
+    assert len(fake_twilio.requests) == 1
+
+
+def test_messages_from_one_contact_at_the_same_instant_run_one_step_at_a_time(app, fake_twilio):
+    client = app.test_client()
+    post_signed(client, fake_twilio.auth_token, "/twilio/messages", inbound_form(WORKER, "WORK"))
+    barrier = threading.Barrier(4)
+
+    def post(text: str) -> None:
+        barrier.wait()
+        post_signed(
+            app.test_client(),
+            fake_twilio.auth_token,
+            "/twilio/messages",
+            inbound_form(WORKER, text),
+        )
+
+    threads = [threading.Thread(target=post, args=("1",)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # Consent, then three answers: had two steps overlapped, one would have answered the same
+    # question again or been lost.
+    with app.app_context():
+        from engage.models import Answer
+
+        answered = db.session().scalars(select(Answer.question_id).order_by(Answer.id)).all()
+    assert answered == ["state", "crop", "paid_fee"]
+    assert len(fake_twilio.requests) == 5
+
+
+def test_whatsapp_sender_gets_replies_on_whatsapp(app, fake_twilio):
+    client = app.test_client()
+    form = inbound_form(f"whatsapp:{WORKER}", "WORK")
+    assert post_signed(client, fake_twilio.auth_token, "/twilio/messages", form).status_code == 200
+    [sent] = fake_twilio.requests
+    assert sent.get("To") == f"whatsapp:{WORKER}"
+    assert sent.get("From") == f"whatsapp:{OUR_NUMBER}"
+
+
+def test_a_non_phone_sender_is_stored_without_contact_or_reply(app, fake_twilio):
+    client = app.test_client()
+    form = inbound_form("TWILIO", "promo")
+    assert post_signed(client, fake_twilio.auth_token, "/twilio/messages", form).status_code == 200
+    assert count(app, Message) == 1 and count(app, Contact) == 0
+    assert fake_twilio.requests == []
+
+
+def test_media_without_text_is_kept_and_answered_in_the_workers_language(app, fake_twilio):
+    client = app.test_client()
+    post_signed(client, fake_twilio.auth_token, "/twilio/messages", inbound_form(WORKER, "TRABAJO"))
+    media = inbound_form(
+        WORKER,
+        "",
+        NumMedia="1",
+        MediaUrl0="https://api.twilio.com/media/ME1",
+        MediaContentType0="image/jpeg",
+    )
+    post_signed(client, fake_twilio.auth_token, "/twilio/messages", media)
+    # Together they pass the segment budget: two messages, in order.
+    assert [r.get("Body")[:30] for r in fake_twilio.requests[1:]] == [
+        "Por favor, responda con texto.",
+        "Hola, somos Centro Campesino. ",
+    ]
+    with app.app_context():
+        kept = db.session().scalar(select(Message).where(Message.media_url.is_not(None)))
+    assert kept.media_url == "https://api.twilio.com/media/ME1"
+
+
+def test_only_allow_listed_fields_are_stored(app, fake_twilio):
+    client = app.test_client()
+    form = inbound_form(
+        WORKER,
+        "hola",
+        ProfileName="Juana Pérez",
+        WaId="15551230001",
+        FromCity="FRESNO",
+        FromState="CA",
+        FromZip="93650",
+    )
+    post_signed(client, fake_twilio.auth_token, "/twilio/messages", form)
+    with app.app_context(), db.engine().connect() as conn:
+        from sqlalchemy import text
+
+        dump = " ".join(str(r) for r in conn.execute(text("SELECT * FROM messages")))
+        dump += " ".join(str(r) for r in conn.execute(text("SELECT * FROM contacts")))
+    for secret in ("Juana", "FRESNO", "93650", "5551230001"):
+        assert secret not in dump
+
+
+def status_form(sid: str, status: str, **extra) -> dict:
+    return {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "MessageStatus": status,
+        "SmsStatus": status,
+        "AccountSid": "AC" + "a" * 32,
+        **extra,
+    }
+
+
+def test_status_only_moves_forward_whatever_the_order(app, fake_twilio):
+    client = app.test_client()
+    post_signed(client, fake_twilio.auth_token, "/twilio/messages", inbound_form(WORKER, "WORK"))
+    [row] = outbound(app)
+    path = f"/twilio/status?m={row.id}"
+    for status in ("delivered", "sent", "queued", "sending"):
+        response = post_signed(client, fake_twilio.auth_token, path, status_form(row.sid, status))
+        assert response.status_code == 204
+    assert outbound(app)[0].status == "delivered"
+    post_signed(client, fake_twilio.auth_token, path, status_form(row.sid, "read"))
+    assert outbound(app)[0].status == "read"
+
+
+def test_a_callback_before_the_sid_is_known_is_applied(app, fake_twilio):
+    client = app.test_client()
+    fake_twilio.hang_next(1, seconds=3)  # the send's answer is lost: the row has no SID yet
+    post_signed(client, fake_twilio.auth_token, "/twilio/messages", inbound_form(WORKER, "WORK"))
+    [row] = outbound(app)
+    assert row.sid is None and row.status == "dispatching"
+    sid = fake_twilio.messages[0]["sid"]
+    post_signed(
+        client, fake_twilio.auth_token, f"/twilio/status?m={row.id}", status_form(sid, "delivered")
+    )
+    row = outbound(app)[0]
+    assert (row.sid, row.status) == (sid, "delivered")
+
+
+def test_error_21610_in_a_callback_opts_the_contact_out(app, fake_twilio):
+    client = app.test_client()
+    post_signed(client, fake_twilio.auth_token, "/twilio/messages", inbound_form(WORKER, "WORK"))
+    [row] = outbound(app)
+    post_signed(
+        client,
+        fake_twilio.auth_token,
+        f"/twilio/status?m={row.id}",
+        status_form(row.sid, "failed", ErrorCode="21610"),
+    )
+    row = outbound(app)[0]
+    assert (row.status, row.error_code) == ("failed", 21610)
+    with app.app_context():
+        assert db.session().scalar(select(Contact.is_opted_out))
+
+
+def test_status_callbacks_unknown_unsigned_or_malformed(app, fake_twilio):
+    client = app.test_client()
+    unknown = post_signed(
+        client, fake_twilio.auth_token, "/twilio/status", status_form(new_sid(), "delivered")
+    )
+    assert unknown.status_code == 204
+    odd = post_signed(
+        client, fake_twilio.auth_token, "/twilio/status", status_form(new_sid(), "teleported")
+    )
+    assert odd.status_code == 204
+    assert client.post("/twilio/status", data=status_form(new_sid(), "sent")).status_code == 403
+    bad = post_signed(client, fake_twilio.auth_token, "/twilio/status", {"MessageStatus": "sent"})
+    assert bad.status_code == 400
+
+
+def test_healthz_reports_database_queue_and_spool(app):
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 200
+    assert response.json == {"database": "ok", "queue": "in-process", "spool": "ok"}
