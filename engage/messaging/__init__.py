@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 
@@ -26,6 +27,8 @@ class SendResult:
 
 class MessageSender(Protocol):
     def send(self, message: OutboundMessage) -> SendResult: ...
+
+    def lookup(self, message: OutboundMessage, since: datetime) -> SendResult | None: ...
 
 
 class SendError(Exception):

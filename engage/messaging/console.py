@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from typing import TextIO
 
 from engage.messaging import OutboundMessage, SendResult
@@ -21,3 +22,8 @@ class ConsoleSender:
         stream.flush()
         self.sent.append(message)
         return SendResult(sid=f"console-{message.message_id}")
+
+    def lookup(self, message: OutboundMessage, since: datetime) -> SendResult | None:
+        """Whether an earlier attempt reached the console: it either printed or it did not."""
+        found = next((m for m in self.sent if m.message_id == message.message_id), None)
+        return SendResult(sid=f"console-{found.message_id}") if found else None

@@ -186,7 +186,9 @@ class TwilioSender:
     def lookup(self, message: OutboundMessage, since: datetime) -> SendResult | None:
         """The message as Twilio has it when an earlier attempt's answer was lost, else None."""
         after = _as_utc(since) - LOOKUP_SLACK
-        filters: dict[str, Any] = {"to": message.to, "date_sent_after": after}
+        # No DateSent filter: a message still queued at Twilio has no date_sent yet, and would
+        # be missed. Our attempt is recent, so it is on the first page, newest first.
+        filters: dict[str, Any] = {"to": message.to}
         service = message.from_ if message.from_ and message.from_.startswith("MG") else None
         if message.from_ and service is None:
             filters["from_"] = self.create_params(message)["from_"]

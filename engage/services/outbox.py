@@ -54,7 +54,8 @@ def prepare_send(
     if message is None or message.direction != "out":
         return SendPlan("done")
     if message.status == "dispatching":
-        return SendPlan("reconcile", _outbound(vault, message, None), message.attempted_at)
+        outbound = _outbound(vault, message, None, content_sid=message.content_sid)
+        return SendPlan("reconcile", outbound, message.attempted_at)
     if message.status != "pending":
         return SendPlan("done")
     if message.send_after is not None and message.send_after > now:

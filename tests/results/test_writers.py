@@ -207,8 +207,10 @@ def test_xlsx_neutralises_formulas_and_keeps_numbers():
     book = read_xlsx(make_report(dangerous_rows()))
     rows = list(book["aggregates"].values)[1:]
     for prefix, row in zip(PREFIXES, rows, strict=True):
+        # XML reads a carriage return back as a line feed; the quote is what matters.
+        read_prefix = prefix.replace("\r", "\n")
         assert row[:5] == tuple(
-            f"'{prefix}{name}" for name in ("q", "question", "group", "value", "label")
+            f"'{read_prefix}{name}" for name in ("q", "question", "group", "value", "label")
         )
         assert (row[5], row[6]) == (12, 40.0)
     for sheet in book.worksheets:
