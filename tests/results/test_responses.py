@@ -1,0 +1,215 @@
+"""The staff responses file: one row per response, pseudonymous, free text masked, streamed."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from click.testing import CliRunner
+from flask.cli import ScriptInfo
+from sqlalchemy import insert, select
+
+from engage import db
+from engage.cli import main
+from engage.models import Answer, Contact, Conversation, SurveyVersion
+from engage.results.responses import FIXED_COLUMNS, mask_free_text, respondent_id
+from engage.results.writers import BOM, iter_responses_csv
+from engage.services.results import export_responses
+from tests.results.conftest import MISS, SKIP, T0, FromProfile
+
+SECRET = "a-secret-key-for-tests"
+WORKING_CONDITIONS = [
+    "state",
+    "crop",
+    "paid_fee",
+    "fee_amount",
+    "job_as_promised",
+    "contract_language",
+    "paid_on_time",
+    "hours_last_week",
+    "housing",
+    "documents_held",
+    "free_to_leave",
+    "comments",
+]
+
+
+def export_text(app, survey_id: str = "working-conditions", secret: str = SECRET) -> str:
+    with app.app_context():
+        staff_file = export_responses(db.session(), survey_id, secret_key=secret)
+        return "".join(iter_responses_csv(staff_file))
+
+
+def export_rows(app, survey_id: str = "working-conditions", secret: str = SECRET):
+    text = export_text(app, survey_id, secret)
+    assert text.startswith(BOM)
+    return list(csv.DictReader(io.StringIO(text[len(BOM) :])))
+
+
+def current_version(app, survey_id: str = "working-conditions") -> str:
+    with app.app_context():
+        return db.session().scalar(
+            select(SurveyVersion.version).where(
+                SurveyVersion.survey_id == survey_id, SurveyVersion.is_current.is_(True)
+            )
+        )
+
+
+def test_one_row_per_response_with_version_language_status_and_the_day_only(app, seed):
+    contact_id = seed.contact({"state": "CA"})
+    seed.response({"state": "CA"}, contact_id=contact_id, status="abandoned")
+    seed.response(
+        {"state": FromProfile("CA"), "paid_on_time": "yes"},
+        contact_id=contact_id,
+        at=T0 + timedelta(days=3, hours=9),
+        language="en",
+    )
+    seed.response({"state": "FL"})
+    text = export_text(app)
+    rows = list(csv.DictReader(io.StringIO(text[len(BOM) :])))
+    assert list(rows[0]) == [*FIXED_COLUMNS, *WORKING_CONDITIONS]
+    assert len(rows) == 3
+    first, second, other = rows
+    assert first["respondent_id"] == second["respondent_id"] != other["respondent_id"]
+    assert first["version"] == current_version(app)
+    assert (first["status"], first["answered_on"]) == ("abandoned", "2026-03-02")
+    assert (second["status"], second["language"], second["answered_on"]) == (
+        "completed",
+        "en",
+        "2026-03-05",
+    )
+    assert "14:30" not in text and "T14" not in text and "23:30" not in text
+
+
+def test_respondent_ids_are_keyed_hashes_stable_across_exports(app, seed):
+    contact_id = seed.contact()
+    seed.response({"state": "CA"}, contact_id=contact_id)
+    first = export_rows(app)[0]["respondent_id"]
+    assert export_rows(app)[0]["respondent_id"] == first == respondent_id(contact_id, SECRET)
+    assert len(first) == 16 and int(first, 16) >= 0
+    assert export_rows(app, secret="another-key")[0]["respondent_id"] != first
+    assert respondent_id(contact_id + 1, SECRET) != first
+
+
+def test_answer_cells_show_values_skips_and_misses(app, seed):
+    seed.response(
+        {
+            "state": FromProfile("CA"),
+            "crop": SKIP,
+            "paid_on_time": MISS,
+            "hours_last_week": 45.0,
+            "housing": ["crowded", "pests"],
+            "comments": "Todo bien",
+        }
+    )
+    row = export_rows(app)[0]
+    assert row["state"] == "CA"
+    assert row["crop"] == "_skipped"
+    assert row["paid_on_time"] == "_missed"
+    assert row["hours_last_week"] == "45"
+    assert row["housing"] == "crowded;pests"
+    assert row["comments"] == "Todo bien"
+    assert row["paid_fee"] == ""  # never asked
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("llame al 5551234567", "llame al [number]"),
+        ("mi cel (555) 123-4567 gracias", "mi cel [number] gracias"),
+        ("+52 1 555 123 4567", "[number]"),
+        ("555.123.4567", "[number]"),
+        ("12 34 567", "[number]"),
+        ("escriba a juan.perez+x@example.com.mx ya", "escriba a [email] ya"),
+        ("correo: ana_2@mail.co, tel 555-1234567", "correo: [email], tel [number]"),
+        ("trabajé 60 horas por $1,999", "trabajé 60 horas por $1,999"),
+        ("código 123456", "código 123456"),
+        ("", ""),
+    ],
+)
+def test_mask_free_text(text, masked):
+    assert mask_free_text(text) == masked
+
+
+def test_free_text_in_the_file_is_masked_and_formulas_neutralised(app, seed):
+    seed.response({"comments": "Llámeme al (555) 123-4567 o a juan.perez@example.com"})
+    seed.response({"comments": '=HYPERLINK("http://x","clic")'})
+    seed.response({"comments": "-5 de pago"})
+    comments = [row["comments"] for row in export_rows(app)]
+    assert comments == [
+        "Llámeme al [number] o a [email]",
+        '\'=HYPERLINK("http://x","clic")',
+        "'-5 de pago",
+    ]
+    assert "4567" not in export_text(app)
+
+
+def test_simulated_responses_are_left_out(app, seed):
+    seed.response({"state": "CA"}, simulated=True)
+    seed.response({"state": "FL"})
+    assert [row["state"] for row in export_rows(app)] == ["FL"]
+
+
+def test_rows_are_streamed_across_result_partitions(app):
+    """10,400 answer rows: more than one partition of the streamed result."""
+    conversations = 2_600
+    version = current_version(app, "housing-check")
+    with app.app_context(), db.transaction() as session:
+        contacts = [
+            Contact(phone_hash=f"h{i}", phone_encrypted=f"e{i}") for i in range(conversations)
+        ]
+        session.add_all(contacts)
+        session.flush()
+        rows = [
+            Conversation(contact_id=c.id, survey_id="housing-check", version=version, language="es")
+            for c in contacts
+        ]
+        session.add_all(rows)
+        session.flush()
+        answers = [
+            {
+                "conversation_id": conv.id,
+                "contact_id": conv.contact_id,
+                "survey_id": "housing-check",
+                "version": version,
+                "question_id": question_id,
+                "status": "answered",
+                "value": {"v": value},
+                "language": "es",
+                "profile": {},
+                "is_simulated": False,
+                "answered_at": T0,
+            }
+            for conv in rows
+            # Four rows each: a question answered again counts with its last row.
+            for question_id, value in (
+                ("state", "FL"),
+                ("water", "no"),
+                ("state", "CA"),
+                ("water", "yes"),
+            )
+        ]
+        session.execute(insert(Answer), answers)
+    with app.app_context():
+        staff_file = export_responses(db.session(), "housing-check", secret_key=SECRET)
+        assert isinstance(staff_file.rows, Iterator)
+        got = [(row[5], row[6]) for row in staff_file.rows]
+    assert len(got) == conversations
+    assert set(got) == {("CA", "yes")}
+
+
+def test_export_command_writes_the_responses_file(app, seed):
+    seed.response({"comments": "mi correo es ana@example.org"})
+    result = CliRunner().invoke(
+        main,
+        ["export", "working-conditions", "--responses"],
+        obj=ScriptInfo(create_app=lambda: app),
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout_bytes.startswith(BOM.encode("utf-8"))
+    rows = list(csv.DictReader(io.StringIO(result.stdout[len(BOM) :])))
+    assert rows[0]["comments"] == "mi correo es [email]"
+    assert len(rows[0]["respondent_id"]) == 16
