@@ -25,7 +25,7 @@ extract: install
 	$(BIN)/pybabel extract -F babel.cfg -k _ -k gettext --no-location --omit-header \
 		-o locales/messages.pot .
 	$(BIN)/pybabel update --domain messages --input-file locales/messages.pot \
-		--output-dir locales --no-fuzzy-matching --width 100
+		--output-dir locales --no-fuzzy-matching --ignore-obsolete --width 100
 
 run: catalogs
 	ENGAGE_ENV=development $(BIN)/engage db upgrade

@@ -105,6 +105,16 @@ class Spool:
             else:
                 yield item
 
+    def has_entries(self) -> bool:
+        """Cheap check for the webhook: is any segment left with something in it?"""
+        try:
+            return any(
+                entry.name.endswith(_SEGMENT) and entry.stat().st_size > 0
+                for entry in os.scandir(self.directory)
+            )
+        except FileNotFoundError:
+            return False
+
     def size(self) -> int:
         """How many entries are pending."""
         return sum(1 for item in self._scan() if isinstance(item, SpoolEntry))
@@ -185,7 +195,7 @@ class Spool:
                                 )
                                 return ReplayResult(replayed, 1, skipped)
                             replayed += 1
-                        pass
+                        _append_line(done_fd, b"%d\n" % item.end)
                 finally:
                     os.close(done_fd)
                 self._delete_segment(segment)

@@ -9,8 +9,8 @@ from flask import Flask
 from engage import db
 from engage.messaging.console import ConsoleSender
 from engage.privacy import parse_sender
-from engage.services.conversations import handle_inbound, settings_from
 from engage.services import outbox
+from engage.services.conversations import handle_inbound, settings_from
 
 SIMULATED_TO = "+15550000000"
 

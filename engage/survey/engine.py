@@ -140,8 +140,8 @@ class Engine:
         conv = run.open(survey, lang)
         conv.pending = CONSENT if not contact.has_consented else INVITATION
         run.out.kind = "invitation"
-        intro = survey.intro.get(lang)
-        run.say(*([intro] if intro else []), run.prompt())
+        # The intro comes with the first question, once they have said yes.
+        run.say(run.prompt())
         return run.finish()
 
     def expire(self, conversation: ConversationState, now: datetime) -> bool:
@@ -296,7 +296,7 @@ class _Step:
         if answer.value == "yes":
             self.contact.has_consented = True
             intro = self.survey.intro.get(conv.language)
-            if intro and conv.pending == CONSENT:
+            if intro:
                 self.say(intro)
             conv.pending = None
             self.advance(start=True)
@@ -444,7 +444,7 @@ class _Step:
         if conv.pending == CONSENT:
             return self.t.consent()
         if conv.pending == INVITATION:
-            return self.t.invitation()
+            return self.t.invitation(self.survey.title.get(conv.language) or self.survey.id)
         assert self.question is not None
         return self.render(self.question)
 

@@ -69,9 +69,9 @@ class SystemTexts:
         _ = self.gettext
         return _("Understood, thank you. We will not ask you anything.")
 
-    def invitation(self) -> str:
+    def invitation(self, title: str) -> str:
         _ = self.gettext
-        return _("Reply 1 to start.")
+        return _("%(title)s: a short anonymous survey. Reply 1 to start.") % {"title": title}
 
     def language_menu_header(self) -> str:
         _ = self.gettext

@@ -33,9 +33,8 @@ def healthz():
         except RedisError:
             queue = "unavailable"
     spool_state = "ok" if spool().is_writable() else "unwritable"
-    pending = spool().size() if spool_state == "ok" else 0
-    if pending:
-        spool_state = f"ok, {pending} waiting"
+    if spool_state == "ok" and spool().has_entries():
+        spool_state = "ok, messages waiting for replay"
     healthy = database == "ok" or spool_state.startswith("ok")
     body = {"database": database, "queue": queue, "spool": spool_state}
     return jsonify(body), 200 if healthy else 503

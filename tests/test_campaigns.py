@@ -1,0 +1,176 @@
+"""`engage campaigns start`: who is invited, in which language, when, and what a reply does."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from click.testing import CliRunner
+from flask.cli import ScriptInfo
+from sqlalchemy import select
+from twilio_helpers import inbound_form, post_signed
+
+from engage import db
+from engage.cli import main
+from engage.models import Conversation, Message
+
+
+def cli(app, *args):
+    result = CliRunner().invoke(main, list(args), obj=ScriptInfo(create_app=lambda: app))
+    return result
+
+
+def import_contacts(app, tmp_path, lines):
+    path = tmp_path / "contacts.csv"
+    path.write_text("phone,language,consent_source,state,crop\n" + "\n".join(lines) + "\n")
+    result = cli(app, "contacts", "import", str(path))
+    assert result.exit_code == 0, result.output
+
+
+def outbound(app):
+    with app.app_context():
+        return (
+            db.session()
+            .scalars(select(Message).where(Message.direction == "out").order_by(Message.id))
+            .all()
+        )
+
+
+DAYTIME = "2031-03-04T11:00:00-05:00"  # 16:00 UTC: day on both US coasts
+
+
+def test_campaign_invites_matching_contacts_in_their_language(twilio_app, fake_twilio, tmp_path):
+    app = twilio_app()
+    import_contacts(
+        app,
+        tmp_path,
+        [
+            "+13055550101,es,clinic,FL,citrus",
+            "+13055550102,en,clinic,FL,berries",
+            "+12065550103,es,clinic,WA,tree_fruit",
+            "+13055550104,ht,clinic,FL,",
+        ],
+    )
+    result = cli(
+        app, "campaigns", "start", "working-conditions", "--where", "state=FL", "--at", DAYTIME
+    )
+    assert result.exit_code == 0, result.output
+    assert "3 invited" in result.output
+    rows = outbound(app)
+    assert [r.queue for r in rows] == ["bulk"] * 3
+    assert all(r.send_after == datetime(2031, 3, 4, 16, tzinfo=UTC) for r in rows)
+    # Nobody has consented yet: each gets the consent text, in their own language.
+    assert sorted(r.body.split(".")[0] for r in rows) == [
+        "Bonjou, se Centro Campesino",
+        "Hi, this is Centro Campesino",
+        "Hola, somos Centro Campesino",
+    ]
+
+
+def test_campaign_skips_opted_out_mid_survey_and_completed(twilio_app, fake_twilio, tmp_path):
+    app = twilio_app()
+    import_contacts(
+        app,
+        tmp_path,
+        [
+            "+13055550101,es,clinic,FL,",
+            "+13055550102,es,clinic,FL,",
+            "+13055550103,es,clinic,FL,",
+            "+13055550104,es,clinic,FL,",
+        ],
+    )
+    client = app.test_client()
+    token = fake_twilio.auth_token
+    post_signed(client, token, "/twilio/messages", inbound_form("+13055550101", "ALTO"))
+    post_signed(client, token, "/twilio/messages", inbound_form("+13055550102", "TRABAJO"))
+    with app.app_context(), db.transaction() as session:
+        session.add(
+            Conversation(
+                contact_id=3,
+                survey_id="working-conditions",
+                version="v0",
+                language="es",
+                status="completed",
+            )
+        )
+    fake_twilio.reset()
+    result = cli(app, "campaigns", "start", "working-conditions", "--at", DAYTIME)
+    assert result.exit_code == 0, result.output
+    assert "1 invited" in result.output
+    assert {r.contact_id for r in outbound(app) if r.kind == "invitation"} == {4}
+
+
+def test_quiet_hours_hold_bulk_until_morning_in_the_contacts_zone(twilio_app, tmp_path):
+    app = twilio_app()
+    import_contacts(
+        app,
+        tmp_path,
+        ["+13055550101,es,clinic,FL,", "+12065550102,es,clinic,WA,", "+15551230103,es,clinic,,"],
+    )
+    # 22:30 in Miami, 19:30 in Seattle.
+    result = cli(
+        app, "campaigns", "start", "working-conditions", "--at", "2031-03-04T22:30:00-05:00"
+    )
+    assert result.exit_code == 0, result.output
+    by_contact = {r.contact_id: r.send_after for r in outbound(app)}
+    assert by_contact[1] == datetime(2031, 3, 5, 13, tzinfo=UTC)  # 08:00 in Miami (EST)
+    assert by_contact[2] == datetime(2031, 3, 5, 3, 30, tzinfo=UTC)  # Seattle: at once
+    assert by_contact[3] == datetime(2031, 3, 5, 16, tzinfo=UTC)  # unknown: 08:00 Pacific
+
+
+def test_a_reply_to_an_invitation_is_read_against_it(twilio_app, fake_twilio, tmp_path):
+    app = twilio_app()
+    import_contacts(app, tmp_path, ["+13055550101,es,clinic,FL,"])
+    cli(app, "campaigns", "start", "working-conditions")  # now, unless quiet hours hold it
+    fake_twilio.reset()
+    client = app.test_client()
+    post_signed(
+        client, fake_twilio.auth_token, "/twilio/messages", inbound_form("+13055550101", "1")
+    )
+    # Consent given: the intro, then the crop (state is known from the import, not re-asked).
+    body = fake_twilio.requests[0].get("Body")
+    assert body.startswith("Gracias. Son unas 10 preguntas")
+    assert "¿En qué cultivo trabaja más?" in body and "Elija el estado" not in body
+
+
+def test_whatsapp_invitation_uses_the_template_outside_the_window(
+    twilio_app, fake_twilio, tmp_path
+):
+    app = twilio_app()
+    import_contacts(app, tmp_path, ["+13055550101,es,clinic,FL,"])
+    with app.app_context(), db.transaction() as session:
+        from engage.models import SurveyVersion
+
+        row = session.scalars(
+            select(SurveyVersion).where(SurveyVersion.survey_id == "housing-check")
+        ).one()
+        definition = dict(row.definition)
+        definition["whatsapp_template"] = {"es": "HX" + "1" * 32, "en": "HX" + "2" * 32}
+        row.definition = definition
+        row.version = "with-template"
+    result = cli(
+        app, "campaigns", "start", "housing-check", "--channel", "whatsapp", "--at", DAYTIME
+    )
+    assert result.exit_code == 0, result.output
+    [row] = outbound(app)
+    assert row.content_sid == "HX" + "1" * 32
+    # Due now, as the scheduler would find it in the morning.
+    with app.app_context(), db.transaction() as session:
+        session.get(Message, row.id).send_after = None
+    with app.app_context():
+        from engage.jobs.send import send_message
+
+        assert send_message(row.id) == "sent"
+    [sent] = fake_twilio.requests
+    assert sent.get("ContentSid") == "HX" + "1" * 32
+    assert sent.get("Body") is None
+    assert sent.get("To") == "whatsapp:+13055550101"
+
+
+def test_unknown_survey_or_attribute_is_a_clear_error(twilio_app):
+    app = twilio_app()
+    result = cli(app, "campaigns", "start", "no-such-survey")
+    assert result.exit_code == 1 and "no active survey 'no-such-survey'" in result.output
+    result = cli(app, "campaigns", "start", "working-conditions", "--where", "farm=x")
+    assert result.exit_code == 1 and "unknown attribute(s) farm" in result.output
+    result = cli(app, "campaigns", "start", "working-conditions", "--at", "2031-03-04T09:00")
+    assert result.exit_code == 2 and "offset" in result.output

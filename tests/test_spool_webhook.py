@@ -1,0 +1,97 @@
+"""The database is unreachable: inbound messages are spooled, answered 200, replayed in order."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+from flask.cli import ScriptInfo
+from sqlalchemy import func, select
+from twilio_helpers import inbound_form, post_signed
+
+from engage import db
+from engage.cli import main
+from engage.models import Answer, Message
+
+WORKER = "+15551230001"
+
+
+def down_url(database: str, tmp_path) -> str:
+    if database == "sqlite":
+        return f"sqlite:///{tmp_path / 'no-such-dir' / 'engage.db'}"
+    return "postgresql+psycopg://postgres@127.0.0.1:1/engage"  # nothing listens on port 1
+
+
+def test_outage_spools_then_replay_processes_in_order_once(
+    twilio_app, fake_twilio, database, tmp_path
+):
+    down = twilio_app(prepare=False, DATABASE_URL=down_url(database, tmp_path))
+    client = down.test_client()
+    forms = [inbound_form(WORKER, text) for text in ("WORK", "1", "2")]
+    for form in forms:
+        response = post_signed(client, fake_twilio.auth_token, "/twilio/messages", form)
+        assert response.status_code == 200
+        assert response.data.endswith(b"<Response/>")
+    health = client.get("/healthz")
+    assert health.status_code == 200
+    assert health.json["database"] == "unavailable"
+    assert health.json["spool"] == "ok, messages waiting for replay"
+    spooled = (tmp_path / "instance" / "spool").glob("*.spool")
+    raw = b"".join(p.read_bytes() for p in spooled)
+    assert raw and WORKER.encode() not in raw and b"WORK" not in raw
+
+    up = twilio_app()  # same instance folder: the same PII key and spool
+    result = CliRunner().invoke(main, ["spool", "replay"], obj=ScriptInfo(create_app=lambda: up))
+    assert result.exit_code == 0, result.output
+    assert "3 replayed, 0 waiting" in result.output
+    bodies = [r.get("Body") for r in fake_twilio.requests]
+    assert bodies[0].startswith("Hi, this is Centro Campesino.")
+    assert "Which state do you work in?" in bodies[1]
+    assert bodies[2].startswith("Which crop")
+    with up.app_context():
+        state = db.session().scalar(select(Answer).where(Answer.question_id == "state"))
+        assert state.value == {"v": "CA"}
+    # Replaying again, or Twilio retrying the same MessageSid, changes nothing.
+    again = CliRunner().invoke(main, ["spool", "replay"], obj=ScriptInfo(create_app=lambda: up))
+    assert "0 replayed" in again.output
+    post_signed(up.test_client(), fake_twilio.auth_token, "/twilio/messages", forms[2])
+    with up.app_context():
+        inbound = db.session().scalar(
+            select(func.count()).select_from(Message).where(Message.direction == "in")
+        )
+    assert inbound == 3
+    assert len(fake_twilio.requests) == 3
+
+
+def test_a_new_message_after_the_outage_waits_behind_the_spooled_ones(
+    twilio_app, fake_twilio, database, tmp_path
+):
+    down = twilio_app(prepare=False, DATABASE_URL=down_url(database, tmp_path))
+    for text in ("WORK", "1"):
+        post_signed(
+            down.test_client(),
+            fake_twilio.auth_token,
+            "/twilio/messages",
+            inbound_form(WORKER, text),
+        )
+    up = twilio_app()
+    post_signed(
+        up.test_client(), fake_twilio.auth_token, "/twilio/messages", inbound_form(WORKER, "2")
+    )
+    with up.app_context():
+        answers = db.session().scalars(select(Answer.question_id)).all()
+    assert answers == ["state"]  # consent first, then "2" answered the state question
+    assert up.test_client().get("/healthz").json["spool"] == "ok"
+
+
+def test_healthz_is_503_when_neither_database_nor_spool_can_take_a_message(
+    twilio_app, database, tmp_path
+):
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the spool directory should be")
+    down = twilio_app(
+        prepare=False,
+        DATABASE_URL=down_url(database, tmp_path),
+        ENGAGE_SPOOL_DIR=str(blocked / "spool"),
+    )
+    response = down.test_client().get("/healthz")
+    assert response.status_code == 503
+    assert response.json["spool"] == "unwritable"
