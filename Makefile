@@ -16,15 +16,21 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-# Compile the gettext catalogs (locales/*/LC_MESSAGES/messages.po -> .mo).
+# Compile the gettext catalogs: `messages` (texts workers read: es, en, ht) and `web` (the
+# pages: es, en) -> locales/*/LC_MESSAGES/*.mo.
 catalogs: install
 	$(BIN)/pybabel compile --domain messages --directory locales --statistics
+	$(BIN)/pybabel compile --domain web --directory locales --statistics
 
-# After changing a system text: extract, then merge into every catalog and translate.
+# After changing a text: extract, then merge into every catalog and translate the new entries.
 extract: install
 	$(BIN)/pybabel extract -F babel.cfg -k _ -k gettext --no-location --omit-header \
 		-o locales/messages.pot .
 	$(BIN)/pybabel update --domain messages --input-file locales/messages.pot \
+		--output-dir locales --no-fuzzy-matching --ignore-obsolete --width 100
+	$(BIN)/pybabel extract -F babel-web.cfg -k _ -k gettext --no-location --omit-header \
+		-o locales/web.pot .
+	$(BIN)/pybabel update --domain web --input-file locales/web.pot \
 		--output-dir locales --no-fuzzy-matching --ignore-obsolete --width 100
 
 run: catalogs

@@ -343,3 +343,31 @@ def export(
             write_report(report, fmt, stream)
     if output:
         click.echo(f"wrote {output}", err=True)
+
+
+# -- users ---------------------------------------------------------------------------------------
+
+
+@main.group("users")
+def users_group() -> None:
+    """Accounts for staff and the policy team."""
+
+
+@users_group.command("create")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["admin", "staff", "policy"]), required=True)
+@with_appcontext
+def users_create(email: str, role: str) -> None:
+    """Create an account; the password is asked for (never given as an argument)."""
+    from engage.services.accounts import AccountError, create_user
+
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        with db.transaction() as session:
+            user = create_user(session, email, password, role)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"user {user.id}: {user.email} ({user.role})")

@@ -70,7 +70,9 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
             # IMMEDIATE takes the write lock at once: two steps for one contact cannot interleave.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # The request's reading session begins deferred, so a page never blocks a webhook.
+            deferred = conn.get_execution_options().get("engage_deferred", False)
+            conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
@@ -80,6 +82,9 @@ def init_app(app: Flask) -> None:
     engine = make_engine(app.config["DATABASE_URL"])
     app.extensions["engage.engine"] = engine
     app.extensions["engage.sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
+    app.extensions["engage.read_sessionmaker"] = sessionmaker(
+        engine.execution_options(engage_deferred=True), expire_on_commit=False
+    )
     app.teardown_appcontext(_close_session)
 
 
@@ -88,9 +93,13 @@ def engine() -> Engine:
 
 
 def session() -> Session:
-    """The session of this request or app context (created on first use)."""
+    """The session of this request or app context (created on first use).
+
+    Mostly for reading; what it writes (an audit line, a sign-in) it commits itself. Work that
+    must run one at a time (a conversation step, a send) uses `transaction()`.
+    """
     if "db_session" not in g:
-        g.db_session = current_app.extensions["engage.sessionmaker"]()
+        g.db_session = current_app.extensions["engage.read_sessionmaker"]()
     return g.db_session
 
 

@@ -17,12 +17,39 @@ PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 
 def source_messages() -> set[str]:
+    """What workers read: the `messages` domain, from the survey domain's code."""
     found = extract_from_dir(
-        str(ROOT / "engage"),
+        str(ROOT / "engage" / "survey"),
         method_map=[("**.py", "python")],
         keywords={"_": None, "gettext": None},
     )
     return {message for _file, _line, message, _comments, _context in found}
+
+
+def page_messages() -> set[str | tuple[str, ...]]:
+    """What staff and the policy team read: the `web` domain, from views and templates."""
+    found = extract_from_dir(
+        str(ROOT / "engage"),
+        method_map=[("web/**.py", "python"), ("templates/**.html", "jinja2")],
+        options_map={"templates/**.html": {"extensions": "jinja2.ext.i18n"}},
+        keywords={"_": None, "gettext": None, "ngettext": (1, 2)},
+    )
+    return {message for _file, _line, message, _comments, _context in found}
+
+
+@pytest.mark.parametrize("language", ["es", "en"])
+def test_page_catalog_translates_every_page_text(language):
+    path = ROOT / "locales" / language / "LC_MESSAGES" / "web.po"
+    with path.open("rb") as f:
+        catalog = read_po(f)
+    messages = page_messages()
+    assert "Sign in" in messages and ("%(num)s version", "%(num)s versions") in messages
+    for message in messages:
+        key = message[0] if isinstance(message, tuple) else message
+        entry = catalog.get(key)
+        assert entry is not None and entry.string, f"{path}: missing {message!r}"
+        strings = entry.string if isinstance(entry.string, tuple) else (entry.string,)
+        assert all(strings), f"{path}: untranslated {message!r}"
 
 
 def test_extraction_finds_the_system_texts():

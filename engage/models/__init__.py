@@ -6,5 +6,16 @@ from engage.models.contacts import Contact
 from engage.models.conversations import Conversation
 from engage.models.messages import Message
 from engage.models.surveys import SurveyVersion
+from engage.models.users import AuditEntry, SignInFailure, User
 
-__all__ = ["Answer", "Campaign", "Contact", "Conversation", "Message", "SurveyVersion"]
+__all__ = [
+    "Answer",
+    "AuditEntry",
+    "Campaign",
+    "Contact",
+    "Conversation",
+    "Message",
+    "SignInFailure",
+    "SurveyVersion",
+    "User",
+]

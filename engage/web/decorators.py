@@ -1,4 +1,4 @@
-"""Checks that cut across views: Twilio's signature (and, later, sign-in and roles)."""
+"""Checks that cut across views: Twilio's signature, sign-in and roles."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import abort, current_app, request
+from flask import abort, current_app, redirect, request, url_for
+from flask_login import current_user
 from twilio.request_validator import RequestValidator
 
 log = logging.getLogger(__name__)
@@ -47,3 +48,27 @@ def twilio_signed(view: Callable[..., Any]) -> Callable[..., Any]:
         return view(*args, **kwargs)
 
     return wrapped
+
+
+def role_required(*roles: str, is_download: bool = False) -> Callable[..., Any]:
+    """Signed in with one of these roles: pages send strangers to /login, downloads say 401."""
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if not current_user.is_authenticated:
+                if is_download:
+                    abort(401)
+                return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+            if current_user.role not in roles:
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+EVERYONE = ("admin", "staff", "policy")
+STAFF = ("admin", "staff")
+ADMIN = ("admin",)

@@ -64,6 +64,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("phone_hash", name=op.f("uq_contacts_phone_hash")),
     )
     op.create_table(
+        "sign_in_failures",
+        sa.Column("key", sa.String(length=64), nullable=False),
+        sa.Column("failures", sa.Integer(), nullable=False),
+        sa.Column("last_failure_at", engage.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_sign_in_failures")),
+    )
+    op.create_table(
         "survey_versions",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("survey_id", sa.String(length=100), nullable=False),
@@ -81,6 +88,41 @@ def upgrade() -> None:
     with op.batch_alter_table("survey_versions", schema=None) as batch_op:
         batch_op.create_index(
             batch_op.f("ix_survey_versions_survey_id"), ["survey_id"], unique=False
+        )
+
+    op.create_table(
+        "users",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("email", sa.String(length=254), nullable=False),
+        sa.Column("password_hash", sa.String(length=300), nullable=False),
+        sa.Column("role", sa.String(length=10), nullable=False),
+        sa.Column("is_active", sa.Boolean(), nullable=False),
+        sa.Column("created_at", engage.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_login_at", engage.db.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
+        sa.UniqueConstraint("email", name=op.f("uq_users_email")),
+    )
+    op.create_table(
+        "audit_entries",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=True),
+        sa.Column("actor", sa.String(length=254), nullable=False),
+        sa.Column("action", sa.String(length=40), nullable=False),
+        sa.Column("survey_id", sa.String(length=100), nullable=True),
+        sa.Column(
+            "parameters",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("created_at", engage.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_audit_entries_user_id_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_entries")),
+    )
+    with op.batch_alter_table("audit_entries", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_audit_entries_created_at"), ["created_at"], unique=False
         )
 
     op.create_table(
@@ -228,10 +270,16 @@ def downgrade() -> None:
         batch_op.drop_index("ix_conversations_contact_status")
 
     op.drop_table("conversations")
+    with op.batch_alter_table("audit_entries", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_audit_entries_created_at"))
+
+    op.drop_table("audit_entries")
+    op.drop_table("users")
     with op.batch_alter_table("survey_versions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_survey_versions_survey_id"))
 
     op.drop_table("survey_versions")
+    op.drop_table("sign_in_failures")
     op.drop_table("contacts")
     op.drop_table("campaigns")
     # ### end Alembic commands ###

@@ -1,0 +1,135 @@
+"""Accounts: creating users, signing in (slowed after failures), and the audit trail."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from engage.db import utcnow
+from engage.models import AuditEntry, SignInFailure, User
+from engage.models.users import ROLES
+
+MIN_PASSWORD_LENGTH = 12
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Free tries before waiting: per account from one address, and per address over all accounts
+# (higher, for offices behind one address). Nobody elsewhere can slow an account's owner.
+FREE_TRIES = {"account": 3, "address": 20}
+MAX_WAIT = timedelta(minutes=5)
+# Checked when the account does not exist, so a miss costs the same time as a wrong password.
+_DUMMY_HASH = generate_password_hash("not a real password", method="scrypt")
+
+
+class AccountError(ValueError):
+    """A user that cannot be created as asked."""
+
+
+@dataclass(frozen=True)
+class SignIn:
+    user: User | None
+    retry_after: float = 0.0
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password, method="scrypt")
+
+
+def create_user(session: Session, email: str, password: str, role: str) -> User:
+    """A new account; the password is only ever stored hashed (scrypt)."""
+    email = email.strip().lower()
+    if not _EMAIL.match(email):
+        raise AccountError(f"{email!r} is not an e-mail address")
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {', '.join(ROLES)}")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise AccountError(f"{email} already has an account")
+    user = User(email=email, password_hash=hash_password(password), role=role)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def _keys(email: str, address: str) -> dict[str, str]:
+    def digest(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    return {
+        "account": digest(f"account\0{email.strip().lower()}\0{address}"),
+        "address": digest(f"address\0{address}"),
+    }
+
+
+def _wait(failures: int, kind: str) -> timedelta:
+    extra = failures - FREE_TRIES[kind]
+    if extra < 0:
+        return timedelta(0)
+    return min(timedelta(seconds=2**extra), MAX_WAIT)
+
+
+def sign_in(
+    session: Session, email: str, password: str, address: str, *, now: datetime | None = None
+) -> SignIn:
+    """Check a password; after repeated failures, ask the caller to wait before trying again."""
+    now = now or utcnow()
+    keys = _keys(email, address)
+    rows = {
+        kind: session.get(SignInFailure, key, with_for_update=True) for kind, key in keys.items()
+    }
+    retry_after = max(
+        (
+            (row.last_failure_at + _wait(row.failures, kind) - now).total_seconds()
+            for kind, row in rows.items()
+            if row is not None
+        ),
+        default=0.0,
+    )
+    if retry_after > 0:
+        return SignIn(None, retry_after)
+    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    valid = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
+    if user is not None and valid and user.is_active:
+        account_row = rows["account"]
+        if account_row is not None:
+            session.delete(account_row)
+        user.last_login_at = now
+        session.flush()
+        return SignIn(user)
+    for kind, key in keys.items():
+        row = rows[kind]
+        if row is None:
+            row = SignInFailure(key=key, failures=0)
+            session.add(row)
+        row.failures += 1
+        row.last_failure_at = now
+    session.flush()
+    return SignIn(None)
+
+
+def record_download(
+    session: Session, *, user: User | None, actor: str, survey_id: str, parameters: dict[str, Any]
+) -> AuditEntry:
+    """One line of the audit trail: who downloaded what, when, with which parameters."""
+    entry = AuditEntry(
+        user_id=user.id if user else None,
+        actor=actor,
+        action="download",
+        survey_id=survey_id,
+        parameters=parameters,
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def audit_trail(session: Session, *, limit: int = 500) -> list[AuditEntry]:
+    return list(
+        session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit))
+    )

@@ -1,0 +1,58 @@
+"""The pages' own language (Spanish or English), from the `web` gettext catalogs."""
+
+from __future__ import annotations
+
+from flask import Flask, g, request
+from babel.support import NullTranslations, Translations
+
+PAGE_LANGUAGES = ("es", "en")
+DOMAIN = "web"
+
+
+def page_language() -> str:
+    """?lang= if given (and remembered in a cookie), else the cookie, else the browser's choice."""
+    chosen = request.args.get("lang") or request.cookies.get("lang")
+    if chosen in PAGE_LANGUAGES:
+        return chosen
+    return request.accept_languages.best_match(PAGE_LANGUAGES) or PAGE_LANGUAGES[0]
+
+
+def translations() -> NullTranslations:
+    if "translations" not in g:
+        from flask import current_app
+
+        g.page_language = page_language()
+        g.translations = Translations.load(
+            current_app.config["ENGAGE_LOCALES_DIR"], locales=[g.page_language], domain=DOMAIN
+        )
+    return g.translations
+
+
+def gettext(message: str, **variables: object) -> str:
+    text = translations().gettext(message)
+    return text % variables if variables else text
+
+
+def ngettext(singular: str, plural: str, n: int, **variables: object) -> str:
+    text = translations().ngettext(singular, plural, n)
+    return text % {"num": n, **variables}
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.add_extension("jinja2.ext.i18n")
+    app.jinja_env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
+
+    @app.context_processor
+    def _language() -> dict[str, str]:
+        translations()
+        return {"page_language": g.page_language}
+
+    @app.after_request
+    def _remember(response):  # type: ignore[no-untyped-def]
+        chosen = request.args.get("lang")
+        if chosen in PAGE_LANGUAGES:
+            response.set_cookie(
+                "lang", chosen, max_age=365 * 24 * 3600, samesite="Lax",
+                secure=app.config["SESSION_COOKIE_SECURE"], httponly=True,
+            )
+        return response

@@ -1,0 +1,150 @@
+"""Results for the policy team: survey list, charts with a breakdown, aggregate downloads."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections import defaultdict
+from collections.abc import Iterator
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    render_template,
+    request,
+    stream_with_context,
+)
+from flask_login import current_user
+from sqlalchemy import select
+
+from engage import db
+from engage.models import SurveyVersion
+from engage.results.report import BreakdownError
+from engage.results.writers import iter_aggregate_csv, iter_aggregate_json, iter_responses_csv
+from engage.results.writers import write_aggregate_xlsx
+from engage.services.accounts import record_download
+from engage.services.results import (
+    SurveyNotFoundError,
+    breakdown_attributes,
+    build_report,
+    describe_survey,
+    export_responses,
+    report_limits,
+)
+from engage.web.decorators import EVERYONE, STAFF, role_required
+from engage.web.i18n import gettext as _
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("results", __name__, url_prefix="/results")
+
+MIMETYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "json": "application/json",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+def _report(survey_id: str, by: list[str]):
+    try:
+        return build_report(db.session(), survey_id, by, **report_limits(current_app.config))
+    except SurveyNotFoundError:
+        abort(404)
+    except BreakdownError as exc:
+        abort(400, description=str(exc))
+
+
+@bp.get("")
+@role_required(*EVERYONE)
+def index() -> str:
+    survey_ids = db.session().scalars(
+        select(SurveyVersion.survey_id).distinct().order_by(SurveyVersion.survey_id)
+    ).all()
+    surveys = [describe_survey(db.session(), survey_id) for survey_id in survey_ids]
+    return render_template("results_index.html", surveys=surveys)
+
+
+@bp.get("/<survey_id>")
+@role_required(*EVERYONE)
+def survey(survey_id: str) -> str:
+    by = [b for b in request.args.getlist("by") if b][:2]
+    report = _report(survey_id, by)
+    questions: dict[str, dict] = {}
+    for row in report.rows:
+        entry = questions.setdefault(
+            row.question_id,
+            {"id": row.question_id, "text": row.question, "groups": defaultdict(list)},
+        )
+        entry["groups"][row.group].append(row)
+    return render_template(
+        "results_survey.html",
+        report=report,
+        questions=list(questions.values()),
+        by=by,
+        attributes=breakdown_attributes(db.session(), survey_id),
+        can_see_responses=current_user.role in STAFF,
+    )
+
+
+@bp.get("/<survey_id>/export.<fmt>")
+@role_required(*EVERYONE, is_download=True)
+def export(survey_id: str, fmt: str) -> Response:
+    if fmt not in MIMETYPES:
+        abort(404)
+    by = [b for b in request.args.getlist("by") if b]
+    report = _report(survey_id, by)
+    _audit(survey_id, {"format": fmt, "by": ",".join(by), "kind": "aggregates"})
+    filename = f"{survey_id}{'-by-' + '-'.join(by) if by else ''}.{fmt}"
+    if fmt == "xlsx":
+        buffer = io.BytesIO()
+        write_aggregate_xlsx(report, buffer)
+        body: bytes | Iterator[str] = buffer.getvalue()
+    else:
+        body = iter_aggregate_csv(report) if fmt == "csv" else iter_aggregate_json(report)
+    return Response(
+        body,
+        mimetype=MIMETYPES[fmt],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@bp.get("/<survey_id>/responses.csv")
+@role_required(*STAFF, is_download=True)
+def responses(survey_id: str) -> Response:
+    try:
+        describe_survey(db.session(), survey_id)
+    except SurveyNotFoundError:
+        abort(404)
+    _audit(survey_id, {"format": "csv", "kind": "responses"})
+    staff_file = export_responses(
+        db.session(), survey_id, secret_key=current_app.config["SECRET_KEY"]
+    )
+    log.info("user %s: responses of %s downloaded", current_user.id, survey_id)
+    return Response(
+        stream_with_context(iter_responses_csv(staff_file)),
+        mimetype=MIMETYPES["csv"],
+        headers={"Content-Disposition": f'attachment; filename="{survey_id}-responses.csv"'},
+    )
+
+
+def _audit(survey_id: str, parameters: dict[str, str]) -> None:
+    """Record the download, committed before a byte of it leaves."""
+    session = db.session()
+    record_download(
+        session,
+        user=current_user,
+        actor=current_user.email,
+        survey_id=survey_id,
+        parameters=parameters,
+    )
+    session.commit()
+
+
+@bp.app_template_filter("group_label")
+def group_label(group: tuple[str, ...]) -> str:
+    if not group:
+        return _("Everyone")
+    names = {"_all": _("all"), "_unknown": _("unknown")}
+    return " · ".join(names.get(part, part) for part in group)
