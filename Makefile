@@ -6,7 +6,7 @@ DEMO_PHONE ?= +15550100001
 
 PRISM := $(VENV)/prism/node_modules/.bin/prism
 
-.PHONY: install catalogs extract run chat test lint format clean prism
+.PHONY: install catalogs extract run chat test lint format clean prism browser
 
 install: $(VENV)/.installed
 
@@ -55,7 +55,13 @@ $(PRISM):
 		npm install --silent --no-audit --no-fund --prefix $(VENV)/prism @stoplight/prism-cli@5.16.0; \
 	else echo "npm not found: the Prism schema test will be skipped"; fi
 
-test: catalogs lint prism
+# Debian's Chromium and ChromeDriver, for the results page's browser test.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			chromium chromium-driver >/dev/null; }
+
+test: catalogs lint prism browser
 	ENGAGE_PRISM=$(abspath $(PRISM)) $(BIN)/pytest
 
 clean:

@@ -6,11 +6,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
 from bench import fanout, sending, webhook
-from bench.common import Target, log, print_table
+from bench.common import Target, idle_share, log, print_table
 
 BENCHMARKS = ("webhook", "sending", "fanout")
 
@@ -27,6 +28,10 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
 
+    idle = idle_share()
+    print(f"Machine before the run: {idle:.0%} idle over 2 s, {os.cpu_count()} cores")
+    if idle < 0.9:
+        print("  WARNING: something else is using the CPU; figures and ratios will be unreliable")
     started = time.monotonic()
     targets: list[Target] = []
     for name in chosen:

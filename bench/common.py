@@ -287,6 +287,19 @@ class FakeTwilioProcess(Process):
         return json.loads(self.record_path.read_text())
 
 
+def idle_share(seconds: float = 2.0) -> float:
+    """The share of CPU time the machine left idle over `seconds` (/proc/stat), from 0 to 1."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        return fields[3] + fields[4], sum(fields)  # idle + iowait, total
+
+    idle_before, total_before = sample()
+    time.sleep(seconds)
+    idle_after, total_after = sample()
+    return (idle_after - idle_before) / max(1, total_after - total_before)
+
+
 # -- figures and targets ----------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ import json
 import subprocess
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
@@ -288,9 +289,8 @@ def run(
     contacts: int = 2000,
     rounds: int = 40,
     settings: Sequence[str] = GUNICORN_ARGS,
-    servers: Sequence[str] = ("A", "B", "Engage"),
 ) -> list[Target]:
-    """Run A, B and Engage; print the figures; return the targets."""
+    """Run A, B, Engage and B again; print the figures; return the targets."""
     from bench.ceiling_app import create_table
     from engage.config import database_url
 
@@ -307,82 +307,95 @@ def run(
     measured = write_requests(
         OUT / "requests.txt", contacts=contacts, rounds=rounds, first_contact=0
     )
-    ceiling_env = {
-        **engage_env(),
-        "BENCH_DATABASE_URL": database_url(DATABASE_URL),
-    }
+    ceiling_env = {**engage_env(), "BENCH_DATABASE_URL": database_url(DATABASE_URL)}
+    b_count = "SELECT count(*) FROM bench_ceiling_inbound"
+    engage_count = "SELECT count(*) FROM messages WHERE direction = 'in'"
+    # B runs before and after Engage (its table emptied in between): the ceiling is their mean,
+    # and their spread shows how much the machine drifted during the run.
+    plan = (
+        ("A", "bench.ceiling_app:make_bare()", ceiling_env, True, None),
+        ("B", "bench.ceiling_app:make_checked()", ceiling_env, False, b_count),
+        ("Engage", "wsgi:app", engage_env(), False, engage_count),
+        ("B again", "bench.ceiling_app:make_checked()", ceiling_env, False, b_count),
+    )
     results: dict[str, WrkResult] = {}
     warmups: dict[str, WrkResult] = {}
-    for server, app, wrap, settle in (
-        ("A", "bench.ceiling_app:make_bare()", True, None),
-        (
-            "B",
-            "bench.ceiling_app:make_checked()",
-            False,
-            "SELECT count(*) FROM bench_ceiling_inbound",
-        ),
-        ("Engage", "wsgi:app", False, "SELECT count(*) FROM messages WHERE direction = 'in'"),
-    ):
+    b_checks = []
+    for server, app, env, wrap, settle in plan:
+        if server == "B again":
+            with pg_connect() as conn:
+                conn.execute("TRUNCATE bench_ceiling_inbound")
         log(f"webhook {server}: warm-up {warmup_seconds} s")
         warmups[server], results[server] = measure(
-            server,
+            server.replace(" ", "-"),
             app,
-            ceiling_env if server != "Engage" else engage_env(),
+            env,
             warmup,
             measured,
             seconds=seconds,
             warmup_seconds=warmup_seconds,
             wrap=wrap,
             settle_sql=settle,
+            settings=settings,
         )
-    a, b, engage = results["A"], results["B"], results["Engage"]
-    b_rows = scalar("SELECT count(*) FROM bench_ceiling_inbound")
-    sent = sent_sids(warmup, warmups["Engage"]) | sent_sids(measured, engage)
-    checks = verify_engage(sent)
+        if settle == b_count:
+            sent = len(sent_sids(warmup, warmups[server])) + len(
+                sent_sids(measured, results[server])
+            )
+            b_checks.append((server, scalar(b_count), sent))
+    a, engage = results["A"], results["Engage"]
+    b_rps = (results["B"].rps + results["B again"].rps) / 2
+    b_p99 = (results["B"].p99_ms + results["B again"].p99_ms) / 2
+    b_drift = abs(results["B"].rps - results["B again"].rps) / b_rps
+    checks = verify_engage(sent_sids(warmup, warmups["Engage"]) | sent_sids(measured, engage))
 
     print_table(
-        f"Webhook: POST {PATH}, gunicorn {' '.join(GUNICORN_ARGS)}, {CONNECTIONS} connections, "
+        f"Webhook: POST {PATH}, gunicorn {' '.join(settings)}, {CONNECTIONS} connections, "
         f"wrk -t{WRK_THREADS}, {seconds} s per server after a {warmup_seconds} s warm-up",
-        ["server", "req/s", "p50 ms", "p99 ms", "req/s vs B", "p99 vs B", "non-2xx", "socket err"],
+        ["server", "req/s", "p50 ms", "p99 ms", "req/s / B", "p99 / B", "non-2xx", "socket err"],
         [
             (
                 r.server,
                 f"{r.rps:,.0f}",
                 f"{r.p50_ms:.1f}",
                 f"{r.p99_ms:.1f}",
-                f"{r.rps / b.rps:.2f}",
-                f"{r.p99_ms / b.p99_ms:.2f}",
+                f"{r.rps / b_rps:.2f}",
+                f"{r.p99_ms / b_p99:.2f}",
                 r.errors["status"],
                 r.socket_errors,
             )
-            for r in (a, b, engage)
+            for r in results.values()
         ],
     )
-    b_sent = len(sent_sids(warmup, warmups["B"])) + len(sent_sids(measured, b))
-    print(f"  B stored {b_rows} rows for {b_sent} requests sent")
-    print(f"  Engage/A throughput: {engage.rps / a.rps:.2f}")
+    print(
+        f"  ceiling B = mean of both B runs: {b_rps:,.0f} req/s, p99 {b_p99:.1f} ms "
+        f"(the two differ by {b_drift:.0%}{'; the machine was noisy' if b_drift > 0.15 else ''})"
+    )
+    for server, rows, sent in b_checks:
+        print(f"  {server} stored {rows} rows for {sent} requests sent")
+    print(f"  Engage / A throughput: {engage.rps / a.rps:.2f}")
     for name, passed, detail in checks:
         print(f"  {'ok ' if passed else 'BAD'} {name}: {detail}")
 
-    valid = [
-        Target(
-            f"webhook run {r.server} valid",
-            not r.exhausted and r.socket_errors == 0 and r.errors["status"] == 0,
-            f"exhausted={r.exhausted} socket errors={r.socket_errors} non-2xx={r.errors['status']}",
-        )
-        for r in (a, b, engage)
-    ]
     return [
-        *valid,
+        *(
+            Target(
+                f"webhook run {r.server}: valid",
+                not r.exhausted and r.socket_errors == 0 and r.errors["status"] == 0,
+                f"file exhausted={r.exhausted}, socket errors={r.socket_errors}, "
+                f"non-2xx={r.errors['status']}",
+            )
+            for r in results.values()
+        ),
         Target(
             "webhook throughput >= 60% of B",
-            engage.rps >= 0.60 * b.rps,
-            f"{engage.rps:,.0f} vs {b.rps:,.0f} req/s = {engage.rps / b.rps:.2f}",
+            engage.rps >= 0.60 * b_rps,
+            f"{engage.rps:,.0f} vs {b_rps:,.0f} req/s = {engage.rps / b_rps:.2f}",
         ),
         Target(
             "webhook p99 <= 2x B's p99",
-            engage.p99_ms <= 2 * b.p99_ms,
-            f"{engage.p99_ms:.1f} vs {b.p99_ms:.1f} ms = {engage.p99_ms / b.p99_ms:.2f}x",
+            engage.p99_ms <= 2 * b_p99,
+            f"{engage.p99_ms:.1f} vs {b_p99:.1f} ms = {engage.p99_ms / b_p99:.2f}x",
         ),
         Target(
             "webhook: every message stored once with its replies",
@@ -397,8 +410,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--contacts", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument(
+        "--gunicorn", default=" ".join(GUNICORN_ARGS), help="worker settings for all servers"
+    )
     args = parser.parse_args()
-    targets = run(seconds=args.seconds, contacts=args.contacts, rounds=args.rounds)
+    targets = run(
+        seconds=args.seconds,
+        contacts=args.contacts,
+        rounds=args.rounds,
+        settings=args.gunicorn.split(),
+    )
     for target in targets:
         print(f"{'PASS' if target.passed else 'FAIL'} {target.name}: {target.detail}")
 

@@ -130,6 +130,4 @@ def record_download(
 
 
 def audit_trail(session: Session, *, limit: int = 500) -> list[AuditEntry]:
-    return list(
-        session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit))
-    )
+    return list(session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)))

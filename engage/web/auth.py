@@ -51,8 +51,10 @@ def login() -> Response | str | tuple[str, int]:
             log.info("user %s: signed in", result.user.id)
             return redirect(_safe_next(request.args.get("next")))
         if result.retry_after > 0:
-            error = _("Too many failed attempts. Try again in %(seconds)s seconds.",
-                      seconds=int(result.retry_after) + 1)
+            error = _(
+                "Too many failed attempts. Try again in %(seconds)s seconds.",
+                seconds=int(result.retry_after) + 1,
+            )
             status = 429
         else:
             error = _("Wrong e-mail or password.")

@@ -52,7 +52,11 @@ def init_app(app: Flask) -> None:
         chosen = request.args.get("lang")
         if chosen in PAGE_LANGUAGES:
             response.set_cookie(
-                "lang", chosen, max_age=365 * 24 * 3600, samesite="Lax",
-                secure=app.config["SESSION_COOKIE_SECURE"], httponly=True,
+                "lang",
+                chosen,
+                max_age=365 * 24 * 3600,
+                samesite="Lax",
+                secure=app.config["SESSION_COOKIE_SECURE"],
+                httponly=True,
             )
         return response

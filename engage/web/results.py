@@ -59,9 +59,11 @@ def _report(survey_id: str, by: list[str]):
 @bp.get("")
 @role_required(*EVERYONE)
 def index() -> str:
-    survey_ids = db.session().scalars(
-        select(SurveyVersion.survey_id).distinct().order_by(SurveyVersion.survey_id)
-    ).all()
+    survey_ids = (
+        db.session()
+        .scalars(select(SurveyVersion.survey_id).distinct().order_by(SurveyVersion.survey_id))
+        .all()
+    )
     surveys = [describe_survey(db.session(), survey_id) for survey_id in survey_ids]
     return render_template("results_index.html", surveys=surveys)
 

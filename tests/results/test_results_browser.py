@@ -1,0 +1,118 @@
+"""The results page in headless Chromium: sign in as policy, open a survey, break down, download."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from engage import db
+from engage.services.accounts import create_user
+
+from tests.results.conftest import seed_population
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+PASSWORD = "policy team password"
+
+
+@pytest.fixture
+def live_server(app):
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.fail("Chromium and ChromeDriver are needed: make test installs them with apt-get")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--lang=es",
+    ):
+        options.add_argument(argument)
+    options.add_experimental_option(
+        "prefs",
+        {
+            "download.default_directory": str(downloads),
+            "download.prompt_for_download": False,
+            "intl.accept_languages": "es",
+        },
+    )
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    driver.downloads = downloads  # type: ignore[attr-defined]
+    yield driver
+    driver.quit()
+
+
+def wait_for_file(directory: Path, pattern: str, timeout: float = 20) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = [p for p in directory.glob(pattern) if not p.name.endswith(".crdownload")]
+        if done:
+            return done[0]
+        time.sleep(0.1)
+    raise AssertionError(f"no {pattern} downloaded into {directory}")
+
+
+def test_policy_signs_in_breaks_down_by_state_and_downloads_csv(app, seed, live_server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    seed_population(seed)
+    with app.app_context(), db.transaction() as session:
+        create_user(session, "policy@example.org", PASSWORD, "policy")
+
+    browser.get(f"{live_server}/results/working-conditions")
+    assert "/login" in browser.current_url  # not signed in: sent to the sign-in page
+    browser.find_element(By.NAME, "email").send_keys("policy@example.org")
+    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "form.login button").click()
+    assert browser.current_url.endswith("/results/working-conditions")
+    assert "Condiciones de trabajo" in browser.find_element(By.TAG_NAME, "h1").text
+    charts = browser.find_elements(By.CSS_SELECTOR, "section.question svg.chart")
+    assert charts, "each question is drawn as a bar chart"
+    on_time = browser.find_element(By.ID, "q-paid_on_time").text
+    assert "Sí" in on_time and "No" in on_time
+
+    Select(browser.find_element(By.ID, "by")).select_by_value("state")
+    deadline = time.monotonic() + 10
+    while "by=state" not in browser.current_url and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "by=state" in browser.current_url
+    section = browser.find_element(By.ID, "q-paid_on_time").text
+    assert "CA" in section and "FL" in section
+    # Three workers in WA: their counts are hidden, and the page says why.
+    assert "oculto (menos de 11" in browser.find_element(By.ID, "q-hours_last_week").text
+
+    browser.find_element(By.ID, "download-csv").click()
+    csv_file = wait_for_file(browser.downloads, "*.csv")
+    data = csv_file.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf")  # BOM, so Excel reads the accents
+    header = data[3:].decode("utf-8").splitlines()[0]
+    assert header == "question_id,question,state,value,label,count,percent,suppressed"
+    assert not browser.find_elements(By.ID, "download-responses")  # staff only
