@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Flask, g, request
 from babel.support import NullTranslations, Translations
+from flask import Flask, g, request
 
 PAGE_LANGUAGES = ("es", "en")
 DOMAIN = "web"

@@ -22,8 +22,12 @@ from sqlalchemy import select
 from engage import db
 from engage.models import SurveyVersion
 from engage.results.report import BreakdownError
-from engage.results.writers import iter_aggregate_csv, iter_aggregate_json, iter_responses_csv
-from engage.results.writers import write_aggregate_xlsx
+from engage.results.writers import (
+    iter_aggregate_csv,
+    iter_aggregate_json,
+    iter_responses_csv,
+    write_aggregate_xlsx,
+)
 from engage.services.accounts import record_download
 from engage.services.results import (
     SurveyNotFoundError,

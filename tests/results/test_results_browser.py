@@ -12,7 +12,6 @@ from werkzeug.serving import make_server
 
 from engage import db
 from engage.services.accounts import create_user
-
 from tests.results.conftest import seed_population
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
