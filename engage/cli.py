@@ -35,7 +35,9 @@ def run_command(host: str, port: int) -> None:
     app = create_app()
     if not app.config["REDIS_URL"]:
         _start_in_process_clock(app)
-    app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+    from werkzeug.serving import run_simple
+
+    run_simple(host, port, app, use_reloader=False, threaded=True)
 
 
 def _start_in_process_clock(app: Flask, interval: float = 30.0) -> None:

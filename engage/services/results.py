@@ -24,8 +24,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, distinct, func, select, true
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, and_, case, distinct, func, null, select, true
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import Subquery
 
 from engage.config import LOCALES_DIR
@@ -162,26 +162,20 @@ def build_report(
     funnel = rp.funnel_table(funnel_counts, dims, min_cell, min_percent_base)
     rows.extend(rp.table_rows(funnel, "", {}, reserved=False))
 
-    reserved = counter.reserved()
-    scalar = counter.scalar_values([q.id for q in info.questions if q.type in ("choice", "yes_no")])
+    per_question = counter.question_counts(info.questions)
     multi = counter.multi_values([q.id for q in info.questions if q.type == "multi"])
     medians: dict[str, dict[Group, float | None]] = {}
     for question in info.questions:
-        counts: dict[Group, Counter[str]] = {
-            group: Counter(values) for group, values in reserved.get(question.id, {}).items()
-        }
+        counts = per_question.get(question.id, {})
         labels: dict[str, str]
         if question.type in ("choice", "multi"):
-            seen = scalar if question.type == "choice" else multi
-            _merge(counts, seen.get(question.id, {}))
+            if question.type == "multi":
+                _merge(counts, multi.get(question.id, {}))
             labels = {c.value: _text(c.label, default) for c in question.choices}
         elif question.type == "yes_no":
-            _merge(counts, scalar.get(question.id, {}))
             labels = dict(info.yes_no_labels.get(default, {}))
         elif question.type == "number":
-            ranges = rp.bin_labels(question)
-            _merge(counts, counter.number_bins(question.id, ranges))
-            labels = {label: label for _low, _high, label in ranges}
+            labels = {label: label for _low, _high, label in rp.bin_labels(question)}
         else:  # free text: how many answered, never what
             labels = {}
         values = list(labels)
@@ -290,33 +284,56 @@ class _Counter:
             result.setdefault(question_id, {}).setdefault(group, Counter())[str(value)] += count
         return result
 
-    def reserved(self) -> dict[str, dict[Group, Counter[str]]]:
-        latest = self.latest.c
-        status = case(
-            (latest.status.in_(ANSWERED_STATUSES), ANSWERED),
-            (latest.status.in_(UNANSWERED_STATUSES), SKIPPED),
-        ).label("kind")
-        inner = (
-            select(latest.question_id, *self.groups, status)
-            .where(latest.rn == 1, latest.status.in_(ANSWERED_STATUSES + UNANSWERED_STATUSES))
-            .subquery()
-        )
-        grouped = self._grouped(_count_by(inner))
-        for groups in grouped.values():
-            for counts in groups.values():
-                counts[ASKED] = counts[ANSWERED] + counts[SKIPPED]
-        return grouped
+    def question_counts(
+        self, questions: Sequence[Question]
+    ) -> dict[str, dict[Group, Counter[str]]]:
+        """One pass for every question: `_answered`, `_skipped`, `_asked` and the values.
 
-    def scalar_values(self, question_ids: Sequence[str]) -> dict[str, dict[Group, Counter[str]]]:
-        if not question_ids:
-            return {}
+        The value is the choice or yes/no, or the number's range; none for text (never read)
+        and multi (counted per option apart).
+        """
         latest = self.latest.c
+        number = latest.value["v"].as_float()
+        whens: list[tuple[ColumnElement[bool], ColumnElement[Any]]] = []
+        scalar_ids = [q.id for q in questions if q.type in ("choice", "yes_no")]
+        if scalar_ids:
+            whens.append((latest.question_id.in_(scalar_ids), latest.value["v"].as_string()))
+        for question in questions:
+            ranges = rp.bin_labels(question) if question.type == "number" else []
+            if ranges:
+                edges = [(number < high, label) for _low, high, label in ranges[:-1]]
+                bins = case((number.is_(None), null()), *edges, else_=ranges[-1][2])
+                whens.append((latest.question_id == question.id, bins))
+        value = case(*whens) if whens else null()
+        kind = case((latest.status.in_(ANSWERED_STATUSES), ANSWERED), else_=SKIPPED)
         inner = (
-            select(latest.question_id, *self.groups, latest.value["v"].as_string().label("val"))
-            .where(self._answered(question_ids))
+            select(
+                latest.question_id,
+                *self.groups,
+                kind.label("kind"),
+                value.label("val"),
+                latest.rn,
+            )
+            .where(latest.status.in_(ANSWERED_STATUSES + UNANSWERED_STATUSES))
             .subquery()
         )
-        return self._grouped(_count_by(inner))
+        columns = [c for c in inner.c if c.key != "rn"]
+        # FILTER rather than WHERE rn = 1: PostgreSQL misjudges how many rows the WHERE
+        # leaves and sorts them all to group; this way it hashes.
+        stmt = select(*columns, func.count().filter(inner.c.rn == 1)).group_by(*columns)
+        dims = len(self.by)
+        result: dict[str, dict[Group, Counter[str]]] = {}
+        for row in self.session.execute(stmt):
+            question_id, parts, (status, val, count) = row[0], row[1 : 1 + dims], row[1 + dims :]
+            if not count:
+                continue
+            group = tuple(rp.group_part(p) for p in parts)
+            counts = result.setdefault(question_id, {}).setdefault(group, Counter())
+            counts[status] += count
+            counts[ASKED] += count
+            if status == ANSWERED and val is not None:
+                counts[str(val)] += count
+        return result
 
     def multi_values(self, question_ids: Sequence[str]) -> dict[str, dict[Group, Counter[str]]]:
         """Per option: a respondent counts once for each option in their answer list."""
@@ -344,22 +361,6 @@ class _Counter:
         )
         return self._grouped(stmt)
 
-    def number_bins(
-        self, question_id: str, ranges: list[tuple[float | None, float | None, str]]
-    ) -> dict[Group, Counter[str]]:
-        if not ranges:
-            return {}
-        latest = self.latest.c
-        number = latest.value["v"].as_float()
-        whens = [(number < high, label) for _low, high, label in ranges[:-1]]
-        bin_label = (case(*whens, else_=ranges[-1][2]) if whens else ranges[-1][2]).label("val")
-        inner = (
-            select(latest.question_id, *self.groups, bin_label)
-            .where(self._answered([question_id]), number.is_not(None))
-            .subquery()
-        )
-        return self._grouped(_count_by(inner)).get(question_id, {})
-
     def number_frequencies(self, question_id: str) -> dict[Group, dict[float, int]]:
         """How many gave each distinct number, per finest group: enough for exact medians."""
         latest = self.latest.c
@@ -382,21 +383,17 @@ class _Counter:
     def funnel(self) -> tuple[dict[Group, Counter[str]], Counter[str]]:
         """Conversations per group (invited, started, consented, completed), and where the
         conversations that ended without completing stopped (by last question answered)."""
-        order = (Answer.answered_at.desc(), Answer.id.desc())
-        last = (
-            select(
-                Answer.conversation_id,
-                Answer.question_id,
-                Answer.profile,
-                func.row_number()
-                .over(partition_by=Answer.conversation_id, order_by=order)
-                .label("rn"),
-            )
-            .where(Answer.survey_id == self.survey_id, Answer.is_simulated.is_(False))
-            .subquery("last")
+        # Within a conversation rows are written in order, one step at a time: the highest id
+        # is the last answer. Looked up per conversation through its index, not a window.
+        last_id = (
+            select(func.max(Answer.id))
+            .where(Answer.conversation_id == Conversation.id)
+            .correlate(Conversation)
+            .scalar_subquery()
         )
+        last = aliased(Answer, name="last_answer")
         parts = [
-            func.coalesce(last.c.profile[a].as_string(), Contact.profile[a].as_string()).label(
+            func.coalesce(last.profile[a].as_string(), Contact.profile[a].as_string()).label(
                 f"g{i}"
             )
             for i, a in enumerate(self.by)
@@ -406,11 +403,11 @@ class _Counter:
                 *parts,
                 Conversation.status,
                 Conversation.is_invited,
-                last.c.question_id.label("last_question"),
+                last.question_id.label("last_question"),
             )
             .select_from(Conversation)
             .join(Contact, Contact.id == Conversation.contact_id)
-            .outerjoin(last, and_(last.c.conversation_id == Conversation.id, last.c.rn == 1))
+            .outerjoin(last, last.id == last_id)
             .where(Conversation.survey_id == self.survey_id, Conversation.is_simulated.is_(False))
             .subquery()
         )

@@ -46,11 +46,11 @@ def inbound_message() -> Response:
         if spool().has_entries():
             raise SpoolFirstError
         receive(form)
-    except (OperationalError, SpoolFirstError):
+    except (OperationalError, SpoolFirstError) as exc:
         # Keep the signed message durably and answer 200, so Twilio does not retry into the
         # outage; the spool replays it in order once the database is back.
         spool().append(form.to_spool(utcnow()))
-        log.error("inbound %s: database unavailable, spooled", form.sid)
+        log.error("inbound %s: spooled (%s)", form.sid, type(exc).__name__)
     return twiml()
 
 
