@@ -20,7 +20,8 @@ import redis
 from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = ROOT / ".venv" / "bin"
+# BENCH_VENV: another virtualenv with the project installed (default: the project's .venv).
+BIN = Path(os.environ.get("BENCH_VENV") or ROOT / ".venv").resolve() / "bin"
 PYTHON = str(BIN / "python")
 OUT = ROOT / "bench" / "out"
 

@@ -3,6 +3,7 @@
 # ratio to a ceiling measured in the same run; exit 1 when a target is missed.
 #   bench/run.sh                      # all three (~8 min)
 #   bench/run.sh --only webhook       # or sending, fanout; --seconds 10 for shorter wrk runs
+#   BENCH_VENV=/path/to/venv bench/run.sh   # another virtualenv than .venv
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +11,9 @@ if ! command -v wrk >/dev/null; then
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq && $sudo apt-get install -y -qq wrk >/dev/null
 fi
-make --no-print-directory -s catalogs >/dev/null  # the venv (make install) and compiled catalogs
+venv="${BENCH_VENV:-.venv}"
+# The virtualenv (make install) and compiled catalogs.
+make --no-print-directory -s VENV="$venv" catalogs >/dev/null
 
 # The same services the tests use, started the way .ci/run starts them when they are down.
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
@@ -24,4 +27,4 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
     for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done
 fi
 
-exec .venv/bin/python -m bench "$@"
+exec "$venv/bin/python" -m bench "$@"

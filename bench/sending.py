@@ -19,6 +19,7 @@ import requests
 from bench.common import (
     ACCOUNT_SID,
     AUTH_TOKEN,
+    BIN,
     OUR_NUMBER,
     PII_KEY,
     PUBLIC_URL,
@@ -45,7 +46,7 @@ WORKER_TIMEOUT = 600.0
 
 def start_campaign(env: dict[str, str]) -> str:
     """`engage campaigns start working-conditions` (no quiet hours: every row is due now)."""
-    argv = [str(ROOT / ".venv" / "bin" / "engage"), "campaigns", "start", "working-conditions"]
+    argv = [str(BIN / "engage"), "campaigns", "start", "working-conditions"]
     return run_checked(argv, env=env, timeout=300).strip()
 
 

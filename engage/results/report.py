@@ -73,6 +73,7 @@ class SurveyInfo:
     yes_no_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
+        """The `survey` object of the JSON download."""
         return {
             "id": self.id,
             "title": self.title,

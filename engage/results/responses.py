@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,21 @@ def respondent_id(contact_id: int, secret_key: str) -> str:
 def mask_free_text(text: str) -> str:
     """Free text with every e-mail address and every run of 7+ digits masked."""
     return _DIGIT_RUN.sub(MASKED_NUMBER, _EMAIL.sub(MASKED_EMAIL, text))
+
+
+def stored_value(question_type: str | None, text: str | None) -> Any:
+    """An answer's value from the text form of its JSON (`value ->> 'v'`)."""
+    if text is None:
+        return None
+    try:
+        if question_type == "multi":
+            value = json.loads(text)
+            return value if isinstance(value, list) else text
+        if question_type == "number":
+            return float(text)
+    except ValueError:
+        pass
+    return text
 
 
 def answer_cell(question_type: str | None, status: str, value: Any) -> Any:

@@ -10,8 +10,10 @@ Conventions the download contract leaves open (also written into the XLSX notes)
 - `_asked` counts answered, skipped, missed and profile rows; `_answered` answered and profile
   rows; `_skipped` skipped and missed rows (asked, not answered), so `_asked` is always
   `_answered + _skipped` and no small "missed" count can be had by subtraction;
-- the funnel counts conversations; its breakdown uses the profile of each conversation's latest
-  answer row, else the contact's profile (an invitation nobody answered has no answer rows).
+- the funnel counts conversations; its breakdown uses the profile of each conversation's last
+  answer row (highest id: a conversation's rows are written in order), else the contact's
+  profile (an invitation nobody answered has no answer rows);
+- a profile value becomes its group name as text; a missing or empty one is `_unknown`.
 """
 
 from __future__ import annotations
@@ -49,7 +51,13 @@ from engage.results.report import (
     SurveyInfo,
     SurveyVersionInfo,
 )
-from engage.results.responses import FIXED_COLUMNS, ResponsesExport, answer_cell, respondent_id
+from engage.results.responses import (
+    FIXED_COLUMNS,
+    ResponsesExport,
+    answer_cell,
+    respondent_id,
+    stored_value,
+)
 from engage.services.surveys import parse_version
 from engage.survey.definition import Question, Survey
 from engage.survey.texts import SystemTexts
@@ -464,12 +472,13 @@ def _response_rows(
             Answer.conversation_id,
             Answer.contact_id,
             Answer.question_id,
-            Answer.value,
+            Answer.status,
+            # As text: decoding every row's JSON costs more than the rest of the row together.
+            Answer.value["v"].as_string(),
             Answer.answered_at,
-            Answer.status.label("answer_status"),
             Conversation.version,
             Conversation.language,
-            Conversation.status.label("conversation_status"),
+            Conversation.status,
         )
         .join(Conversation, Conversation.id == Answer.conversation_id)
         .where(
@@ -478,28 +487,25 @@ def _response_rows(
             Conversation.is_simulated.is_(False),
         )
         .order_by(Answer.conversation_id, Answer.id)
-        .execution_options(yield_per=STREAM_BATCH)
     )
-    result = session.execute(stmt)
-    # partitions() with a size (and yield_per) streams; without one psycopg buffers everything.
+    # Core rows (no ORM loading) and partitions with a size: with yield_per that streams, while
+    # partitions() without one made psycopg buffer the whole result (docs/performance.md).
+    result = session.connection().execute(stmt.execution_options(yield_per=STREAM_BATCH))
     rows = itertools.chain.from_iterable(result.partitions(STREAM_BATCH))
-    order = list(questions)
+    types = {question_id: question.type for question_id, question in questions.items()}
     for _conversation, answers in itertools.groupby(rows, key=lambda row: row[0]):
         cells: dict[str, Any] = {}
-        last = None
-        for last in answers:
-            question = questions.get(last.question_id)
-            cells[last.question_id] = answer_cell(
-                question.type if question else None,
-                last.answer_status,
-                (last.value or {}).get("v"),
-            )
-        assert last is not None
+        for row in answers:
+            _id, contact_id, question_id, status, text, answered_at, *conversation = row
+            question_type = types.get(question_id)
+            value = stored_value(question_type, text)
+            cells[question_id] = answer_cell(question_type, status, value)
+        version, language, conversation_status = conversation
         yield [
-            respondent_id(last.contact_id, secret_key),
-            last.version,
-            last.language,
-            last.conversation_status,
-            last.answered_at.date().isoformat(),
-            *(cells.get(question_id, "") for question_id in order),
+            respondent_id(contact_id, secret_key),
+            version,
+            language,
+            conversation_status,
+            answered_at.date().isoformat(),
+            *(cells.get(question_id, "") for question_id in types),
         ]
