@@ -27,17 +27,31 @@ def run_periodic() -> dict[str, int]:
         counts["expired"] = expire_idle_conversations(
             session, idle_hours=current_app.config["ENGAGE_IDLE_HOURS"]
         )
-        pending = outbox.stale_pending_ids(session, older_than=PENDING_GRACE)
         dispatching = outbox.stale_dispatching_ids(session, older_than=DISPATCH_GRACE)
-    counts["swept"] = 0
-    for queue_name in (REPLIES, BULK):
-        ids = [message_id for message_id, q in pending if q == queue_name]
-        counts["swept"] += dispatch_sends(ids, queue_name=queue_name) if ids else 0
+    counts["swept"] = sweep_pending()
     counts["reconciling"] = dispatch_sends(dispatching) if dispatching else 0
     counts["replayed"] = replay_spool()
     if any(counts.values()):
         log.info("clock: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
     return counts
+
+
+def sweep_pending(batch: int = 5000, max_rounds: int = 100) -> int:
+    """Hand over every pending row that is due (a campaign's morning, or Redis was down)."""
+    swept = 0
+    after = 0
+    for _ in range(max_rounds):
+        with db.transaction() as session:
+            pending = outbox.stale_pending_ids(
+                session, older_than=PENDING_GRACE, limit=batch, after_id=after
+            )
+        for queue_name in (REPLIES, BULK):
+            ids = [message_id for message_id, q in pending if q == queue_name]
+            swept += dispatch_sends(ids, queue_name=queue_name) if ids else 0
+        if len(pending) < batch:
+            break
+        after = pending[-1][0]
+    return swept
 
 
 def replay_spool() -> int:

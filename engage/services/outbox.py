@@ -174,7 +174,7 @@ def record_unconfirmed(session: Session, message_id: int) -> None:
 
 
 def stale_pending_ids(
-    session: Session, *, older_than: timedelta, limit: int = 1000
+    session: Session, *, older_than: timedelta, limit: int = 1000, after_id: int = 0
 ) -> list[tuple[int, str]]:
     """(id, queue) of outbound rows still pending long after they were written, or due now."""
     now = utcnow()
@@ -185,6 +185,7 @@ def stale_pending_ids(
             Message.status == "pending",
             Message.created_at < now - older_than,
             or_(Message.send_after.is_(None), Message.send_after <= now),
+            Message.id > after_id,
         )
         .order_by(Message.id)
         .limit(limit)
