@@ -8,8 +8,8 @@ Per database, in the same run and on the same synthetic data (made here, nothing
 - Engage: `build_report(session, survey_id, ["state"], min_cell=11, min_percent_base=30)`
   written with `iter_aggregate_csv`: the suppressed breakdown by state as CSV.
 Each measurement runs in a fresh subprocess (timed after imports and the first connection);
-its peak memory is the process's peak RSS from `resource.getrusage`. One warm-up run of each
-step, then 3 runs of each, interleaved; the medians are compared.
+its peak memory is that process's peak RSS (VmHWM: see `peak_rss`), imports included. One
+warm-up run of each step, then 3 runs of each, interleaved; the medians are compared.
 
 Targets: Engage/ceiling <= 2.0 and Engage peak RSS < 300 MB; the exit status is 1 if one is
 missed.
@@ -576,6 +576,7 @@ class Outcome:
     totals: Totals
     load_seconds: float
     runs: dict[str, list[dict[str, Any]]]
+    engage_digest: str  # of Engage's CSV: the same data must give the same file everywhere
 
     def median(self, step: str) -> float:
         return statistics.median(run["seconds"] for run in self.runs[step])
@@ -612,7 +613,8 @@ def bench_database(
                 f"{database}: run {number} {step}: {run['seconds']:.3f} s, "
                 f"peak RSS {run['peak_mb']:.0f} MB, {run['rows']:,} CSV rows"
             )
-    return Outcome(database, totals, load_seconds, runs)
+    digest = hashlib.sha256((directory / f"{database}-engage.csv").read_bytes()).hexdigest()
+    return Outcome(database, totals, load_seconds, runs, digest)
 
 
 def print_table(outcomes: list[Outcome]) -> bool:
@@ -620,7 +622,7 @@ def print_table(outcomes: list[Outcome]) -> bool:
     ok = True
     header = (
         f"{'database':<11} {'step':<37} {'median s':>9}  {'runs s':<20} "
-        f"{'peak RSS MB':>11} {'CSV rows':>9}"
+        f"{'peak RSS MB':>11} {'before MB':>9} {'CSV rows':>9}"
     )
     print(header)
     print("-" * len(header))
@@ -631,7 +633,8 @@ def print_table(outcomes: list[Outcome]) -> bool:
             print(
                 f"{outcome.database:<11} {STEP_NAMES[step]:<37} {outcome.median(step):>9.3f}  "
                 f"{seconds:<20} "
-                f"{outcome.peak_mb(step):>11.0f} {runs[-1]['rows']:>9,}"
+                f"{outcome.peak_mb(step):>11.0f} {runs[-1]['baseline_mb']:>9.0f} "
+                f"{runs[-1]['rows']:>9,}"
             )
     print()
     for outcome in outcomes:
@@ -681,10 +684,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"\n{totals.answers:,} answers from {totals.respondents:,} respondents "
         f"({totals.conversations:,} conversations); survey: state (13 states) + "
         f"{args.choice_questions} choice question(s) x 6 choices, {len(LANGUAGES)} languages; "
-        f"median of {args.runs} runs after a warm-up, each run a fresh process "
-        f"(peak RSS = getrusage ru_maxrss of that process)\n"
+        f"median of {args.runs} runs after a warm-up, each run a fresh process (peak RSS: its "
+        f"VmHWM, imports included; 'before': its RSS after imports and connecting)\n"
     )
     ok = print_table(outcomes)
+    if len(outcomes) > 1:
+        same = len({o.engage_digest for o in outcomes}) == 1
+        print(f"\nEngage's CSV is {'identical' if same else 'DIFFERENT'} across the databases")
+        ok = ok and same
     loads = ", ".join(f"{o.database} {o.load_seconds:.0f} s" for o in outcomes)
     print(f"\nloading: {loads}; total runtime {time.perf_counter() - started:.0f} s")
     return 0 if ok else 1

@@ -174,3 +174,18 @@ def test_unknown_survey_or_attribute_is_a_clear_error(twilio_app):
     assert result.exit_code == 1 and "unknown attribute(s) farm" in result.output
     result = cli(app, "campaigns", "start", "working-conditions", "--at", "2031-03-04T09:00")
     assert result.exit_code == 2 and "offset" in result.output
+
+
+def test_a_contact_who_consented_before_is_invited_without_consent(
+    twilio_app, fake_twilio, tmp_path
+):
+    app = twilio_app()
+    client = app.test_client()
+    token = fake_twilio.auth_token
+    for text in ("HOUSING", "1", "1", "1"):  # consented and completed the housing survey
+        post_signed(client, token, "/twilio/messages", inbound_form("+13055550101", text))
+    fake_twilio.reset()
+    result = cli(app, "campaigns", "start", "working-conditions", "--at", DAYTIME)
+    assert "1 invited" in result.output
+    [invitation] = [r for r in outbound(app) if r.kind == "invitation"]
+    assert invitation.body == ("Working conditions: a short anonymous survey. Reply 1 to start.")
