@@ -127,12 +127,12 @@ TOPICS = (
 
 ANSWER_COLUMNS = (
     "id", "conversation_id", "contact_id", "survey_id", "version", "question_id", "status",
-    "value", "raw_text", "language", "profile", "is_simulated", "answered_at",
+    "value", "raw_text", "language", "profile", "is_simulated", "answered_at", "is_latest",
 )  # fmt: skip
 CONVERSATION_COLUMNS = (
     "id", "contact_id", "survey_id", "version", "language", "channel", "status", "pending",
     "misses", "consent_tries", "is_invited", "is_simulated", "started_at", "last_activity_at",
-    "ended_at",
+    "ended_at", "last_question_id", "last_profile",
 )  # fmt: skip
 CONTACT_COLUMNS = (
     "id", "phone_hash", "phone_encrypted", "language", "has_consented", "consented_at",
@@ -294,6 +294,7 @@ class Generator:
         consented_at = opted_out_at = None
         moment = first_seen
         questions = ["state", *self.choice_ids]
+        answers: list[tuple[Any, ...]] = []  # this respondent's rows, in the order written
 
         plans: list[tuple[str, int]] = []  # (status, how many questions reached)
         if rng.random() < 0.05:
@@ -325,7 +326,7 @@ class Generator:
                 value, answer_status, raw_text = self.answer(question_id, state, known_state)
                 if question_id == "state" and value is not None:
                     known_state = value
-                batch.answers.append(
+                answers.append(
                     (
                         totals.answers,
                         conversation_id,
@@ -362,8 +363,14 @@ class Generator:
                     started_at,
                     moment,
                     ended_at,
+                    questions[reached - 1] if reached else None,
+                    self.as_json("state", known_state) if reached else "{}",
                 )
             )
+        # is_latest as the conversation service keeps it: only the row written last for a
+        # question (the latest by answered_at and id) is the respondent's latest.
+        last = {row[5]: index for index, row in enumerate(answers)}
+        batch.answers.extend((*row, last[row[5]] == index) for index, row in enumerate(answers))
         batch.contacts.append(
             (
                 contact_id,
@@ -670,7 +677,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = set(databases) - {"postgresql", "sqlite"}
     if unknown or not databases:
         parser.error(f"--databases: postgresql and/or sqlite, not {', '.join(unknown)}")
-    if not 1 <= args.choice_questions:
+    if args.choice_questions < 1:
         parser.error("--choice-questions must be at least 1")
     started = time.perf_counter()
     directory = Path(tempfile.mkdtemp(prefix="engage-results-bench-"))

@@ -325,6 +325,28 @@ def test_idle_conversation_expires_and_a_later_message_starts_afresh(worker, app
     assert EN_CROP in w.send("WORK")  # a new conversation; state known from the profile
 
 
+def test_a_survey_started_again_supersedes_the_earlier_rows_of_its_questions(worker, app):
+    w = worker()
+    w.script("WORK", "1", "2")  # state = California
+    age(app, Conversation, "last_activity_at", 73)
+    w.send("3")  # the conversation has expired
+    assert EN_CROP in w.send("WORK")  # state recorded again, from the profile
+    w.send("1")
+    with app.app_context():
+        session = db.session()
+        rows = session.scalars(select(Answer).order_by(Answer.id)).all()
+        ends = session.scalars(select(Conversation).order_by(Conversation.id)).all()
+    assert [(a.conversation_id, a.question_id, a.status, a.is_latest) for a in rows] == [
+        (ends[0].id, "state", "answered", False),
+        (ends[1].id, "state", "profile", True),
+        (ends[1].id, "crop", "answered", True),
+    ]
+    assert [(c.last_question_id, c.last_profile.get("state")) for c in ends] == [
+        ("state", "CA"),
+        ("crop", "CA"),
+    ]
+
+
 def test_a_conversation_within_the_idle_time_resumes(worker, app):
     w = worker()
     w.script("WORK", "1")

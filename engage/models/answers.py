@@ -29,4 +29,7 @@ class Answer(Base):
     # Profile attributes at answer time, for breakdowns.
     profile: Mapped[dict[str, Any]] = mapped_column(default=dict)
     is_simulated: Mapped[bool] = mapped_column(default=False)
+    # False once the contact has a later row for the same survey and question (set on write):
+    # results count each respondent once per question, with the row where this is true.
+    is_latest: Mapped[bool] = mapped_column(default=True)
     answered_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -30,3 +30,7 @@ class Conversation(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]
+    # The last question that got an answer row in this conversation, and the profile written
+    # with that row: the funnel reads these instead of the conversation's answers.
+    last_question_id: Mapped[str | None] = mapped_column(String(100))
+    last_profile: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -15,7 +16,13 @@ from engage.db import utcnow
 from engage.models import Answer, Contact, Conversation, Message
 from engage.privacy import Sender, Vault
 from engage.services.surveys import DatabaseCatalog
-from engage.survey.engine import ContactState, ConversationState, Engine, Outcome
+from engage.survey.engine import (
+    AnswerRecord,
+    ContactState,
+    ConversationState,
+    Engine,
+    Outcome,
+)
 from engage.survey.texts import SystemTexts
 
 log = logging.getLogger(__name__)
@@ -280,8 +287,14 @@ def _apply(
     for conv_state in outcome.ended:
         row_for(conv_state)
     current = row_for(outcome.conversation) if outcome.conversation else None
-    for record in outcome.answers:
-        row = row_for(record.conversation)
+    records = [(row_for(record.conversation), record) for record in outcome.answers]
+    _supersede(session, contact.id, [record for _row, record in records])
+    # A question answered twice in one step (a conversation ended, another started): the row
+    # written last is the latest.
+    last_index = {(r.survey_id, r.question_id): i for i, (_row, r) in enumerate(records)}
+    for index, (row, record) in enumerate(records):
+        row.last_question_id = record.question_id
+        row.last_profile = dict(state.profile)
         session.add(
             Answer(
                 conversation_id=row.id,
@@ -295,10 +308,32 @@ def _apply(
                 language=record.language,
                 profile=dict(state.profile),
                 is_simulated=contact.is_simulated,
+                is_latest=last_index[(record.survey_id, record.question_id)] == index,
                 answered_at=now,
             )
         )
     return current
+
+
+def _supersede(session: Session, contact_id: int, records: Sequence[AnswerRecord]) -> None:
+    """Mark the contact's earlier rows for the questions answered now as no longer the latest.
+
+    One UPDATE per survey (a step rarely touches more than one), through the contact's index.
+    """
+    by_survey: dict[str, set[str]] = {}
+    for record in records:
+        by_survey.setdefault(record.survey_id, set()).add(record.question_id)
+    for survey_id, question_ids in by_survey.items():
+        session.execute(
+            update(Answer)
+            .where(
+                Answer.contact_id == contact_id,
+                Answer.survey_id == survey_id,
+                Answer.question_id.in_(sorted(question_ids)),
+                Answer.is_latest.is_(True),
+            )
+            .values(is_latest=False)
+        )
 
 
 def settings_from(app_config: dict, vault: Vault) -> Settings:

@@ -4,15 +4,16 @@ Every query groups in SQL: Python only sees one row per question, group and valu
 not grow with the number of answers. The responses file streams rows with `partitions`.
 
 Conventions the download contract leaves open (also written into the XLSX notes):
-- each respondent (contact) counts once per question, with their latest answer row (by
-  answered_at, then id), for every survey: with `repeat` that is the rule, and without it a
-  conversation abandoned and started again would otherwise count twice;
+- each respondent (contact) counts once per question, with their latest answer row (the one
+  written last: `answers.is_latest`, kept by the conversation service), for every survey: with
+  `repeat` that is the rule, and without it a conversation abandoned and started again would
+  otherwise count twice;
 - `_asked` counts answered, skipped, missed and profile rows; `_answered` answered and profile
   rows; `_skipped` skipped and missed rows (asked, not answered), so `_asked` is always
   `_answered + _skipped` and no small "missed" count can be had by subtraction;
 - the funnel counts conversations; its breakdown uses the profile of each conversation's last
-  answer row (highest id: a conversation's rows are written in order), else the contact's
-  profile (an invitation nobody answered has no answer rows);
+  answer row (`conversations.last_profile`, written with that row), else the contact's profile
+  (an invitation nobody answered has no answer rows);
 - a profile value becomes its group name as text; a missing or empty one is `_unknown`.
 """
 
@@ -27,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, distinct, func, null, select, true
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 from sqlalchemy.sql import Subquery
 
 from engage.config import LOCALES_DIR
@@ -255,8 +256,10 @@ class _Counter:
         self.groups = [self.latest.c[f"g{i}"] for i in range(len(by))]
 
     def _latest(self) -> Subquery:
-        """Each respondent's latest row per question (rn = 1), with its breakdown values."""
-        order = (Answer.answered_at.desc(), Answer.id.desc())
+        """Each respondent's latest row per question, with its breakdown values.
+
+        `is_latest` is kept when rows are written, so this is a plain filter: no ranking.
+        """
         return (
             select(
                 Answer.contact_id,
@@ -264,18 +267,18 @@ class _Counter:
                 Answer.status,
                 Answer.value,
                 *(Answer.profile[a].as_string().label(f"g{i}") for i, a in enumerate(self.by)),
-                func.row_number()
-                .over(partition_by=(Answer.contact_id, Answer.question_id), order_by=order)
-                .label("rn"),
             )
-            .where(Answer.survey_id == self.survey_id, Answer.is_simulated.is_(False))
+            .where(
+                Answer.survey_id == self.survey_id,
+                Answer.is_simulated.is_(False),
+                Answer.is_latest.is_(True),
+            )
             .subquery("latest")
         )
 
     def _answered(self, question_ids: Sequence[str]) -> ColumnElement[bool]:
         latest = self.latest.c
         return and_(
-            latest.rn == 1,
             latest.status.in_(ANSWERED_STATUSES),
             latest.question_id.in_(question_ids),
         )
@@ -315,20 +318,11 @@ class _Counter:
         value = case(*whens) if whens else null()
         kind = case((latest.status.in_(ANSWERED_STATUSES), ANSWERED), else_=SKIPPED)
         inner = (
-            select(
-                latest.question_id,
-                *self.groups,
-                kind.label("kind"),
-                value.label("val"),
-                latest.rn,
-            )
+            select(latest.question_id, *self.groups, kind.label("kind"), value.label("val"))
             .where(latest.status.in_(ANSWERED_STATUSES + UNANSWERED_STATUSES))
             .subquery()
         )
-        columns = [c for c in inner.c if c.key != "rn"]
-        # FILTER rather than WHERE rn = 1: PostgreSQL misjudges how many rows the WHERE
-        # leaves and sorts them all to group; this way it hashes.
-        stmt = select(*columns, func.count().filter(inner.c.rn == 1)).group_by(*columns)
+        stmt = _count_by(inner)
         dims = len(self.by)
         result: dict[str, dict[Group, Counter[str]]] = {}
         for row in self.session.execute(stmt):
@@ -391,19 +385,12 @@ class _Counter:
     def funnel(self) -> tuple[dict[Group, Counter[str]], Counter[str]]:
         """Conversations per group (invited, started, consented, completed), and where the
         conversations that ended without completing stopped (by last question answered)."""
-        # Within a conversation rows are written in order, one step at a time: the highest id
-        # is the last answer. Looked up per conversation through its index, not a window.
-        last_id = (
-            select(func.max(Answer.id))
-            .where(Answer.conversation_id == Conversation.id)
-            .correlate(Conversation)
-            .scalar_subquery()
-        )
-        last = aliased(Answer, name="last_answer")
+        # The conversation row carries its last answer's question and profile (written with
+        # that row), so the funnel never reads answers.
         parts = [
-            func.coalesce(last.profile[a].as_string(), Contact.profile[a].as_string()).label(
-                f"g{i}"
-            )
+            func.coalesce(
+                Conversation.last_profile[a].as_string(), Contact.profile[a].as_string()
+            ).label(f"g{i}")
             for i, a in enumerate(self.by)
         ]
         inner = (
@@ -411,11 +398,10 @@ class _Counter:
                 *parts,
                 Conversation.status,
                 Conversation.is_invited,
-                last.question_id.label("last_question"),
+                Conversation.last_question_id.label("last_question"),
             )
             .select_from(Conversation)
             .join(Contact, Contact.id == Conversation.contact_id)
-            .outerjoin(last, last.id == last_id)
             .where(Conversation.survey_id == self.survey_id, Conversation.is_simulated.is_(False))
             .subquery()
         )

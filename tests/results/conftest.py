@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from engage import db
 from engage.models import Answer, Contact, Conversation, SurveyVersion
@@ -94,6 +94,21 @@ class Seeder:
             )
             session.add(conversation)
             session.flush()
+            # As the conversation service does: the contact's earlier rows for these questions
+            # are no longer the latest, and the conversation keeps its last question and profile.
+            session.execute(
+                update(Answer)
+                .where(
+                    Answer.contact_id == contact_id,
+                    Answer.survey_id == survey_id,
+                    Answer.question_id.in_(list(answers)),
+                    Answer.is_latest.is_(True),
+                )
+                .values(is_latest=False)
+            )
+            if answers:
+                conversation.last_question_id = list(answers)[-1]
+                conversation.last_profile = dict(profile)
             for offset, (question_id, answer) in enumerate(answers.items()):
                 if isinstance(answer, Skip):
                     row_status, value, raw = answer.status, None, answer.raw
@@ -115,6 +130,7 @@ class Seeder:
                         language=language,
                         profile=profile,
                         is_simulated=simulated,
+                        is_latest=True,
                         answered_at=at + timedelta(minutes=offset),
                     )
                 )

@@ -146,6 +146,12 @@ def upgrade() -> None:
         sa.Column("started_at", engage.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("last_activity_at", engage.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("ended_at", engage.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_question_id", sa.String(length=100), nullable=True),
+        sa.Column(
+            "last_profile",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
         sa.ForeignKeyConstraint(
             ["contact_id"], ["contacts.id"], name=op.f("fk_conversations_contact_id_contacts")
         ),
@@ -179,6 +185,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("is_simulated", sa.Boolean(), nullable=False),
+        sa.Column("is_latest", sa.Boolean(), nullable=False),
         sa.Column("answered_at", engage.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["contact_id"], ["contacts.id"], name=op.f("fk_answers_contact_id_contacts")
