@@ -92,6 +92,12 @@ def default_rate(sender: str) -> float:
     return LONG_CODE_RATE
 
 
+# A grant is taken a few milliseconds before the request reaches Twilio, and that delay varies
+# (a transaction, the HTTP client): grants a whole second apart could arrive a little closer.
+# Widening the window by this much keeps what Twilio sees within N per second.
+SAFETY_MARGIN_US = 100_000
+
+
 def window_for(rate: float) -> tuple[int, int]:
     """Sends allowed per window and the window in microseconds, for a rate per second > 0.
 
@@ -99,8 +105,8 @@ def window_for(rate: float) -> tuple[int, int]:
     send per 1/rate seconds (0.5/s is one send in any two seconds).
     """
     if rate >= 1:
-        return math.floor(rate), _MICROSECONDS
-    return 1, math.ceil(_MICROSECONDS / rate)
+        return math.floor(rate), _MICROSECONDS + SAFETY_MARGIN_US
+    return 1, math.ceil(_MICROSECONDS / rate) + SAFETY_MARGIN_US
 
 
 class RateLimiter:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 
 ALL = "_all"
 ANSWERED = "_answered"
@@ -90,9 +90,19 @@ def apply(
     lines = _lines(table)
     _hide_complementary(cells, lines, min_cell)
     # Line by line is not enough when two attributes and the values make a three-way table: a
-    # hidden cell can follow from several lines together, so check the whole system too.
-    while pinned := [key for key in _pinned(cells, lines) if cells[key].count < min_cell]:
-        if not _hide_near(cells, lines, pinned[0]):
+    # hidden cell can follow from several lines together, so check the whole system too. And once
+    # such cells are known, a line may give away the small sum of its remaining hidden cells.
+    # Every round hides one more cell, so this ends; with everything hidden nothing follows.
+    while True:
+        determined = _determined(cells, lines)
+        small = [key for key in determined if 0 < cells[key].count < min_cell]
+        if small:
+            hid = _hide_near(cells, lines, small[0])
+        elif leaking := _leaking_line(cells, lines, set(determined), min_cell):
+            hid = _hide_in(cells, lines, leaking)
+        else:
+            break
+        if not hid:
             break  # only possible when the counts do not add up; nothing left to hide near it
         _hide_complementary(cells, lines, min_cell)
     _set_percents(table, min_percent_base)
@@ -175,43 +185,76 @@ def _hide_one(cells: dict[CellKey, Cell], line: _Line) -> None:
         cells[line.total].shown = False
 
 
-def _pinned(cells: dict[CellKey, Cell], lines: list[_Line]) -> list[CellKey]:
-    """Hidden non-zero cells whose value follows exactly from the shown cells and all lines."""
-    # Gauss-Jordan elimination over the hidden cells, exact over the rationals. Whether a cell is
-    # determined depends only on which cells are hidden, not on the shown values.
-    rows: dict[CellKey, dict[CellKey, Fraction]] = {}
+def _determined(cells: dict[CellKey, Cell], lines: list[_Line]) -> list[CellKey]:
+    """Hidden cells whose value follows exactly from the shown cells and all lines."""
+    # Gauss-Jordan elimination over the hidden cells, exact in integers (each row kept divided by
+    # the gcd of its coefficients). Whether a cell is determined depends only on which cells are
+    # hidden, not on the shown values.
+    rows: dict[CellKey, dict[CellKey, int]] = {}
     for line in lines:
         row = {
-            key: Fraction(-1 if key == line.total else 1)
+            key: -1 if key == line.total else 1
             for key in (line.total, *line.members)
             if not cells[key].shown
         }
         for pivot, pivot_row in rows.items():
             if pivot in row:
-                _subtract(row, pivot_row, row[pivot])
+                _eliminate(row, pivot_row, pivot)
         if not row:
             continue
         pivot = next(iter(row))
-        scale = row[pivot]
-        row = {key: value / scale for key, value in row.items()}
         for other_row in rows.values():
             if pivot in other_row:
-                _subtract(other_row, row, other_row[pivot])
+                _eliminate(other_row, row, pivot)
         rows[pivot] = row
     # In reduced row echelon form a cell is determined exactly when its row holds only itself.
-    return [pivot for pivot, row in rows.items() if len(row) == 1 and cells[pivot].count > 0]
+    return [pivot for pivot, row in rows.items() if len(row) == 1]
 
 
-def _subtract(
-    row: dict[CellKey, Fraction], other: dict[CellKey, Fraction], factor: Fraction
-) -> None:
-    """Subtract factor times other from row in place, dropping zeros."""
+def _eliminate(row: dict[CellKey, int], other: dict[CellKey, int], pivot: CellKey) -> None:
+    """Combine row with other in place so that pivot drops out; keep the key order, drop zeros."""
+    factor, scale = row[pivot], other[pivot]
+    if scale != 1:
+        for key in row:
+            row[key] *= scale
     for key, value in other.items():
         result = row.get(key, 0) - factor * value
         if result:
             row[key] = result
         else:
             row.pop(key, None)
+    divisor = math.gcd(*row.values())
+    if divisor > 1:
+        for key in row:
+            row[key] //= divisor
+
+
+def _leaking_line(
+    cells: dict[CellKey, Cell], lines: list[_Line], determined: set[CellKey], min_cell: int
+) -> _Line | None:
+    """The first line whose total is known and whose other hidden members add up to 1..min-1."""
+    # With the total shown or determined, and the determined members known too, the line's
+    # equation gives the sum of its remaining hidden members away.
+    for line in lines:
+        if cells[line.total].shown or line.total in determined:
+            rest = sum(
+                cells[key].count
+                for key in line.members
+                if not cells[key].shown and key not in determined
+            )
+            if 1 <= rest < min_cell:
+                return line
+    return None
+
+
+def _hide_in(cells: dict[CellKey, Cell], lines: list[_Line], line: _Line) -> bool:
+    """Hide a cell of the line (as _hide_one) or, with its total already hidden, one near it."""
+    if cells[line.total].shown or any(
+        cells[key].shown and cells[key].count > 0 for key in line.members
+    ):
+        _hide_one(cells, line)
+        return True
+    return _hide_near(cells, lines, line.total)
 
 
 def _hide_near(cells: dict[CellKey, Cell], lines: list[_Line], key: CellKey) -> bool:
