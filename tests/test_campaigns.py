@@ -189,3 +189,28 @@ def test_a_contact_who_consented_before_is_invited_without_consent(
     assert "1 invited" in result.output
     [invitation] = [r for r in outbound(app) if r.kind == "invitation"]
     assert invitation.body == ("Working conditions: a short anonymous survey. Reply 1 to start.")
+
+
+def test_bulk_invitations_go_to_rq_in_batches_and_a_worker_sends_them(
+    twilio_app, fake_twilio, redis_url, tmp_path
+):
+    from engage.jobs import BULK, queue, redis_connection
+    from engage.jobs.worker import run_worker
+
+    app = twilio_app(REDIS_URL=redis_url)
+    import_contacts(app, tmp_path, [f"+1305555{n:04d},es,clinic,FL," for n in range(150)])
+    result = cli(app, "campaigns", "start", "working-conditions", "--at", DAYTIME)
+    assert "150 invited" in result.output
+    # Not due yet (--at is in the future): nothing is queued; the clock's sweep hands them over.
+    with app.app_context(), db.transaction() as session:
+        for row in session.scalars(select(Message)):
+            row.send_after = None
+        ids = [row.id for row in session.scalars(select(Message).order_by(Message.id))]
+    with app.app_context():
+        from engage.jobs import dispatch_sends
+
+        dispatch_sends(ids, queue_name=BULK)
+        assert queue(BULK, redis_connection()).count == 2  # 100 + 50 rows
+        run_worker(burst=True)
+    assert len(fake_twilio.requests) == 150
+    assert {r.status for r in outbound(app)} == {"queued"}

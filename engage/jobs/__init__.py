@@ -21,6 +21,8 @@ REPLIES = "replies"
 BULK = "bulk"
 # Transient Twilio errors: retry with backoff (seconds).
 SEND_RETRY = Retry(max=6, interval=[2, 5, 15, 60, 300, 900])
+# Bulk rows go to RQ in jobs of this many: RQ's own bookkeeping per job costs more than a send.
+BULK_BATCH = 100
 
 
 def redis_connection() -> Redis | None:
@@ -55,21 +57,33 @@ def dispatch_sends(message_ids: Iterable[int], *, queue_name: str = REPLIES) -> 
         for message_id in ids:
             send_message(message_id)
         return len(ids)
+    if queue_name == BULK:
+        jobs = [
+            Queue.prepare_data(
+                "engage.jobs.send.send_batch",
+                args=(ids[start : start + BULK_BATCH],),
+                job_id=f"send-batch-{ids[start]}-{len(ids[start : start + BULK_BATCH])}",
+                result_ttl=0,
+                failure_ttl=7 * 24 * 3600,
+            )
+            for start in range(0, len(ids), BULK_BATCH)
+        ]
+    else:
+        jobs = [
+            Queue.prepare_data(
+                "engage.jobs.send.send_message",
+                args=(message_id,),
+                job_id=f"send-{message_id}",
+                retry=SEND_RETRY,
+                result_ttl=0,
+                failure_ttl=7 * 24 * 3600,
+            )
+            for message_id in ids
+        ]
     try:
-        q = queue(queue_name, connection)
-        q.enqueue_many(
-            [
-                Queue.prepare_data(
-                    "engage.jobs.send.send_message",
-                    args=(message_id,),
-                    job_id=f"send-{message_id}",
-                    retry=SEND_RETRY,
-                    result_ttl=0,
-                    failure_ttl=7 * 24 * 3600,
-                )
-                for message_id in ids
-            ]
-        )
+        with connection.pipeline() as pipe:
+            queue(queue_name, connection).enqueue_many(jobs, pipeline=pipe)
+            pipe.execute()
     except RedisError as exc:
         log.warning("queue: %d send(s) left for the sweep, Redis unavailable: %s", len(ids), exc)
         return 0

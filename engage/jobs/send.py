@@ -79,6 +79,17 @@ def send_message(message_id: int) -> str:
     return outcome
 
 
+def send_batch(message_ids: list[int]) -> int:
+    """Send bulk rows one after another; a row that must wait is left to the sweep, not retried."""
+    sent = 0
+    for message_id in message_ids:
+        try:
+            sent += send_message(message_id) == "sent"
+        except RetryLaterError:
+            continue  # pending (transient) or dispatching (to look up): the clock comes back
+    return sent
+
+
 def send_one(message_id: int) -> str:
     """Send one outbound row; does nothing when it is already sent, cancelled or not due."""
     vault = current_app.extensions["engage.vault"]
