@@ -6,7 +6,7 @@ DEMO_PHONE ?= +15550100001
 
 PRISM := $(VENV)/prism/node_modules/.bin/prism
 
-.PHONY: install catalogs extract run chat test lint format clean prism browser
+.PHONY: install catalogs extract run chat test lint format clean prism browser bench
 
 install: $(VENV)/.installed
 
@@ -63,6 +63,12 @@ browser:
 
 test: catalogs lint prism browser
 	ENGAGE_PRISM=$(abspath $(PRISM)) $(BIN)/pytest
+
+# Benchmarks (not part of test): webhook, sending, fan-out, then results over 1,000,000 answers.
+# Each prints ratios against ceilings measured in the same run; see bench/README.md.
+bench: catalogs
+	bench/run.sh
+	$(BIN)/python bench/results_bench.py --answers 1000000 --databases postgresql,sqlite
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .hypothesis
