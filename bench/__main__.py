@@ -47,6 +47,7 @@ def main() -> int:
             targets.append(Target(f"{name} ran", False, f"{type(exc).__name__}: {exc}"))
 
     elapsed = time.monotonic() - started
+    print(f"\nMachine after the run: {idle_share():.0%} idle over 2 s")
     print_table(
         f"Targets ({elapsed / 60:.1f} min)",
         ["", "target", "measured"],

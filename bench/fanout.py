@@ -56,14 +56,25 @@ def run(*, contacts: int = 100_000) -> list[Target]:
                 "SELECT id FROM messages WHERE direction = 'out' AND send_after IS NULL"
             )
         }
-    jobs = [job.decode() for job in redis_client().lrange("rq:queue:bulk", 0, -1)]
-    job_ids = {int(job.removeprefix("send-")) for job in jobs}
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    client = redis_client()
+    jobs = [job.decode() for job in client.lrange("rq:queue:bulk", 0, -1)]
+    # Bulk rows travel in batch jobs (engage.jobs.send.send_batch): read each job's row ids.
+    batched = [
+        message_id
+        for job in Job.fetch_many(jobs, connection=client, serializer=JSONSerializer)
+        if job is not None
+        for message_id in job.args[0]
+    ]
+    job_ids = set(batched)
     complete = (
         invited == contacts
         and rows == contacts
         and conversations == contacts
         and pending == rows
-        and len(jobs) == len(job_ids) == due_now == queued_now
+        and len(batched) == len(job_ids) == due_now == queued_now
         and job_ids == due_ids
     )
     print_table(
@@ -88,6 +99,7 @@ def run(*, contacts: int = 100_000) -> list[Target]:
     print(
         f"  database: {rows:,} outbound rows ({due_now:,} due now, {pending:,} pending), "
         f"{conversations:,} conversations; Redis `bulk`: {len(jobs):,} jobs "
+        f"for {len(batched):,} rows "
         f"({len(job_ids):,} distinct, {len(job_ids ^ due_ids):,} not matching a due row)"
     )
     return [

@@ -13,7 +13,10 @@ if ! command -v wrk >/dev/null; then
 fi
 venv="${BENCH_VENV:-.venv}"
 # The virtualenv (make install) and compiled catalogs.
-make --no-print-directory -s VENV="$venv" catalogs >/dev/null
+if ! make_log=$(make --no-print-directory -s VENV="$venv" catalogs 2>&1); then
+    echo "$make_log" >&2
+    exit 1
+fi
 
 # The same services the tests use, started the way .ci/run starts them when they are down.
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then

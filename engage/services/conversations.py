@@ -48,10 +48,16 @@ class InboundResult:
 
 
 def make_engine(session: Session, settings: Settings) -> Engine:
+    texts: dict[str, SystemTexts] = {}
+
+    def texts_for(lang: str) -> SystemTexts:
+        # One per language for this engine: a campaign renders thousands of invitations.
+        if lang not in texts:
+            texts[lang] = SystemTexts(settings.locales_dir, lang, settings.org_name)
+        return texts[lang]
+
     return Engine(
-        DatabaseCatalog(session),
-        texts=lambda lang: SystemTexts(settings.locales_dir, lang, settings.org_name),
-        idle=timedelta(hours=settings.idle_hours),
+        DatabaseCatalog(session), texts=texts_for, idle=timedelta(hours=settings.idle_hours)
     )
 
 
