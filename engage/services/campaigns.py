@@ -137,6 +137,7 @@ def invite_batch(
                 "misses": {"texts": []},
                 "consent_tries": 0,
                 "is_invited": True,
+                "last_profile": dict(contact.profile or {}),
                 "is_simulated": False,
                 "started_at": now,
                 "last_activity_at": now,

@@ -273,6 +273,8 @@ def _apply(
                 survey_id=conv_state.survey_id,
                 version=conv_state.version,
                 language=conv_state.language,
+                # The profile it starts with: results group it so before any answer.
+                last_profile=dict(state.profile),
                 channel=channel,
                 is_simulated=contact.is_simulated,
                 started_at=conv_state.started_at,

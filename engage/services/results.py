@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Subquery
 
 from engage.config import LOCALES_DIR
-from engage.models import Answer, Contact, Conversation, SurveyVersion
+from engage.models import Answer, Conversation, SurveyVersion
 from engage.results import report as rp
 from engage.results.disclosure import (
     ANSWERED,
@@ -388,10 +388,7 @@ class _Counter:
         # The conversation row carries its last answer's question and profile (written with
         # that row), so the funnel never reads answers.
         parts = [
-            func.coalesce(
-                Conversation.last_profile[a].as_string(), Contact.profile[a].as_string()
-            ).label(f"g{i}")
-            for i, a in enumerate(self.by)
+            Conversation.last_profile[a].as_string().label(f"g{i}") for i, a in enumerate(self.by)
         ]
         inner = (
             select(
@@ -401,7 +398,6 @@ class _Counter:
                 Conversation.last_question_id.label("last_question"),
             )
             .select_from(Conversation)
-            .join(Contact, Contact.id == Conversation.contact_id)
             .where(Conversation.survey_id == self.survey_id, Conversation.is_simulated.is_(False))
             .subquery()
         )

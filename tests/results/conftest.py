@@ -91,6 +91,7 @@ class Seeder:
                 is_simulated=simulated,
                 started_at=at,
                 last_activity_at=at,
+                last_profile=dict(profile),
             )
             session.add(conversation)
             session.flush()
