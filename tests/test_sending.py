@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from twilio_helpers import inbound_form, post_signed
+from twilio_helpers import inbound_form, post_signed, twilio_overrides
 
 from engage import db
 from engage.db import utcnow
@@ -171,26 +171,18 @@ def test_a_worker_killed_in_the_middle_of_a_send(twilio_app, redis_url, fake_twi
     post_signed(
         app.test_client(), fake_twilio.auth_token, "/twilio/messages", inbound_form(WORKER, "WORK")
     )
+    # The worker process gets the same settings the test app was built with.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ENGAGE_", "TWILIO_"))}
-    env.update(
-        {
-            k: str(v)
-            for k, v in app.config.items()
-            if k.startswith(("ENGAGE_", "TWILIO_")) and isinstance(v, str)
-        }
-    )
+    overrides = twilio_overrides(fake_twilio, tmp_path, REDIS_URL=redis_url)
+    env.update({k: v for k, v in overrides.items() if isinstance(v, str)})
     env.update(
         {
             "ENGAGE_ENV": "development",
             "DATABASE_URL": app.config["DATABASE_URL"],
-            "REDIS_URL": redis_url,
             "ENGAGE_INSTANCE_PATH": str(tmp_path / "instance"),
             "ENGAGE_WORKER_BURST": "1",
         }
     )
-    for key in ("ENGAGE_QUIET_HOURS", "ENGAGE_SEND_RATE"):
-        env.pop(key, None)
-    env["ENGAGE_SEND_RATE"] = "0"
     worker = subprocess.Popen(
         [sys.executable, str(ROOT / "worker.py")],
         cwd=tmp_path,

@@ -10,8 +10,10 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
+from sqlalchemy.exc import OperationalError
 
 from engage import db
+from engage.db import utcnow
 from engage.jobs import REPLIES, dispatch_sends
 from engage.privacy import parse_sender
 from engage.services.conversations import InboundResult, handle_inbound, settings_from
@@ -99,15 +101,35 @@ def spool() -> Spool:
     return spool_
 
 
+def accept(form: InboundForm) -> bool:
+    """Receive a webhook's message now, or spool it; True when it was spooled.
+
+    Messages spooled during an outage go first, so none is overtaken by a newer one. With the
+    database unreachable the message is kept durably instead, and Twilio still gets its 200:
+    the spool replays it in order once the database is back.
+    """
+    try:
+        if spool().has_entries():
+            replay_spooled()
+        if not spool().has_entries():
+            receive(form)
+            return False
+        reason = "older messages still spooled"
+    except OperationalError as exc:
+        reason = type(exc).__name__
+    spool().append(form.to_spool(utcnow()))
+    log.error("inbound %s: spooled (%s)", form.sid, reason)
+    return True
+
+
 def replay_spooled() -> int:
     """Replay this host's spool in order; stops at the first failure (the database still down)."""
-    from datetime import datetime as _datetime
 
     def handle(entry: dict[str, Any]) -> None:
         received = entry.get("_received_at")
         receive(
             InboundForm.parse(entry),
-            now=_datetime.fromisoformat(received) if received else None,
+            now=datetime.fromisoformat(received) if received else None,
         )
 
     result = spool().replay(handle)

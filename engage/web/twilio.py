@@ -5,17 +5,9 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, abort, request
-from sqlalchemy.exc import OperationalError
 
 from engage import db
-from engage.db import utcnow
-from engage.jobs.inbound import (
-    InboundForm,
-    MalformedWebhookError,
-    receive,
-    replay_spooled,
-    spool,
-)
+from engage.jobs.inbound import InboundForm, MalformedWebhookError, accept
 from engage.services.delivery import record_callback
 from engage.web.decorators import twilio_signed
 
@@ -39,23 +31,8 @@ def inbound_message() -> Response:
     except MalformedWebhookError as exc:
         log.warning("webhook /twilio/messages: malformed: %s", exc)
         abort(400)
-    try:
-        # Messages spooled during an outage go first, so none is overtaken by a newer one.
-        if spool().has_entries():
-            replay_spooled()
-        if spool().has_entries():
-            raise SpoolFirstError
-        receive(form)
-    except (OperationalError, SpoolFirstError) as exc:
-        # Keep the signed message durably and answer 200, so Twilio does not retry into the
-        # outage; the spool replays it in order once the database is back.
-        spool().append(form.to_spool(utcnow()))
-        log.error("inbound %s: spooled (%s)", form.sid, type(exc).__name__)
+    accept(form)
     return twiml()
-
-
-class SpoolFirstError(Exception):
-    """Older messages still wait in the spool: this one queues behind them."""
 
 
 @bp.post("/status")

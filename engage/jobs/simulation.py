@@ -1,4 +1,7 @@
-"""`engage simulate` and `engage chat`: the webhook's service, the console sender, no Twilio."""
+"""`engage simulate` and `engage chat`: the webhook's service, the console sender, no Twilio.
+
+Like the webhook and the send job, it owns its transactions: one for the step, one per reply.
+"""
 
 from __future__ import annotations
 
