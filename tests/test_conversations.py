@@ -400,3 +400,19 @@ def test_simulated_contacts_and_answers_are_marked(worker, app):
         session = db.session()
         assert session.scalars(select(Contact.is_simulated)).all() == [True]
         assert set(session.scalars(select(Answer.is_simulated)).all()) == {True}
+
+
+def test_the_clock_expires_idle_conversations_without_waiting_for_a_message(worker, app):
+    from click.testing import CliRunner
+    from flask.cli import ScriptInfo
+
+    from engage.cli import main
+
+    worker().script("WORK", "1")
+    worker("+15551230002").script("WORK", "1")
+    age(app, Conversation, "last_activity_at", 73)
+    worker("+15551230002").send("2")  # its conversation would have expired, but it writes again
+    result = CliRunner().invoke(main, ["clock", "--once"], obj=ScriptInfo(create_app=lambda: app))
+    assert result.exit_code == 0, result.output
+    statuses = [status for _survey, status in conversations(app)]
+    assert statuses == ["expired", "expired"]  # the second one expired in its own step
