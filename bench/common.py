@@ -23,10 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # BENCH_VENV: another virtualenv with the project installed (default: the project's .venv).
 BIN = Path(os.environ.get("BENCH_VENV") or ROOT / ".venv").resolve() / "bin"
 PYTHON = str(BIN / "python")
-OUT = ROOT / "bench" / "out"
+OUT = Path(os.environ.get("BENCH_OUT") or ROOT / "bench" / "out")
 
 PG_SERVER = os.environ.get("BENCH_PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
-DB_NAME = "engage_bench"
+DB_NAME = os.environ.get("BENCH_DB_NAME", "engage_bench")
 DATABASE_URL = f"{PG_SERVER}/{DB_NAME}"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 PUBLIC_URL = "https://engage.example.org"  # what Twilio "called": every request is signed over it
@@ -85,7 +85,7 @@ def engage_env(**extra: str) -> dict[str, str]:
 
 
 def reset_database() -> None:
-    """Drop and create engage_bench (nothing else on the server is touched)."""
+    """Drop and create the bench database (nothing else on the server is touched)."""
     with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {DB_NAME}")

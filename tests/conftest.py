@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_SURVEYS = ROOT / "surveys"
 TEST_SURVEYS = Path(__file__).resolve().parent / "surveys"
 PG_SERVER = os.environ.get("ENGAGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
-PG_DATABASE = "engage_test"
+PG_DATABASE = os.environ.get("ENGAGE_TEST_PG_DATABASE", "engage_test")
 
 
 def _reset_pg_database() -> str:
