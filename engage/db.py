@@ -8,7 +8,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, current_app, g
-from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import (
+    JSON,
+    Connection,
+    DateTime,
+    Engine,
+    Insert,
+    MetaData,
+    Table,
+    create_engine,
+    event,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -121,3 +131,15 @@ def transaction() -> Iterator[Session]:
         raise
     finally:
         db_session.close()
+
+
+def insert_ignoring_conflicts(connection: Connection, table: Table, *columns: str) -> Insert:
+    """INSERT … ON CONFLICT (columns) DO NOTHING, on PostgreSQL and SQLite alike.
+
+    With RETURNING, a row that conflicted returns nothing: how a unique key is claimed once.
+    """
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(table).on_conflict_do_nothing(index_elements=list(columns))

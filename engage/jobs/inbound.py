@@ -16,7 +16,12 @@ from engage import db
 from engage.db import utcnow
 from engage.jobs import REPLIES, dispatch_sends
 from engage.privacy import parse_sender
-from engage.services.conversations import InboundResult, handle_inbound, settings_from
+from engage.services.conversations import (
+    InboundResult,
+    RepeatedMessageError,
+    handle_inbound,
+    settings_from,
+)
 from engage.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -75,18 +80,22 @@ def receive(form: InboundForm, *, now: datetime | None = None) -> InboundResult:
     """Run the conversation step in one transaction, then hand the replies to the senders."""
     app = current_app
     settings = settings_from(app.config, app.extensions["engage.vault"])
-    with db.transaction() as session:
-        result = handle_inbound(
-            session,
-            settings,
-            sender=parse_sender(form.from_),
-            to=form.to,
-            body=form.body,
-            sid=form.sid,
-            media_url=form.media_url,
-            now=now,
-            twilio_confirmed=form.opt_out_type in ("STOP", "START"),
-        )
+    try:
+        with db.transaction() as session:
+            result = handle_inbound(
+                session,
+                settings,
+                sender=parse_sender(form.from_),
+                to=form.to,
+                body=form.body,
+                sid=form.sid,
+                media_url=form.media_url,
+                now=now,
+                twilio_confirmed=form.opt_out_type in ("STOP", "START"),
+            )
+    except RepeatedMessageError:
+        log.info("inbound %s: repeat, ignored", form.sid)
+        return InboundResult(message_id=None, is_duplicate=True)
     dispatch_sends(result.outbound_ids, queue_name=REPLIES)
     return result
 

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Row, exists, insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from engage.db import utcnow
+from engage.db import insert_ignoring_conflicts, utcnow
 from engage.models import Answer, Contact, Conversation, Message
 from engage.privacy import Sender, Vault
 from engage.services.surveys import DatabaseCatalog
@@ -61,40 +61,24 @@ def make_engine(session: Session, settings: Settings) -> Engine:
     )
 
 
-def claim_message(session: Session, message: Message) -> bool:
-    """Insert an inbound message under its unique SID; False when that SID was already claimed."""
-    try:
-        with session.begin_nested():
-            session.add(message)
-            session.flush()
-    except IntegrityError:
-        return False
-    return True
+class RepeatedMessageError(RuntimeError):
+    """Another step stored this MessageSid first, at the same instant: roll this one back."""
 
 
-def find_or_create_contact(
-    session: Session, vault: Vault, e164: str, *, is_simulated: bool = False
-) -> tuple[Contact, bool]:
-    """The contact for a number, locked for this transaction; created when new."""
-    phone_hash = vault.phone_hash(e164)
-    query = select(Contact).where(Contact.phone_hash == phone_hash).with_for_update()
-    contact = session.scalar(query)
-    if contact is not None:
-        return contact, False
-    contact = Contact(
-        phone_hash=phone_hash,
-        phone_encrypted=vault.encrypt(e164),
-        is_simulated=is_simulated,
-        profile={},
-    )
-    try:
-        with session.begin_nested():
-            session.add(contact)
-            session.flush()
-    except IntegrityError:
-        # Another step created it at the same instant: take theirs, locked.
-        return session.scalars(query).one(), False
-    return contact, True
+_contacts = Contact.__table__
+_conversations = Conversation.__table__
+_answers = Answer.__table__
+_messages = Message.__table__
+
+# The contact fields the engine may change, written back only when they did.
+_CONTACT_FIELDS = (
+    "language",
+    "has_consented",
+    "is_opted_out",
+    "is_menu_open",
+    "profile",
+    "last_nudged_at",
+)
 
 
 def handle_inbound(
@@ -110,45 +94,57 @@ def handle_inbound(
     is_simulated: bool = False,
     twilio_confirmed: bool = False,
 ) -> InboundResult:
-    """Store one inbound message, run the conversation step, write answers, state and outbox."""
+    """Store one inbound message, run the conversation step, write answers, state and outbox.
+
+    The step runs on every message, so it is written in SQL statements, not ORM objects: lock
+    (or create) the contact, read its conversations and latest answers, run the engine, write
+    what changed. A repeated MessageSid is seen when the contact is locked; two copies posted at
+    the same instant meet at the inbound row's unique SID, and the later raises
+    RepeatedMessageError (its transaction rolls back).
+    """
     now = now or utcnow()
-    inbound = Message(
-        direction="in",
-        sid=sid,
-        channel=sender.channel,
-        our_address=to,
-        their_address_encrypted=settings.vault.encrypt(sender.address),
-        body=body,
-        media_url=media_url,
-        status="received",
-        is_simulated=is_simulated,
-        created_at=now,
+    connection = session.connection()
+    vault = settings.vault
+    inbound: dict[str, Any] = {
+        "direction": "in",
+        "sid": sid,
+        "channel": sender.channel,
+        "our_address": to,
+        "their_address_encrypted": vault.encrypt(sender.address),
+        "body": body,
+        "media_url": media_url,
+        "status": "received",
+        "is_simulated": is_simulated,
+        "created_at": now,
+    }
+    if not sender.is_phone:
+        message_id = _insert_inbound(connection, {**inbound, "kind": "not_a_phone"})
+        if message_id is None:
+            log.info("inbound %s: repeat, ignored", sid)
+            return InboundResult(message_id=None, is_duplicate=True)
+        log.info("message %s: sender is not a phone number; stored, no reply", message_id)
+        return InboundResult(message_id=message_id)
+
+    contact, is_new, is_repeat = _lock_contact(
+        connection, vault, sender.e164 or "", sid=sid, is_simulated=is_simulated
     )
-    if sid is not None and not claim_message(session, inbound):
+    if is_repeat:
         log.info("inbound %s: repeat, ignored", sid)
         return InboundResult(message_id=None, is_duplicate=True)
-    if sid is None:
-        session.add(inbound)
-    if not sender.is_phone:
-        inbound.kind = "not_a_phone"
-        session.flush()
-        log.info("message %s: sender is not a phone number; stored, no reply", inbound.id)
-        return InboundResult(message_id=inbound.id)
-
-    contact, is_new = find_or_create_contact(
-        session, settings.vault, sender.e164 or "", is_simulated=is_simulated
+    conversations = [] if is_new else _conversations_of(connection, contact.id)
+    active = next((c for c in conversations if c.status == "active"), None)
+    latest = _latest_answers(connection, contact.id) if active is not None else None
+    state = ContactState(
+        language=contact.language,
+        has_consented=contact.has_consented,
+        is_opted_out=contact.is_opted_out,
+        is_menu_open=contact.is_menu_open,
+        is_new=is_new,
+        profile=dict(contact.profile or {}),
+        completed_surveys={c.survey_id for c in conversations if c.status == "completed"},
+        last_nudged_at=contact.last_nudged_at,
     )
-    inbound.contact_id = contact.id
-    if sender.channel == "whatsapp":
-        contact.last_whatsapp_inbound_at = now
-    conversation = session.scalar(
-        select(Conversation)
-        .where(Conversation.contact_id == contact.id, Conversation.status == "active")
-        .order_by(Conversation.id.desc())
-        .limit(1)
-    )
-    state = _contact_state(session, contact, is_new)
-    conv_state = _conversation_state(session, conversation) if conversation else None
+    conv_state = _conversation_state(active, latest or []) if active is not None else None
     outcome = make_engine(session, settings).step(
         state,
         conv_state,
@@ -158,190 +154,296 @@ def handle_inbound(
         has_media=media_url is not None,
         twilio_confirmed=twilio_confirmed,
     )
-    current = _apply(session, contact, state, conversation, outcome, sender.channel, now)
-    inbound.conversation_id = current.id if current else (conversation.id if conversation else None)
-    inbound.kind = outcome.kind
-    inbound.is_free_text = outcome.is_free_text
-
-    outbound = [
-        Message(
-            direction="out",
-            contact_id=contact.id,
-            conversation_id=inbound.conversation_id,
-            channel=sender.channel,
-            our_address=to,
-            their_address_encrypted=inbound.their_address_encrypted,
-            body=text,
-            kind=outcome.kind,
-            status="pending",
-            sequence=index,
-            is_simulated=is_simulated,
-            created_at=now,
-        )
-        for index, text in enumerate(outcome.replies)
-    ]
-    session.add_all(outbound)
-    session.flush()
+    _write_contact(connection, contact, state, now, whatsapp=sender.channel == "whatsapp")
+    ids = _write_conversations(connection, contact, state, outcome, sender.channel, now)
+    if outcome.answers:
+        if latest is None:
+            latest = _latest_answers(connection, contact.id)
+        _write_answers(connection, contact, state, outcome.answers, ids, latest, now)
+    current = ids[id(outcome.conversation)] if outcome.conversation else None
+    conversation_id = current or (active.id if active is not None else None)
+    message_id = _insert_inbound(
+        connection,
+        {
+            **inbound,
+            "contact_id": contact.id,
+            "conversation_id": conversation_id,
+            "kind": outcome.kind,
+            "is_free_text": outcome.is_free_text,
+        },
+    )
+    if message_id is None:
+        raise RepeatedMessageError(f"inbound {sid}: stored by another step meanwhile")
+    outbound_ids = _insert_replies(
+        connection,
+        [
+            {
+                "direction": "out",
+                "contact_id": contact.id,
+                "conversation_id": conversation_id,
+                "channel": sender.channel,
+                "our_address": to,
+                "their_address_encrypted": inbound["their_address_encrypted"],
+                "body": text,
+                "kind": outcome.kind,
+                "is_free_text": False,
+                "status": "pending",
+                "queue": "replies",
+                "sequence": index,
+                "is_simulated": is_simulated,
+                "created_at": now,
+            }
+            for index, text in enumerate(outcome.replies)
+        ],
+    )
     log.info(
-        "message %s: %s from %s, %d repl%s",
-        inbound.id,
+        "message %s: %s from contact-%s, %d repl%s",
+        message_id,
         outcome.kind,
-        contact.pseudonym,
-        len(outbound),
-        "y" if len(outbound) == 1 else "ies",
+        contact.id,
+        len(outbound_ids),
+        "y" if len(outbound_ids) == 1 else "ies",
     )
     return InboundResult(
-        message_id=inbound.id,
+        message_id=message_id,
         contact_id=contact.id,
-        outbound_ids=[m.id for m in outbound],
+        outbound_ids=outbound_ids,
         replies=list(outcome.replies),
     )
 
 
-def _contact_state(session: Session, contact: Contact, is_new: bool) -> ContactState:
-    completed = set(
-        session.scalars(
-            select(Conversation.survey_id).where(
-                Conversation.contact_id == contact.id, Conversation.status == "completed"
-            )
-        ).all()
+def _lock_contact(
+    connection: Connection, vault: Vault, e164: str, *, sid: str | None, is_simulated: bool
+) -> tuple[Row, bool, bool]:
+    """The contact for a number, locked for this transaction (created when new), whether it
+    is new, and whether this MessageSid is already stored."""
+    phone_hash = vault.phone_hash(e164)
+    seen = (
+        exists().where(_messages.c.sid == sid).label("is_repeat")
+        if sid is not None
+        else literal(False).label("is_repeat")
     )
-    return ContactState(
-        language=contact.language,
-        has_consented=contact.has_consented,
-        is_opted_out=contact.is_opted_out,
-        is_menu_open=contact.is_menu_open,
-        is_new=is_new,
-        profile=dict(contact.profile or {}),
-        completed_surveys=completed,
-        last_nudged_at=contact.last_nudged_at,
+    query = (
+        select(_contacts, seen)
+        .where(_contacts.c.phone_hash == phone_hash)
+        .with_for_update(of=_contacts)
     )
-
-
-def _conversation_state(session: Session, conversation: Conversation) -> ConversationState:
-    values = {
-        a.question_id: a.value.get("v")
-        for a in session.scalars(
-            select(Answer).where(Answer.conversation_id == conversation.id).order_by(Answer.id)
+    row = connection.execute(query).first()
+    if row is not None:
+        return row, False, bool(row.is_repeat)
+    created = connection.execute(
+        insert_ignoring_conflicts(connection, _contacts, "phone_hash")
+        .values(
+            phone_hash=phone_hash,
+            phone_encrypted=vault.encrypt(e164),
+            is_simulated=is_simulated,
+            profile={},
         )
-    }
-    return ConversationState(
-        survey_id=conversation.survey_id,
-        version=conversation.version,
-        language=conversation.language,
-        started_at=conversation.started_at,
-        last_activity_at=conversation.last_activity_at,
-        status=conversation.status,
-        pending=conversation.pending,
-        misses=list((conversation.misses or {}).get("texts", [])),
-        consent_tries=conversation.consent_tries,
-        values=values,
-        key=conversation.id,
+        .returning(_contacts, literal(False).label("is_repeat"))
+    ).first()
+    if created is not None:
+        return created, True, False
+    # Another step created it at the same instant: take theirs, locked.
+    row = connection.execute(query).one()
+    return row, False, bool(row.is_repeat)
+
+
+def _conversations_of(connection: Connection, contact_id: int) -> list[Row]:
+    """The contact's open conversation (at most one) and those it completed."""
+    return list(
+        connection.execute(
+            select(_conversations)
+            .where(
+                _conversations.c.contact_id == contact_id,
+                _conversations.c.status.in_(("active", "completed")),
+            )
+            .order_by(_conversations.c.id.desc())
+        )
     )
 
 
-def _apply(
-    session: Session,
-    contact: Contact,
+def _latest_answers(connection: Connection, contact_id: int) -> list[Row]:
+    """The contact's latest answer row per survey and question.
+
+    The open conversation's values are its rows among these (it is the newest conversation of
+    its survey), and a question answered again must first mark its latest row as not latest.
+    """
+    return list(
+        connection.execute(
+            select(
+                _answers.c.conversation_id,
+                _answers.c.survey_id,
+                _answers.c.question_id,
+                _answers.c.value,
+            )
+            .where(_answers.c.contact_id == contact_id, _answers.c.is_latest.is_(True))
+            .order_by(_answers.c.id)
+        )
+    )
+
+
+def _conversation_state(row: Row, latest: list[Row]) -> ConversationState:
+    return ConversationState(
+        survey_id=row.survey_id,
+        version=row.version,
+        language=row.language,
+        started_at=row.started_at,
+        last_activity_at=row.last_activity_at,
+        status=row.status,
+        pending=row.pending,
+        misses=list((row.misses or {}).get("texts", [])),
+        consent_tries=row.consent_tries,
+        values={
+            a.question_id: (a.value or {}).get("v") for a in latest if a.conversation_id == row.id
+        },
+        key=row.id,
+    )
+
+
+def _write_contact(
+    connection: Connection, contact: Row, state: ContactState, now: datetime, *, whatsapp: bool
+) -> None:
+    """Write back what the step changed in the contact, if anything."""
+    changes: dict[str, Any] = {
+        name: getattr(state, name)
+        for name in _CONTACT_FIELDS
+        if getattr(state, name) != getattr(contact, name)
+    }
+    if "profile" in changes:
+        changes["profile"] = dict(state.profile)
+    if state.has_consented and not contact.has_consented:
+        changes["consented_at"] = now
+    if state.is_opted_out and not contact.is_opted_out:
+        changes["opted_out_at"] = now
+    if whatsapp:
+        changes["last_whatsapp_inbound_at"] = now  # the 24-hour window opens again
+    if changes:
+        connection.execute(update(_contacts).where(_contacts.c.id == contact.id).values(**changes))
+
+
+def _write_conversations(
+    connection: Connection,
+    contact: Row,
     state: ContactState,
-    conversation: Conversation | None,
     outcome: Outcome,
     channel: str,
     now: datetime,
-) -> Conversation | None:
-    """Write the engine's decisions back to rows; returns the conversation still open."""
-    if state.has_consented and not contact.has_consented:
-        contact.consented_at = now
-    if state.is_opted_out and not contact.is_opted_out:
-        contact.opted_out_at = now
-    contact.language = state.language
-    contact.has_consented = state.has_consented
-    contact.is_opted_out = state.is_opted_out
-    contact.is_menu_open = state.is_menu_open
-    contact.profile = dict(state.profile)
-    contact.last_nudged_at = state.last_nudged_at
-
-    rows: dict[int, Conversation] = {}
-
-    def row_for(conv_state: ConversationState) -> Conversation:
-        row = rows.get(id(conv_state))
-        if row is None and conversation is not None and conv_state.key == conversation.id:
-            row = conversation
-        if row is None:
-            row = Conversation(
+) -> dict[int, int]:
+    """Insert or update every conversation the step touched; their row ids by state object."""
+    touched: dict[int, ConversationState] = {}
+    for conv_state in [
+        *outcome.ended,
+        *([outcome.conversation] if outcome.conversation else []),
+        *(record.conversation for record in outcome.answers),
+    ]:
+        touched.setdefault(id(conv_state), conv_state)
+    # The last question answered in each, with the profile written beside it.
+    last_question = {id(record.conversation): record.question_id for record in outcome.answers}
+    ids: dict[int, int] = {}
+    for key, conv_state in touched.items():
+        values: dict[str, Any] = {
+            "language": conv_state.language,
+            "status": conv_state.status,
+            "pending": conv_state.pending,
+            "misses": {"texts": list(conv_state.misses)},
+            "consent_tries": conv_state.consent_tries,
+            "last_activity_at": conv_state.last_activity_at,
+        }
+        if not conv_state.is_open:
+            values["ended_at"] = now
+        if key in last_question:
+            values["last_question_id"] = last_question[key]
+            values["last_profile"] = dict(state.profile)
+        if conv_state.key is not None:  # the open conversation the step began with
+            connection.execute(
+                update(_conversations).where(_conversations.c.id == conv_state.key).values(**values)
+            )
+            ids[key] = conv_state.key
+            continue
+        values.setdefault("last_profile", dict(state.profile))
+        ids[key] = connection.execute(
+            insert(_conversations)
+            .values(
                 contact_id=contact.id,
                 survey_id=conv_state.survey_id,
                 version=conv_state.version,
-                language=conv_state.language,
-                # The profile it starts with: results group it so before any answer.
-                last_profile=dict(state.profile),
                 channel=channel,
                 is_simulated=contact.is_simulated,
                 started_at=conv_state.started_at,
+                **values,
             )
-            session.add(row)
-            session.flush()
-        rows[id(conv_state)] = row
-        row.language = conv_state.language
-        row.status = conv_state.status
-        row.pending = conv_state.pending
-        row.misses = {"texts": list(conv_state.misses)}
-        row.consent_tries = conv_state.consent_tries
-        row.last_activity_at = conv_state.last_activity_at
-        if not conv_state.is_open and row.ended_at is None:
-            row.ended_at = now
-        return row
-
-    for conv_state in outcome.ended:
-        row_for(conv_state)
-    current = row_for(outcome.conversation) if outcome.conversation else None
-    records = [(row_for(record.conversation), record) for record in outcome.answers]
-    _supersede(session, contact.id, [record for _row, record in records])
-    # A question answered twice in one step (a conversation ended, another started): the row
-    # written last is the latest.
-    last_index = {(r.survey_id, r.question_id): i for i, (_row, r) in enumerate(records)}
-    for index, (row, record) in enumerate(records):
-        row.last_question_id = record.question_id
-        row.last_profile = dict(state.profile)
-        session.add(
-            Answer(
-                conversation_id=row.id,
-                contact_id=contact.id,
-                survey_id=record.survey_id,
-                version=record.version,
-                question_id=record.question_id,
-                status=record.status,
-                value={"v": record.value},
-                raw_text=record.raw_text,
-                language=record.language,
-                profile=dict(state.profile),
-                is_simulated=contact.is_simulated,
-                is_latest=last_index[(record.survey_id, record.question_id)] == index,
-                answered_at=now,
-            )
-        )
-    return current
+            .returning(_conversations.c.id)
+        ).scalar_one()
+    return ids
 
 
-def _supersede(session: Session, contact_id: int, records: Sequence[AnswerRecord]) -> None:
-    """Mark the contact's earlier rows for the questions answered now as no longer the latest.
-
-    One UPDATE per survey (a step rarely touches more than one), through the contact's index.
-    """
-    by_survey: dict[str, set[str]] = {}
-    for record in records:
-        by_survey.setdefault(record.survey_id, set()).add(record.question_id)
-    for survey_id, question_ids in by_survey.items():
-        session.execute(
-            update(Answer)
+def _write_answers(
+    connection: Connection,
+    contact: Row,
+    state: ContactState,
+    records: Sequence[AnswerRecord],
+    ids: dict[int, int],
+    latest: list[Row],
+    now: datetime,
+) -> None:
+    """Answer rows, each the latest for its question; earlier latest rows marked as not."""
+    answered = {(r.survey_id, r.question_id) for r in records}
+    earlier = answered & {(a.survey_id, a.question_id) for a in latest}
+    for survey_id in sorted({survey for survey, _question in earlier}):
+        connection.execute(
+            update(_answers)
             .where(
-                Answer.contact_id == contact_id,
-                Answer.survey_id == survey_id,
-                Answer.question_id.in_(sorted(question_ids)),
-                Answer.is_latest.is_(True),
+                _answers.c.contact_id == contact.id,
+                _answers.c.survey_id == survey_id,
+                _answers.c.question_id.in_(sorted(q for s, q in earlier if s == survey_id)),
+                _answers.c.is_latest.is_(True),
             )
             .values(is_latest=False)
         )
+    # A question answered twice in one step (a conversation ended, another started): the row
+    # written last is the latest.
+    last_index = {(r.survey_id, r.question_id): i for i, r in enumerate(records)}
+    connection.execute(
+        insert(_answers),
+        [
+            {
+                "conversation_id": ids[id(record.conversation)],
+                "contact_id": contact.id,
+                "survey_id": record.survey_id,
+                "version": record.version,
+                "question_id": record.question_id,
+                "status": record.status,
+                "value": {"v": record.value},
+                "raw_text": record.raw_text,
+                "language": record.language,
+                "profile": dict(state.profile),
+                "is_simulated": contact.is_simulated,
+                "is_latest": last_index[(record.survey_id, record.question_id)] == index,
+                "answered_at": now,
+            }
+            for index, record in enumerate(records)
+        ],
+    )
+
+
+def _insert_inbound(connection: Connection, row: dict[str, Any]) -> int | None:
+    """Store an inbound message; None when its MessageSid is already stored."""
+    query = (
+        insert_ignoring_conflicts(connection, _messages, "sid")
+        if row["sid"] is not None
+        else insert(_messages)
+    )
+    return connection.execute(query.values(**row).returning(_messages.c.id)).scalar()
+
+
+def _insert_replies(connection: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    if not rows:
+        return []
+    return list(
+        connection.execute(
+            insert(_messages).returning(_messages.c.id, sort_by_parameter_order=True), rows
+        ).scalars()
+    )
 
 
 def settings_from(app_config: dict, vault: Vault) -> Settings:
