@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +18,8 @@ from sqlalchemy import (
     Table,
     create_engine,
     event,
+    insert,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -143,3 +145,59 @@ def insert_ignoring_conflicts(connection: Connection, table: Table, *columns: st
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
     return dialect_insert(table).on_conflict_do_nothing(index_elements=list(columns))
+
+
+def insert_returning_ids(
+    session: Session, table: Table, rows: Sequence[Mapping[str, Any]]
+) -> list[int]:
+    """Insert rows (dicts with the same keys) into a table with an integer `id`; their new ids.
+
+    The ids come back in the order of `rows`, and ascending. On PostgreSQL the ids are drawn from
+    the table's sequence and the rows sent with COPY, in the session's transaction: for thousands
+    of rows that is several times faster than INSERT … RETURNING, whose long statements psycopg
+    spends most of its time parsing. Elsewhere it is one INSERT … RETURNING. Values go through
+    the columns' own types either way, so both write exactly what an ORM insert would.
+    """
+    if not rows:
+        return []
+    names = list(rows[0])
+    unset = [c.name for c in table.c if c.default is not None and c.name not in names]
+    if unset:
+        # COPY would leave them NULL where an INSERT applies their Python-side default.
+        raise ValueError(f"{table.name}: give every column with a default: {', '.join(unset)}")
+    session.flush()
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        return list(connection.scalars(statement, rows))
+    return _copy_returning_ids(connection, table, names, rows)
+
+
+def _copy_returning_ids(
+    connection: Connection, table: Table, names: list[str], rows: Sequence[Mapping[str, Any]]
+) -> list[int]:
+    from psycopg import sql
+
+    dialect = connection.dialect
+    processors = [
+        (name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names
+    ]
+    ids = sorted(
+        connection.scalars(
+            text(
+                "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"
+            ),
+            {"table": table.name, "n": len(rows)},
+        )
+    )
+    copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, ["id", *names]))
+    )
+    driver_connection = connection.connection.driver_connection
+    assert driver_connection is not None
+    with driver_connection.cursor() as cursor, cursor.copy(copy_sql) as copy:
+        for row_id, row in zip(ids, rows, strict=True):
+            copy.write_row(
+                [row_id, *(process(row[n]) if process else row[n] for n, process in processors)]
+            )
+    return ids

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import exists, insert, select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from engage.db import utcnow
+from engage.db import insert_returning_ids, utcnow
 from engage.models import Campaign, Contact, Conversation, Message
 from engage.privacy import Vault
 from engage.services.conversations import Settings, make_engine
 from engage.services.quiet_hours import next_allowed
 from engage.services.surveys import DatabaseCatalog
-from engage.survey.engine import ContactState
+from engage.survey.definition import Survey
+from engage.survey.engine import ContactState, Engine
 
 log = logging.getLogger(__name__)
 
@@ -109,31 +112,35 @@ def invite_batch(
     survey = engine.surveys.get(campaign.survey_id, campaign.version)
     template = survey.whatsapp_template
     vault: Vault = settings.vault
-    contacts = session.scalars(
-        select(Contact).where(Contact.id.in_(contact_ids)).order_by(Contact.id)
+    contacts = session.execute(
+        select(
+            Contact.id,
+            Contact.language,
+            Contact.has_consented,
+            Contact.profile,
+            Contact.timezone,
+            Contact.phone_encrypted,
+        )
+        .where(Contact.id.in_(contact_ids))
+        .order_by(Contact.id)
     ).all()
+    invitation = _invitations(engine, survey, now, whatsapp=campaign.channel == "whatsapp")
+    start_at = max(campaign.start_at, now)
+    send_after = _send_times(start_at, quiet_hours)
     conversations, invitations = [], []
     for contact in contacts:
-        state = ContactState(
-            language=contact.language,
-            has_consented=contact.has_consented,
-            profile=dict(contact.profile or {}),
+        language, pending, replies = invitation(
+            contact.language, contact.has_consented, contact.profile
         )
-        outcome = engine.invite(state, survey, now=now)
-        conv = outcome.conversation
-        assert conv is not None
-        if campaign.channel == "whatsapp":
-            # One message: outside the 24 h window it goes as the template instead.
-            outcome.replies = ["\n\n".join(outcome.replies)]
         conversations.append(
             {
                 "contact_id": contact.id,
                 "survey_id": survey.id,
                 "version": survey.version,
-                "language": conv.language,
+                "language": language,
                 "channel": campaign.channel,
                 "status": "active",
-                "pending": conv.pending,
+                "pending": pending,
                 "misses": {"texts": []},
                 "consent_tries": 0,
                 "is_invited": True,
@@ -143,14 +150,9 @@ def invite_batch(
                 "last_activity_at": now,
             }
         )
-        invitations.append((contact, conv.language, outcome.replies))
-    conversation_ids = (
-        session.scalars(insert(Conversation).returning(Conversation.id), conversations).all()
-        if conversations
-        else []
-    )
+        invitations.append((contact, language, replies))
+    conversation_ids = insert_returning_ids(session, Conversation.__table__, conversations)
     rows = []
-    start_at = max(campaign.start_at, now)
     for conversation_id, (contact, language, replies) in zip(
         conversation_ids, invitations, strict=True
     ):
@@ -158,7 +160,7 @@ def invite_batch(
             address = vault.encrypt("whatsapp:" + vault.decrypt(contact.phone_encrypted))
         else:
             address = contact.phone_encrypted  # the same plaintext: the E.164 number
-        send_after = next_allowed(start_at, contact.timezone, quiet_hours)
+        due = send_after(contact.timezone)
         for sequence, body in enumerate(replies):
             rows.append(
                 {
@@ -178,18 +180,57 @@ def invite_batch(
                     "campaign_id": campaign.id,
                     "content_sid": template.get(language) if sequence == 0 else None,
                     "content_variables": None,
-                    "send_after": None if send_after <= now else send_after,
+                    "send_after": None if due <= now else due,
                     "created_at": now,
                 }
             )
-    message_ids = (
-        session.execute(insert(Message).returning(Message.id, Message.send_after), rows).all()
-        if rows
-        else []
-    )
+    message_ids = insert_returning_ids(session, Message.__table__, rows)
     campaign.invited += len(contacts)
     session.flush()
-    return Batch(
-        send_now=[row.id for row in message_ids if row.send_after is None],
-        scheduled=sum(1 for row in message_ids if row.send_after is not None),
-    )
+    due_now = [i for i, row in zip(message_ids, rows, strict=True) if row["send_after"] is None]
+    return Batch(send_now=due_now, scheduled=len(rows) - len(due_now))
+
+
+def _invitations(
+    engine: Engine, survey: Survey, now: datetime, *, whatsapp: bool
+) -> Callable[[str | None, bool, dict[str, Any] | None], tuple[str, str | None, list[str]]]:
+    """The invitation for a contact's state: language, pending step and texts, worked out once.
+
+    `Engine.invite` depends on nothing but the state it is given, and a campaign's contacts fall
+    into a few dozen states (language, consent, profile), so each is rendered once per batch.
+    """
+    known: dict[tuple[str | None, bool, str], tuple[str, str | None, list[str]]] = {}
+
+    def invitation(
+        language: str | None, has_consented: bool, profile: dict[str, Any] | None
+    ) -> tuple[str, str | None, list[str]]:
+        key = (language, has_consented, json.dumps(profile, sort_keys=True))
+        if key not in known:
+            state = ContactState(
+                language=language, has_consented=has_consented, profile=dict(profile or {})
+            )
+            outcome = engine.invite(state, survey, now=now)
+            conv = outcome.conversation
+            assert conv is not None
+            replies = list(outcome.replies)
+            if whatsapp:
+                # One message: outside the 24 h window it goes as the template instead.
+                replies = ["\n\n".join(replies)]
+            known[key] = (conv.language, conv.pending, replies)
+        return known[key]
+
+    return invitation
+
+
+def _send_times(
+    start_at: datetime, quiet_hours: tuple[int, int]
+) -> Callable[[str | None], datetime]:
+    """The first time at or after `start_at` outside quiet hours, per time zone, worked out once."""
+    known: dict[str | None, datetime] = {}
+
+    def send_after(zone: str | None) -> datetime:
+        if zone not in known:
+            known[zone] = next_allowed(start_at, zone, quiet_hours)
+        return known[zone]
+
+    return send_after
