@@ -182,10 +182,12 @@ def _copy_returning_ids(
     processors = [
         (name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names
     ]
+    # The sequence is looked up once (MATERIALIZED): as nextval's argument it was once per row.
     ids = sorted(
         connection.scalars(
             text(
-                "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"
+                "WITH s AS MATERIALIZED (SELECT pg_get_serial_sequence(:table, 'id')::regclass"
+                " AS seq) SELECT nextval(seq) FROM s, generate_series(1, :n)"
             ),
             {"table": table.name, "n": len(rows)},
         )
