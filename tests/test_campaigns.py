@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from click.testing import CliRunner
 from flask.cli import ScriptInfo
@@ -11,7 +12,7 @@ from twilio_helpers import inbound_form, post_signed
 
 from engage import db
 from engage.cli import main
-from engage.models import Conversation, Message
+from engage.models import Campaign, Contact, Conversation, Message
 
 
 def cli(app, *args):
@@ -214,3 +215,123 @@ def test_bulk_invitations_go_to_rq_in_batches_and_a_worker_sends_them(
         run_worker(burst=True)
     assert len(fake_twilio.requests) == 150
     assert {r.status for r in outbound(app)} == {"queued"}
+
+
+def test_campaign_rows_hold_the_invitation_and_its_conversation(twilio_app, tmp_path):
+    app = twilio_app()
+    import_contacts(
+        app, tmp_path, ["+13055550101,es,clinic,FL,citrus", "+12065550102,en,clinic,WA,"]
+    )
+    result = cli(app, "campaigns", "start", "working-conditions", "--at", DAYTIME)
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        session = db.session()
+        conversations = session.scalars(select(Conversation).order_by(Conversation.id)).all()
+        rows = outbound(app)
+        [campaign] = session.scalars(select(Campaign)).all()
+    assert campaign.invited == 2
+    assert [(c.contact_id, c.language) for c in conversations] == [(1, "es"), (2, "en")]
+    started = conversations[0].started_at
+    for conversation in conversations:
+        assert conversation.survey_id == "working-conditions" and conversation.channel == "sms"
+        assert conversation.status == "active" and conversation.pending == "_consent"
+        assert conversation.misses == {"texts": []} and conversation.consent_tries == 0
+        assert conversation.is_invited is True and conversation.is_simulated is False
+        assert conversation.started_at == conversation.last_activity_at == started
+        assert started.tzinfo == UTC and conversation.ended_at is None
+        assert conversation.last_question_id is None
+    assert [c.last_profile for c in conversations] == [
+        {"state": "FL", "crop": "citrus"},
+        {"state": "WA"},
+    ]
+    assert [(r.contact_id, r.conversation_id, r.sequence) for r in rows] == [
+        (1, conversations[0].id, 0),
+        (2, conversations[1].id, 0),
+    ]
+    for row in rows:
+        assert (row.direction, row.channel, row.kind, row.status, row.queue) == (
+            "out",
+            "sms",
+            "invitation",
+            "pending",
+            "bulk",
+        )
+        assert row.our_address == "+15005550006" and row.campaign_id == campaign.id
+        assert row.is_free_text is False and row.is_simulated is False
+        assert row.content_sid is None and row.content_variables is None
+        assert row.sid is None and row.sent_at is None and row.attempted_at is None
+        assert row.send_after == datetime(2031, 3, 4, 16, tzinfo=UTC)
+        assert row.created_at == started
+    with app.app_context():
+        vault = app.extensions["engage.vault"]
+        assert [vault.decrypt(r.their_address_encrypted) for r in rows] == [
+            "+13055550101",
+            "+12065550102",
+        ]
+
+
+def quiet_now_in_new_york_only() -> str:
+    """ENGAGE_QUIET_HOURS around this hour in New York: day in Seattle (three hours behind)."""
+    hour = datetime.now(ZoneInfo("America/New_York")).hour
+    return f"{(hour - 1) % 24}-{(hour + 2) % 24}"
+
+
+def test_a_campaign_in_batches_hands_only_due_rows_to_rq_after_each_commit(
+    twilio_app, redis_url, tmp_path, monkeypatch
+):
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    import engage.jobs.campaigns as jobs_campaigns
+    from engage.jobs import BULK, redis_connection
+    from engage.jobs.campaigns import start_campaign
+
+    app = twilio_app(REDIS_URL=redis_url, ENGAGE_QUIET_HOURS=quiet_now_in_new_york_only())
+    # Miami and Seattle alternate, so every batch of two holds both zones (five in Miami).
+    lines = [
+        f"+1305555{n:04d},es,clinic,FL," if n % 2 == 0 else f"+1206555{n:04d},es,clinic,WA,"
+        for n in range(9)
+    ]
+    import_contacts(app, tmp_path, lines)
+    handed_over = []
+
+    def dispatch_committed(ids, *, queue_name):
+        # Every row handed to RQ is already committed: another session sees it.
+        with db.transaction() as session:
+            visible = session.scalars(select(Message.id).where(Message.id.in_(ids))).all()
+        assert sorted(visible) == sorted(ids)
+        handed_over.append(list(ids))
+        return dispatch(ids, queue_name=queue_name)
+
+    dispatch = jobs_campaigns.dispatch_sends
+    monkeypatch.setattr(jobs_campaigns, "dispatch_sends", dispatch_committed)
+    with app.app_context():
+        summary = start_campaign("working-conditions", {}, "sms", None, batch_size=2)
+        connection = redis_connection()
+        job_ids = [j.decode() for j in connection.lrange(f"rq:queue:{BULK}", 0, -1)]
+        jobs = Job.fetch_many(job_ids, connection=connection, serializer=JSONSerializer)
+        queued = [message_id for job in jobs for message_id in job.args[0]]
+    assert (summary.invited, summary.sent_now, summary.scheduled) == (9, 4, 5)
+    assert len(handed_over) == 5  # one call per batch of two contacts, after its commit
+    rows = outbound(app)
+    assert len(rows) == 9 and len({r.contact_id for r in rows}) == 9
+    due = sorted(r.id for r in rows if r.send_after is None)
+    assert sorted(queued) == due == sorted(id_ for ids in handed_over for id_ in ids)
+    with app.app_context():
+        zones = dict(db.session().execute(select(Contact.id, Contact.timezone)).all())
+        [campaign] = db.session().scalars(select(Campaign)).all()
+    assert campaign.invited == 9
+    assert {zones[r.contact_id] for r in rows if r.send_after is None} == {"America/Los_Angeles"}
+    assert {zones[r.contact_id] for r in rows if r.send_after is not None} == {"America/New_York"}
+    assert all(r.send_after > r.created_at for r in rows if r.send_after is not None)
+
+
+def test_a_campaign_started_again_invites_nobody_twice(twilio_app, tmp_path):
+    app = twilio_app()
+    import_contacts(app, tmp_path, [f"+1305555{n:04d},es,clinic,FL," for n in range(3)])
+    first = cli(app, "campaigns", "start", "working-conditions", "--at", DAYTIME)
+    assert "3 invited" in first.output
+    again = cli(app, "campaigns", "start", "working-conditions", "--at", DAYTIME)
+    assert again.exit_code == 0, again.output
+    assert "0 invited" in again.output
+    assert len(outbound(app)) == 3

@@ -11,6 +11,7 @@ from flask import current_app
 from engage import db
 from engage.jobs import BULK, dispatch_sends
 from engage.services.campaigns import (
+    BATCH,
     CampaignError,
     batches,
     create_campaign,
@@ -32,7 +33,12 @@ class CampaignSummary:
 
 
 def start_campaign(
-    survey_id: str, where: dict[str, str], channel: str, at: datetime | None
+    survey_id: str,
+    where: dict[str, str],
+    channel: str,
+    at: datetime | None,
+    *,
+    batch_size: int = BATCH,
 ) -> CampaignSummary:
     """Create the campaign and invite every matching contact."""
     config = current_app.config
@@ -49,7 +55,7 @@ def start_campaign(
         ids = matching_contact_ids(session, campaign, repeat=survey.repeat)
         campaign_id = campaign.id
     sent_now = scheduled = 0
-    for chunk in batches(ids):
+    for chunk in batches(ids, batch_size):
         with db.transaction() as session:
             campaign = session.get_one(type(campaign), campaign_id)
             batch = invite_batch(
