@@ -124,7 +124,8 @@ def invite_batch(
         .where(Contact.id.in_(contact_ids))
         .order_by(Contact.id)
     ).all()
-    invitation = _invitations(engine, survey, now, whatsapp=campaign.channel == "whatsapp")
+    channel, campaign_id = campaign.channel, campaign.id  # read once: ORM attributes are slow
+    invitation = _invitations(engine, survey, now, whatsapp=channel == "whatsapp")
     start_at = max(campaign.start_at, now)
     send_after = _send_times(start_at, quiet_hours)
     conversations, invitations = [], []
@@ -138,7 +139,7 @@ def invite_batch(
                 "survey_id": survey.id,
                 "version": survey.version,
                 "language": language,
-                "channel": campaign.channel,
+                "channel": channel,
                 "status": "active",
                 "pending": pending,
                 "misses": {"texts": []},
@@ -156,7 +157,7 @@ def invite_batch(
     for conversation_id, (contact, language, replies) in zip(
         conversation_ids, invitations, strict=True
     ):
-        if campaign.channel == "whatsapp":
+        if channel == "whatsapp":
             address = vault.encrypt("whatsapp:" + vault.decrypt(contact.phone_encrypted))
         else:
             address = contact.phone_encrypted  # the same plaintext: the E.164 number
@@ -167,7 +168,7 @@ def invite_batch(
                     "direction": "out",
                     "contact_id": contact.id,
                     "conversation_id": conversation_id,
-                    "channel": campaign.channel,
+                    "channel": channel,
                     "our_address": sender,
                     "their_address_encrypted": address,
                     "body": body,
@@ -177,7 +178,7 @@ def invite_batch(
                     "sequence": sequence,
                     "is_simulated": False,
                     "queue": "bulk",
-                    "campaign_id": campaign.id,
+                    "campaign_id": campaign_id,
                     "content_sid": template.get(language) if sequence == 0 else None,
                     "content_variables": None,
                     "send_after": None if due <= now else due,
