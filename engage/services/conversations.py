@@ -6,10 +6,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Row, exists, insert, literal, select, update
+from sqlalchemy import Connection, Insert, Row, bindparam, exists, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from engage.db import insert_ignoring_conflicts, utcnow
@@ -47,14 +48,13 @@ class InboundResult:
     replies: list[str] = field(default_factory=list)
 
 
-def make_engine(session: Session, settings: Settings) -> Engine:
-    texts: dict[str, SystemTexts] = {}
+# Texts never change while a process runs: one SystemTexts per catalog, language and name.
+_system_texts = lru_cache(maxsize=64)(SystemTexts)
 
+
+def make_engine(session: Session, settings: Settings) -> Engine:
     def texts_for(lang: str) -> SystemTexts:
-        # One per language for this engine: a campaign renders thousands of invitations.
-        if lang not in texts:
-            texts[lang] = SystemTexts(settings.locales_dir, lang, settings.org_name)
-        return texts[lang]
+        return _system_texts(settings.locales_dir, lang, settings.org_name)
 
     return Engine(
         DatabaseCatalog(session), texts=texts_for, idle=timedelta(hours=settings.idle_hours)
@@ -69,6 +69,59 @@ _contacts = Contact.__table__
 _conversations = Conversation.__table__
 _answers = Answer.__table__
 _messages = Message.__table__
+
+# Built once: the step runs on every message, and a statement built anew costs more than
+# running it. Updates take their SET columns from the parameters they are given.
+_LOCK_CONTACT = (
+    select(_contacts, exists().where(_messages.c.sid == bindparam("sid")).label("is_repeat"))
+    .where(_contacts.c.phone_hash == bindparam("phone_hash"))
+    .with_for_update(of=_contacts)
+)
+_CONVERSATIONS_OF = (
+    select(_conversations)
+    .where(
+        _conversations.c.contact_id == bindparam("contact_id"),
+        _conversations.c.status.in_(("active", "completed")),
+    )
+    .order_by(_conversations.c.id.desc())
+)
+_LATEST_ANSWERS = (
+    select(
+        _answers.c.conversation_id,
+        _answers.c.survey_id,
+        _answers.c.question_id,
+        _answers.c.value,
+    )
+    .where(_answers.c.contact_id == bindparam("contact_id"), _answers.c.is_latest.is_(True))
+    .order_by(_answers.c.id)
+)
+_UPDATE_CONTACT = update(_contacts).where(_contacts.c.id == bindparam("b_row_id"))
+_UPDATE_CONVERSATION = update(_conversations).where(_conversations.c.id == bindparam("b_row_id"))
+_INSERT_CONVERSATION = insert(_conversations).returning(_conversations.c.id)
+_SUPERSEDE = (
+    update(_answers)
+    .where(
+        _answers.c.contact_id == bindparam("b_contact_id"),
+        _answers.c.survey_id == bindparam("b_survey_id"),
+        _answers.c.question_id.in_(bindparam("b_question_ids", expanding=True)),
+        _answers.c.is_latest.is_(True),
+    )
+    .values(is_latest=False)
+)
+_INSERT_ANSWERS = insert(_answers)
+_INSERT_MESSAGES = insert(_messages).returning(_messages.c.id, sort_by_parameter_order=True)
+_claim_statements: dict[str, Insert] = {}
+
+
+def _insert_claiming_sid(connection: Connection) -> Insert:
+    """INSERT of one message that returns nothing when its SID is already stored."""
+    name = connection.dialect.name
+    if name not in _claim_statements:
+        _claim_statements[name] = insert_ignoring_conflicts(connection, _messages, "sid").returning(
+            _messages.c.id
+        )
+    return _claim_statements[name]
+
 
 # The contact fields the engine may change, written back only when they did.
 _CONTACT_FIELDS = (
@@ -218,17 +271,8 @@ def _lock_contact(
     """The contact for a number, locked for this transaction (created when new), whether it
     is new, and whether this MessageSid is already stored."""
     phone_hash = vault.phone_hash(e164)
-    seen = (
-        exists().where(_messages.c.sid == sid).label("is_repeat")
-        if sid is not None
-        else literal(False).label("is_repeat")
-    )
-    query = (
-        select(_contacts, seen)
-        .where(_contacts.c.phone_hash == phone_hash)
-        .with_for_update(of=_contacts)
-    )
-    row = connection.execute(query).first()
+    params = {"phone_hash": phone_hash, "sid": sid}
+    row = connection.execute(_LOCK_CONTACT, params).first()
     if row is not None:
         return row, False, bool(row.is_repeat)
     created = connection.execute(
@@ -244,22 +288,13 @@ def _lock_contact(
     if created is not None:
         return created, True, False
     # Another step created it at the same instant: take theirs, locked.
-    row = connection.execute(query).one()
+    row = connection.execute(_LOCK_CONTACT, params).one()
     return row, False, bool(row.is_repeat)
 
 
 def _conversations_of(connection: Connection, contact_id: int) -> list[Row]:
     """The contact's open conversation (at most one) and those it completed."""
-    return list(
-        connection.execute(
-            select(_conversations)
-            .where(
-                _conversations.c.contact_id == contact_id,
-                _conversations.c.status.in_(("active", "completed")),
-            )
-            .order_by(_conversations.c.id.desc())
-        )
-    )
+    return list(connection.execute(_CONVERSATIONS_OF, {"contact_id": contact_id}))
 
 
 def _latest_answers(connection: Connection, contact_id: int) -> list[Row]:
@@ -268,18 +303,7 @@ def _latest_answers(connection: Connection, contact_id: int) -> list[Row]:
     The open conversation's values are its rows among these (it is the newest conversation of
     its survey), and a question answered again must first mark its latest row as not latest.
     """
-    return list(
-        connection.execute(
-            select(
-                _answers.c.conversation_id,
-                _answers.c.survey_id,
-                _answers.c.question_id,
-                _answers.c.value,
-            )
-            .where(_answers.c.contact_id == contact_id, _answers.c.is_latest.is_(True))
-            .order_by(_answers.c.id)
-        )
-    )
+    return list(connection.execute(_LATEST_ANSWERS, {"contact_id": contact_id}))
 
 
 def _conversation_state(row: Row, latest: list[Row]) -> ConversationState:
@@ -318,7 +342,7 @@ def _write_contact(
     if whatsapp:
         changes["last_whatsapp_inbound_at"] = now  # the 24-hour window opens again
     if changes:
-        connection.execute(update(_contacts).where(_contacts.c.id == contact.id).values(**changes))
+        connection.execute(_UPDATE_CONTACT, {**changes, "b_row_id": contact.id})
 
 
 def _write_conversations(
@@ -355,25 +379,19 @@ def _write_conversations(
             values["last_question_id"] = last_question[key]
             values["last_profile"] = dict(state.profile)
         if conv_state.key is not None:  # the open conversation the step began with
-            connection.execute(
-                update(_conversations).where(_conversations.c.id == conv_state.key).values(**values)
-            )
+            connection.execute(_UPDATE_CONVERSATION, {**values, "b_row_id": conv_state.key})
             ids[key] = conv_state.key
             continue
         values.setdefault("last_profile", dict(state.profile))
-        ids[key] = connection.execute(
-            insert(_conversations)
-            .values(
-                contact_id=contact.id,
-                survey_id=conv_state.survey_id,
-                version=conv_state.version,
-                channel=channel,
-                is_simulated=contact.is_simulated,
-                started_at=conv_state.started_at,
-                **values,
-            )
-            .returning(_conversations.c.id)
-        ).scalar_one()
+        values.update(
+            contact_id=contact.id,
+            survey_id=conv_state.survey_id,
+            version=conv_state.version,
+            channel=channel,
+            is_simulated=contact.is_simulated,
+            started_at=conv_state.started_at,
+        )
+        ids[key] = connection.execute(_INSERT_CONVERSATION, values).scalar_one()
     return ids
 
 
@@ -391,20 +409,18 @@ def _write_answers(
     earlier = answered & {(a.survey_id, a.question_id) for a in latest}
     for survey_id in sorted({survey for survey, _question in earlier}):
         connection.execute(
-            update(_answers)
-            .where(
-                _answers.c.contact_id == contact.id,
-                _answers.c.survey_id == survey_id,
-                _answers.c.question_id.in_(sorted(q for s, q in earlier if s == survey_id)),
-                _answers.c.is_latest.is_(True),
-            )
-            .values(is_latest=False)
+            _SUPERSEDE,
+            {
+                "b_contact_id": contact.id,
+                "b_survey_id": survey_id,
+                "b_question_ids": sorted(q for s, q in earlier if s == survey_id),
+            },
         )
     # A question answered twice in one step (a conversation ended, another started): the row
     # written last is the latest.
     last_index = {(r.survey_id, r.question_id): i for i, r in enumerate(records)}
     connection.execute(
-        insert(_answers),
+        _INSERT_ANSWERS,
         [
             {
                 "conversation_id": ids[id(record.conversation)],
@@ -428,22 +444,13 @@ def _write_answers(
 
 def _insert_inbound(connection: Connection, row: dict[str, Any]) -> int | None:
     """Store an inbound message; None when its MessageSid is already stored."""
-    query = (
-        insert_ignoring_conflicts(connection, _messages, "sid")
-        if row["sid"] is not None
-        else insert(_messages)
-    )
-    return connection.execute(query.values(**row).returning(_messages.c.id)).scalar()
+    return connection.execute(_insert_claiming_sid(connection), row).scalar()
 
 
 def _insert_replies(connection: Connection, rows: list[dict[str, Any]]) -> list[int]:
     if not rows:
         return []
-    return list(
-        connection.execute(
-            insert(_messages).returning(_messages.c.id, sort_by_parameter_order=True), rows
-        ).scalars()
-    )
+    return list(connection.execute(_INSERT_MESSAGES, rows).scalars())
 
 
 def settings_from(app_config: dict, vault: Vault) -> Settings:

@@ -122,12 +122,13 @@ class DatabaseCatalog:
 
     def active(self) -> list[Survey]:
         if self._active is None:
-            rows = self.session.scalars(
-                select(SurveyVersion)
+            # Only the keys: a version's definition is read once per process, by get().
+            keys = self.session.execute(
+                select(SurveyVersion.survey_id, SurveyVersion.version)
                 .where(SurveyVersion.is_current.is_(True))
                 .order_by(SurveyVersion.survey_id)
             ).all()
-            self._active = [parse_version(row) for row in rows]
+            self._active = [self.get(survey_id, version) for survey_id, version in keys]
         return self._active
 
     def get(self, survey_id: str, version: str) -> Survey:

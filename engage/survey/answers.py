@@ -381,8 +381,19 @@ def _whole_number(
     return int(value)
 
 
+# A question's choices never change: their keys are worked out once per process.
+_choice_keys_of: dict[int, tuple[Sequence[Choice], dict[str, int]]] = {}
+
+
 def _choice_keys(choices: Sequence[Choice]) -> dict[str, int]:
     """Folded values, labels and `match` words -> choice index (values win, then labels)."""
+    cached = _choice_keys_of.get(id(choices))
+    if cached is None or cached[0] is not choices:
+        cached = _choice_keys_of[id(choices)] = (choices, _build_choice_keys(choices))
+    return cached[1]
+
+
+def _build_choice_keys(choices: Sequence[Choice]) -> dict[str, int]:
     keys: dict[str, int] = {}
     texts_by_rank: list[list[tuple[str, int]]] = [[], [], []]
     for index, choice in enumerate(choices):

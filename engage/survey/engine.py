@@ -30,6 +30,8 @@ _CONSENT_QUESTION = Question(id=CONSENT, type="yes_no", text={})
 # us would only be noise (docs/twilio.md §6.1).
 _TWILIO_OPT_IN = frozenset({"start", "unstop", "yes"})
 _TWILIO_OPT_OUT = frozenset(kw.fold(w) for w in kw.TWILIO_OPT_OUT)
+# Keyword -> (survey, language) per set of active survey versions (a version never changes).
+_keyword_indexes: dict[tuple[tuple[str, str], ...], dict[str, tuple[Survey, str]]] = {}
 
 
 @dataclass
@@ -154,11 +156,18 @@ class Engine:
     # -- helpers used by steps -------------------------------------------------------------
 
     def keyword_index(self) -> dict[str, tuple[Survey, str]]:
-        index: dict[str, tuple[Survey, str]] = {}
-        for survey in self.surveys.active():
-            for lang, words in survey.keywords.items():
-                for word in words:
-                    index[kw.fold(word)] = (survey, lang)
+        surveys = self.surveys.active()
+        key = tuple((survey.id, survey.version) for survey in surveys)
+        index = _keyword_indexes.get(key)
+        if index is None:
+            index = {}
+            for survey in surveys:
+                for lang, words in survey.keywords.items():
+                    for word in words:
+                        index[kw.fold(word)] = (survey, lang)
+            if len(_keyword_indexes) > 16:
+                _keyword_indexes.clear()
+            _keyword_indexes[key] = index
         return index
 
     def menu_languages(self, survey: Survey | None) -> list[str]:
