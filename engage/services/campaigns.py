@@ -186,7 +186,8 @@ def invite_batch(
                 }
             )
     message_ids = insert_returning_ids(session, Message.__table__, rows)
-    campaign.invited += len(contacts)
+    # In SQL, not read-modify-write: batches of one campaign may commit side by side.
+    campaign.invited = Campaign.invited + len(contacts)
     session.flush()
     due_now = [i for i, row in zip(message_ids, rows, strict=True) if row["send_after"] is None]
     return Batch(send_now=due_now, scheduled=len(rows) - len(due_now))
