@@ -10,12 +10,16 @@ from typing import Any
 from flask import Flask, current_app, g
 from sqlalchemy import (
     JSON,
+    ColumnElement,
     Connection,
     DateTime,
     Engine,
     Insert,
+    Integer,
     MetaData,
     Table,
+    any_,
+    bindparam,
     create_engine,
     event,
     insert,
@@ -203,3 +207,15 @@ def _copy_returning_ids(
         for values in zip(ids, *columns, strict=True):
             copy.write_row(values)
     return ids
+
+
+def id_in(session: Session, column: ColumnElement[int], ids: Sequence[int]) -> ColumnElement[bool]:
+    """`column IN (ids)`; on PostgreSQL `column = ANY(:ids)`, one array parameter.
+
+    Thousands of parameters make a long statement that psycopg takes ~20 ms to parse per 2,000.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == any_(bindparam(None, list(ids), type_=ARRAY(Integer)))
+    return column.in_(ids)

@@ -1,4 +1,4 @@
-"""`insert_returning_ids`: COPY on PostgreSQL writes exactly what an INSERT writes."""
+"""Database helpers for bulk work: COPY writes exactly what an INSERT writes; id_in."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Text, cast, insert, select
 
 from engage import db
-from engage.db import insert_returning_ids
+from engage.db import id_in, insert_returning_ids
 from engage.models import Contact, Conversation, Message
 
 WHEN = datetime(2031, 3, 4, 16, 0, 0, 123456, tzinfo=UTC)
@@ -135,3 +135,14 @@ def test_no_rows_insert_nothing_and_a_missing_default_is_refused(app):
         del row["started_at"]
         with pytest.raises(ValueError, match="started_at"):
             insert_returning_ids(session, Conversation.__table__, [row])
+
+
+@pytest.mark.parametrize("wanted", [[], [2], [1, 3, 4], list(range(1, 3001))])
+def test_id_in_selects_the_rows_asked_for(app, wanted):
+    with app.app_context(), db.transaction() as session:
+        session.add_all(Contact(phone_hash=f"h{n}", phone_encrypted="e") for n in range(5))
+        session.flush()
+        found = session.scalars(
+            select(Contact.id).where(id_in(session, Contact.id, wanted)).order_by(Contact.id)
+        ).all()
+    assert found == [n for n in range(1, 6) if n in wanted]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from engage.db import insert_returning_ids, utcnow
+from engage.db import id_in, insert_returning_ids, utcnow
 from engage.models import Campaign, Contact, Conversation, Message
 from engage.privacy import Vault
 from engage.services.conversations import Settings, make_engine
@@ -121,7 +120,7 @@ def invite_batch(
             Contact.timezone,
             Contact.phone_encrypted,
         )
-        .where(Contact.id.in_(contact_ids))
+        .where(id_in(session, Contact.id, contact_ids))
         .order_by(Contact.id)
     ).all()
     channel, campaign_id = campaign.channel, campaign.id  # read once: ORM attributes are slow
@@ -206,7 +205,8 @@ def _invitations(
     def invitation(
         language: str | None, has_consented: bool, profile: dict[str, Any] | None
     ) -> tuple[str, str | None, list[str]]:
-        key = (language, has_consented, json.dumps(profile, sort_keys=True))
+        # repr, not JSON, for speed: a profile written in another key order only misses the cache.
+        key = (language, has_consented, repr(profile))
         if key not in known:
             state = ContactState(
                 language=language, has_consented=has_consented, profile=dict(profile or {})
