@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -77,23 +77,31 @@ _LOCK_CONTACT = (
     .where(_contacts.c.phone_hash == bindparam("phone_hash"))
     .with_for_update(of=_contacts)
 )
-_CONVERSATIONS_OF = (
-    select(_conversations)
-    .where(
-        _conversations.c.contact_id == bindparam("contact_id"),
-        _conversations.c.status.in_(("active", "completed")),
-    )
-    .order_by(_conversations.c.id.desc())
-)
-_LATEST_ANSWERS = (
+# Every conversation of the contact, newest first, each with its latest answer rows (the
+# open one's values; and what a question answered again must mark as no longer latest).
+_HISTORY = (
     select(
-        _answers.c.conversation_id,
-        _answers.c.survey_id,
+        _conversations.c.id,
+        _conversations.c.survey_id,
+        _conversations.c.version,
+        _conversations.c.language,
+        _conversations.c.status,
+        _conversations.c.pending,
+        _conversations.c.misses,
+        _conversations.c.consent_tries,
+        _conversations.c.started_at,
+        _conversations.c.last_activity_at,
         _answers.c.question_id,
         _answers.c.value,
     )
-    .where(_answers.c.contact_id == bindparam("contact_id"), _answers.c.is_latest.is_(True))
-    .order_by(_answers.c.id)
+    .select_from(
+        _conversations.outerjoin(
+            _answers,
+            (_answers.c.conversation_id == _conversations.c.id) & _answers.c.is_latest.is_(True),
+        )
+    )
+    .where(_conversations.c.contact_id == bindparam("contact_id"))
+    .order_by(_conversations.c.id.desc(), _answers.c.id)
 )
 _UPDATE_CONTACT = update(_contacts).where(_contacts.c.id == bindparam("b_row_id"))
 _UPDATE_CONVERSATION = update(_conversations).where(_conversations.c.id == bindparam("b_row_id"))
@@ -184,9 +192,7 @@ def handle_inbound(
     if is_repeat:
         log.info("inbound %s: repeat, ignored", sid)
         return InboundResult(message_id=None, is_duplicate=True)
-    conversations = [] if is_new else _conversations_of(connection, contact.id)
-    active = next((c for c in conversations if c.status == "active"), None)
-    latest = _latest_answers(connection, contact.id) if active is not None else None
+    history = _History([] if is_new else connection.execute(_HISTORY, {"contact_id": contact.id}))
     state = ContactState(
         language=contact.language,
         has_consented=contact.has_consented,
@@ -194,10 +200,11 @@ def handle_inbound(
         is_menu_open=contact.is_menu_open,
         is_new=is_new,
         profile=dict(contact.profile or {}),
-        completed_surveys={c.survey_id for c in conversations if c.status == "completed"},
+        completed_surveys=history.completed_surveys,
         last_nudged_at=contact.last_nudged_at,
     )
-    conv_state = _conversation_state(active, latest or []) if active is not None else None
+    active = history.active
+    conv_state = history.conversation_state()
     outcome = make_engine(session, settings).step(
         state,
         conv_state,
@@ -210,9 +217,7 @@ def handle_inbound(
     _write_contact(connection, contact, state, now, whatsapp=sender.channel == "whatsapp")
     ids = _write_conversations(connection, contact, state, outcome, sender.channel, now)
     if outcome.answers:
-        if latest is None:
-            latest = _latest_answers(connection, contact.id)
-        _write_answers(connection, contact, state, outcome.answers, ids, latest, now)
+        _write_answers(connection, contact, state, outcome.answers, ids, history.latest, now)
     current = ids[id(outcome.conversation)] if outcome.conversation else None
     conversation_id = current or (active.id if active is not None else None)
     message_id = _insert_inbound(
@@ -292,36 +297,44 @@ def _lock_contact(
     return row, False, bool(row.is_repeat)
 
 
-def _conversations_of(connection: Connection, contact_id: int) -> list[Row]:
-    """The contact's open conversation (at most one) and those it completed."""
-    return list(connection.execute(_CONVERSATIONS_OF, {"contact_id": contact_id}))
+class _History:
+    """A contact's conversations and latest answers, from the rows of one query."""
 
+    def __init__(self, rows: Iterable[Row]) -> None:
+        self.active: Row | None = None
+        self.completed_surveys: set[str] = set()
+        # (survey, question) -> value of the contact's latest answer rows
+        self.latest: dict[tuple[str, str], Any] = {}
+        self.values: dict[str, Any] = {}
+        for row in rows:
+            if row.status == "active" and self.active is None:
+                self.active = row
+            elif row.status == "completed":
+                self.completed_surveys.add(row.survey_id)
+            if row.question_id is None:
+                continue
+            value = (row.value or {}).get("v")
+            self.latest[(row.survey_id, row.question_id)] = value
+            if self.active is not None and row.id == self.active.id:
+                self.values[row.question_id] = value
 
-def _latest_answers(connection: Connection, contact_id: int) -> list[Row]:
-    """The contact's latest answer row per survey and question.
-
-    The open conversation's values are its rows among these (it is the newest conversation of
-    its survey), and a question answered again must first mark its latest row as not latest.
-    """
-    return list(connection.execute(_LATEST_ANSWERS, {"contact_id": contact_id}))
-
-
-def _conversation_state(row: Row, latest: list[Row]) -> ConversationState:
-    return ConversationState(
-        survey_id=row.survey_id,
-        version=row.version,
-        language=row.language,
-        started_at=row.started_at,
-        last_activity_at=row.last_activity_at,
-        status=row.status,
-        pending=row.pending,
-        misses=list((row.misses or {}).get("texts", [])),
-        consent_tries=row.consent_tries,
-        values={
-            a.question_id: (a.value or {}).get("v") for a in latest if a.conversation_id == row.id
-        },
-        key=row.id,
-    )
+    def conversation_state(self) -> ConversationState | None:
+        row = self.active
+        if row is None:
+            return None
+        return ConversationState(
+            survey_id=row.survey_id,
+            version=row.version,
+            language=row.language,
+            started_at=row.started_at,
+            last_activity_at=row.last_activity_at,
+            status=row.status,
+            pending=row.pending,
+            misses=list((row.misses or {}).get("texts", [])),
+            consent_tries=row.consent_tries,
+            values=self.values,
+            key=row.id,
+        )
 
 
 def _write_contact(
@@ -401,12 +414,12 @@ def _write_answers(
     state: ContactState,
     records: Sequence[AnswerRecord],
     ids: dict[int, int],
-    latest: list[Row],
+    latest: dict[tuple[str, str], Any],
     now: datetime,
 ) -> None:
     """Answer rows, each the latest for its question; earlier latest rows marked as not."""
     answered = {(r.survey_id, r.question_id) for r in records}
-    earlier = answered & {(a.survey_id, a.question_id) for a in latest}
+    earlier = answered & latest.keys()
     for survey_id in sorted({survey for survey, _question in earlier}):
         connection.execute(
             _SUPERSEDE,
