@@ -197,8 +197,9 @@ def _invitations(
 ) -> Callable[[str | None, bool, dict[str, Any] | None], tuple[str, str | None, list[str]]]:
     """The invitation for a contact's state: language, pending step and texts, worked out once.
 
-    `Engine.invite` depends on nothing but the state it is given, and a campaign's contacts fall
-    into a few dozen states (language, consent, profile), so each is rendered once per batch.
+    `Engine.invite` depends only on the contact state it is given besides the survey and the time,
+    which are the same for the whole batch; a campaign's contacts fall into a few dozen states
+    (language, consent, profile), so each is rendered once per batch, not once per contact.
     """
     known: dict[tuple[str | None, bool, str], tuple[str, str | None, list[str]]] = {}
 
