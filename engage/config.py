@@ -106,6 +106,11 @@ def load(env: Mapping[str, str], instance_path: str | Path) -> dict[str, Any]:
     if api_url and is_production and not api_url.startswith("https://"):
         raise ConfigError("ENGAGE_TWILIO_API_URL must be https:// in production")
     send_rate = env.get("ENGAGE_SEND_RATE")
+    send_concurrency = _int(env, "ENGAGE_SEND_CONCURRENCY", 4)
+    if not 1 <= send_concurrency <= 64:
+        raise ConfigError(
+            "ENGAGE_SEND_CONCURRENCY must be from 1 to 64 (sends in flight per worker)"
+        )
     return {
         "ENGAGE_ENV": environment,
         "IS_PRODUCTION": is_production,
@@ -120,6 +125,7 @@ def load(env: Mapping[str, str], instance_path: str | Path) -> dict[str, Any]:
         "TWILIO_WHATSAPP_FROM": env.get("TWILIO_WHATSAPP_FROM", ""),
         "ENGAGE_TWILIO_API_URL": api_url,
         "ENGAGE_SEND_RATE": None if send_rate in (None, "") else _int(env, "ENGAGE_SEND_RATE", 0),
+        "ENGAGE_SEND_CONCURRENCY": send_concurrency,
         "ENGAGE_SURVEYS_DIR": str(Path(env.get("ENGAGE_SURVEYS_DIR", "surveys"))),
         "ENGAGE_LOCALES_DIR": str(LOCALES_DIR),
         "ENGAGE_ORG_NAME": env.get("ENGAGE_ORG_NAME", "Engage"),

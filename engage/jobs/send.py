@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import deque
 
 from flask import current_app
 from rq import get_current_job
@@ -15,9 +16,16 @@ from engage.messaging import (
     PermanentSendError,
     TransientSendError,
 )
+from engage.messaging.pool import Flight, SendPool
 from engage.services import outbox
 
 log = logging.getLogger(__name__)
+
+# A bulk chunk is this many rows per send thread. The claim and the record are one transaction
+# each per chunk, so a bigger chunk costs less per row; but a worker killed mid-send leaves up to
+# two chunks `dispatching`, and every row of them that never reached Twilio ends `unconfirmed`
+# after the clock's look-up, for staff to decide. So: a few rows per thread, not a whole batch.
+CHUNK_ROUNDS = 4
 
 
 def message_sender() -> MessageSender:
@@ -61,6 +69,15 @@ def rate_limiter():
     return limiter
 
 
+def send_pool() -> SendPool:
+    """This process's send threads (ENGAGE_SEND_CONCURRENCY), kept for every job it runs."""
+    pool = current_app.extensions.get("engage.send_pool")
+    if pool is None:
+        pool = SendPool(current_app.config["ENGAGE_SEND_CONCURRENCY"])
+        current_app.extensions["engage.send_pool"] = pool
+    return pool
+
+
 def status_callback_url(message_id: int) -> str | None:
     base = current_app.config["ENGAGE_PUBLIC_URL"]
     return f"{base}/twilio/status?m={message_id}" if base else None
@@ -80,13 +97,45 @@ def send_message(message_id: int) -> str:
 
 
 def send_batch(message_ids: list[int]) -> int:
-    """Send bulk rows one after another; a row that must wait is left to the sweep, not retried."""
+    """Send bulk rows a chunk at a time, several in flight; returns how many Twilio accepted.
+
+    Each chunk is claimed in one transaction and its answers recorded in another, while the next
+    chunk is already being sent: the database work overlaps the waiting on Twilio. A row that
+    must wait (a transient error, a lost answer) is left to the clock's sweep and reconcile, not
+    retried by RQ: one slow row must not hold up a hundred others.
+    """
+    vault = current_app.extensions["engage.vault"]
+    sender = message_sender()
+    limiter = rate_limiter()
+    pool = send_pool()
+    # With a rate limit a claimed row may wait for its slot: one row per thread per chunk, so
+    # that few rows sit `dispatching` while they wait.
+    chunk_size = pool.concurrency * (1 if limiter is not None else CHUNK_ROUNDS)
+    todo = deque(message_ids)
+    flights: deque[Flight] = deque()
     sent = 0
-    for message_id in message_ids:
-        try:
-            sent += send_message(message_id) == "sent"
-        except RetryLaterError:
-            continue  # pending (transient) or dispatching (to look up): the clock comes back
+    while todo or flights:
+        # At most two chunks out at once: one being sent, the next queued behind it.
+        if todo and len(flights) < 2:
+            chunk = [todo.popleft() for _ in range(min(chunk_size, len(todo)))]
+            with db.transaction() as session:
+                claimed = outbox.claim_chunk(
+                    session, vault, chunk, status_callback=status_callback_url
+                )
+            if claimed:
+                flights.append(pool.submit(sender, limiter, claimed))
+            continue
+        outcomes = flights.popleft().outcomes()
+        with db.transaction() as session:
+            outbox.record_chunk(
+                session, sent=outcomes.sent, failed=outcomes.failed, retry=outcomes.retry
+            )
+            # A step's later rows were skipped while the earlier one was unsent: send them next,
+            # before the rest of the batch (send_message's order, for a whole chunk).
+            done = [message_id for message_id, _ in outcomes.sent + outcomes.failed]
+            following = outbox.following_rows(session, done)
+        todo.extendleft(reversed(following))
+        sent += len(outcomes.sent)
     return sent
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from datetime import datetime
 from typing import TextIO
 
@@ -15,12 +16,16 @@ class ConsoleSender:
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream
         self.sent: list[OutboundMessage] = []
+        self._lock = threading.Lock()  # a batch sends from several threads: one text at a time
 
     def send(self, message: OutboundMessage) -> SendResult:
         stream = self.stream or sys.stderr
-        stream.write(f"--- to {message.contact} (message {message.message_id})\n{message.body}\n")
-        stream.flush()
-        self.sent.append(message)
+        with self._lock:
+            stream.write(
+                f"--- to {message.contact} (message {message.message_id})\n{message.body}\n"
+            )
+            stream.flush()
+            self.sent.append(message)
         return SendResult(sid=f"console-{message.message_id}")
 
     def lookup(self, message: OutboundMessage, since: datetime) -> SendResult | None:

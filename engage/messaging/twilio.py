@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -70,6 +71,7 @@ PERMANENT_CODES = frozenset(
         63016,  # outside the WhatsApp 24 h window without a template
     }
 )
+TWILIO_API = "https://api.twilio.com"
 STATUS_CALLBACK_PATH = "/twilio/status"  # DESIGN.md: POST /twilio/status
 # How far before the attempt `lookup` searches: Twilio's clock and ours may disagree a little.
 LOOKUP_SLACK = timedelta(minutes=2)
@@ -113,7 +115,12 @@ class RedirectingHttpClient(TwilioHttpClient):
 
 
 class TwilioSender:
-    """Sends through Twilio's Messages API; one client and one connection pool per sender."""
+    """Sends through Twilio's Messages API; safe to call from several threads at once.
+
+    twilio's client is not thread-safe (its HttpClient keeps the last request and response, and
+    shares one requests Session: twilio/twilio-python#580), so each thread gets a client of its
+    own, with its own kept-alive connection.
+    """
 
     def __init__(
         self,
@@ -123,19 +130,34 @@ class TwilioSender:
         timeout: float = 10.0,
         status_callback_base: str | None = None,
     ) -> None:
-        if api_url:
-            http_client: TwilioHttpClient = RedirectingHttpClient(
-                api_url, timeout=timeout, logger=_quiet_twilio_logger
-            )
-        else:
-            http_client = TwilioHttpClient(timeout=timeout, logger=_quiet_twilio_logger)
-        # environment={}: no TWILIO_EDGE/TWILIO_REGION from the process environment; Engage reads
-        # its configuration once, in create_app (STYLE.md).
-        self.client = Client(account_sid, auth_token, http_client=http_client, environment={})
         self.account_sid = account_sid
+        self._auth_token = auth_token
+        self._api_url = api_url
+        self._timeout = timeout
+        self._local = threading.local()
         self.status_callback_base = (
             status_callback_base.rstrip("/") if status_callback_base else None
         )
+
+    @property
+    def client(self) -> Client:
+        """This thread's twilio client (made on first use)."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            if self._api_url:
+                http_client: TwilioHttpClient = RedirectingHttpClient(
+                    self._api_url, timeout=self._timeout, logger=_quiet_twilio_logger
+                )
+            else:
+                http_client = TwilioHttpClient(timeout=self._timeout, logger=_quiet_twilio_logger)
+            _read_environment_once(http_client, self._api_url or TWILIO_API)
+            # environment={}: no TWILIO_EDGE/TWILIO_REGION from the process environment; Engage
+            # reads its configuration once, in create_app (STYLE.md).
+            client = Client(
+                self.account_sid, self._auth_token, http_client=http_client, environment={}
+            )
+            self._local.client = client
+        return client
 
     def send(self, message: OutboundMessage) -> SendResult:
         """Create the message at Twilio; raises a SendError subclass saying what is safe next."""
@@ -233,6 +255,22 @@ class TwilioSender:
             if not isinstance(error, PermanentSendError):
                 error = TransientSendError(error.code, error.message, status=error.status)
             raise error from exc
+
+
+def _read_environment_once(http_client: TwilioHttpClient, url: str) -> None:
+    """Take the proxy and CA-bundle settings from the environment now, not on every request.
+
+    requests looks them up on each request (it walks the whole environment for *_proxy
+    variables), which was about a fifth of a send's CPU. They are read once, when the client
+    is made, as all configuration is (STYLE.md); HTTPS_PROXY and NO_PROXY still apply.
+    """
+    session = http_client.session
+    if session is None:
+        return
+    settings = session.merge_environment_settings(url, {}, None, None, None)
+    session.proxies.update(settings["proxies"])
+    session.verify = settings["verify"]
+    session.trust_env = False
 
 
 def classify_send_error(exc: Exception) -> SendError:

@@ -5,22 +5,48 @@ A send happens in three steps, each its own transaction, owned by the job:
 sender calls Twilio outside any transaction, then `record_sent` / `record_failure` write what
 Twilio answered. A row found still `dispatching` means an earlier answer was lost (a timeout, a
 killed worker): `reconcile` looks it up at Twilio instead of sending it again.
+
+Bulk rows take the same three steps a chunk at a time, in set-based statements: `claim_chunk`
+checks and claims every row of the chunk in one transaction, the job sends them, and
+`record_chunk` writes every answer in another (the rules are the ones `prepare_send` applies to
+a single row).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import cache
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import (
+    Select,
+    Update,
+    and_,
+    bindparam,
+    case,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from engage.db import utcnow
 from engage.messaging import OutboundMessage, SendResult
 from engage.models import Contact, Message
 from engage.privacy import Vault
-from engage.services.delivery import OPTED_OUT_CODE, advance_status, mark_opted_out
+from engage.services.delivery import (
+    OPTED_OUT_CODE,
+    RANK,
+    advance_status,
+    lower_statuses,
+    mark_opted_out,
+)
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +142,10 @@ def next_in_step(session: Session, message_id: int) -> int | None:
 
 
 def _inside_window(contact: Contact | None, now: datetime) -> bool:
-    opened = contact.last_whatsapp_inbound_at if contact else None
+    return _is_window_open(contact.last_whatsapp_inbound_at if contact else None, now)
+
+
+def _is_window_open(opened: datetime | None, now: datetime) -> bool:
     return opened is not None and now - opened < WHATSAPP_WINDOW
 
 
@@ -171,6 +200,286 @@ def record_unconfirmed(session: Session, message_id: int) -> None:
     log.warning(
         "message %s: outcome unknown and not found at Twilio; flagged, not resent", message_id
     )
+
+
+def claim_chunk(
+    session: Session,
+    vault: Vault,
+    message_ids: Sequence[int],
+    *,
+    status_callback: Callable[[int], str | None] | None = None,
+    now: datetime | None = None,
+) -> list[OutboundMessage]:
+    """Claim the rows of a chunk that are due, in a few set-based statements; what to send.
+
+    The rules are `prepare_send`'s. A row is left as it is when it is not pending (already sent,
+    or `dispatching`: only the clock reconciles those, so a row another worker is sending right
+    now is never looked up under it), when it is not due yet, or when an earlier row of its step
+    is unsent (it goes after that one: see `following_rows`). Opted-out contacts' rows are
+    cancelled, WhatsApp free-form rows outside the 24 h window fail with 63016.
+    """
+    if not message_ids:
+        return []
+    now = now or utcnow()
+    rows = session.execute(_claim_select(), {"ids": list(message_ids)}).all()
+    claimed: list[OutboundMessage] = []
+    cancelled: list[int] = []
+    outside_window: list[int] = []
+    for row in rows:
+        if row.direction != "out" or row.status != "pending":
+            continue
+        if row.send_after is not None and row.send_after > now:
+            continue
+        if row.is_after_unsent:
+            continue
+        contact = f"contact-{row.contact_id}"
+        if row.is_opted_out and row.kind != "opt_out":
+            cancelled.append(row.id)
+            log.info("message %s: cancelled, %s opted out", row.id, contact)
+            continue
+        content_sid = None
+        if row.channel == "whatsapp" and not _is_window_open(row.last_whatsapp_inbound_at, now):
+            if not row.content_sid:
+                outside_window.append(row.id)
+                log.warning("message %s: outside the WhatsApp 24 h window, no template", row.id)
+                continue
+            content_sid = row.content_sid
+        claimed.append(
+            OutboundMessage(
+                message_id=row.id,
+                contact=contact,
+                to=vault.decrypt(row.their_address_encrypted or ""),
+                from_=row.our_address,
+                body=row.body,
+                content_sid=content_sid,
+                content_variables=row.content_variables if content_sid else None,
+                status_callback=status_callback(row.id) if status_callback else None,
+            )
+        )
+    if cancelled:
+        session.execute(_set_status(), {"ids": cancelled, "old": "pending", "new": "cancelled"})
+    if outside_window:
+        session.execute(
+            _set_failed(),
+            {"ids": outside_window, "old": "pending", "code": OUTSIDE_WINDOW_CODE},
+        )
+    if claimed:
+        session.execute(_set_dispatching(), {"ids": [m.message_id for m in claimed], "now": now})
+    return claimed
+
+
+# The bulk path's statements are built once: building a SELECT of this size costs more Python
+# than running it. Core statements on the table, since no ORM object is loaded or kept.
+_messages = Message.__table__
+_contacts = Contact.__table__
+
+
+@cache
+def _claim_select() -> Select:
+    earlier = _messages.alias("earlier")
+    m = _messages.c
+    is_after_unsent = case(
+        # Only a step's later rows have an earlier one, and most rows are first: the CASE
+        # spares them the sub-query.
+        (
+            m.sequence > 0,
+            select(earlier.c.id)
+            .where(
+                earlier.c.direction == "out",
+                earlier.c.contact_id == m.contact_id,
+                earlier.c.created_at == m.created_at,
+                earlier.c.conversation_id.is_not_distinct_from(m.conversation_id),
+                earlier.c.sequence == m.sequence - 1,
+                earlier.c.status.in_(("pending", "dispatching")),
+            )
+            .exists(),
+        ),
+        else_=false(),
+    )
+    return (
+        select(
+            m.id,
+            m.direction,
+            m.status,
+            m.send_after,
+            m.channel,
+            m.kind,
+            m.body,
+            m.our_address,
+            m.their_address_encrypted,
+            m.content_sid,
+            m.content_variables,
+            m.contact_id,
+            _contacts.c.is_opted_out,
+            _contacts.c.last_whatsapp_inbound_at,
+            is_after_unsent.label("is_after_unsent"),
+        )
+        .select_from(_messages.outerjoin(_contacts, _contacts.c.id == m.contact_id))
+        # By primary key alone (direction is checked in Python): nothing else for the planner
+        # to prefer, even before the table has statistics (a campaign's fresh rows).
+        .where(m.id.in_(bindparam("ids", expanding=True)))
+        .order_by(m.id)
+        # The rows, not their contacts: two workers holding one id wait for each other's claim
+        # here, and the second then finds the row `dispatching` or sent and leaves it.
+        .with_for_update(of=_messages)
+    )
+
+
+def _where_ids_in_state():
+    return and_(
+        _messages.c.id.in_(bindparam("ids", expanding=True)),
+        _messages.c.status == bindparam("old"),
+    )
+
+
+@cache
+def _set_dispatching() -> Update:
+    return (
+        update(_messages)
+        .where(
+            _messages.c.id.in_(bindparam("ids", expanding=True)), _messages.c.status == "pending"
+        )
+        .values(status="dispatching", attempted_at=bindparam("now"))
+    )
+
+
+@cache
+def _set_status() -> Update:
+    return update(_messages).where(_where_ids_in_state()).values(status=bindparam("new"))
+
+
+@cache
+def _set_failed() -> Update:
+    return (
+        update(_messages)
+        .where(_where_ids_in_state())
+        .values(status="failed", error_code=bindparam("code"))
+    )
+
+
+@cache
+def _set_pending_again() -> Update:
+    return (
+        update(_messages)
+        .where(_messages.c.id.in_(bindparam("ids", expanding=True)))
+        .where(_messages.c.status == "dispatching")
+        .values(status="pending", attempted_at=None)
+    )
+
+
+@cache
+def _record_sent(status: str) -> Update:
+    """Keep the SID, set the status when it moves forward (`advance_status`'s rule)."""
+    m = _messages.c
+    values: dict[str, object] = {
+        "sid": func.coalesce(m.sid, bindparam("new_sid")),
+        "sent_at": bindparam("now"),
+    }
+    replaced = lower_statuses(status) if status in RANK else []  # unknown: keep ours
+    if replaced:
+        # SET reads the row as it was: the SID test sees the old SID, not the one set here.
+        # Literals, not an expanding IN: that cannot run as an executemany.
+        moves = and_(
+            m.status.in_([literal(lower) for lower in replaced]),
+            or_(m.sid.is_(None), m.sid == bindparam("new_sid")),
+        )
+        values["status"] = case((moves, status), else_=m.status)
+    return update(_messages).where(m.id == bindparam("row_id")).values(values)
+
+
+def record_chunk(
+    session: Session,
+    *,
+    sent: Sequence[tuple[int, SendResult]] = (),
+    failed: Sequence[tuple[int, int | None]] = (),
+    retry: Sequence[int] = (),
+) -> None:
+    """Write what Twilio answered for a claimed chunk, in a few set-based statements.
+
+    `sent` rows keep their SID, and their status only moves forward: a status callback may have
+    reached the row first (`record_sent`'s rule). `failed` rows (permanent errors, with the code)
+    fail, and 21610 opts their contacts out. `retry` rows (transient errors) are pending again.
+    Rows whose answer was lost are not passed: they stay `dispatching`, for the clock to look up.
+    """
+    now = utcnow()
+    by_status: dict[str, list[dict[str, object]]] = defaultdict(list)
+    for message_id, result in sent:
+        by_status[result.status or "queued"].append(
+            {"row_id": message_id, "new_sid": result.sid, "now": now}
+        )
+        # The sender logged the send already (INFO, with the SID); this is for tracing only.
+        log.debug("message %s: recorded sid=%s", message_id, result.sid)
+    for status, params in by_status.items():
+        # One statement per status Twilio answered (nearly always one), run for every row.
+        session.execute(_record_sent(status), params)
+    by_code: dict[int | None, list[int]] = defaultdict(list)
+    for message_id, code in failed:
+        by_code[code].append(message_id)
+        log.warning("message %s: failed, Twilio error %s", message_id, code)
+    for code, ids in by_code.items():
+        session.execute(_set_failed(), {"ids": ids, "old": "dispatching", "code": code})
+    if OPTED_OUT_CODE in by_code:
+        session.execute(
+            update(Contact)
+            .where(
+                Contact.id.in_(
+                    select(Message.contact_id).where(Message.id.in_(by_code[OPTED_OUT_CODE]))
+                ),
+                Contact.is_opted_out.is_(False),
+            )
+            .values(is_opted_out=True, opted_out_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    if retry:
+        session.execute(_set_pending_again(), {"ids": list(retry)})
+        for message_id in retry:
+            log.info("message %s: transient error, left for the sweep", message_id)
+
+
+@cache
+def _later_rows_of_contacts() -> Select:
+    m = _messages.c
+    return (
+        select(m.id, m.contact_id, m.created_at, m.conversation_id, m.sequence)
+        .where(
+            m.contact_id.in_(
+                select(_messages.c.contact_id)
+                .where(_messages.c.id.in_(bindparam("ids", expanding=True)))
+                .scalar_subquery()
+            ),
+            m.direction == "out",
+            m.status == "pending",
+            m.sequence > 0,
+        )
+        .order_by(m.id)
+    )
+
+
+@cache
+def _step_keys() -> Select:
+    m = _messages.c
+    return select(m.contact_id, m.created_at, m.conversation_id, m.sequence).where(
+        m.id.in_(bindparam("ids", expanding=True))
+    )
+
+
+def following_rows(session: Session, message_ids: Sequence[int]) -> list[int]:
+    """The pending rows that come right after these in their steps (`next_in_step`, set-based)."""
+    if not message_ids:
+        return []
+    # Most steps are one row: first ask whether any later row of these contacts waits at all.
+    later = session.execute(_later_rows_of_contacts(), {"ids": list(message_ids)}).all()
+    if not later:
+        return []
+    after = {
+        (row.contact_id, row.created_at, row.conversation_id, row.sequence + 1)
+        for row in session.execute(_step_keys(), {"ids": list(message_ids)})
+    }
+    return [
+        row.id
+        for row in later
+        if (row.contact_id, row.created_at, row.conversation_id, row.sequence) in after
+    ]
 
 
 def stale_pending_ids(
