@@ -117,16 +117,15 @@ _SUPERSEDE = (
     .values(is_latest=False)
 )
 _INSERT_ANSWERS = insert(_answers)
-_INSERT_MESSAGES = insert(_messages).returning(_messages.c.id, sort_by_parameter_order=True)
 _claim_statements: dict[str, Insert] = {}
 
 
 def _insert_claiming_sid(connection: Connection) -> Insert:
-    """INSERT of one message that returns nothing when its SID is already stored."""
+    """INSERT of messages that skips (and returns nothing for) a SID already stored."""
     name = connection.dialect.name
     if name not in _claim_statements:
         _claim_statements[name] = insert_ignoring_conflicts(connection, _messages, "sid").returning(
-            _messages.c.id
+            _messages.c.id, _messages.c.direction, _messages.c.sequence
         )
     return _claim_statements[name]
 
@@ -177,9 +176,15 @@ def handle_inbound(
         "status": "received",
         "is_simulated": is_simulated,
         "created_at": now,
+        "contact_id": None,
+        "conversation_id": None,
+        "kind": "not_a_phone",
+        "is_free_text": False,
+        "queue": "replies",
+        "sequence": 0,
     }
     if not sender.is_phone:
-        message_id = _insert_inbound(connection, {**inbound, "kind": "not_a_phone"})
+        message_id, _ = _insert_messages(connection, inbound, [])
         if message_id is None:
             log.info("inbound %s: repeat, ignored", sid)
             return InboundResult(message_id=None, is_duplicate=True)
@@ -219,41 +224,28 @@ def handle_inbound(
     if outcome.answers:
         _write_answers(connection, contact, state, outcome.answers, ids, history.latest, now)
     current = ids[id(outcome.conversation)] if outcome.conversation else None
-    conversation_id = current or (active.id if active is not None else None)
-    message_id = _insert_inbound(
-        connection,
+    inbound.update(
+        contact_id=contact.id,
+        conversation_id=current or (active.id if active is not None else None),
+        kind=outcome.kind,
+        is_free_text=outcome.is_free_text,
+    )
+    replies = [
         {
             **inbound,
-            "contact_id": contact.id,
-            "conversation_id": conversation_id,
-            "kind": outcome.kind,
-            "is_free_text": outcome.is_free_text,
-        },
-    )
+            "direction": "out",
+            "sid": None,
+            "media_url": None,
+            "body": text,
+            "status": "pending",
+            "is_free_text": False,
+            "sequence": index,
+        }
+        for index, text in enumerate(outcome.replies)
+    ]
+    message_id, outbound_ids = _insert_messages(connection, inbound, replies)
     if message_id is None:
         raise RepeatedMessageError(f"inbound {sid}: stored by another step meanwhile")
-    outbound_ids = _insert_replies(
-        connection,
-        [
-            {
-                "direction": "out",
-                "contact_id": contact.id,
-                "conversation_id": conversation_id,
-                "channel": sender.channel,
-                "our_address": to,
-                "their_address_encrypted": inbound["their_address_encrypted"],
-                "body": text,
-                "kind": outcome.kind,
-                "is_free_text": False,
-                "status": "pending",
-                "queue": "replies",
-                "sequence": index,
-                "is_simulated": is_simulated,
-                "created_at": now,
-            }
-            for index, text in enumerate(outcome.replies)
-        ],
-    )
     log.info(
         "message %s: %s from contact-%s, %d repl%s",
         message_id,
@@ -455,15 +447,17 @@ def _write_answers(
     )
 
 
-def _insert_inbound(connection: Connection, row: dict[str, Any]) -> int | None:
-    """Store an inbound message; None when its MessageSid is already stored."""
-    return connection.execute(_insert_claiming_sid(connection), row).scalar()
+def _insert_messages(
+    connection: Connection, inbound: dict[str, Any], replies: list[dict[str, Any]]
+) -> tuple[int | None, list[int]]:
+    """Store the inbound message and its replies in one statement: their ids, in order.
 
-
-def _insert_replies(connection: Connection, rows: list[dict[str, Any]]) -> list[int]:
-    if not rows:
-        return []
-    return list(connection.execute(_INSERT_MESSAGES, rows).scalars())
+    The inbound id is None when its MessageSid is already stored (its row is skipped).
+    """
+    rows = connection.execute(_insert_claiming_sid(connection), [inbound, *replies]).all()
+    inbound_id = next((row.id for row in rows if row.direction == "in"), None)
+    replies_in_order = sorted((row.sequence, row.id) for row in rows if row.direction == "out")
+    return inbound_id, [row_id for _sequence, row_id in replies_in_order]
 
 
 def settings_from(app_config: dict, vault: Vault) -> Settings:
