@@ -12,15 +12,19 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from twilio_helpers import inbound_form, post_signed, twilio_overrides
+from twilio_helpers import OUR_NUMBER, inbound_form, post_signed, twilio_overrides
 
 from engage import db
+from engage.config import ConfigError
+from engage.config import load as load_config
 from engage.db import utcnow
 from engage.jobs import BULK, REPLIES, dispatch_sends, queue, redis_connection
 from engage.jobs.periodic import run_periodic
-from engage.jobs.send import send_message
+from engage.jobs.send import send_batch, send_message
 from engage.jobs.worker import run_worker
+from engage.messaging import SendResult
 from engage.models import Contact, Message
+from engage.services import outbox
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = "+15551230001"
@@ -275,3 +279,215 @@ def test_whatsapp_63016_from_twilio_is_permanent_for_the_row(twilio_app, fake_tw
     assert (row.status, row.error_code) == ("failed", 63016)
     with app.app_context():
         assert not db.session().scalar(select(Contact.is_opted_out))
+
+
+# -- bulk batches: a chunk at a time, several sends in flight -------------------------------------
+
+
+def bulk_rows(app, phones, *, steps: int = 1, channel: str = "sms", **fields) -> list[int]:
+    """Pending bulk rows, as a campaign writes them: one step of `steps` rows per phone."""
+    vault = app.extensions["engage.vault"]
+    ids = []
+    with app.app_context(), db.transaction() as session:
+        for phone in phones:
+            contact = session.scalar(
+                select(Contact).where(Contact.phone_hash == vault.phone_hash(phone))
+            )
+            if contact is None:
+                contact = Contact(
+                    phone_hash=vault.phone_hash(phone), phone_encrypted=vault.encrypt(phone)
+                )
+                session.add(contact)
+                session.flush()
+            address = f"whatsapp:{phone}" if channel == "whatsapp" else phone
+            written_at = utcnow()
+            for sequence in range(steps):
+                row = Message(
+                    direction="out",
+                    contact_id=contact.id,
+                    channel=channel,
+                    our_address=f"whatsapp:{OUR_NUMBER}" if channel == "whatsapp" else OUR_NUMBER,
+                    their_address_encrypted=vault.encrypt(address),
+                    body=f"invitation {phone} part {sequence + 1}",
+                    kind="invitation",
+                    status="pending",
+                    queue=BULK,
+                    sequence=sequence,
+                    created_at=written_at,
+                    **fields,
+                )
+                session.add(row)
+                session.flush()
+                ids.append(row.id)
+    return ids
+
+
+def statuses(app, ids) -> list[tuple[str, int | None]]:
+    return [(r.status, r.error_code) for r in rows(app, Message.id.in_(ids))]
+
+
+def phones(n: int, first: int = 0) -> list[str]:
+    return [f"+1555300{i:04d}" for i in range(first, first + n)]
+
+
+def test_a_batch_sends_every_row_once_and_a_steps_rows_in_order(twilio_app, fake_twilio):
+    app = twilio_app(ENGAGE_SEND_CONCURRENCY="3")  # chunks of 12: steps cross chunk boundaries
+    ids = bulk_rows(app, phones(10), steps=3)
+    with app.app_context():
+        assert send_batch(ids) == 30
+        assert send_batch(ids) == 0  # a second run finds nothing to do
+    sent = [(r.get("To"), r.get("Body")) for r in fake_twilio.requests]
+    assert len(sent) == 30 and len(set(sent)) == 30
+    for phone in phones(10):
+        assert [body for to, body in sent if to == phone] == [
+            f"invitation {phone} part {n}" for n in (1, 2, 3)
+        ]
+    done = rows(app, Message.id.in_(ids))
+    assert {r.status for r in done} == {"queued"}
+    assert {r.sid for r in done} == {m["sid"] for m in fake_twilio.messages}
+    assert all(r.sent_at is not None for r in done)
+    assert all(
+        r.get("StatusCallback").endswith(f"?m={i}")
+        for r, i in zip(
+            sorted(fake_twilio.requests, key=lambda r: int(r.get("StatusCallback").split("=")[1])),
+            ids,
+            strict=True,
+        )
+    )
+
+
+def test_a_batch_keeps_a_steps_order_when_its_rows_come_in_another_job(twilio_app, fake_twilio):
+    app = twilio_app()
+    first, second, third = bulk_rows(app, phones(1), steps=3)
+    with app.app_context():
+        assert send_batch([second, third]) == 0  # the first row is unsent: they wait for it
+        assert send_batch([first]) == 3  # then follow it, in order
+    assert [r.get("Body")[-6:] for r in fake_twilio.requests] == ["part 1", "part 2", "part 3"]
+
+
+def test_a_batch_sends_several_at_once(twilio_app, fake_twilio):
+    app = twilio_app(ENGAGE_SEND_CONCURRENCY="4")
+    ids = bulk_rows(app, phones(8))
+    fake_twilio.delay(0.3)
+    started = time.monotonic()
+    with app.app_context():
+        assert send_batch(ids) == 8
+    # One at a time would take 8 x 0.3 s; four in flight, about 2 x 0.3 s.
+    assert time.monotonic() - started < 1.6
+
+
+def test_a_batch_cancels_skips_and_fails_what_prepare_send_would(twilio_app, fake_twilio):
+    app = twilio_app()
+    template = "HX" + "a" * 32
+    [due] = bulk_rows(app, phones(1, 0))
+    [opted_out] = bulk_rows(app, phones(1, 1))
+    [later] = bulk_rows(app, phones(1, 2), send_after=utcnow() + timedelta(hours=1))
+    [closed_window] = bulk_rows(app, phones(1, 3), channel="whatsapp")
+    [with_template] = bulk_rows(app, phones(1, 4), channel="whatsapp", content_sid=template)
+    [dispatching] = bulk_rows(app, phones(1, 5), attempted_at=utcnow())
+    with app.app_context(), db.transaction() as session:
+        session.get(Contact, session.get(Message, opted_out).contact_id).is_opted_out = True
+        session.get(Message, dispatching).status = "dispatching"
+    ids = [due, opted_out, later, closed_window, with_template, dispatching]
+    with app.app_context():
+        assert send_batch(ids) == 2
+    assert statuses(app, ids) == [
+        ("queued", None),
+        ("cancelled", None),
+        ("pending", None),  # not due: the scheduler or the sweep brings it back
+        ("failed", 63016),
+        ("queued", None),
+        ("dispatching", None),  # left to the clock's reconcile, never sent again here
+    ]
+    sent = {(r.get("To"), r.get("ContentSid"), r.get("Body")) for r in fake_twilio.requests}
+    assert sent == {
+        (phones(1, 0)[0], None, f"invitation {phones(1, 0)[0]} part 1"),
+        (f"whatsapp:{phones(1, 4)[0]}", template, None),
+    }
+
+
+def test_a_batch_sorts_twilios_answers_row_by_row(twilio_app, fake_twilio):
+    app = twilio_app(ENGAGE_SEND_CONCURRENCY="1")  # one at a time: the fake answers in order
+    busy, bad, stop, fine = phones(4)
+    ids = bulk_rows(app, [busy, bad, stop, fine])
+    [stop_later] = bulk_rows(app, [stop])  # the same contact's next invitation
+    fake_twilio.fail_next(1, status=429)  # the first create (`busy`) is refused for now
+    fake_twilio.reject(bad, code=21211)
+    fake_twilio.reject(stop, code=21610)
+    with app.app_context():
+        assert send_batch(ids) == 1  # no RetryLaterError: the sweep comes back for `busy`
+        assert send_batch([stop_later]) == 0
+    assert statuses(app, [*ids, stop_later]) == [
+        ("pending", None),  # transient: pending again, for the sweep
+        ("failed", 21211),
+        ("failed", 21610),
+        ("queued", None),
+        ("cancelled", None),  # 21610 opted the contact out
+    ]
+    vault = app.extensions["engage.vault"]
+    with app.app_context():
+        contact = db.session().scalar(
+            select(Contact).where(Contact.phone_hash == vault.phone_hash(stop))
+        )
+        assert contact.is_opted_out
+    assert len(fake_twilio.requests) == 4
+
+
+def test_a_batch_leaves_a_lost_answer_dispatching_and_the_clock_looks_it_up(
+    twilio_app, redis_url, fake_twilio
+):
+    app = twilio_app(REDIS_URL=redis_url, ENGAGE_SEND_CONCURRENCY="2")
+    ids = bulk_rows(app, phones(5))
+    fake_twilio.hang_next(1, seconds=3)  # Twilio creates the first, its answer never comes
+    with app.app_context():
+        assert send_batch(ids) == 4
+    assert sorted(status for status, _ in statuses(app, ids)) == ["dispatching"] + ["queued"] * 4
+    age(app, "attempted_at", 600)
+    with app.app_context():
+        assert run_periodic()["reconciling"] == 1
+    work(app)
+    done = rows(app, Message.id.in_(ids))
+    assert {r.status for r in done} == {"queued"}
+    assert sorted(r.sid for r in done) == sorted(m["sid"] for m in fake_twilio.messages)
+    assert len(fake_twilio.requests) == 5  # looked up, never posted again
+
+
+def test_a_status_callback_before_the_batch_records_the_send_is_kept(twilio_app, fake_twilio):
+    app = twilio_app()
+    ids = bulk_rows(app, phones(2))
+    with app.app_context(), db.transaction() as session:
+        for message_id in ids:
+            session.get(Message, message_id).status = "dispatching"
+        # Twilio's callback for the first row came in before the worker heard back.
+        first = session.get(Message, ids[0])
+        first.status, first.sid = "delivered", "SM" + "1" * 32
+    with app.app_context(), db.transaction() as session:
+        outbox.record_chunk(
+            session,
+            sent=[
+                (ids[0], SendResult("SM" + "1" * 32, "queued")),
+                (ids[1], SendResult("SM" + "2" * 32, "queued")),
+            ],
+        )
+    first, second = rows(app, Message.id.in_(ids))
+    assert (first.status, first.sid) == ("delivered", "SM" + "1" * 32)  # not moved back
+    assert (second.status, second.sid) == ("queued", "SM" + "2" * 32)
+    assert first.sent_at is not None and second.sent_at is not None
+
+
+def test_bulk_rate_limit_holds_with_several_sends_in_flight(twilio_app, redis_url, fake_twilio):
+    app = twilio_app(REDIS_URL=redis_url, ENGAGE_SEND_RATE="3", ENGAGE_SEND_CONCURRENCY="4")
+    ids = bulk_rows(app, phones(8))
+    with app.app_context():
+        dispatch_sends(ids, queue_name=BULK)
+    work(app)
+    times = sorted(r.time for r in fake_twilio.requests)
+    assert len(times) == 8
+    for i in range(len(times) - 3):
+        assert times[i + 3] - times[i] > 0.95  # no one-second window holds 4
+
+
+@pytest.mark.parametrize("value", ["0", "65", "four"])
+def test_send_concurrency_must_be_a_small_whole_number(tmp_path, value):
+    with pytest.raises(ConfigError, match="ENGAGE_SEND_CONCURRENCY"):
+        load_config({"ENGAGE_ENV": "development", "ENGAGE_SEND_CONCURRENCY": value}, tmp_path)

@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -534,3 +535,37 @@ def test_requests_pass_prism_validation(prism_url: str) -> None:
     with pytest.raises(PermanentSendError) as raised:
         sender.send(outbound(status_callback="not a url"))
     assert raised.value.status == 422
+
+
+# -- threads and the environment --------------------------------------------------------------
+
+
+def test_each_thread_sends_with_a_client_of_its_own(fake_twilio: FakeTwilio) -> None:
+    sender = make_sender(fake_twilio)
+    clients = []
+
+    def send() -> None:
+        clients.append(sender.client)
+        sender.send(outbound())
+
+    threads = [threading.Thread(target=send) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({id(client) for client in clients}) == 3
+    assert sender.client is sender.client  # kept for the thread, with its connection
+    assert len(fake_twilio.requests) == 3
+
+
+def test_proxy_settings_are_read_once_when_the_client_is_made(monkeypatch) -> None:
+    # requests would read these variables on every request; the sender reads them once.
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    session = TwilioSender("AC" + "0" * 32, "token").client.http_client.session
+    assert session.proxies["https"] == "http://proxy.invalid:3128"
+    assert session.trust_env is False
+    monkeypatch.setenv("NO_PROXY", "api.twilio.com")
+    session = TwilioSender("AC" + "0" * 32, "token").client.http_client.session
+    assert "https" not in session.proxies
