@@ -20,7 +20,7 @@ from engage.config import load as load_config
 from engage.db import utcnow
 from engage.jobs import BULK, REPLIES, dispatch_sends, queue, redis_connection
 from engage.jobs.periodic import run_periodic
-from engage.jobs.send import send_batch, send_message
+from engage.jobs.send import CHUNK_ROUNDS, send_batch, send_message
 from engage.jobs.worker import run_worker
 from engage.messaging import SendResult
 from engage.models import Contact, Message
@@ -491,3 +491,58 @@ def test_bulk_rate_limit_holds_with_several_sends_in_flight(twilio_app, redis_ur
 def test_send_concurrency_must_be_a_small_whole_number(tmp_path, value):
     with pytest.raises(ConfigError, match="ENGAGE_SEND_CONCURRENCY"):
         load_config({"ENGAGE_ENV": "development", "ENGAGE_SEND_CONCURRENCY": value}, tmp_path)
+
+
+def test_a_worker_killed_mid_batch_leaves_at_most_two_chunks_to_look_up(
+    twilio_app, redis_url, fake_twilio, tmp_path
+):
+    app = twilio_app(REDIS_URL=redis_url, ENGAGE_SEND_CONCURRENCY="2")
+    ids = bulk_rows(app, phones(60))
+    with app.app_context():
+        dispatch_sends(ids, queue_name=BULK)
+    fake_twilio.delay(0.1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ENGAGE_", "TWILIO_"))}
+    overrides = twilio_overrides(fake_twilio, tmp_path, REDIS_URL=redis_url)
+    env.update({k: v for k, v in overrides.items() if isinstance(v, str)})
+    env.update(
+        {
+            "ENGAGE_ENV": "development",
+            "DATABASE_URL": app.config["DATABASE_URL"],
+            "ENGAGE_INSTANCE_PATH": str(tmp_path / "instance"),
+            "ENGAGE_WORKER_BURST": "1",
+            "ENGAGE_SEND_CONCURRENCY": "2",
+        }
+    )
+    worker = subprocess.Popen(
+        [sys.executable, str(ROOT / "worker.py")],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while len(fake_twilio.messages) < 20:
+            assert time.monotonic() < deadline, "the worker never got going"
+            time.sleep(0.02)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    fake_twilio.delay(0)
+    chunk = 2 * CHUNK_ROUNDS
+    dispatching = [r.id for r in rows(app, Message.status == "dispatching")]
+    assert 0 < len(dispatching) <= 2 * chunk
+    age(app, "attempted_at", 600)
+    with app.app_context():
+        queue(BULK, redis_connection()).empty()
+        assert run_periodic()["reconciling"] == len(dispatching)
+    work(app)
+    created = {m["sid"] for m in fake_twilio.messages}
+    posted = [r.get("StatusCallback").rsplit("=", 1)[1] for r in fake_twilio.requests]
+    assert len(posted) == len(set(posted))  # no row posted twice
+    left = rows(app, Message.id.in_(dispatching))
+    # Each looked-up row was either found (it reached Twilio) or flagged for staff, never resent.
+    assert {r.status for r in left} <= {"queued", "unconfirmed"}
+    assert all(r.sid in created for r in left if r.status == "queued")
