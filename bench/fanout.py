@@ -50,6 +50,7 @@ def run(*, contacts: int = 100_000) -> list[Target]:
             "count(*) FILTER (WHERE status = 'pending') FROM messages WHERE direction = 'out'"
         ).fetchone()
         conversations = conn.execute("SELECT count(*) FROM conversations").fetchone()[0]
+        campaign_invited = conn.execute("SELECT sum(invited) FROM campaigns").fetchone()[0] or 0
         due_ids = {
             row[0]
             for row in conn.execute(
@@ -71,6 +72,7 @@ def run(*, contacts: int = 100_000) -> list[Target]:
     job_ids = set(batched)
     complete = (
         invited == contacts
+        and campaign_invited == contacts
         and rows == contacts
         and conversations == contacts
         and pending == rows
@@ -98,7 +100,8 @@ def run(*, contacts: int = 100_000) -> list[Target]:
     )
     print(
         f"  database: {rows:,} outbound rows ({due_now:,} due now, {pending:,} pending), "
-        f"{conversations:,} conversations; Redis `bulk`: {len(jobs):,} jobs "
+        f"{conversations:,} conversations, {campaign_invited:,} invited in the campaign row; "
+        f"Redis `bulk`: {len(jobs):,} jobs "
         f"for {len(batched):,} rows "
         f"({len(job_ids):,} distinct, {len(job_ids ^ due_ids):,} not matching a due row)"
     )
