@@ -335,3 +335,37 @@ def test_a_campaign_started_again_invites_nobody_twice(twilio_app, tmp_path):
     assert again.exit_code == 0, again.output
     assert "0 invited" in again.output
     assert len(outbound(app)) == 3
+
+
+def test_one_batch_mixing_languages_and_consent_gives_each_contact_its_own_invitation(
+    twilio_app, tmp_path
+):
+    app = twilio_app()
+    import_contacts(
+        app,
+        tmp_path,
+        [
+            "+13055550101,es,clinic,FL,",
+            "+13055550102,es,clinic,FL,",
+            "+13055550103,en,clinic,FL,",
+            "+13055550104,en,clinic,FL,",
+        ],
+    )
+    with app.app_context(), db.transaction() as session:
+        for contact in session.scalars(select(Contact).where(Contact.id.in_([2, 3]))):
+            contact.has_consented = True
+    result = cli(app, "campaigns", "start", "working-conditions", "--at", DAYTIME)
+    assert "4 invited" in result.output
+    with app.app_context():
+        pending = dict(
+            db.session().execute(select(Conversation.contact_id, Conversation.pending)).all()
+        )
+    bodies = {r.contact_id: r.body for r in outbound(app)}
+    assert pending == {1: "_consent", 2: "_invitation", 3: "_invitation", 4: "_consent"}
+    assert bodies[1].startswith("Hola, somos Centro Campesino")
+    assert (
+        bodies[2]
+        == "Condiciones de trabajo: una encuesta anónima y corta. Responda 1 para empezar."
+    )
+    assert bodies[3] == "Working conditions: a short anonymous survey. Reply 1 to start."
+    assert bodies[4].startswith("Hi, this is Centro Campesino")
