@@ -13,10 +13,11 @@ from engage.jobs import redis_connection
 from engage.messaging import (
     AmbiguousSendError,
     MessageSender,
+    OutboundMessage,
     PermanentSendError,
     TransientSendError,
 )
-from engage.messaging.pool import Flight, SendPool
+from engage.messaging.pool import Flight, Outcomes, SendPool
 from engage.services import outbox
 
 log = logging.getLogger(__name__)
@@ -99,10 +100,10 @@ def send_message(message_id: int) -> str:
 def send_batch(message_ids: list[int]) -> int:
     """Send bulk rows a chunk at a time, several in flight; returns how many Twilio accepted.
 
-    Each chunk is claimed in one transaction and its answers recorded in another, while the next
-    chunk is already being sent: the database work overlaps the waiting on Twilio. A row that
-    must wait (a transient error, a lost answer) is left to the clock's sweep and reconcile, not
-    retried by RQ: one slow row must not hold up a hundred others.
+    One transaction per chunk records the answers of the chunk sent before and claims the next
+    one, while the chunk after it is being sent: the database work overlaps the waiting on
+    Twilio. A row that must wait (a transient error, a lost answer) is left to the clock's sweep
+    and reconcile, not retried by RQ: one slow row must not hold up a hundred others.
     """
     vault = current_app.extensions["engage.vault"]
     sender = message_sender()
@@ -113,30 +114,33 @@ def send_batch(message_ids: list[int]) -> int:
     chunk_size = pool.concurrency * (1 if limiter is not None else CHUNK_ROUNDS)
     todo = deque(message_ids)
     flights: deque[Flight] = deque()
+    answered: Outcomes | None = None
     sent = 0
-    while todo or flights:
-        # At most two chunks out at once: one being sent, the next queued behind it.
-        if todo and len(flights) < 2:
-            chunk = [todo.popleft() for _ in range(min(chunk_size, len(todo)))]
-            with db.transaction() as session:
+    while True:
+        claims: list[list[OutboundMessage]] = []
+        with db.transaction() as session:
+            if answered is not None:
+                outbox.record_chunk(
+                    session, sent=answered.sent, failed=answered.failed, retry=answered.retry
+                )
+                # A step's later rows were skipped while the earlier one was unsent: send them
+                # next, before the rest of the batch (send_message's order, for a whole chunk).
+                done = [message_id for message_id, _ in answered.sent + answered.failed]
+                todo.extendleft(reversed(outbox.following_rows(session, done)))
+                sent += len(answered.sent)
+            # At most two chunks out at once: one being sent, the next queued behind it.
+            while todo and len(flights) + len(claims) < 2:
+                chunk = [todo.popleft() for _ in range(min(chunk_size, len(todo)))]
                 claimed = outbox.claim_chunk(
                     session, vault, chunk, status_callback=status_callback_url
                 )
-            if claimed:
-                flights.append(pool.submit(sender, limiter, claimed))
-            continue
-        outcomes = flights.popleft().outcomes()
-        with db.transaction() as session:
-            outbox.record_chunk(
-                session, sent=outcomes.sent, failed=outcomes.failed, retry=outcomes.retry
-            )
-            # A step's later rows were skipped while the earlier one was unsent: send them next,
-            # before the rest of the batch (send_message's order, for a whole chunk).
-            done = [message_id for message_id, _ in outcomes.sent + outcomes.failed]
-            following = outbox.following_rows(session, done)
-        todo.extendleft(reversed(following))
-        sent += len(outcomes.sent)
-    return sent
+                if claimed:
+                    claims.append(claimed)
+        # Sent only once the claim is committed: a rollback never leaves a row sent unmarked.
+        flights.extend(pool.submit(sender, limiter, claimed) for claimed in claims)
+        if not flights:
+            return sent
+        answered = flights.popleft().outcomes()
 
 
 def send_one(message_id: int) -> str:
