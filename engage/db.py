@@ -139,12 +139,12 @@ def transaction() -> Iterator[Session]:
         db_session.close()
 
 
-def insert_ignoring_conflicts(connection: Connection, table: Table, *columns: str) -> Insert:
-    """INSERT … ON CONFLICT (columns) DO NOTHING, on PostgreSQL and SQLite alike.
+def insert_ignoring_conflicts(dialect_name: str, table: Table, *columns: str) -> Insert:
+    """INSERT … ON CONFLICT (columns) DO NOTHING, for PostgreSQL or SQLite.
 
     With RETURNING, a row that conflicted returns nothing: how a unique key is claimed once.
     """
-    if connection.dialect.name == "postgresql":
+    if dialect_name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert

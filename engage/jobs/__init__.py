@@ -38,7 +38,16 @@ def redis_connection() -> Redis | None:
 
 
 def queue(name: str, connection: Redis) -> Queue:
-    return Queue(name, connection=connection, serializer="rq.serializers.JSONSerializer")
+    """An RQ queue with JSON jobs; kept per app, since building one checks its serializer."""
+    queues = current_app.extensions.setdefault("engage.queues", {})
+    key = (name, id(connection))
+    found = queues.get(key)
+    if found is None or found[0] is not connection:
+        found = queues[key] = (
+            connection,
+            Queue(name, connection=connection, serializer="rq.serializers.JSONSerializer"),
+        )
+    return found[1]
 
 
 def dispatch_sends(message_ids: Iterable[int], *, queue_name: str = REPLIES) -> int:

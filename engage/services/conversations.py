@@ -10,13 +10,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Row, bindparam, exists, insert, literal, select, update
+from sqlalchemy import Connection, Row, Table, bindparam, exists, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from engage.db import insert_ignoring_conflicts, utcnow
 from engage.models import Answer, Contact, Conversation, Message
 from engage.privacy import Sender, Vault
 from engage.services.surveys import DatabaseCatalog
+from engage.sql import DriverStatement
 from engage.survey.engine import (
     AnswerRecord,
     ContactState,
@@ -70,16 +71,47 @@ _conversations = Conversation.__table__
 _answers = Answer.__table__
 _messages = Message.__table__
 
-# Built once: the step runs on every message, and a statement built anew costs more than
-# running it. Updates take their SET columns from the parameters they are given.
-_LOCK_CONTACT = (
-    select(_contacts, exists().where(_messages.c.sid == bindparam("sid")).label("is_repeat"))
+# The step runs on every message: its statements are compiled once and run on the driver's
+# cursor (engage/sql.py), except the rare supersede below.
+_CONTACT_STATE = (
+    _contacts.c.id,
+    _contacts.c.phone_encrypted,
+    _contacts.c.language,
+    _contacts.c.has_consented,
+    _contacts.c.is_opted_out,
+    _contacts.c.is_menu_open,
+    _contacts.c.is_simulated,
+    _contacts.c.profile,
+    _contacts.c.last_nudged_at,
+)
+_LOCK_CONTACT = DriverStatement(
+    select(
+        *_CONTACT_STATE,
+        exists().where(_messages.c.sid == bindparam("sid")).label("is_repeat"),
+    )
     .where(_contacts.c.phone_hash == bindparam("phone_hash"))
     .with_for_update(of=_contacts)
 )
+_NEW_CONTACT_COLUMNS = (
+    "phone_hash",
+    "phone_encrypted",
+    "has_consented",
+    "is_opted_out",
+    "is_menu_open",
+    "is_simulated",
+    "profile",
+    "created_at",
+    "updated_at",
+)
+_CREATE_CONTACT = DriverStatement(
+    lambda dialect: insert_ignoring_conflicts(dialect, _contacts, "phone_hash").returning(
+        *_CONTACT_STATE, literal(False).label("is_repeat")
+    ),
+    column_keys=_NEW_CONTACT_COLUMNS,
+)
 # Every conversation of the contact, newest first, each with its latest answer rows (the
 # open one's values; and what a question answered again must mark as no longer latest).
-_HISTORY = (
+_HISTORY = DriverStatement(
     select(
         _conversations.c.id,
         _conversations.c.survey_id,
@@ -103,9 +135,6 @@ _HISTORY = (
     .where(_conversations.c.contact_id == bindparam("contact_id"))
     .order_by(_conversations.c.id.desc(), _answers.c.id)
 )
-_UPDATE_CONTACT = update(_contacts).where(_contacts.c.id == bindparam("b_row_id"))
-_UPDATE_CONVERSATION = update(_conversations).where(_conversations.c.id == bindparam("b_row_id"))
-_INSERT_CONVERSATION = insert(_conversations).returning(_conversations.c.id)
 _SUPERSEDE = (
     update(_answers)
     .where(
@@ -116,18 +145,60 @@ _SUPERSEDE = (
     )
     .values(is_latest=False)
 )
-_INSERT_ANSWERS = insert(_answers)
-_claim_statements: dict[str, Insert] = {}
+_ANSWER_COLUMNS = (
+    "conversation_id",
+    "contact_id",
+    "survey_id",
+    "version",
+    "question_id",
+    "status",
+    "value",
+    "raw_text",
+    "language",
+    "profile",
+    "is_simulated",
+    "is_latest",
+    "answered_at",
+)
+_INSERT_ANSWER = DriverStatement(insert(_answers), column_keys=_ANSWER_COLUMNS)
+# Statements whose columns vary from step to step, one per set of columns (a handful).
+_updates: dict[tuple[str, tuple[str, ...]], DriverStatement] = {}
+_conversation_inserts: dict[tuple[str, ...], DriverStatement] = {}
+_message_inserts: dict[tuple[int, tuple[str, ...]], DriverStatement] = {}
 
 
-def _insert_claiming_sid(connection: Connection) -> Insert:
-    """INSERT of messages that skips (and returns nothing for) a SID already stored."""
-    name = connection.dialect.name
-    if name not in _claim_statements:
-        _claim_statements[name] = insert_ignoring_conflicts(connection, _messages, "sid").returning(
-            _messages.c.id, _messages.c.direction, _messages.c.sequence
+def _update(table: Table, values: dict[str, Any]) -> DriverStatement:
+    """UPDATE table SET (these columns) WHERE id = :b_row_id."""
+    key = (table.name, tuple(sorted(values)))
+    if key not in _updates:
+        _updates[key] = DriverStatement(
+            update(table).where(table.c.id == bindparam("b_row_id")), column_keys=key[1]
         )
-    return _claim_statements[name]
+    return _updates[key]
+
+
+def _insert_conversation(values: dict[str, Any]) -> DriverStatement:
+    key = tuple(sorted(values))
+    if key not in _conversation_inserts:
+        _conversation_inserts[key] = DriverStatement(
+            insert(_conversations).returning(_conversations.c.id), column_keys=key
+        )
+    return _conversation_inserts[key]
+
+
+def _insert_messages_claiming_sid(count: int, columns: tuple[str, ...]) -> DriverStatement:
+    """One INSERT of `count` messages that skips (returns nothing for) a SID already stored."""
+    key = (count, columns)
+    if key not in _message_inserts:
+        rows = [{c: bindparam(f"{c}_{i}") for c in columns} for i in range(count)]
+        _message_inserts[key] = DriverStatement(
+            lambda dialect: (
+                insert_ignoring_conflicts(dialect, _messages, "sid")
+                .values(rows)
+                .returning(_messages.c.id, _messages.c.direction, _messages.c.sequence)
+            )
+        )
+    return _message_inserts[key]
 
 
 # The contact fields the engine may change, written back only when they did.
@@ -192,12 +263,12 @@ def handle_inbound(
         return InboundResult(message_id=message_id)
 
     contact, is_new, is_repeat = _lock_contact(
-        connection, vault, sender.e164 or "", sid=sid, is_simulated=is_simulated
+        connection, vault, sender.e164 or "", sid=sid, is_simulated=is_simulated, now=now
     )
     if is_repeat:
         log.info("inbound %s: repeat, ignored", sid)
         return InboundResult(message_id=None, is_duplicate=True)
-    history = _History([] if is_new else connection.execute(_HISTORY, {"contact_id": contact.id}))
+    history = _History([] if is_new else _HISTORY.rows(connection, {"contact_id": contact.id}))
     state = ContactState(
         language=contact.language,
         has_consented=contact.has_consented,
@@ -263,29 +334,40 @@ def handle_inbound(
 
 
 def _lock_contact(
-    connection: Connection, vault: Vault, e164: str, *, sid: str | None, is_simulated: bool
-) -> tuple[Row, bool, bool]:
+    connection: Connection,
+    vault: Vault,
+    e164: str,
+    *,
+    sid: str | None,
+    is_simulated: bool,
+    now: datetime,
+) -> tuple[Any, bool, bool]:
     """The contact for a number, locked for this transaction (created when new), whether it
     is new, and whether this MessageSid is already stored."""
     phone_hash = vault.phone_hash(e164)
     params = {"phone_hash": phone_hash, "sid": sid}
-    row = connection.execute(_LOCK_CONTACT, params).first()
+    row = _LOCK_CONTACT.first(connection, params)
     if row is not None:
         return row, False, bool(row.is_repeat)
-    created = connection.execute(
-        insert_ignoring_conflicts(connection, _contacts, "phone_hash")
-        .values(
-            phone_hash=phone_hash,
-            phone_encrypted=vault.encrypt(e164),
-            is_simulated=is_simulated,
-            profile={},
-        )
-        .returning(_contacts, literal(False).label("is_repeat"))
-    ).first()
+    created = _CREATE_CONTACT.first(
+        connection,
+        {
+            "phone_hash": phone_hash,
+            "phone_encrypted": vault.encrypt(e164),
+            "has_consented": False,
+            "is_opted_out": False,
+            "is_menu_open": False,
+            "is_simulated": is_simulated,
+            "profile": {},
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
     if created is not None:
         return created, True, False
     # Another step created it at the same instant: take theirs, locked.
-    row = connection.execute(_LOCK_CONTACT, params).one()
+    row = _LOCK_CONTACT.first(connection, params)
+    assert row is not None
     return row, False, bool(row.is_repeat)
 
 
@@ -347,7 +429,8 @@ def _write_contact(
     if whatsapp:
         changes["last_whatsapp_inbound_at"] = now  # the 24-hour window opens again
     if changes:
-        connection.execute(_UPDATE_CONTACT, {**changes, "b_row_id": contact.id})
+        changes["updated_at"] = now
+        _update(_contacts, changes).rows(connection, {**changes, "b_row_id": contact.id})
 
 
 def _write_conversations(
@@ -384,7 +467,7 @@ def _write_conversations(
             values["last_question_id"] = last_question[key]
             values["last_profile"] = dict(state.profile)
         if conv_state.key is not None:  # the open conversation the step began with
-            connection.execute(_UPDATE_CONVERSATION, {**values, "b_row_id": conv_state.key})
+            _update(_conversations, values).rows(connection, {**values, "b_row_id": conv_state.key})
             ids[key] = conv_state.key
             continue
         values.setdefault("last_profile", dict(state.profile))
@@ -396,7 +479,8 @@ def _write_conversations(
             is_simulated=contact.is_simulated,
             started_at=conv_state.started_at,
         )
-        ids[key] = connection.execute(_INSERT_CONVERSATION, values).scalar_one()
+        values["is_invited"] = False
+        ids[key] = _insert_conversation(values).rows(connection, values)[0].id
     return ids
 
 
@@ -424,27 +508,25 @@ def _write_answers(
     # A question answered twice in one step (a conversation ended, another started): the row
     # written last is the latest.
     last_index = {(r.survey_id, r.question_id): i for i, r in enumerate(records)}
-    connection.execute(
-        _INSERT_ANSWERS,
-        [
-            {
-                "conversation_id": ids[id(record.conversation)],
-                "contact_id": contact.id,
-                "survey_id": record.survey_id,
-                "version": record.version,
-                "question_id": record.question_id,
-                "status": record.status,
-                "value": {"v": record.value},
-                "raw_text": record.raw_text,
-                "language": record.language,
-                "profile": dict(state.profile),
-                "is_simulated": contact.is_simulated,
-                "is_latest": last_index[(record.survey_id, record.question_id)] == index,
-                "answered_at": now,
-            }
-            for index, record in enumerate(records)
-        ],
-    )
+    for row in (
+        {
+            "conversation_id": ids[id(record.conversation)],
+            "contact_id": contact.id,
+            "survey_id": record.survey_id,
+            "version": record.version,
+            "question_id": record.question_id,
+            "status": record.status,
+            "value": {"v": record.value},
+            "raw_text": record.raw_text,
+            "language": record.language,
+            "profile": dict(state.profile),
+            "is_simulated": contact.is_simulated,
+            "is_latest": last_index[(record.survey_id, record.question_id)] == index,
+            "answered_at": now,
+        }
+        for index, record in enumerate(records)
+    ):
+        _INSERT_ANSWER.rows(connection, row)
 
 
 def _insert_messages(
@@ -454,7 +536,10 @@ def _insert_messages(
 
     The inbound id is None when its MessageSid is already stored (its row is skipped).
     """
-    rows = connection.execute(_insert_claiming_sid(connection), [inbound, *replies]).all()
+    messages = [inbound, *replies]
+    columns = tuple(inbound)
+    params = {f"{c}_{i}": message[c] for i, message in enumerate(messages) for c in columns}
+    rows = _insert_messages_claiming_sid(len(messages), columns).rows(connection, params)
     inbound_id = next((row.id for row in rows if row.direction == "in"), None)
     replies_in_order = sorted((row.sequence, row.id) for row in rows if row.direction == "out")
     return inbound_id, [row_id for _sequence, row_id in replies_in_order]

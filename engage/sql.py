@@ -1,0 +1,113 @@
+"""Core statements compiled once per dialect and run on the database driver's own cursor.
+
+Only for the measured hot path: the conversation step, which runs on every inbound message.
+There SQLAlchemy's work around each execution (execution context, parameter and result
+objects) cost three to four times the query itself (bench/README.md). The statements are
+still written in Core and compiled by SQLAlchemy, and every value goes through its column's
+own type processors both ways, so what is written and read is exactly what Core would write
+and read, on PostgreSQL and SQLite alike.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Dialect
+from sqlalchemy.sql.expression import Executable
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    # Parameter names in the order the driver takes them (qmark), or None for named (pyformat).
+    positions: tuple[str, ...] | None
+    defaults: dict[str, Any]
+    binds: dict[str, Callable[[Any], Any] | None]
+    results: tuple[Callable[[Any], Any] | None, ...]
+    row: type
+
+
+class DriverStatement:
+    """A statement (or a function of the dialect's name that builds one) run without Core.
+
+    No Python-side column defaults are applied: an INSERT or UPDATE must be given every
+    column that has one (`column_keys` names the columns an INSERT or UPDATE sets).
+    """
+
+    def __init__(
+        self,
+        statement: Executable | Callable[[str], Executable],
+        *,
+        column_keys: Sequence[str] | None = None,
+    ) -> None:
+        self._statement = statement
+        self._column_keys = list(column_keys) if column_keys is not None else None
+        self._compiled: dict[str, _Compiled] = {}
+
+    def rows(self, connection: Connection, params: Mapping[str, Any]) -> list[Any]:
+        """Every row, as named tuples (attribute access, like Core's rows)."""
+        compiled = self._compiled.get(connection.dialect.name) or self._compile(connection.dialect)
+        values = {}
+        for name, process in compiled.binds.items():
+            value = params[name] if name in params else compiled.defaults[name]
+            values[name] = process(value) if process is not None else value
+        arguments: Any = (
+            values
+            if compiled.positions is None
+            else tuple(values[name] for name in compiled.positions)
+        )
+        driver_connection = connection.connection.driver_connection
+        assert driver_connection is not None
+        cursor = driver_connection.cursor()
+        try:
+            cursor.execute(compiled.sql, arguments)
+            fetched = cursor.fetchall() if compiled.results else []
+        finally:
+            cursor.close()
+        make, processors = compiled.row, compiled.results
+        return [
+            make(*(p(v) if p is not None else v for p, v in zip(processors, row, strict=True)))
+            for row in fetched
+        ]
+
+    def first(self, connection: Connection, params: Mapping[str, Any]) -> Any | None:
+        found = self.rows(connection, params)
+        return found[0] if found else None
+
+    def _compile(self, dialect: Dialect) -> _Compiled:
+        statement = self._statement
+        if not isinstance(statement, Executable):
+            statement = statement(dialect.name)
+        compiled = statement.compile(
+            dialect=dialect,
+            column_keys=self._column_keys,
+            compile_kwargs={"render_postcompile": True},
+        )
+        prefetch = [*compiled.insert_prefetch, *compiled.update_prefetch]
+        if prefetch:
+            names = ", ".join(column.name for column in prefetch)
+            raise ValueError(f"give a value for every column with a Python default: {names}")
+        # Keyed by the names the SQL uses (anonymous binds, such as a literal, get one here).
+        binds = {
+            name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+            for bind, name in compiled.bind_names.items()
+        }
+        if getattr(compiled, "escaped_bind_names", None):
+            raise ValueError("bind names that need escaping are not supported")
+        columns = list(getattr(statement, "exported_columns", []))
+        result = _Compiled(
+            sql=compiled.string,
+            positions=tuple(compiled.positiontup) if compiled.positiontup else None,
+            defaults=dict(compiled.params),
+            binds=binds,
+            results=tuple(
+                column.type.dialect_impl(dialect).result_processor(dialect, None)
+                for column in columns
+            ),
+            row=namedtuple("Row", [column.key for column in columns]),  # type: ignore[misc]
+        )
+        self._compiled[dialect.name] = result
+        return result
