@@ -109,9 +109,10 @@ def send_batch(message_ids: list[int]) -> int:
     sender = message_sender()
     limiter = rate_limiter()
     pool = send_pool()
-    # With a rate limit a claimed row may wait for its slot: one row per thread per chunk, so
-    # that few rows sit `dispatching` while they wait.
+    # With a rate limit a claimed row may wait for its slot (up to the limiter's timeout): one
+    # row per thread and one chunk out at a time, so that few rows sit `dispatching` waiting.
     chunk_size = pool.concurrency * (1 if limiter is not None else CHUNK_ROUNDS)
+    ahead = 1 if limiter is not None else 2
     todo = deque(message_ids)
     flights: deque[Flight] = deque()
     answered: Outcomes | None = None
@@ -129,7 +130,7 @@ def send_batch(message_ids: list[int]) -> int:
                 todo.extendleft(reversed(outbox.following_rows(session, done)))
                 sent += len(answered.sent)
             # At most two chunks out at once: one being sent, the next queued behind it.
-            while todo and len(flights) + len(claims) < 2:
+            while todo and len(flights) + len(claims) < ahead:
                 chunk = [todo.popleft() for _ in range(min(chunk_size, len(todo)))]
                 claimed = outbox.claim_chunk(
                     session, vault, chunk, status_callback=status_callback_url

@@ -29,7 +29,6 @@ from sqlalchemy import (
     case,
     false,
     func,
-    literal,
     or_,
     select,
     update,
@@ -367,24 +366,19 @@ def _set_pending_again() -> Update:
     )
 
 
-@cache
-def _record_sent(status: str) -> Update:
-    """Keep the SID, set the status when it moves forward (`advance_status`'s rule)."""
+def _record_sent(status: str, sids: dict[int, str], now: datetime) -> Update:
+    """One UPDATE for every row Twilio accepted with this status: keep each row's SID, and move
+    its status only forward (`advance_status`'s rule)."""
     m = _messages.c
-    values: dict[str, object] = {
-        "sid": func.coalesce(m.sid, bindparam("new_sid")),
-        "sent_at": bindparam("now"),
-    }
+    # Each row's SID by its id, in the statement itself: one round trip for the whole chunk.
+    new_sid = case(sids, value=m.id)
+    values: dict[str, object] = {"sid": func.coalesce(m.sid, new_sid), "sent_at": now}
     replaced = lower_statuses(status) if status in RANK else []  # unknown: keep ours
     if replaced:
         # SET reads the row as it was: the SID test sees the old SID, not the one set here.
-        # Literals, not an expanding IN: that cannot run as an executemany.
-        moves = and_(
-            m.status.in_([literal(lower) for lower in replaced]),
-            or_(m.sid.is_(None), m.sid == bindparam("new_sid")),
-        )
+        moves = and_(m.status.in_(replaced), or_(m.sid.is_(None), m.sid == new_sid))
         values["status"] = case((moves, status), else_=m.status)
-    return update(_messages).where(m.id == bindparam("row_id")).values(values)
+    return update(_messages).where(m.id.in_(list(sids))).values(values)
 
 
 def record_chunk(
@@ -402,16 +396,14 @@ def record_chunk(
     Rows whose answer was lost are not passed: they stay `dispatching`, for the clock to look up.
     """
     now = utcnow()
-    by_status: dict[str, list[dict[str, object]]] = defaultdict(list)
+    by_status: dict[str, dict[int, str]] = defaultdict(dict)
     for message_id, result in sent:
-        by_status[result.status or "queued"].append(
-            {"row_id": message_id, "new_sid": result.sid, "now": now}
-        )
+        by_status[result.status or "queued"][message_id] = result.sid
         # The sender logged the send already (INFO, with the SID); this is for tracing only.
         log.debug("message %s: recorded sid=%s", message_id, result.sid)
-    for status, params in by_status.items():
-        # One statement per status Twilio answered (nearly always one), run for every row.
-        session.execute(_record_sent(status), params)
+    for status, sids in by_status.items():
+        # One statement per status Twilio answered: nearly always one for the whole chunk.
+        session.execute(_record_sent(status, sids, now))
     by_code: dict[int | None, list[int]] = defaultdict(list)
     for message_id, code in failed:
         by_code[code].append(message_id)
