@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 # GSM 03.38 default alphabet (3GPP TS 23.038) without ESC, as in docs/twilio.md §7.2.
 GSM7_BASIC = frozenset(
@@ -39,8 +40,12 @@ def _costs(text: str, encoding: str) -> list[int]:
     return [2 if ord(ch) > 0xFFFF else 1 for ch in text]
 
 
+@lru_cache(maxsize=1024)
 def count_segments(text: str) -> Segments:
-    """The encoding, size in units and number of segments an SMS with this text costs."""
+    """The encoding, size in units and number of segments an SMS with this text costs.
+
+    Kept per text: the same questions and system texts are measured for every message.
+    """
     encoding = GSM7 if is_gsm7(text) else UCS2
     costs = _costs(text, encoding)
     units = sum(costs)

@@ -1,0 +1,123 @@
+"""engage.sql.DriverStatement reads and writes exactly what Core reads and writes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import Text, bindparam, cast, insert, literal, select, update
+
+from engage import db
+from engage.db import insert_ignoring_conflicts
+from engage.models import Contact
+from engage.sql import DriverStatement
+
+contacts = Contact.__table__
+WHEN = datetime(2031, 3, 4, 16, 0, 0, 123456, tzinfo=UTC)
+ELSEWHERE = datetime(2031, 3, 4, 22, 30, tzinfo=timezone(timedelta(hours=-5)))
+COLUMNS = (
+    "phone_hash",
+    "phone_encrypted",
+    "language",
+    "has_consented",
+    "is_opted_out",
+    "is_menu_open",
+    "is_simulated",
+    "profile",
+    "last_nudged_at",
+    "created_at",
+    "updated_at",
+)
+
+
+def contact(phone_hash: str, **values) -> dict:
+    return {
+        "phone_hash": phone_hash,
+        "phone_encrypted": "token",
+        "language": None,
+        "has_consented": True,
+        "is_opted_out": False,
+        "is_menu_open": False,
+        "is_simulated": False,
+        "profile": {"state": "FL", "crop": 'tomates, ñ "1"', "n": [1, None]},
+        "last_nudged_at": ELSEWHERE,
+        "created_at": WHEN,
+        "updated_at": WHEN,
+        **values,
+    }
+
+
+def as_text(connection, phone_hash: str) -> tuple:
+    """A row as the database holds it, every column cast to text."""
+    query = select(*(cast(contacts.c[name], Text) for name in COLUMNS)).where(
+        contacts.c.phone_hash == phone_hash
+    )
+    return tuple(connection.execute(query).one())
+
+
+def test_insert_writes_what_core_writes(app) -> None:
+    statement = DriverStatement(insert(contacts), column_keys=COLUMNS)
+    with app.app_context(), db.engine().begin() as connection:
+        connection.execute(insert(contacts), contact("by-core"))
+        assert statement.rows(connection, contact("by-driver")) == []
+        core, driver = as_text(connection, "by-core"), as_text(connection, "by-driver")
+        assert driver[1:] == core[1:]
+
+
+def test_select_reads_what_core_reads(app) -> None:
+    query = select(
+        contacts.c.id,
+        contacts.c.profile,
+        contacts.c.has_consented,
+        contacts.c.last_nudged_at,
+        contacts.c.language,
+        literal(False).label("flag"),
+    ).where(contacts.c.phone_hash == bindparam("phone_hash"))
+    with app.app_context(), db.engine().begin() as connection:
+        connection.execute(insert(contacts), contact("x"))
+        core = connection.execute(query, {"phone_hash": "x"}).one()
+        row = DriverStatement(query).first(connection, {"phone_hash": "x"})
+    assert tuple(row) == tuple(core)
+    assert row.last_nudged_at == ELSEWHERE and row.last_nudged_at.tzinfo is not None
+    assert row.has_consented is True and row.flag is False
+    assert row.profile == contact("x")["profile"]
+
+
+def test_update_sets_only_the_given_columns(app) -> None:
+    statement = DriverStatement(
+        update(contacts).where(contacts.c.id == bindparam("b_row_id")),
+        column_keys=("language", "profile", "updated_at"),
+    )
+    with app.app_context(), db.engine().begin() as connection:
+        row_id = connection.execute(
+            insert(contacts).returning(contacts.c.id), contact("u")
+        ).scalar_one()
+        later = WHEN + timedelta(days=1)
+        statement.rows(
+            connection,
+            {"language": "ht", "profile": {"state": "GA"}, "updated_at": later, "b_row_id": row_id},
+        )
+        found = connection.execute(select(contacts).where(contacts.c.id == row_id)).one()
+    assert (found.language, found.profile, found.updated_at) == ("ht", {"state": "GA"}, later)
+    assert found.has_consented is True  # untouched
+
+
+def test_conflicting_insert_returns_nothing(app) -> None:
+    statement = DriverStatement(
+        lambda dialect: insert_ignoring_conflicts(dialect, contacts, "phone_hash").returning(
+            contacts.c.id
+        ),
+        column_keys=COLUMNS,
+    )
+    with app.app_context(), db.engine().begin() as connection:
+        first = statement.rows(connection, contact("same"))
+        again = statement.rows(connection, contact("same"))
+    assert len(first) == 1 and again == []
+
+
+def test_a_column_default_left_out_is_refused(app) -> None:
+    """No Python-side default is applied on the driver's cursor: leaving one out is an error."""
+    statement = DriverStatement(insert(contacts), column_keys=("phone_hash", "phone_encrypted"))
+    with app.app_context(), db.engine().begin() as connection:
+        with pytest.raises(ValueError, match="created_at"):
+            statement.rows(connection, {"phone_hash": "p", "phone_encrypted": "t"})
