@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from functools import cache
 
 from sqlalchemy import (
+    ColumnElement,
     Select,
     Update,
     and_,
@@ -324,7 +325,7 @@ def _claim_select() -> Select:
     )
 
 
-def _where_ids_in_state():
+def _where_ids_in_state() -> ColumnElement[bool]:
     return and_(
         _messages.c.id.in_(bindparam("ids", expanding=True)),
         _messages.c.status == bindparam("old"),
