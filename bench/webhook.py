@@ -283,15 +283,25 @@ def verify_engage(sent: set[str], order: dict[str, int]) -> list[tuple[str, bool
         inbound = conn.execute(
             "SELECT sid, contact_id FROM messages WHERE direction = 'in' ORDER BY created_at, id"
         ).fetchall()
-        without_reply = conn.execute(
+        # Free text outside any survey gets one nudge a day (DESIGN.md); a later one gets none.
+        without_reply, nudged_before = conn.execute(
             """
-            SELECT count(*) FROM messages i
-            WHERE i.direction = 'in' AND NOT EXISTS (
-                SELECT 1 FROM messages o
-                WHERE o.direction = 'out' AND o.contact_id = i.contact_id
-                  AND o.created_at = i.created_at)
+            SELECT count(*) FILTER (WHERE NOT nudged), count(*) FILTER (WHERE nudged)
+            FROM (
+                SELECT i.is_free_text AND i.conversation_id IS NULL AND EXISTS (
+                    SELECT 1 FROM messages n
+                    WHERE n.direction = 'out' AND n.contact_id = i.contact_id
+                      AND n.kind = i.kind AND n.conversation_id IS NULL
+                      AND n.created_at < i.created_at
+                      AND n.created_at > i.created_at - interval '24 hours') AS nudged
+                FROM messages i
+                WHERE i.direction = 'in' AND NOT EXISTS (
+                    SELECT 1 FROM messages o
+                    WHERE o.direction = 'out' AND o.contact_id = i.contact_id
+                      AND o.created_at = i.created_at)
+            ) silent
             """
-        ).fetchone()[0]
+        ).fetchone()
         outbound = dict(
             conn.execute("SELECT id, status FROM messages WHERE direction = 'out'").fetchall()
         )
@@ -328,8 +338,9 @@ def verify_engage(sent: set[str], order: dict[str, int]) -> list[tuple[str, bool
         (
             "every inbound has its replies",
             without_reply == 0,
-            f"{without_reply} inbound without an outbound row; {len(outbound)} outbound rows, "
-            f"{answers} answers, {completed} surveys completed",
+            f"{without_reply} inbound without an outbound row ({nudged_before} free texts "
+            f"outside a survey left unanswered, nudged within 24 h); {len(outbound)} outbound "
+            f"rows, {answers} answers, {completed} surveys completed",
         ),
         (
             "every reply queued once on `replies`",
