@@ -67,8 +67,9 @@ test: catalogs lint prism browser
 # Benchmarks (not part of test): webhook, sending, fan-out, then results over 1,000,000 answers.
 # Each prints ratios against ceilings measured in the same run; see bench/README.md.
 bench: catalogs
-	bench/run.sh
-	$(BIN)/python bench/results_bench.py --answers 1000000 --databases postgresql,sqlite
+	status=0; bench/run.sh || status=$$?; \
+	$(BIN)/python bench/results_bench.py --answers 1000000 --databases postgresql,sqlite \
+		|| status=$$?; exit $$status
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .hypothesis

@@ -21,9 +21,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
 from engage.results.report import AggregateRow, Report, SurveyInfo, bin_labels, group_key
 from engage.results.responses import ResponsesExport
 
@@ -166,6 +163,9 @@ def _neutralised(value: Any) -> Any:
 
 def write_aggregate_xlsx(report: Report, target: str | Path | IO[bytes]) -> None:
     """The XLSX download: aggregates, medians, codebook and notes sheets."""
+    # Imported here: every process builds the app, and only this download needs openpyxl.
+    from openpyxl import Workbook
+
     workbook = Workbook(write_only=True)
     aggregates = workbook.create_sheet("aggregates")
     aggregates.append(_xlsx_row(report.columns))
@@ -203,6 +203,8 @@ def write_aggregate_xlsx(report: Report, target: str | Path | IO[bytes]) -> None
 
 def _xlsx_row(values: Sequence[Any]) -> list[Any]:
     # openpyxl refuses control characters in strings; they carry nothing a reader needs.
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
     return [
         ILLEGAL_CHARACTERS_RE.sub("", v) if isinstance(v, str) else v
         for v in (neutralise(value) for value in values)
