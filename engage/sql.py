@@ -11,7 +11,8 @@ and read, on PostgreSQL and SQLite alike.
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,11 @@ class DriverStatement:
 
     def rows(self, connection: Connection, params: Mapping[str, Any]) -> list[Any]:
         """Every row, as named tuples (attribute access, like Core's rows)."""
+        return self.send(connection, params).rows()
+
+    def send(self, connection: Connection, params: Mapping[str, Any]) -> Sent:
+        """Run the statement; its rows are read when asked for. Inside `pipeline()` the
+        statement only goes out with the next ones, and asking for rows waits for it."""
         compiled = self._compiled.get(connection.dialect.name) or self._compile(connection.dialect)
         values = {}
         for name, process in compiled.binds.items():
@@ -62,16 +68,8 @@ class DriverStatement:
         driver_connection = connection.connection.driver_connection
         assert driver_connection is not None
         cursor = driver_connection.cursor()
-        try:
-            cursor.execute(compiled.sql, arguments)
-            fetched = cursor.fetchall() if compiled.results else []
-        finally:
-            cursor.close()
-        make, processors = compiled.row, compiled.results
-        return [
-            make(*(p(v) if p is not None else v for p, v in zip(processors, row, strict=True)))
-            for row in fetched
-        ]
+        cursor.execute(compiled.sql, arguments)
+        return Sent(cursor, compiled)
 
     def first(self, connection: Connection, params: Mapping[str, Any]) -> Any | None:
         found = self.rows(connection, params)
@@ -111,3 +109,42 @@ class DriverStatement:
         )
         self._compiled[dialect.name] = result
         return result
+
+
+class Sent:
+    """A statement sent to the database, and the rows it returns once they are read."""
+
+    def __init__(self, cursor: Any, compiled: _Compiled) -> None:
+        self._cursor = cursor
+        self._compiled = compiled
+
+    def rows(self) -> list[Any]:
+        try:
+            fetched = self._cursor.fetchall() if self._compiled.results else []
+        finally:
+            self._cursor.close()
+        make, processors = self._compiled.row, self._compiled.results
+        return [
+            make(*(p(v) if p is not None else v for p, v in zip(processors, row, strict=True)))
+            for row in fetched
+        ]
+
+    def first(self) -> Any | None:
+        found = self.rows()
+        return found[0] if found else None
+
+
+@contextmanager
+def pipeline(connection: Connection) -> Iterator[None]:
+    """Statements sent one after another without waiting for each answer (PostgreSQL's
+    pipeline mode): one round trip for the lot, up to the first one whose rows are read.
+
+    The server still runs them in order, each seeing what the ones before it did. Elsewhere
+    (SQLite, in-process) statements simply run one by one.
+    """
+    driver_connection = connection.connection.driver_connection
+    if connection.dialect.name != "postgresql" or driver_connection is None:
+        yield
+        return
+    with driver_connection.pipeline():
+        yield

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -17,7 +17,7 @@ from engage.db import insert_ignoring_conflicts, utcnow
 from engage.models import Answer, Contact, Conversation, Message
 from engage.privacy import Sender, Vault
 from engage.services.surveys import DatabaseCatalog
-from engage.sql import DriverStatement
+from engage.sql import DriverStatement, pipeline
 from engage.survey.engine import (
     AnswerRecord,
     ContactState,
@@ -109,9 +109,14 @@ _CREATE_CONTACT = DriverStatement(
     ),
     column_keys=_NEW_CONTACT_COLUMNS,
 )
-# Every conversation of the contact, newest first, each with its latest answer rows (the
-# open one's values; and what a question answered again must mark as no longer latest).
-_HISTORY = DriverStatement(
+# What the step reads, sent together with the lock (engage/sql.py's pipeline): the contact's
+# conversations, newest first, and its latest answer rows (the open conversation's values, and
+# what a question answered again must mark as no longer latest). They run after the lock is
+# taken, so they see what the contact's previous step committed.
+_CONTACT_ID = (
+    select(_contacts.c.id).where(_contacts.c.phone_hash == bindparam("phone_hash"))
+).scalar_subquery()
+_CONVERSATIONS = DriverStatement(
     select(
         _conversations.c.id,
         _conversations.c.survey_id,
@@ -123,24 +128,26 @@ _HISTORY = DriverStatement(
         _conversations.c.consent_tries,
         _conversations.c.started_at,
         _conversations.c.last_activity_at,
+    )
+    .where(_conversations.c.contact_id == _CONTACT_ID)
+    .order_by(_conversations.c.id.desc())
+)
+_LATEST_ANSWERS = DriverStatement(
+    select(
+        _answers.c.conversation_id,
+        _answers.c.survey_id,
         _answers.c.question_id,
         _answers.c.value,
     )
-    .select_from(
-        _conversations.outerjoin(
-            _answers,
-            (_answers.c.conversation_id == _conversations.c.id) & _answers.c.is_latest.is_(True),
-        )
-    )
-    .where(_conversations.c.contact_id == bindparam("contact_id"))
-    .order_by(_conversations.c.id.desc(), _answers.c.id)
+    .where(_answers.c.contact_id == _CONTACT_ID, _answers.c.is_latest.is_(True))
+    .order_by(_answers.c.id)
 )
-_SUPERSEDE = (
+_SUPERSEDE = DriverStatement(
     update(_answers)
     .where(
         _answers.c.contact_id == bindparam("b_contact_id"),
         _answers.c.survey_id == bindparam("b_survey_id"),
-        _answers.c.question_id.in_(bindparam("b_question_ids", expanding=True)),
+        _answers.c.question_id == bindparam("b_question_id"),
         _answers.c.is_latest.is_(True),
     )
     .values(is_latest=False)
@@ -262,13 +269,12 @@ def handle_inbound(
         log.info("message %s: sender is not a phone number; stored, no reply", message_id)
         return InboundResult(message_id=message_id)
 
-    contact, is_new, is_repeat = _lock_contact(
+    contact, is_new, is_repeat, history = _lock_contact(
         connection, vault, sender.e164 or "", sid=sid, is_simulated=is_simulated, now=now
     )
     if is_repeat:
         log.info("inbound %s: repeat, ignored", sid)
         return InboundResult(message_id=None, is_duplicate=True)
-    history = _History([] if is_new else _HISTORY.rows(connection, {"contact_id": contact.id}))
     state = ContactState(
         language=contact.language,
         has_consented=contact.has_consented,
@@ -290,31 +296,32 @@ def handle_inbound(
         has_media=media_url is not None,
         twilio_confirmed=twilio_confirmed,
     )
-    _write_contact(connection, contact, state, now, whatsapp=sender.channel == "whatsapp")
-    ids = _write_conversations(connection, contact, state, outcome, sender.channel, now)
-    if outcome.answers:
-        _write_answers(connection, contact, state, outcome.answers, ids, history.latest, now)
-    current = ids[id(outcome.conversation)] if outcome.conversation else None
-    inbound.update(
-        contact_id=contact.id,
-        conversation_id=current or (active.id if active is not None else None),
-        kind=outcome.kind,
-        is_free_text=outcome.is_free_text,
-    )
-    replies = [
-        {
-            **inbound,
-            "direction": "out",
-            "sid": None,
-            "media_url": None,
-            "body": text,
-            "status": "pending",
-            "is_free_text": False,
-            "sequence": index,
-        }
-        for index, text in enumerate(outcome.replies)
-    ]
-    message_id, outbound_ids = _insert_messages(connection, inbound, replies)
+    with pipeline(connection):
+        _write_contact(connection, contact, state, now, whatsapp=sender.channel == "whatsapp")
+        ids = _write_conversations(connection, contact, state, outcome, sender.channel, now)
+        if outcome.answers:
+            _write_answers(connection, contact, state, outcome.answers, ids, history.latest, now)
+        current = ids[id(outcome.conversation)] if outcome.conversation else None
+        inbound.update(
+            contact_id=contact.id,
+            conversation_id=current or (active.id if active is not None else None),
+            kind=outcome.kind,
+            is_free_text=outcome.is_free_text,
+        )
+        replies = [
+            {
+                **inbound,
+                "direction": "out",
+                "sid": None,
+                "media_url": None,
+                "body": text,
+                "status": "pending",
+                "is_free_text": False,
+                "sequence": index,
+            }
+            for index, text in enumerate(outcome.replies)
+        ]
+        message_id, outbound_ids = _insert_messages(connection, inbound, replies)
     if message_id is None:
         raise RepeatedMessageError(f"inbound {sid}: stored by another step meanwhile")
     log.info(
@@ -341,14 +348,18 @@ def _lock_contact(
     sid: str | None,
     is_simulated: bool,
     now: datetime,
-) -> tuple[Any, bool, bool]:
-    """The contact for a number, locked for this transaction (created when new), whether it
-    is new, and whether this MessageSid is already stored."""
+) -> tuple[Any, bool, bool, _History]:
+    """The contact for a number, locked for this transaction (created when new); whether it
+    is new; whether this MessageSid is already stored; and its conversations and answers."""
     phone_hash = vault.phone_hash(e164)
-    params = {"phone_hash": phone_hash, "sid": sid}
-    row = _LOCK_CONTACT.first(connection, params)
+    with pipeline(connection):
+        lock = _LOCK_CONTACT.send(connection, {"phone_hash": phone_hash, "sid": sid})
+        conversations = _CONVERSATIONS.send(connection, {"phone_hash": phone_hash})
+        answers = _LATEST_ANSWERS.send(connection, {"phone_hash": phone_hash})
+        row = lock.first()
+        history = _History(conversations.rows(), answers.rows())
     if row is not None:
-        return row, False, bool(row.is_repeat)
+        return row, False, bool(row.is_repeat), history
     created = _CREATE_CONTACT.first(
         connection,
         {
@@ -364,33 +375,26 @@ def _lock_contact(
         },
     )
     if created is not None:
-        return created, True, False
-    # Another step created it at the same instant: take theirs, locked.
-    row = _LOCK_CONTACT.first(connection, params)
-    assert row is not None
-    return row, False, bool(row.is_repeat)
+        return created, True, False, history
+    # Another step created it at the same instant (and has committed): take theirs, locked,
+    # with what that step wrote.
+    return _lock_contact(connection, vault, e164, sid=sid, is_simulated=is_simulated, now=now)
 
 
 class _History:
-    """A contact's conversations and latest answers, from the rows of one query."""
+    """A contact's conversations and latest answers, as the step's reads found them."""
 
-    def __init__(self, rows: Iterable[Row]) -> None:
-        self.active: Row | None = None
-        self.completed_surveys: set[str] = set()
+    def __init__(self, conversations: list[Any], answers: list[Any]) -> None:
+        self.active = next((c for c in conversations if c.status == "active"), None)
+        self.completed_surveys = {c.survey_id for c in conversations if c.status == "completed"}
         # (survey, question) -> value of the contact's latest answer rows
         self.latest: dict[tuple[str, str], Any] = {}
         self.values: dict[str, Any] = {}
-        for row in rows:
-            if row.status == "active" and self.active is None:
-                self.active = row
-            elif row.status == "completed":
-                self.completed_surveys.add(row.survey_id)
-            if row.question_id is None:
-                continue
-            value = (row.value or {}).get("v")
-            self.latest[(row.survey_id, row.question_id)] = value
-            if self.active is not None and row.id == self.active.id:
-                self.values[row.question_id] = value
+        for answer in answers:
+            value = (answer.value or {}).get("v")
+            self.latest[(answer.survey_id, answer.question_id)] = value
+            if self.active is not None and answer.conversation_id == self.active.id:
+                self.values[answer.question_id] = value
 
     def conversation_state(self) -> ConversationState | None:
         row = self.active
@@ -430,7 +434,7 @@ def _write_contact(
         changes["last_whatsapp_inbound_at"] = now  # the 24-hour window opens again
     if changes:
         changes["updated_at"] = now
-        _update(_contacts, changes).rows(connection, {**changes, "b_row_id": contact.id})
+        _update(_contacts, changes).send(connection, {**changes, "b_row_id": contact.id})
 
 
 def _write_conversations(
@@ -467,7 +471,7 @@ def _write_conversations(
             values["last_question_id"] = last_question[key]
             values["last_profile"] = dict(state.profile)
         if conv_state.key is not None:  # the open conversation the step began with
-            _update(_conversations, values).rows(connection, {**values, "b_row_id": conv_state.key})
+            _update(_conversations, values).send(connection, {**values, "b_row_id": conv_state.key})
             ids[key] = conv_state.key
             continue
         values.setdefault("last_profile", dict(state.profile))
@@ -496,14 +500,10 @@ def _write_answers(
     """Answer rows, each the latest for its question; earlier latest rows marked as not."""
     answered = {(r.survey_id, r.question_id) for r in records}
     earlier = answered & latest.keys()
-    for survey_id in sorted({survey for survey, _question in earlier}):
-        connection.execute(
-            _SUPERSEDE,
-            {
-                "b_contact_id": contact.id,
-                "b_survey_id": survey_id,
-                "b_question_ids": sorted(q for s, q in earlier if s == survey_id),
-            },
+    for survey_id, question_id in sorted(earlier):
+        _SUPERSEDE.send(
+            connection,
+            {"b_contact_id": contact.id, "b_survey_id": survey_id, "b_question_id": question_id},
         )
     # A question answered twice in one step (a conversation ended, another started): the row
     # written last is the latest.
@@ -526,7 +526,7 @@ def _write_answers(
         }
         for index, record in enumerate(records)
     ):
-        _INSERT_ANSWER.rows(connection, row)
+        _INSERT_ANSWER.send(connection, row)
 
 
 def _insert_messages(
