@@ -279,3 +279,48 @@ def test_healthz_reports_database_queue_and_spool(app):
     response = app.test_client().get("/healthz")
     assert response.status_code == 200
     assert response.json == {"database": "ok", "queue": "in-process", "spool": "ok"}
+
+
+def test_a_copy_that_waited_for_the_contact_is_rolled_back_whole(app, fake_twilio, monkeypatch):
+    """The second copy of a message waits for the first one's step. On PostgreSQL its lock was
+    asked for before the first committed, so it only learns of the repeat when it stores the
+    message: everything its own step wrote (the next answer) must go with it."""
+    from engage.models import Answer
+    from engage.survey.engine import Engine
+
+    client = app.test_client()
+    for text in ("WORK", "1"):  # a conversation, consented: the next "1" answers a question
+        post_signed(client, fake_twilio.auth_token, "/twilio/messages", inbound_form(WORKER, text))
+    answers_before, sent_before = count(app, Answer), len(fake_twilio.requests)
+
+    step = Engine.step
+    first_in_step = threading.Event()
+
+    def slow_step(self, *args, **kwargs):
+        if not first_in_step.is_set():
+            first_in_step.set()
+            threading.Event().wait(0.5)  # the second copy reaches the contact meanwhile
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(Engine, "step", slow_step)
+    form = inbound_form(WORKER, "1")
+    statuses = []
+
+    def post() -> None:
+        statuses.append(
+            post_signed(
+                app.test_client(), fake_twilio.auth_token, "/twilio/messages", form
+            ).status_code
+        )
+
+    first = threading.Thread(target=post)
+    first.start()
+    assert first_in_step.wait(5)
+    second = threading.Thread(target=post)
+    second.start()
+    first.join()
+    second.join()
+    assert statuses == [200, 200]
+    assert count(app, Message, Message.sid == form["MessageSid"]) == 1
+    assert count(app, Answer) == answers_before + 1
+    assert len(fake_twilio.requests) == sent_before + 1
