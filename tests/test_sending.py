@@ -53,6 +53,29 @@ def work(app) -> None:
         run_worker(burst=True)
 
 
+def start_worker(app, fake_twilio, tmp_path, redis_url, **extra: str) -> subprocess.Popen:
+    """`python worker.py` in burst mode, with the settings the test app was built with."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ENGAGE_", "TWILIO_"))}
+    overrides = twilio_overrides(fake_twilio, tmp_path, REDIS_URL=redis_url)
+    env.update({k: v for k, v in overrides.items() if isinstance(v, str)})
+    env.update(
+        {
+            "ENGAGE_ENV": "development",
+            "DATABASE_URL": app.config["DATABASE_URL"],
+            "ENGAGE_INSTANCE_PATH": str(tmp_path / "instance"),
+            "ENGAGE_WORKER_BURST": "1",
+            **extra,
+        }
+    )
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "worker.py")],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def test_replies_are_queued_on_redis_and_sent_by_a_burst_worker(twilio_app, redis_url, fake_twilio):
     app = twilio_app(REDIS_URL=redis_url)
     client = app.test_client()
@@ -175,25 +198,7 @@ def test_a_worker_killed_in_the_middle_of_a_send(twilio_app, redis_url, fake_twi
     post_signed(
         app.test_client(), fake_twilio.auth_token, "/twilio/messages", inbound_form(WORKER, "WORK")
     )
-    # The worker process gets the same settings the test app was built with.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ENGAGE_", "TWILIO_"))}
-    overrides = twilio_overrides(fake_twilio, tmp_path, REDIS_URL=redis_url)
-    env.update({k: v for k, v in overrides.items() if isinstance(v, str)})
-    env.update(
-        {
-            "ENGAGE_ENV": "development",
-            "DATABASE_URL": app.config["DATABASE_URL"],
-            "ENGAGE_INSTANCE_PATH": str(tmp_path / "instance"),
-            "ENGAGE_WORKER_BURST": "1",
-        }
-    )
-    worker = subprocess.Popen(
-        [sys.executable, str(ROOT / "worker.py")],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    worker = start_worker(app, fake_twilio, tmp_path, redis_url)
     try:
         deadline = time.monotonic() + 30
         while not fake_twilio.messages:
@@ -501,25 +506,7 @@ def test_a_worker_killed_mid_batch_leaves_at_most_two_chunks_to_look_up(
     with app.app_context():
         dispatch_sends(ids, queue_name=BULK)
     fake_twilio.delay(0.1)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ENGAGE_", "TWILIO_"))}
-    overrides = twilio_overrides(fake_twilio, tmp_path, REDIS_URL=redis_url)
-    env.update({k: v for k, v in overrides.items() if isinstance(v, str)})
-    env.update(
-        {
-            "ENGAGE_ENV": "development",
-            "DATABASE_URL": app.config["DATABASE_URL"],
-            "ENGAGE_INSTANCE_PATH": str(tmp_path / "instance"),
-            "ENGAGE_WORKER_BURST": "1",
-            "ENGAGE_SEND_CONCURRENCY": "2",
-        }
-    )
-    worker = subprocess.Popen(
-        [sys.executable, str(ROOT / "worker.py")],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    worker = start_worker(app, fake_twilio, tmp_path, redis_url, ENGAGE_SEND_CONCURRENCY="2")
     try:
         deadline = time.monotonic() + 30
         while len(fake_twilio.messages) < 20:
