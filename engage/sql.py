@@ -72,8 +72,7 @@ class DriverStatement:
         return Sent(cursor, compiled)
 
     def first(self, connection: Connection, params: Mapping[str, Any]) -> Any | None:
-        found = self.rows(connection, params)
-        return found[0] if found else None
+        return self.send(connection, params).first()
 
     def _compile(self, dialect: Dialect) -> _Compiled:
         statement = self._statement

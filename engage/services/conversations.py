@@ -72,10 +72,9 @@ _answers = Answer.__table__
 _messages = Message.__table__
 
 # The step runs on every message: its statements are compiled once and run on the driver's
-# cursor (engage/sql.py), except the rare supersede below.
+# cursor (engage/sql.py).
 _CONTACT_STATE = (
     _contacts.c.id,
-    _contacts.c.phone_encrypted,
     _contacts.c.language,
     _contacts.c.has_consented,
     _contacts.c.is_opted_out,
@@ -168,44 +167,35 @@ _ANSWER_COLUMNS = (
     "answered_at",
 )
 _INSERT_ANSWER = DriverStatement(insert(_answers), column_keys=_ANSWER_COLUMNS)
-# Statements whose columns vary from step to step, one per set of columns (a handful).
-_updates: dict[tuple[str, tuple[str, ...]], DriverStatement] = {}
-_conversation_inserts: dict[tuple[str, ...], DriverStatement] = {}
-_message_inserts: dict[tuple[int, tuple[str, ...]], DriverStatement] = {}
+# Statements whose columns vary from step to step: one per set of columns (a handful).
 
 
-def _update(table: Table, values: dict[str, Any]) -> DriverStatement:
+@lru_cache(maxsize=64)
+def _update(table: Table, columns: tuple[str, ...]) -> DriverStatement:
     """UPDATE table SET (these columns) WHERE id = :b_row_id."""
-    key = (table.name, tuple(sorted(values)))
-    if key not in _updates:
-        _updates[key] = DriverStatement(
-            update(table).where(table.c.id == bindparam("b_row_id")), column_keys=key[1]
-        )
-    return _updates[key]
+    return DriverStatement(
+        update(table).where(table.c.id == bindparam("b_row_id")), column_keys=columns
+    )
 
 
-def _insert_conversation(values: dict[str, Any]) -> DriverStatement:
-    key = tuple(sorted(values))
-    if key not in _conversation_inserts:
-        _conversation_inserts[key] = DriverStatement(
-            insert(_conversations).returning(_conversations.c.id), column_keys=key
-        )
-    return _conversation_inserts[key]
+@lru_cache(maxsize=64)
+def _insert_conversation(columns: tuple[str, ...]) -> DriverStatement:
+    return DriverStatement(
+        insert(_conversations).returning(_conversations.c.id), column_keys=columns
+    )
 
 
+@lru_cache(maxsize=64)
 def _insert_messages_claiming_sid(count: int, columns: tuple[str, ...]) -> DriverStatement:
     """One INSERT of `count` messages that skips (returns nothing for) a SID already stored."""
-    key = (count, columns)
-    if key not in _message_inserts:
-        rows = [{c: bindparam(f"{c}_{i}") for c in columns} for i in range(count)]
-        _message_inserts[key] = DriverStatement(
-            lambda dialect: (
-                insert_ignoring_conflicts(dialect, _messages, "sid")
-                .values(rows)
-                .returning(_messages.c.id, _messages.c.direction, _messages.c.sequence)
-            )
+    rows = [{c: bindparam(f"{c}_{i}") for c in columns} for i in range(count)]
+    return DriverStatement(
+        lambda dialect: (
+            insert_ignoring_conflicts(dialect, _messages, "sid")
+            .values(rows)
+            .returning(_messages.c.id, _messages.c.direction, _messages.c.sequence)
         )
-    return _message_inserts[key]
+    )
 
 
 # The contact fields the engine may change, written back only when they did.
@@ -434,7 +424,9 @@ def _write_contact(
         changes["last_whatsapp_inbound_at"] = now  # the 24-hour window opens again
     if changes:
         changes["updated_at"] = now
-        _update(_contacts, changes).send(connection, {**changes, "b_row_id": contact.id})
+        _update(_contacts, tuple(sorted(changes))).send(
+            connection, {**changes, "b_row_id": contact.id}
+        )
 
 
 def _write_conversations(
@@ -471,7 +463,9 @@ def _write_conversations(
             values["last_question_id"] = last_question[key]
             values["last_profile"] = dict(state.profile)
         if conv_state.key is not None:  # the open conversation the step began with
-            _update(_conversations, values).send(connection, {**values, "b_row_id": conv_state.key})
+            _update(_conversations, tuple(sorted(values))).send(
+                connection, {**values, "b_row_id": conv_state.key}
+            )
             ids[key] = conv_state.key
             continue
         values.setdefault("last_profile", dict(state.profile))
@@ -484,7 +478,7 @@ def _write_conversations(
             started_at=conv_state.started_at,
         )
         values["is_invited"] = False
-        ids[key] = _insert_conversation(values).rows(connection, values)[0].id
+        ids[key] = _insert_conversation(tuple(sorted(values))).rows(connection, values)[0].id
     return ids
 
 
