@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import exists, select
@@ -126,7 +127,8 @@ def invite_batch(
     channel, campaign_id = campaign.channel, campaign.id  # read once: ORM attributes are slow
     invitation = _invitations(engine, survey, now, whatsapp=channel == "whatsapp")
     start_at = max(campaign.start_at, now)
-    send_after = _send_times(start_at, quiet_hours)
+    # The first time outside quiet hours, worked out once per time zone.
+    send_after = cache(lambda zone: next_allowed(start_at, zone, quiet_hours))
     conversations, invitations = [], []
     for contact in contacts:
         language, pending, replies = invitation(
@@ -223,17 +225,3 @@ def _invitations(
         return known[key]
 
     return invitation
-
-
-def _send_times(
-    start_at: datetime, quiet_hours: tuple[int, int]
-) -> Callable[[str | None], datetime]:
-    """The first time at or after `start_at` outside quiet hours, per time zone, worked out once."""
-    known: dict[str | None, datetime] = {}
-
-    def send_after(zone: str | None) -> datetime:
-        if zone not in known:
-            known[zone] = next_allowed(start_at, zone, quiet_hours)
-        return known[zone]
-
-    return send_after
