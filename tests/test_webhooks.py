@@ -7,10 +7,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import func, select
+from twilio.request_validator import RequestValidator
 from twilio_helpers import OUR_NUMBER, PUBLIC_URL, inbound_form, new_sid, post_signed
+from werkzeug.datastructures import ImmutableMultiDict
 
 from engage import db
 from engage.models import Contact, Message
+from engage.web.decorators import is_signed_by_twilio
 
 WORKER = "+15551230001"
 
@@ -76,6 +79,33 @@ def test_signature_is_checked_against_the_public_url_behind_a_proxy(app, fake_tw
     assert wrong.status_code == 403
     right = post_signed(client, fake_twilio.auth_token, "/twilio/messages", form)
     assert right.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("signed_url", "checked_url", "accepted"),
+    [
+        (f"{PUBLIC_URL}/twilio/messages", f"{PUBLIC_URL}/twilio/messages", True),
+        # Twilio signs with or without the default port: both are accepted, either way round.
+        ("https://engage.example.org:443/twilio/messages", f"{PUBLIC_URL}/twilio/messages", True),
+        (f"{PUBLIC_URL}/twilio/messages", "https://engage.example.org:443/twilio/messages", True),
+        ("http://localhost/twilio/messages", f"{PUBLIC_URL}/twilio/messages", False),
+        (f"{PUBLIC_URL}/twilio/messages?a=1", f"{PUBLIC_URL}/twilio/messages?a=2", False),
+    ],
+)
+def test_the_signature_check_agrees_with_twilios_validator(signed_url, checked_url, accepted):
+    token = "f" * 32
+    fields = [*inbound_form(WORKER, "sí, ¿dónde?").items(), ("MediaUrl0", "b"), ("MediaUrl0", "a")]
+    form = ImmutableMultiDict(fields)
+    validator = RequestValidator(token)
+    good = validator.compute_signature(signed_url, form)
+    assert is_signed_by_twilio(token, checked_url, form, good) is accepted
+    assert validator.validate(checked_url, form, good) is accepted
+    # Any other signature, also one that is not ASCII, is refused (and the library agrees).
+    for wrong in (good[:-2] + "==", "", "ñ" + good[1:]):
+        assert is_signed_by_twilio(token, checked_url, form, wrong) is False
+        assert validator.validate(checked_url, form, wrong) is False
+    # Every value of a repeated field is signed.
+    assert not is_signed_by_twilio(token, checked_url, ImmutableMultiDict(fields[:-1]), good)
 
 
 def test_query_string_is_part_of_the_signed_url(app, fake_twilio):
