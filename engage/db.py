@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -68,6 +70,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# A pooled connection idle longer than this is pinged before it is handed out (the server may
+# have restarted or dropped it meanwhile).
+PING_AFTER_IDLE_SECONDS = 2.0
+
+
 def make_engine(url: str) -> Engine:
     """An engine; on SQLite, WAL and a write lock taken at BEGIN so steps run one at a time."""
     if url.startswith("sqlite"):
@@ -91,7 +98,34 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    engine = create_engine(url, pool_size=5, max_overflow=10)
+    _ping_idle_connections(engine)
+    return engine
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """SQLAlchemy's pessimistic ping, for connections that sat idle in the pool.
+
+    `pool_pre_ping` pings on every checkout: a round trip and a statement more on every
+    webhook, though a connection reused a few milliseconds after its last transaction is
+    nearly always alive. Idle ones are pinged here (a dead one is replaced by the pool);
+    one that died anyway fails its transaction with an OperationalError, which the webhook
+    spools, and the pool is invalidated (engage/sql.py's driver_errors, Core elsewhere).
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["engage.idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("engage.idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return  # new, or back in the pool a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError("idle connection lost") from exc
 
 
 def init_app(app: Flask) -> None:

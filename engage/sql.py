@@ -5,7 +5,7 @@ There SQLAlchemy's work around each execution (execution context, parameter and 
 objects) cost three to four times the query itself (bench/README.md). The statements are
 still written in Core and compiled by SQLAlchemy, and every value goes through its column's
 own type processors both ways, so what is written and read is exactly what Core would write
-and read, on PostgreSQL and SQLite alike.
+and read, on PostgreSQL and SQLite alike; the driver's errors are raised as Core raises them.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.expression import Executable
 
 
@@ -68,8 +69,9 @@ class DriverStatement:
         driver_connection = connection.connection.driver_connection
         assert driver_connection is not None
         cursor = driver_connection.cursor()
-        cursor.execute(compiled.sql, arguments)
-        return Sent(cursor, compiled)
+        with driver_errors(connection):
+            cursor.execute(compiled.sql, arguments)
+        return Sent(connection, cursor, compiled)
 
     def first(self, connection: Connection, params: Mapping[str, Any]) -> Any | None:
         return self.send(connection, params).first()
@@ -113,13 +115,15 @@ class DriverStatement:
 class Sent:
     """A statement sent to the database, and the rows it returns once they are read."""
 
-    def __init__(self, cursor: Any, compiled: _Compiled) -> None:
+    def __init__(self, connection: Connection, cursor: Any, compiled: _Compiled) -> None:
+        self._connection = connection
         self._cursor = cursor
         self._compiled = compiled
 
     def rows(self) -> list[Any]:
         try:
-            fetched = self._cursor.fetchall() if self._compiled.results else []
+            with driver_errors(self._connection):
+                fetched = self._cursor.fetchall() if self._compiled.results else []
         finally:
             self._cursor.close()
         make, processors = self._compiled.row, self._compiled.results
@@ -145,5 +149,27 @@ def pipeline(connection: Connection) -> Iterator[None]:
     if connection.dialect.name != "postgresql" or driver_connection is None:
         yield
         return
-    with driver_connection.pipeline():
+    with driver_errors(connection), driver_connection.pipeline():
         yield
+
+
+@contextmanager
+def driver_errors(connection: Connection) -> Iterator[None]:
+    """The driver's errors as Core raises them: SQLAlchemy's DBAPIError subclasses (so that
+    `except sqlalchemy.exc.OperationalError` sees a lost server), with the connection
+    invalidated when it is gone, so that the pool does not hand it out again."""
+    dialect = connection.dialect
+    try:
+        yield
+    except dialect.loaded_dbapi.Error as exc:
+        is_disconnect = dialect.is_disconnect(exc, connection.connection.dbapi_connection, None)
+        if is_disconnect and not connection.invalidated:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(
+            None,
+            None,
+            exc,
+            dialect.loaded_dbapi.Error,
+            connection_invalidated=is_disconnect,
+            dialect=dialect,
+        ) from exc

@@ -6,11 +6,12 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import Text, bindparam, cast, insert, literal, select, update
+from sqlalchemy.exc import IntegrityError
 
 from engage import db
 from engage.db import insert_ignoring_conflicts
 from engage.models import Contact
-from engage.sql import DriverStatement
+from engage.sql import DriverStatement, pipeline
 
 contacts = Contact.__table__
 WHEN = datetime(2031, 3, 4, 16, 0, 0, 123456, tzinfo=UTC)
@@ -121,3 +122,18 @@ def test_a_column_default_left_out_is_refused(app) -> None:
     with app.app_context(), db.engine().begin() as connection:
         with pytest.raises(ValueError, match="created_at"):
             statement.rows(connection, {"phone_hash": "p", "phone_encrypted": "t"})
+
+
+def test_driver_errors_are_raised_as_core_raises_them(app) -> None:
+    """A broken constraint is SQLAlchemy's IntegrityError, inside a pipeline or not, as from
+    Core: callers catch one family of errors whichever way a statement ran."""
+    statement = DriverStatement(insert(contacts), column_keys=COLUMNS)
+    with app.app_context(), db.engine().connect() as connection:
+        with connection.begin():
+            statement.rows(connection, contact("twice"))
+        with pytest.raises(IntegrityError), connection.begin():
+            statement.rows(connection, contact("twice"))
+        with pytest.raises(IntegrityError), connection.begin(), pipeline(connection):
+            statement.send(connection, contact("twice"))
+        with pytest.raises(IntegrityError), connection.begin():
+            connection.execute(insert(contacts), contact("twice"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import psycopg
+import pytest
 from click.testing import CliRunner
 from flask.cli import ScriptInfo
 from sqlalchemy import func, select
@@ -9,6 +11,7 @@ from twilio_helpers import inbound_form, post_signed
 
 from engage import db
 from engage.cli import main
+from engage.jobs.inbound import spool
 from engage.models import Answer, Message
 
 WORKER = "+15551230001"
@@ -95,3 +98,49 @@ def test_healthz_is_503_when_neither_database_nor_spool_can_take_a_message(
     response = down.test_client().get("/healthz")
     assert response.status_code == 503
     assert response.json["spool"] == "unwritable"
+
+
+def terminate_other_backends(pg_url: str) -> int:
+    """What a server restart does to the app's pooled connections."""
+    with psycopg.connect(pg_url, autocommit=True) as connection:
+        [count] = connection.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    return count
+
+
+@pytest.mark.parametrize("database", ["postgresql"])
+def test_a_connection_the_server_dropped_costs_no_message(
+    twilio_app, fake_twilio, database, pg_url, monkeypatch
+):
+    app = twilio_app()
+    client = app.test_client()
+
+    def post(text: str) -> None:
+        form = inbound_form(WORKER, text)
+        response = post_signed(client, fake_twilio.auth_token, "/twilio/messages", form)
+        assert response.status_code == 200
+
+    post("WORK")
+    # Reused at once, the pooled connection is not pinged: the step fails on it, the message is
+    # spooled (Twilio still gets its 200), and the dead connection is not handed out again.
+    assert terminate_other_backends(pg_url) >= 1
+    post("1")
+    with app.app_context():
+        assert spool().has_entries()
+        assert db.session().scalar(select(func.count()).select_from(Answer)) == 0
+    post("2")  # replays "1" first, then takes "2"
+    with app.app_context():
+        assert not spool().has_entries()
+        questions = db.session().scalars(select(Answer.question_id).order_by(Answer.id)).all()
+    assert questions == ["state"]
+    # A connection idle in the pool is pinged first, and replaced: nothing is spooled.
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.0)
+    assert terminate_other_backends(pg_url) >= 1
+    post("1")
+    with app.app_context():
+        assert not spool().has_entries()
+        questions = db.session().scalars(select(Answer.question_id).order_by(Answer.id)).all()
+    assert questions == ["state", "crop"]
+    assert len(fake_twilio.requests) == 4
