@@ -7,10 +7,12 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from rq import Queue
+from rq.job import Job
 from sqlalchemy import select
 from twilio_helpers import OUR_NUMBER, inbound_form, post_signed, twilio_overrides
 
@@ -18,8 +20,9 @@ from engage import db
 from engage.config import ConfigError
 from engage.config import load as load_config
 from engage.db import utcnow
-from engage.jobs import BULK, REPLIES, dispatch_sends, queue, redis_connection
+from engage.jobs import BULK, REPLIES, SEND_JOB_OPTIONS, dispatch_sends, queue, redis_connection
 from engage.jobs.periodic import run_periodic
+from engage.jobs.reply_jobs import SEND_MESSAGE
 from engage.jobs.send import CHUNK_ROUNDS, send_batch, send_message
 from engage.jobs.worker import run_worker
 from engage.messaging import SendResult
@@ -90,6 +93,43 @@ def test_replies_are_queued_on_redis_and_sent_by_a_burst_worker(twilio_app, redi
     assert rows(app)[0].status == "queued"
     work(app)  # nothing left: nothing sent twice
     assert len(fake_twilio.requests) == 1
+
+
+def test_a_reply_job_is_the_job_rq_itself_writes(twilio_app, redis_url):
+    """engage/jobs/reply_jobs.py writes RQ's job hash itself: the same, field by field."""
+    app = twilio_app(REDIS_URL=redis_url)
+    with app.app_context():
+        connection = redis_connection()
+        replies = queue(REPLIES, connection)
+        written = {}
+        for how in ("rq", "engage"):
+            if how == "rq":
+                call = Queue.prepare_data(
+                    SEND_MESSAGE, args=(42,), job_id="send-42", **SEND_JOB_OPTIONS
+                )
+                with connection.pipeline() as pipe:
+                    replies.enqueue_many([call], pipeline=pipe)
+                    pipe.execute()
+            else:
+                assert dispatch_sends([42, 43]) == 2
+            written[how] = connection.hgetall(Job.key_for("send-42"))
+            assert replies.job_ids[:1] == ["send-42"]
+            assert connection.smembers(Queue.redis_queues_keys) == {replies.key.encode()}
+            if how == "rq":
+                connection.delete(Job.key_for("send-42"), replies.key, Queue.redis_queues_keys)
+        assert replies.job_ids == ["send-42", "send-43"]
+        times = (b"created_at", b"enqueued_at")
+        assert written["engage"].keys() == written["rq"].keys()
+        for field, value in written["rq"].items():
+            if field in times:
+                assert datetime.fromisoformat(written["engage"][field].decode()) >= (
+                    datetime.fromisoformat(value.decode())
+                )
+            else:
+                assert written["engage"][field] == value, field
+        job = Job.fetch("send-43", connection=connection, serializer=replies.serializer)
+        assert (job.func_name, tuple(job.args), job.kwargs) == (SEND_MESSAGE, (43,), {})
+        assert (job.retries_left, job.origin, job.get_status()) == (6, REPLIES, "queued")
 
 
 def test_replies_are_drained_before_bulk(twilio_app, redis_url, fake_twilio):

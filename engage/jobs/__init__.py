@@ -15,14 +15,19 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Retry
 
+from engage.jobs.reply_jobs import ReplyJobs
+
 log = logging.getLogger(__name__)
 
 REPLIES = "replies"
 BULK = "bulk"
 # Transient Twilio errors: retry with backoff (seconds).
 SEND_RETRY = Retry(max=6, interval=[2, 5, 15, 60, 300, 900])
+SEND_JOB_OPTIONS = {"retry": SEND_RETRY, "result_ttl": 0, "failure_ttl": 7 * 24 * 3600}
 # Bulk rows go to RQ in jobs of this many: RQ's own bookkeeping per job costs more than a send.
 BULK_BATCH = 100
+# Reply jobs written per Redis call (engage/jobs/reply_jobs.py).
+REPLY_BATCH = 500
 
 
 def redis_connection() -> Redis | None:
@@ -50,6 +55,15 @@ def queue(name: str, connection: Redis) -> Queue:
     return found[1]
 
 
+def reply_jobs(connection: Redis) -> ReplyJobs:
+    """The writer of `replies` send jobs, kept per app (it loads its script once)."""
+    found = current_app.extensions.get("engage.reply_jobs")
+    if found is None or found.queue.connection is not connection:
+        found = ReplyJobs(queue(REPLIES, connection), SEND_JOB_OPTIONS)
+        current_app.extensions["engage.reply_jobs"] = found
+    return found
+
+
 def dispatch_sends(message_ids: Iterable[int], *, queue_name: str = REPLIES) -> int:
     """Hand committed outbound rows to the senders; returns how many were handed over.
 
@@ -66,33 +80,25 @@ def dispatch_sends(message_ids: Iterable[int], *, queue_name: str = REPLIES) -> 
         for message_id in ids:
             send_message(message_id)
         return len(ids)
-    if queue_name == BULK:
-        jobs = [
-            Queue.prepare_data(
-                "engage.jobs.send.send_batch",
-                args=(ids[start : start + BULK_BATCH],),
-                job_id=f"send-batch-{ids[start]}-{len(ids[start : start + BULK_BATCH])}",
-                result_ttl=0,
-                failure_ttl=7 * 24 * 3600,
-            )
-            for start in range(0, len(ids), BULK_BATCH)
-        ]
-    else:
-        jobs = [
-            Queue.prepare_data(
-                "engage.jobs.send.send_message",
-                args=(message_id,),
-                job_id=f"send-{message_id}",
-                retry=SEND_RETRY,
-                result_ttl=0,
-                failure_ttl=7 * 24 * 3600,
-            )
-            for message_id in ids
-        ]
     try:
-        with connection.pipeline() as pipe:
-            queue(queue_name, connection).enqueue_many(jobs, pipeline=pipe)
-            pipe.execute()
+        if queue_name == REPLIES:
+            writer = reply_jobs(connection)
+            for start in range(0, len(ids), REPLY_BATCH):
+                writer.enqueue(ids[start : start + REPLY_BATCH])
+        else:
+            jobs = [
+                Queue.prepare_data(
+                    "engage.jobs.send.send_batch",
+                    args=(ids[start : start + BULK_BATCH],),
+                    job_id=f"send-batch-{ids[start]}-{len(ids[start : start + BULK_BATCH])}",
+                    result_ttl=0,
+                    failure_ttl=SEND_JOB_OPTIONS["failure_ttl"],
+                )
+                for start in range(0, len(ids), BULK_BATCH)
+            ]
+            with connection.pipeline() as pipe:
+                queue(queue_name, connection).enqueue_many(jobs, pipeline=pipe)
+                pipe.execute()
     except RedisError as exc:
         log.warning("queue: %d send(s) left for the sweep, Redis unavailable: %s", len(ids), exc)
         return 0
