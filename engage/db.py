@@ -146,7 +146,8 @@ def session() -> Session:
     """The session of this request or app context (created on first use).
 
     Mostly for reading; what it writes (an audit line, a sign-in) it commits itself. Work that
-    must run one at a time (a conversation step, a send) uses `transaction()`.
+    must run one at a time uses its own transaction: a send `transaction()`, the conversation
+    step a Core one (`engine().begin()`).
     """
     if "db_session" not in g:
         g.db_session = current_app.extensions["engage.read_sessionmaker"]()

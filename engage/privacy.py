@@ -39,6 +39,15 @@ def parse_sender(raw: str) -> Sender:
     return Sender(channel=channel, e164=number if _E164.match(number) else None, address=raw)
 
 
+# Countries whose mobiles have a second E.164 form (lookup_form folds them together).
+_TWO_FORMS = ("+52", "+54")
+
+
+def has_one_form(e164: str) -> bool:
+    """Whether every contact found by this number's hash was stored with this very number."""
+    return not e164.startswith(_TWO_FORMS)
+
+
 def lookup_form(e164: str) -> str:
     """The form a number is looked up by: WhatsApp's +521/+549 mobiles fold to +52/+54."""
     if e164.startswith("+521") and len(e164) == 14:

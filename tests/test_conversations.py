@@ -392,6 +392,12 @@ def test_whatsapp_mexican_mobile_is_the_same_contact_as_its_sms_form(worker, app
     assert "¿En qué cultivo" in reply  # the same conversation, continued by SMS
     with app.app_context():
         assert db.session().scalar(select(Contact.id).order_by(Contact.id.desc())) == 1
+        # Each message keeps the address it came from and its reply goes back there.
+        vault = app.extensions["engage.vault"]
+        rows = db.session().scalars(select(Message).order_by(Message.id)).all()
+        addresses = [(m.direction, vault.decrypt(m.their_address_encrypted)) for m in rows]
+    assert addresses[-2:] == [("in", "+525512345678"), ("out", "+525512345678")]
+    assert addresses[0] == ("in", "whatsapp:+5215512345678")
 
 
 def test_simulated_contacts_and_answers_are_marked(worker, app):

@@ -81,9 +81,9 @@ def receive(form: InboundForm, *, now: datetime | None = None) -> InboundResult:
     app = current_app
     settings = settings_from(app.config, app.extensions["engage.vault"])
     try:
-        with db.transaction() as session:
+        with db.engine().begin() as connection:
             result = handle_inbound(
-                session,
+                connection,
                 settings,
                 sender=parse_sender(form.from_),
                 to=form.to,

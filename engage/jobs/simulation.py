@@ -23,9 +23,9 @@ def simulate_message(app: Flask, phone: str, text: str, *, channel: str = "sms")
     vault = app.extensions["engage.vault"]
     address = f"whatsapp:{phone}" if channel == "whatsapp" else phone
     settings = settings_from(app.config, vault)
-    with db.transaction() as session:
+    with db.engine().begin() as connection:
         result = handle_inbound(
-            session,
+            connection,
             settings,
             sender=parse_sender(address),
             to=f"whatsapp:{SIMULATED_TO}" if channel == "whatsapp" else SIMULATED_TO,

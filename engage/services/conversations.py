@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from engage.db import insert_ignoring_conflicts, utcnow
 from engage.models import Answer, Contact, Conversation, Message
-from engage.privacy import Sender, Vault
+from engage.privacy import Sender, Vault, has_one_form
 from engage.services.surveys import DatabaseCatalog
 from engage.sql import DriverStatement, pipeline
 from engage.survey.engine import (
@@ -53,7 +53,7 @@ class InboundResult:
 _system_texts = lru_cache(maxsize=64)(SystemTexts)
 
 
-def make_engine(session: Session, settings: Settings) -> Engine:
+def make_engine(session: Session | Connection, settings: Settings) -> Engine:
     def texts_for(lang: str) -> SystemTexts:
         return _system_texts(settings.locales_dir, lang, settings.org_name)
 
@@ -82,6 +82,7 @@ _CONTACT_STATE = (
     _contacts.c.is_simulated,
     _contacts.c.profile,
     _contacts.c.last_nudged_at,
+    _contacts.c.phone_encrypted,
 )
 _LOCK_CONTACT = DriverStatement(
     select(
@@ -210,7 +211,7 @@ _CONTACT_FIELDS = (
 
 
 def handle_inbound(
-    session: Session,
+    connection: Connection,
     settings: Settings,
     *,
     sender: Sender,
@@ -228,17 +229,17 @@ def handle_inbound(
     (or create) the contact, read its conversations and latest answers, run the engine, write
     what changed. A repeated MessageSid is seen when the contact is locked; two copies posted at
     the same instant meet at the inbound row's unique SID, and the later raises
-    RepeatedMessageError (its transaction rolls back).
+    RepeatedMessageError (its transaction rolls back). The caller begins and commits the
+    transaction (a Core one: the step needs no ORM session).
     """
     now = now or utcnow()
-    connection = session.connection()
     vault = settings.vault
     inbound: dict[str, Any] = {
         "direction": "in",
         "sid": sid,
         "channel": sender.channel,
         "our_address": to,
-        "their_address_encrypted": vault.encrypt(sender.address),
+        "their_address_encrypted": None,
         "body": body,
         "media_url": media_url,
         "status": "received",
@@ -252,6 +253,7 @@ def handle_inbound(
         "sequence": 0,
     }
     if not sender.is_phone:
+        inbound["their_address_encrypted"] = vault.encrypt(sender.address)
         message_id, _ = _insert_messages(connection, inbound, [])
         if message_id is None:
             log.info("inbound %s: repeat, ignored", sid)
@@ -265,6 +267,13 @@ def handle_inbound(
     if is_repeat:
         log.info("inbound %s: repeat, ignored", sid)
         return InboundResult(message_id=None, is_duplicate=True)
+    # An SMS sender's address is the contact's number: its ciphertext serves (as for campaigns)
+    # unless the number has two forms and the contact may have been stored with the other.
+    inbound["their_address_encrypted"] = (
+        contact.phone_encrypted
+        if sender.address == sender.e164 and has_one_form(sender.address)
+        else vault.encrypt(sender.address)
+    )
     state = ContactState(
         language=contact.language,
         has_consented=contact.has_consented,
@@ -277,7 +286,7 @@ def handle_inbound(
     )
     active = history.active
     conv_state = history.conversation_state()
-    outcome = make_engine(session, settings).step(
+    outcome = make_engine(connection, settings).step(
         state,
         conv_state,
         body,

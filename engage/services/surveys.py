@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, Row, select, update
 from sqlalchemy.orm import Session
 
 from engage.models import Answer, SurveyVersion
@@ -26,7 +27,7 @@ class PublishResult:
 _parsed: dict[tuple[str, str], Survey] = {}
 
 
-def parse_version(row: SurveyVersion) -> Survey:
+def parse_version(row: SurveyVersion | Row[Any]) -> Survey:
     key = (row.survey_id, row.version)
     if key not in _parsed:
         _parsed[key] = survey_from_source(row.definition, row.version)
@@ -114,9 +115,9 @@ def publish_surveys(session: Session, surveys: list[Survey]) -> list[PublishResu
 
 
 class DatabaseCatalog:
-    """The engine's view of published surveys, read from one session."""
+    """The engine's view of published surveys, read in one session or connection."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session | Connection) -> None:
         self.session = session
         self._active: list[Survey] | None = None
 
@@ -135,11 +136,11 @@ class DatabaseCatalog:
         cached = _parsed.get((survey_id, version))
         if cached is not None:
             return cached
-        row = self.session.scalar(
-            select(SurveyVersion).where(
+        row = self.session.execute(
+            select(SurveyVersion.survey_id, SurveyVersion.version, SurveyVersion.definition).where(
                 SurveyVersion.survey_id == survey_id, SurveyVersion.version == version
             )
-        )
+        ).first()
         if row is None:
             raise LookupError(f"survey {survey_id} version {version} is not published")
         return parse_version(row)
