@@ -10,7 +10,21 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, bindparam, exists, insert, literal, select, update
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Row,
+    Select,
+    Table,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from engage.db import insert_ignoring_conflicts, utcnow
@@ -110,38 +124,46 @@ _CREATE_CONTACT = DriverStatement(
     column_keys=_NEW_CONTACT_COLUMNS,
 )
 # What the step reads, sent together with the lock (engage/sql.py's pipeline): the contact's
-# conversations, newest first, and its latest answer rows (the open conversation's values, and
-# what a question answered again must mark as no longer latest). They run after the lock is
-# taken, so they see what the contact's previous step committed.
+# conversations, newest first, each with its latest answers (question, value) as one JSON array:
+# the open conversation's values, and what a question answered again must mark as no longer
+# latest. It runs after the lock is taken, so it sees what the contact's previous step committed.
 _CONTACT_ID = (
     select(_contacts.c.id).where(_contacts.c.phone_hash == bindparam("phone_hash"))
 ).scalar_subquery()
-_CONVERSATIONS = DriverStatement(
-    select(
-        _conversations.c.id,
-        _conversations.c.survey_id,
-        _conversations.c.version,
-        _conversations.c.language,
-        _conversations.c.status,
-        _conversations.c.pending,
-        _conversations.c.misses,
-        _conversations.c.consent_tries,
-        _conversations.c.started_at,
-        _conversations.c.last_activity_at,
+
+
+def _conversations_with_answers(dialect_name: str) -> Select[Any]:
+    if dialect_name == "postgresql":
+        pairs = func.json_agg(func.json_build_array(_answers.c.question_id, _answers.c.value))
+    else:
+        pairs = func.json_group_array(
+            func.json_array(_answers.c.question_id, func.json(_answers.c.value))
+        )
+    latest = (
+        select(pairs)
+        .where(_answers.c.conversation_id == _conversations.c.id, _answers.c.is_latest.is_(True))
+        .scalar_subquery()
     )
-    .where(_conversations.c.contact_id == _CONTACT_ID)
-    .order_by(_conversations.c.id.desc())
-)
-_LATEST_ANSWERS = DriverStatement(
-    select(
-        _answers.c.conversation_id,
-        _answers.c.survey_id,
-        _answers.c.question_id,
-        _answers.c.value,
+    return (
+        select(
+            _conversations.c.id,
+            _conversations.c.survey_id,
+            _conversations.c.version,
+            _conversations.c.language,
+            _conversations.c.status,
+            _conversations.c.pending,
+            _conversations.c.misses,
+            _conversations.c.consent_tries,
+            _conversations.c.started_at,
+            _conversations.c.last_activity_at,
+            type_coerce(latest, JSON).label("latest_answers"),
+        )
+        .where(_conversations.c.contact_id == _CONTACT_ID)
+        .order_by(_conversations.c.id.desc())
     )
-    .where(_answers.c.contact_id == _CONTACT_ID, _answers.c.is_latest.is_(True))
-    .order_by(_answers.c.id)
-)
+
+
+_CONVERSATIONS = DriverStatement(_conversations_with_answers)
 _SUPERSEDE = DriverStatement(
     update(_answers)
     .where(
@@ -354,9 +376,8 @@ def _lock_contact(
     with pipeline(connection):
         lock = _LOCK_CONTACT.send(connection, {"phone_hash": phone_hash, "sid": sid})
         conversations = _CONVERSATIONS.send(connection, {"phone_hash": phone_hash})
-        answers = _LATEST_ANSWERS.send(connection, {"phone_hash": phone_hash})
         row = lock.first()
-        history = _History(conversations.rows(), answers.rows())
+        history = _History(conversations.rows())
     if row is not None:
         return row, False, bool(row.is_repeat), history
     created = _CREATE_CONTACT.first(
@@ -383,17 +404,18 @@ def _lock_contact(
 class _History:
     """A contact's conversations and latest answers, as the step's reads found them."""
 
-    def __init__(self, conversations: list[Any], answers: list[Any]) -> None:
+    def __init__(self, conversations: list[Any]) -> None:
         self.active = next((c for c in conversations if c.status == "active"), None)
         self.completed_surveys = {c.survey_id for c in conversations if c.status == "completed"}
         # (survey, question) -> value of the contact's latest answer rows
         self.latest: dict[tuple[str, str], Any] = {}
         self.values: dict[str, Any] = {}
-        for answer in answers:
-            value = (answer.value or {}).get("v")
-            self.latest[(answer.survey_id, answer.question_id)] = value
-            if self.active is not None and answer.conversation_id == self.active.id:
-                self.values[answer.question_id] = value
+        for conversation in conversations:
+            for question_id, stored in conversation.latest_answers or ():
+                value = (stored or {}).get("v")
+                self.latest[(conversation.survey_id, question_id)] = value
+                if conversation is self.active:
+                    self.values[question_id] = value
 
     def conversation_state(self) -> ConversationState | None:
         row = self.active
