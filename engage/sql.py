@@ -10,6 +10,7 @@ and read, on PostgreSQL and SQLite alike; the driver's errors are raised as Core
 
 from __future__ import annotations
 
+import copy
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,8 +25,10 @@ from sqlalchemy.sql.expression import Executable
 @dataclass(frozen=True)
 class _Compiled:
     sql: str
-    # Parameter names in the order the driver takes them (qmark), or None for named (pyformat).
+    # Parameter names in the order the driver takes them (qmark, $n), or None for named.
     positions: tuple[str, ...] | None
+    # psycopg's RawCursor: the SQL has PostgreSQL's own $n placeholders and goes as it is.
+    is_raw: bool
     defaults: dict[str, Any]
     binds: dict[str, Callable[[Any], Any] | None]
     results: tuple[Callable[[Any], Any] | None, ...]
@@ -49,6 +52,11 @@ class DriverStatement:
         self._column_keys = list(column_keys) if column_keys is not None else None
         self._compiled: dict[str, _Compiled] = {}
 
+    def statement(self, dialect_name: str) -> Executable:
+        """The Core statement run (built for the dialect, when given as a function)."""
+        statement = self._statement
+        return statement if isinstance(statement, Executable) else statement(dialect_name)
+
     def rows(self, connection: Connection, params: Mapping[str, Any]) -> list[Any]:
         """Every row, as named tuples (attribute access, like Core's rows)."""
         return self.send(connection, params).rows()
@@ -68,7 +76,7 @@ class DriverStatement:
         )
         driver_connection = connection.connection.driver_connection
         assert driver_connection is not None
-        cursor = driver_connection.cursor()
+        cursor = _raw_cursor(driver_connection) if compiled.is_raw else driver_connection.cursor()
         with driver_errors(connection):
             cursor.execute(compiled.sql, arguments)
         return Sent(connection, cursor, compiled)
@@ -77,11 +85,10 @@ class DriverStatement:
         return self.send(connection, params).first()
 
     def _compile(self, dialect: Dialect) -> _Compiled:
-        statement = self._statement
-        if not isinstance(statement, Executable):
-            statement = statement(dialect.name)
+        statement = self.statement(dialect.name)
+        is_raw = dialect.name == "postgresql" and dialect.driver == "psycopg"
         compiled = statement.compile(
-            dialect=dialect,
+            dialect=_numbered(dialect) if is_raw else dialect,
             column_keys=self._column_keys,
             compile_kwargs={"render_postcompile": True},
         )
@@ -100,6 +107,7 @@ class DriverStatement:
         result = _Compiled(
             sql=compiled.string,
             positions=tuple(compiled.positiontup) if compiled.positiontup else None,
+            is_raw=is_raw,
             defaults=dict(compiled.params),
             binds=binds,
             results=tuple(
@@ -110,6 +118,25 @@ class DriverStatement:
         )
         self._compiled[dialect.name] = result
         return result
+
+
+def _numbered(dialect: Dialect) -> Dialect:
+    """The dialect, writing PostgreSQL's own $1, $2, … placeholders instead of %(name)s.
+
+    psycopg rewrites %(name)s into $n for every execution, and caches the rewrite only for
+    statements under 4 KB and 50 parameters: the step's writes are longer. With $n the SQL
+    goes to the server as it is (psycopg's RawCursor).
+    """
+    numbered = copy.copy(dialect)
+    numbered.paramstyle = "numeric_dollar"
+    numbered.positional = True
+    return numbered
+
+
+def _raw_cursor(driver_connection: Any) -> Any:
+    from psycopg import RawCursor
+
+    return RawCursor(driver_connection)
 
 
 class Sent:
