@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Connection,
+    Insert,
     Row,
     Select,
     Table,
@@ -221,6 +222,115 @@ def _insert_messages_claiming_sid(count: int, columns: tuple[str, ...]) -> Drive
     )
 
 
+@lru_cache(maxsize=256)
+def _writes_then_messages(
+    updates: tuple[tuple[Table, tuple[str, ...]], ...],
+    supersedes: int,
+    answers: int,
+    messages: int,
+    message_columns: tuple[str, ...],
+) -> DriverStatement:
+    """PostgreSQL: the step's updates, superseded answers and new answers as data-modifying
+    CTEs of the messages' INSERT: the writes in one statement instead of one each.
+
+    They all run on the statement's snapshot, on different rows: a superseded answer is one
+    the step read, never one it inserts. Parameters: `u{i}_{column}` (and `u{i}_row_id`),
+    `s{i}_{contact_id|survey_id|question_id}`, `a{i}_{column}`, then the messages' as in
+    `_insert_messages_claiming_sid`.
+    """
+
+    def build(dialect_name: str) -> Insert:
+        ctes = [
+            update(table)
+            .where(table.c.id == bindparam(f"u{i}_row_id"))
+            .values({c: bindparam(f"u{i}_{c}") for c in columns})
+            .cte(f"u{i}")
+            for i, (table, columns) in enumerate(updates)
+        ]
+        ctes += [
+            update(_answers)
+            .where(
+                _answers.c.contact_id == bindparam(f"s{i}_contact_id"),
+                _answers.c.survey_id == bindparam(f"s{i}_survey_id"),
+                _answers.c.question_id == bindparam(f"s{i}_question_id"),
+                _answers.c.is_latest.is_(True),
+            )
+            .values(is_latest=False)
+            .cte(f"s{i}")
+            for i in range(supersedes)
+        ]
+        if answers:
+            rows = [{c: bindparam(f"a{i}_{c}") for c in _ANSWER_COLUMNS} for i in range(answers)]
+            ctes.append(insert(_answers).values(rows).cte("a"))
+        statement = _insert_messages_claiming_sid(messages, message_columns).statement(dialect_name)
+        return statement.add_cte(*ctes)
+
+    return DriverStatement(build)
+
+
+class _Writes:
+    """What the step writes besides new conversations, sent as it comes (one statement each,
+    in one pipeline) or, on PostgreSQL, all in the messages' INSERT (`_writes_then_messages`)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.is_merged = connection.dialect.name == "postgresql"
+        self.updates: list[tuple[Table, tuple[str, ...], dict[str, Any]]] = []
+        self.supersedes: list[dict[str, Any]] = []
+        self.answers: list[dict[str, Any]] = []
+
+    def update(self, table: Table, row_id: int, values: dict[str, Any]) -> None:
+        columns = tuple(sorted(values))
+        if not self.is_merged:
+            _update(table, columns).send(self.connection, {**values, "b_row_id": row_id})
+            return
+        self.updates.append((table, columns, {**values, "row_id": row_id}))
+
+    def supersede(self, contact_id: int, survey_id: str, question_id: str) -> None:
+        if not self.is_merged:
+            _SUPERSEDE.send(
+                self.connection,
+                {
+                    "b_contact_id": contact_id,
+                    "b_survey_id": survey_id,
+                    "b_question_id": question_id,
+                },
+            )
+            return
+        self.supersedes.append(
+            {"contact_id": contact_id, "survey_id": survey_id, "question_id": question_id}
+        )
+
+    def answer(self, row: dict[str, Any]) -> None:
+        if not self.is_merged:
+            _INSERT_ANSWER.send(self.connection, row)
+            return
+        self.answers.append(row)
+
+    def messages(self, messages: list[dict[str, Any]]) -> list[Any]:
+        """Insert the messages (with everything held back): the rows their INSERT returned."""
+        columns = tuple(messages[0])
+        params = {f"{c}_{i}": message[c] for i, message in enumerate(messages) for c in columns}
+        if not (self.updates or self.supersedes or self.answers):
+            return _insert_messages_claiming_sid(len(messages), columns).rows(
+                self.connection, params
+            )
+        for i, (_table, _columns, values) in enumerate(self.updates):
+            params.update({f"u{i}_{name}": value for name, value in values.items()})
+        for i, values in enumerate(self.supersedes):
+            params.update({f"s{i}_{name}": value for name, value in values.items()})
+        for i, values in enumerate(self.answers):
+            params.update({f"a{i}_{name}": value for name, value in values.items()})
+        statement = _writes_then_messages(
+            tuple((table, cols) for table, cols, _values in self.updates),
+            len(self.supersedes),
+            len(self.answers),
+            len(messages),
+            columns,
+        )
+        return statement.rows(self.connection, params)
+
+
 # The contact fields the engine may change, written back only when they did.
 _CONTACT_FIELDS = (
     "language",
@@ -276,7 +386,7 @@ def handle_inbound(
     }
     if not sender.is_phone:
         inbound["their_address_encrypted"] = vault.encrypt(sender.address)
-        message_id, _ = _insert_messages(connection, inbound, [])
+        message_id, _ = _insert_messages(_Writes(connection), inbound, [])
         if message_id is None:
             log.info("inbound %s: repeat, ignored", sid)
             return InboundResult(message_id=None, is_duplicate=True)
@@ -318,10 +428,11 @@ def handle_inbound(
         twilio_confirmed=twilio_confirmed,
     )
     with pipeline(connection):
-        _write_contact(connection, contact, state, now, whatsapp=sender.channel == "whatsapp")
-        ids = _write_conversations(connection, contact, state, outcome, sender.channel, now)
+        writes = _Writes(connection)
+        _write_contact(writes, contact, state, now, whatsapp=sender.channel == "whatsapp")
+        ids = _write_conversations(writes, contact, state, outcome, sender.channel, now)
         if outcome.answers:
-            _write_answers(connection, contact, state, outcome.answers, ids, history.latest, now)
+            _write_answers(writes, contact, state, outcome.answers, ids, history.latest, now)
         current = ids[id(outcome.conversation)] if outcome.conversation else None
         inbound.update(
             contact_id=contact.id,
@@ -342,7 +453,7 @@ def handle_inbound(
             }
             for index, text in enumerate(outcome.replies)
         ]
-        message_id, outbound_ids = _insert_messages(connection, inbound, replies)
+        message_id, outbound_ids = _insert_messages(writes, inbound, replies)
     if message_id is None:
         raise RepeatedMessageError(f"inbound {sid}: stored by another step meanwhile")
     log.info(
@@ -437,7 +548,7 @@ class _History:
 
 
 def _write_contact(
-    connection: Connection, contact: Row, state: ContactState, now: datetime, *, whatsapp: bool
+    writes: _Writes, contact: Row, state: ContactState, now: datetime, *, whatsapp: bool
 ) -> None:
     """Write back what the step changed in the contact, if anything."""
     changes: dict[str, Any] = {
@@ -455,13 +566,11 @@ def _write_contact(
         changes["last_whatsapp_inbound_at"] = now  # the 24-hour window opens again
     if changes:
         changes["updated_at"] = now
-        _update(_contacts, tuple(sorted(changes))).send(
-            connection, {**changes, "b_row_id": contact.id}
-        )
+        writes.update(_contacts, contact.id, changes)
 
 
 def _write_conversations(
-    connection: Connection,
+    writes: _Writes,
     contact: Row,
     state: ContactState,
     outcome: Outcome,
@@ -494,9 +603,7 @@ def _write_conversations(
             values["last_question_id"] = last_question[key]
             values["last_profile"] = dict(state.profile)
         if conv_state.key is not None:  # the open conversation the step began with
-            _update(_conversations, tuple(sorted(values))).send(
-                connection, {**values, "b_row_id": conv_state.key}
-            )
+            writes.update(_conversations, conv_state.key, values)
             ids[key] = conv_state.key
             continue
         values.setdefault("last_profile", dict(state.profile))
@@ -509,12 +616,14 @@ def _write_conversations(
             started_at=conv_state.started_at,
         )
         values["is_invited"] = False
-        ids[key] = _insert_conversation(tuple(sorted(values))).rows(connection, values)[0].id
+        # Now, not with the other writes: the rows written after it need its id.
+        inserted = _insert_conversation(tuple(sorted(values))).first(writes.connection, values)
+        ids[key] = inserted.id
     return ids
 
 
 def _write_answers(
-    connection: Connection,
+    writes: _Writes,
     contact: Row,
     state: ContactState,
     records: Sequence[AnswerRecord],
@@ -526,10 +635,7 @@ def _write_answers(
     answered = {(r.survey_id, r.question_id) for r in records}
     earlier = answered & latest.keys()
     for survey_id, question_id in sorted(earlier):
-        _SUPERSEDE.send(
-            connection,
-            {"b_contact_id": contact.id, "b_survey_id": survey_id, "b_question_id": question_id},
-        )
+        writes.supersede(contact.id, survey_id, question_id)
     # A question answered twice in one step (a conversation ended, another started): the row
     # written last is the latest.
     last_index = {(r.survey_id, r.question_id): i for i, r in enumerate(records)}
@@ -551,20 +657,17 @@ def _write_answers(
         }
         for index, record in enumerate(records)
     ):
-        _INSERT_ANSWER.send(connection, row)
+        writes.answer(row)
 
 
 def _insert_messages(
-    connection: Connection, inbound: dict[str, Any], replies: list[dict[str, Any]]
+    writes: _Writes, inbound: dict[str, Any], replies: list[dict[str, Any]]
 ) -> tuple[int | None, list[int]]:
     """Store the inbound message and its replies in one statement: their ids, in order.
 
     The inbound id is None when its MessageSid is already stored (its row is skipped).
     """
-    messages = [inbound, *replies]
-    columns = tuple(inbound)
-    params = {f"{c}_{i}": message[c] for i, message in enumerate(messages) for c in columns}
-    rows = _insert_messages_claiming_sid(len(messages), columns).rows(connection, params)
+    rows = writes.messages([inbound, *replies])
     inbound_id = next((row.id for row in rows if row.direction == "in"), None)
     replies_in_order = sorted((row.sequence, row.id) for row in rows if row.direction == "out")
     return inbound_id, [row_id for _sequence, row_id in replies_in_order]
