@@ -78,6 +78,18 @@ def wait_for_file(directory: Path, pattern: str, timeout: float = 20) -> Path:
     raise AssertionError(f"no {pattern} downloaded into {directory}")
 
 
+def text_of(browser, by: str, value: str, expected: str) -> str:
+    """The element's text once it shows `expected`: after a click the page being left can still
+    answer for a moment (its elements then go stale), so wait for the new one."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 10).until(
+        expected_conditions.text_to_be_present_in_element((by, value), expected)
+    )
+    return browser.find_element(by, value).text
+
+
 def test_policy_signs_in_breaks_down_by_state_and_downloads_csv(app, seed, live_server, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
@@ -92,7 +104,7 @@ def test_policy_signs_in_breaks_down_by_state_and_downloads_csv(app, seed, live_
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "form.login button").click()
     assert browser.current_url.endswith("/results/working-conditions")
-    assert "Condiciones de trabajo" in browser.find_element(By.TAG_NAME, "h1").text
+    assert "Condiciones de trabajo" in text_of(browser, By.TAG_NAME, "h1", "Condiciones de trabajo")
     charts = browser.find_elements(By.CSS_SELECTOR, "section.question svg.chart")
     assert charts, "each question is drawn as a bar chart"
     on_time = browser.find_element(By.ID, "q-paid_on_time").text
@@ -103,7 +115,7 @@ def test_policy_signs_in_breaks_down_by_state_and_downloads_csv(app, seed, live_
     while "by=state" not in browser.current_url and time.monotonic() < deadline:
         time.sleep(0.1)
     assert "by=state" in browser.current_url
-    section = browser.find_element(By.ID, "q-paid_on_time").text
+    section = text_of(browser, By.ID, "q-paid_on_time", "FL")
     assert "CA" in section and "FL" in section
     # Three workers in WA: their counts are hidden, and the page says why.
     assert "oculto (menos de 11" in browser.find_element(By.ID, "q-hours_last_week").text
