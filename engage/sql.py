@@ -58,12 +58,7 @@ class DriverStatement:
         return statement if isinstance(statement, Executable) else statement(dialect_name)
 
     def rows(self, connection: Connection, params: Mapping[str, Any]) -> list[Any]:
-        """Every row, as named tuples (attribute access, like Core's rows)."""
-        return self.send(connection, params).rows()
-
-    def send(self, connection: Connection, params: Mapping[str, Any]) -> Sent:
-        """Run the statement; its rows are read when asked for. Inside `pipeline()` the
-        statement only goes out with the next ones, and asking for rows waits for it."""
+        """Run the statement: every row, as named tuples (attribute access, like Core's rows)."""
         compiled = self._compiled.get(connection.dialect.name) or self._compile(connection.dialect)
         values = {}
         for name, process in compiled.binds.items():
@@ -77,12 +72,21 @@ class DriverStatement:
         driver_connection = connection.connection.driver_connection
         assert driver_connection is not None
         cursor = _raw_cursor(driver_connection) if compiled.is_raw else driver_connection.cursor()
-        with driver_errors(connection):
-            cursor.execute(compiled.sql, arguments)
-        return Sent(connection, cursor, compiled)
+        try:
+            with driver_errors(connection):
+                cursor.execute(compiled.sql, arguments)
+                fetched = cursor.fetchall() if compiled.results else []
+        finally:
+            cursor.close()
+        make, processors = compiled.row, compiled.results
+        return [
+            make(*(p(v) if p is not None else v for p, v in zip(processors, row, strict=True)))
+            for row in fetched
+        ]
 
     def first(self, connection: Connection, params: Mapping[str, Any]) -> Any | None:
-        return self.send(connection, params).first()
+        found = self.rows(connection, params)
+        return found[0] if found else None
 
     def _compile(self, dialect: Dialect) -> _Compiled:
         statement = self.statement(dialect.name)
@@ -137,47 +141,6 @@ def _raw_cursor(driver_connection: Any) -> Any:
     from psycopg import RawCursor
 
     return RawCursor(driver_connection)
-
-
-class Sent:
-    """A statement sent to the database, and the rows it returns once they are read."""
-
-    def __init__(self, connection: Connection, cursor: Any, compiled: _Compiled) -> None:
-        self._connection = connection
-        self._cursor = cursor
-        self._compiled = compiled
-
-    def rows(self) -> list[Any]:
-        try:
-            with driver_errors(self._connection):
-                fetched = self._cursor.fetchall() if self._compiled.results else []
-        finally:
-            self._cursor.close()
-        make, processors = self._compiled.row, self._compiled.results
-        return [
-            make(*(p(v) if p is not None else v for p, v in zip(processors, row, strict=True)))
-            for row in fetched
-        ]
-
-    def first(self) -> Any | None:
-        found = self.rows()
-        return found[0] if found else None
-
-
-@contextmanager
-def pipeline(connection: Connection) -> Iterator[None]:
-    """Statements sent one after another without waiting for each answer (PostgreSQL's
-    pipeline mode): one round trip for the lot, up to the first one whose rows are read.
-
-    The server still runs them in order, each seeing what the ones before it did. Elsewhere
-    (SQLite, in-process) statements simply run one by one.
-    """
-    driver_connection = connection.connection.driver_connection
-    if connection.dialect.name != "postgresql" or driver_connection is None:
-        yield
-        return
-    with driver_errors(connection), driver_connection.pipeline():
-        yield
 
 
 @contextmanager

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from engage import db
 from engage.db import insert_ignoring_conflicts
 from engage.models import Contact
-from engage.sql import DriverStatement, pipeline
+from engage.sql import DriverStatement
 
 contacts = Contact.__table__
 WHEN = datetime(2031, 3, 4, 16, 0, 0, 123456, tzinfo=UTC)
@@ -125,15 +125,13 @@ def test_a_column_default_left_out_is_refused(app) -> None:
 
 
 def test_driver_errors_are_raised_as_core_raises_them(app) -> None:
-    """A broken constraint is SQLAlchemy's IntegrityError, inside a pipeline or not, as from
-    Core: callers catch one family of errors whichever way a statement ran."""
+    """A broken constraint is SQLAlchemy's IntegrityError, as from Core: callers catch one
+    family of errors whichever way a statement ran."""
     statement = DriverStatement(insert(contacts), column_keys=COLUMNS)
     with app.app_context(), db.engine().connect() as connection:
         with connection.begin():
             statement.rows(connection, contact("twice"))
         with pytest.raises(IntegrityError), connection.begin():
             statement.rows(connection, contact("twice"))
-        with pytest.raises(IntegrityError), connection.begin(), pipeline(connection):
-            statement.send(connection, contact("twice"))
         with pytest.raises(IntegrityError), connection.begin():
             connection.execute(insert(contacts), contact("twice"))

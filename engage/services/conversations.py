@@ -32,7 +32,7 @@ from engage.db import insert_ignoring_conflicts, utcnow
 from engage.models import Answer, Contact, Conversation, Message
 from engage.privacy import Sender, Vault, has_one_form
 from engage.services.surveys import DatabaseCatalog
-from engage.sql import DriverStatement, pipeline
+from engage.sql import DriverStatement
 from engage.survey.engine import (
     AnswerRecord,
     ContactState,
@@ -124,10 +124,10 @@ _CREATE_CONTACT = DriverStatement(
     ),
     column_keys=_NEW_CONTACT_COLUMNS,
 )
-# What the step reads, sent together with the lock (engage/sql.py's pipeline): the contact's
-# conversations, newest first, each with its latest answers (question, value) as one JSON array:
-# the open conversation's values, and what a question answered again must mark as no longer
-# latest. It runs after the lock is taken, so it sees what the contact's previous step committed.
+# What the step reads after the lock: the contact's conversations, newest first, each with its
+# latest answers (question, value) as one JSON array: the open conversation's values, and what a
+# question answered again must mark as no longer latest. A statement of its own, after the
+# lock's, so that it sees what the contact's previous step committed.
 _CONTACT_ID = (
     select(_contacts.c.id).where(_contacts.c.phone_hash == bindparam("phone_hash"))
 ).scalar_subquery()
@@ -269,8 +269,8 @@ def _writes_then_messages(
 
 
 class _Writes:
-    """What the step writes besides new conversations, sent as it comes (one statement each,
-    in one pipeline) or, on PostgreSQL, all in the messages' INSERT (`_writes_then_messages`)."""
+    """What the step writes besides new conversations: one statement each as it comes, or, on
+    PostgreSQL, all in the messages' INSERT (`_writes_then_messages`)."""
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
@@ -282,13 +282,13 @@ class _Writes:
     def update(self, table: Table, row_id: int, values: dict[str, Any]) -> None:
         columns = tuple(sorted(values))
         if not self.is_merged:
-            _update(table, columns).send(self.connection, {**values, "b_row_id": row_id})
+            _update(table, columns).rows(self.connection, {**values, "b_row_id": row_id})
             return
         self.updates.append((table, columns, {**values, "row_id": row_id}))
 
     def supersede(self, contact_id: int, survey_id: str, question_id: str) -> None:
         if not self.is_merged:
-            _SUPERSEDE.send(
+            _SUPERSEDE.rows(
                 self.connection,
                 {
                     "b_contact_id": contact_id,
@@ -303,7 +303,7 @@ class _Writes:
 
     def answer(self, row: dict[str, Any]) -> None:
         if not self.is_merged:
-            _INSERT_ANSWER.send(self.connection, row)
+            _INSERT_ANSWER.rows(self.connection, row)
             return
         self.answers.append(row)
 
@@ -427,33 +427,32 @@ def handle_inbound(
         has_media=media_url is not None,
         twilio_confirmed=twilio_confirmed,
     )
-    with pipeline(connection):
-        writes = _Writes(connection)
-        _write_contact(writes, contact, state, now, whatsapp=sender.channel == "whatsapp")
-        ids = _write_conversations(writes, contact, state, outcome, sender.channel, now)
-        if outcome.answers:
-            _write_answers(writes, contact, state, outcome.answers, ids, history.latest, now)
-        current = ids[id(outcome.conversation)] if outcome.conversation else None
-        inbound.update(
-            contact_id=contact.id,
-            conversation_id=current or (active.id if active is not None else None),
-            kind=outcome.kind,
-            is_free_text=outcome.is_free_text,
-        )
-        replies = [
-            {
-                **inbound,
-                "direction": "out",
-                "sid": None,
-                "media_url": None,
-                "body": text,
-                "status": "pending",
-                "is_free_text": False,
-                "sequence": index,
-            }
-            for index, text in enumerate(outcome.replies)
-        ]
-        message_id, outbound_ids = _insert_messages(writes, inbound, replies)
+    writes = _Writes(connection)
+    _write_contact(writes, contact, state, now, whatsapp=sender.channel == "whatsapp")
+    ids = _write_conversations(writes, contact, state, outcome, sender.channel, now)
+    if outcome.answers:
+        _write_answers(writes, contact, state, outcome.answers, ids, history.latest, now)
+    current = ids[id(outcome.conversation)] if outcome.conversation else None
+    inbound.update(
+        contact_id=contact.id,
+        conversation_id=current or (active.id if active is not None else None),
+        kind=outcome.kind,
+        is_free_text=outcome.is_free_text,
+    )
+    replies = [
+        {
+            **inbound,
+            "direction": "out",
+            "sid": None,
+            "media_url": None,
+            "body": text,
+            "status": "pending",
+            "is_free_text": False,
+            "sequence": index,
+        }
+        for index, text in enumerate(outcome.replies)
+    ]
+    message_id, outbound_ids = _insert_messages(writes, inbound, replies)
     if message_id is None:
         raise RepeatedMessageError(f"inbound {sid}: stored by another step meanwhile")
     log.info(
@@ -484,11 +483,8 @@ def _lock_contact(
     """The contact for a number, locked for this transaction (created when new); whether it
     is new; whether this MessageSid is already stored; and its conversations and answers."""
     phone_hash = vault.phone_hash(e164)
-    with pipeline(connection):
-        lock = _LOCK_CONTACT.send(connection, {"phone_hash": phone_hash, "sid": sid})
-        conversations = _CONVERSATIONS.send(connection, {"phone_hash": phone_hash})
-        row = lock.first()
-        history = _History(conversations.rows())
+    row = _LOCK_CONTACT.first(connection, {"phone_hash": phone_hash, "sid": sid})
+    history = _History(_CONVERSATIONS.rows(connection, {"phone_hash": phone_hash}))
     if row is not None:
         return row, False, bool(row.is_repeat), history
     created = _CREATE_CONTACT.first(
