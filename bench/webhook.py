@@ -6,8 +6,8 @@ shipped survey (WORK, consent, answers, then messages after the end), round-robi
 so a contact's next message leaves only after its previous one was answered.
 
 Why 1,600 contacts (--contacts): every message Engage answers should advance a survey, as in a
-campaign. Engage answers about 14,000 requests in 30 s; with 1,600 contacts that is the first
-nine of the survey's fourteen messages, while with a few hundred most of its traffic would be the
+campaign. Engage answers about 15,000 requests in 30 s; with 1,600 contacts that is the first
+ten of the survey's fourteen messages, while with a few hundred most of its traffic would be the
 chatter after the end (a nudge, then silence), which costs far less. The run counts the steps
 that did not advance a survey and fails above 5 %. A contact's next message is 1,600 requests
 after its previous one, seconds later; the run checks that every contact's steps ran in order.
