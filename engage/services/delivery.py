@@ -99,10 +99,10 @@ def record_callback(
     return "applied" if moved else "stale"
 
 
-def mark_opted_out(session: Session, contact_id: int) -> None:
-    """Twilio says the number opted out (21610): nothing more is sent to it."""
+def mark_opted_out(session: Session, *contact_ids: int | None) -> None:
+    """Twilio says these numbers opted out (21610): nothing more is sent to them."""
     session.execute(
         update(Contact)
-        .where(Contact.id == contact_id, Contact.is_opted_out.is_(False))
+        .where(Contact.id.in_(contact_ids), Contact.is_opted_out.is_(False))
         .values(is_opted_out=True, opted_out_at=utcnow())
     )

@@ -264,7 +264,15 @@ def claim_chunk(
             {"ids": outside_window, "old": "pending", "code": OUTSIDE_WINDOW_CODE},
         )
     if claimed:
-        session.execute(_set_dispatching(), {"ids": [m.message_id for m in claimed], "now": now})
+        session.execute(
+            _set_attempt(),
+            {
+                "ids": [m.message_id for m in claimed],
+                "old": "pending",
+                "new": "dispatching",
+                "attempted_at": now,
+            },
+        )
     return claimed
 
 
@@ -333,13 +341,13 @@ def _where_ids_in_state() -> ColumnElement[bool]:
 
 
 @cache
-def _set_dispatching() -> Update:
+def _set_attempt() -> Update:
+    """Status and attempt time of the rows still in the `old` state: claimed (`dispatching`,
+    now) or put back (`pending`, none)."""
     return (
         update(_messages)
-        .where(
-            _messages.c.id.in_(bindparam("ids", expanding=True)), _messages.c.status == "pending"
-        )
-        .values(status="dispatching", attempted_at=bindparam("now"))
+        .where(_where_ids_in_state())
+        .values(status=bindparam("new"), attempted_at=bindparam("attempted_at"))
     )
 
 
@@ -354,16 +362,6 @@ def _set_failed() -> Update:
         update(_messages)
         .where(_where_ids_in_state())
         .values(status="failed", error_code=bindparam("code"))
-    )
-
-
-@cache
-def _set_pending_again() -> Update:
-    return (
-        update(_messages)
-        .where(_messages.c.id.in_(bindparam("ids", expanding=True)))
-        .where(_messages.c.status == "dispatching")
-        .values(status="pending", attempted_at=None)
     )
 
 
@@ -412,19 +410,13 @@ def record_chunk(
     for code, ids in by_code.items():
         session.execute(_set_failed(), {"ids": ids, "old": "dispatching", "code": code})
     if OPTED_OUT_CODE in by_code:
-        session.execute(
-            update(Contact)
-            .where(
-                Contact.id.in_(
-                    select(Message.contact_id).where(Message.id.in_(by_code[OPTED_OUT_CODE]))
-                ),
-                Contact.is_opted_out.is_(False),
-            )
-            .values(is_opted_out=True, opted_out_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        opted_out = select(Message.contact_id).where(Message.id.in_(by_code[OPTED_OUT_CODE]))
+        mark_opted_out(session, *session.scalars(opted_out))
     if retry:
-        session.execute(_set_pending_again(), {"ids": list(retry)})
+        session.execute(
+            _set_attempt(),
+            {"ids": list(retry), "old": "dispatching", "new": "pending", "attempted_at": None},
+        )
         for message_id in retry:
             log.info("message %s: transient error, left for the sweep", message_id)
 
