@@ -39,21 +39,20 @@ def parse_sender(raw: str) -> Sender:
     return Sender(channel=channel, e164=number if _E164.match(number) else None, address=raw)
 
 
-# Countries whose mobiles have a second E.164 form (lookup_form folds them together).
-_TWO_FORMS = ("+52", "+54")
+# WhatsApp writes Mexican and Argentine mobiles with a 1 or 9 after the country code; SMS
+# without. Both forms of a number fold to the short one for look-up.
+_SECOND_FORMS = {"+521": "+52", "+549": "+54"}
 
 
 def has_one_form(e164: str) -> bool:
     """Whether every contact found by this number's hash was stored with this very number."""
-    return not e164.startswith(_TWO_FORMS)
+    return not e164.startswith(tuple(_SECOND_FORMS.values()))
 
 
 def lookup_form(e164: str) -> str:
     """The form a number is looked up by: WhatsApp's +521/+549 mobiles fold to +52/+54."""
-    if e164.startswith("+521") and len(e164) == 14:
-        return "+52" + e164[4:]
-    if e164.startswith("+549") and len(e164) == 14:
-        return "+54" + e164[4:]
+    if len(e164) == 14 and e164[:4] in _SECOND_FORMS:
+        return _SECOND_FORMS[e164[:4]] + e164[4:]
     return e164
 
 
