@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from engage import db
 from engage.models import Answer, Contact, Conversation, Message
+from engage.privacy import has_one_form, lookup_form
 
 ES_CONSENT = "¿Participa? 1=Sí 2=No"
 EN_CONSENT = "Join? 1=Yes 2=No"
@@ -384,6 +386,21 @@ def test_phone_number_is_not_stored_in_clear_text(worker, app, database, tmp_pat
     c = contact(app)
     assert c.phone_encrypted.startswith("gAAAA")
     assert app.extensions["engage.vault"].decrypt(c.phone_encrypted) == phone
+
+
+@pytest.mark.parametrize(
+    ("number", "looked_up_as", "one_form"),
+    [
+        ("+5215512345678", "+525512345678", False),
+        ("+525512345678", "+525512345678", False),
+        ("+5491123456789", "+541123456789", False),
+        ("+52155123456", "+52155123456", False),  # too short for the mobile prefix
+        ("+12095550100", "+12095550100", True),
+    ],
+)
+def test_numbers_with_two_forms(number, looked_up_as, one_form):
+    assert lookup_form(number) == looked_up_as
+    assert has_one_form(number) is one_form
 
 
 def test_whatsapp_mexican_mobile_is_the_same_contact_as_its_sms_form(worker, app):
