@@ -100,20 +100,6 @@ class SendPool:
             messages, [self._executor.submit(_attempt, sender, limiter, m) for m in messages]
         )
 
-    def send_all(
-        self,
-        sender: MessageSender,
-        limiter: RateLimiter | None,
-        messages: Sequence[OutboundMessage],
-    ) -> Outcomes:
-        """Send every message and wait for every answer."""
-        return self.submit(sender, limiter, messages).outcomes()
-
-    def shutdown(self) -> None:
-        """Let the threads go (they would also end with the process)."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-
 
 def _attempt(
     sender: MessageSender, limiter: RateLimiter | None, message: OutboundMessage

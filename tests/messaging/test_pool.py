@@ -59,7 +59,7 @@ def message(message_id: int, body: str = "ok") -> OutboundMessage:
 def test_each_answer_is_sorted_by_what_is_safe_next(concurrency: int) -> None:
     bodies = ["ok", "permanent", "transient", "ambiguous", "bug", "ok"]
     messages = [message(i, body) for i, body in enumerate(bodies, start=1)]
-    outcomes = SendPool(concurrency).send_all(ScriptedSender(), None, messages)
+    outcomes = SendPool(concurrency).submit(ScriptedSender(), None, messages).outcomes()
     assert [message_id for message_id, _ in outcomes.sent] == [1, 6]
     assert outcomes.failed == [(2, 21211)]
     assert outcomes.retry == [3]
@@ -69,14 +69,13 @@ def test_each_answer_is_sorted_by_what_is_safe_next(concurrency: int) -> None:
 
 def test_sends_run_on_the_pools_threads() -> None:
     sender = ScriptedSender()
-    pool = SendPool(3)
-    pool.send_all(sender, None, [message(i) for i in range(12)])
+    SendPool(3).submit(sender, None, [message(i) for i in range(12)]).outcomes()
     assert all(name.startswith("engage-send") for name in sender.threads)
-    pool.shutdown()
 
 
 def test_no_rate_limit_slot_means_nothing_was_sent() -> None:
     sender = ScriptedSender()
-    outcomes = SendPool(2).send_all(sender, NoSlots(), [message(1), message(2)])  # type: ignore[arg-type]
+    pool = SendPool(2)
+    outcomes = pool.submit(sender, NoSlots(), [message(1), message(2)]).outcomes()  # type: ignore[arg-type]
     assert outcomes.retry == [1, 2]
     assert sender.threads == set()
