@@ -6,6 +6,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import select
@@ -22,8 +23,14 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # (higher, for offices behind one address). Nobody elsewhere can slow an account's owner.
 FREE_TRIES = {"account": 3, "address": 20}
 MAX_WAIT = timedelta(minutes=5)
-# Checked when the account does not exist, so a miss costs the same time as a wrong password.
-_DUMMY_HASH = generate_password_hash("not a real password", method="scrypt")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Checked when the account does not exist, so a miss costs the same time as a wrong
+    password. Made at the first sign-in attempt, not at import: every process (web, worker,
+    CLI) would otherwise pay a scrypt, ~0.1 s, before doing anything."""
+    return generate_password_hash("not a real password", method="scrypt")
 
 
 class AccountError(ValueError):
@@ -93,8 +100,9 @@ def sign_in(
     )
     if retry_after > 0:
         return SignIn(None, retry_after)
+    dummy = _dummy_hash()  # made (once) whether or not the account exists
     user = session.scalar(select(User).where(User.email == email.strip().lower()))
-    valid = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
+    valid = check_password_hash(user.password_hash if user else dummy, password)
     if user is not None and valid and user.is_active:
         account_row = rows["account"]
         if account_row is not None:
