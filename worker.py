@@ -12,7 +12,7 @@ log = logging.getLogger("engage.worker")
 
 
 def main() -> int:
-    app = create_app()
+    app = create_app(web=False)
     if not app.config["REDIS_URL"]:
         log.warning(
             "REDIS_URL is not set: jobs run in-process in web; this worker has nothing to do"

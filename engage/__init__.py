@@ -14,8 +14,12 @@ from engage import config, db
 from engage.privacy import Vault
 
 
-def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
-    """The one factory: configuration from the environment (and overrides), then extensions."""
+def create_app(overrides: Mapping[str, Any] | None = None, *, web: bool = True) -> Flask:
+    """The one factory: configuration from the environment (and overrides), then extensions.
+
+    `web=False` (the worker) leaves out the pages and webhooks: importing them is a good part
+    of a worker's start-up, and a worker serves no request.
+    """
     app = Flask(__name__, instance_path=_instance_path(overrides))
     env = dict(os.environ)
     env.update({k: str(v) for k, v in (overrides or {}).items() if isinstance(v, str)})
@@ -26,9 +30,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["engage.vault"] = Vault(app.config["ENGAGE_PII_KEY"])
     db.init_app(app)
 
-    from engage.web import register_blueprints
+    if web:
+        from engage.web import register_blueprints
 
-    register_blueprints(app)
+        register_blueprints(app)
     if not app.config["IS_PRODUCTION"] and not app.config["TWILIO_AUTH_TOKEN"]:
         app.logger.warning(
             "development without Twilio credentials: console sender, webhook signatures NOT checked"
