@@ -10,17 +10,20 @@ from __future__ import annotations
 import json
 import logging
 import re
+import ssl
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
-from twilio.http.http_client import TwilioHttpClient
-from twilio.http.response import Response
 from twilio.rest import Client
-from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    LocationValueError,
+    ProxyError,
+    SSLError,
+)
 
 from engage.messaging import (
     AmbiguousSendError,
@@ -30,6 +33,7 @@ from engage.messaging import (
     SendResult,
     TransientSendError,
 )
+from engage.messaging.twilio_http import TwilioApiHttpClient
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +75,6 @@ PERMANENT_CODES = frozenset(
         63016,  # outside the WhatsApp 24 h window without a template
     }
 )
-TWILIO_API = "https://api.twilio.com"
 STATUS_CALLBACK_PATH = "/twilio/status"  # DESIGN.md: POST /twilio/status
 # How far before the attempt `lookup` searches: Twilio's clock and ours may disagree a little.
 LOOKUP_SLACK = timedelta(minutes=2)
@@ -79,47 +82,12 @@ LOOKUP_LIMIT = 50
 
 _PHONE_LIKE = re.compile(r"\+?\d[\d\s().-]{5,}\d")
 
-# twilio's HttpClient logs each request's URL and query at INFO; a lookup's query holds the
-# worker's phone number. This logger is outside the logging tree and drops everything below
-# WARNING, so numbers never reach the application's logs.
-_quiet_twilio_logger = logging.Logger("engage.messaging.twilio.http", level=logging.WARNING)
-
-
-class RedirectingHttpClient(TwilioHttpClient):
-    """twilio's own HTTP client (requests Session, Basic auth, form encoding), sent elsewhere."""
-
-    # docs/twilio.md §8.2 (option A, verified there) rewrites every *.twilio.com URL to the base
-    # URL. We take it over §8.3 (setting `client.api.base_url`, also verified) because it covers
-    # every Twilio domain (api, content, messaging, …) through the http_client hook the library
-    # documents, not an undocumented attribute per domain, and still works if an edge/region
-    # rewrote the host first. Production's code path (requests Session, auth, encoding) is kept.
-
-    def __init__(self, base_url: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._base = urlsplit(base_url.rstrip("/"))
-
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
-        """Send to the base URL instead of Twilio, keeping path and query."""
-        parts = urlsplit(url)
-        if parts.hostname and parts.hostname.endswith("twilio.com"):
-            url = urlunsplit(
-                (
-                    self._base.scheme,
-                    self._base.netloc,
-                    self._base.path + parts.path,
-                    parts.query,
-                    "",
-                )
-            )
-        return super().request(method, url, *args, **kwargs)
-
 
 class TwilioSender:
     """Sends through Twilio's Messages API; safe to call from several threads at once.
 
-    twilio's client is not thread-safe (its HttpClient keeps the last request and response, and
-    shares one requests Session: twilio/twilio-python#580), so each thread gets a client of its
-    own, with its own kept-alive connection.
+    twilio's client is not thread-safe (twilio/twilio-python#580), so each thread gets a client
+    of its own, with its own kept-alive connection (`TwilioApiHttpClient`).
     """
 
     def __init__(
@@ -144,13 +112,7 @@ class TwilioSender:
         """This thread's twilio client (made on first use)."""
         client = getattr(self._local, "client", None)
         if client is None:
-            if self._api_url:
-                http_client: TwilioHttpClient = RedirectingHttpClient(
-                    self._api_url, timeout=self._timeout, logger=_quiet_twilio_logger
-                )
-            else:
-                http_client = TwilioHttpClient(timeout=self._timeout, logger=_quiet_twilio_logger)
-            _read_environment_once(http_client, self._api_url or TWILIO_API)
+            http_client = TwilioApiHttpClient(timeout=self._timeout, base_url=self._api_url)
             # environment={}: no TWILIO_EDGE/TWILIO_REGION from the process environment; Engage
             # reads its configuration once, in create_app (STYLE.md).
             client = Client(
@@ -163,7 +125,7 @@ class TwilioSender:
         """Create the message at Twilio; raises a SendError subclass saying what is safe next."""
         try:
             created = self.client.messages.create(**self.create_params(message))
-        except (TwilioException, requests.RequestException) as exc:
+        except (TwilioException, HTTPError) as exc:
             error = classify_send_error(exc)
             log.info(
                 "message %s: %s to %s, code=%s",
@@ -216,7 +178,7 @@ class TwilioSender:
             filters["from_"] = self.create_params(message)["from_"]
         try:
             candidates = self.client.messages.list(limit=LOOKUP_LIMIT, **filters)
-        except (TwilioException, requests.RequestException) as exc:
+        except (TwilioException, HTTPError) as exc:
             error = classify_send_error(exc)
             if not isinstance(error, PermanentSendError):
                 # A GET creates nothing: whatever went wrong, asking again is safe.
@@ -250,27 +212,11 @@ class TwilioSender:
         """The message's current status at Twilio (queued, sent, delivered, …)."""
         try:
             return self.client.messages(sid).fetch().status or ""
-        except (TwilioException, requests.RequestException) as exc:
+        except (TwilioException, HTTPError) as exc:
             error = classify_send_error(exc)
             if not isinstance(error, PermanentSendError):
                 error = TransientSendError(error.code, error.message, status=error.status)
             raise error from exc
-
-
-def _read_environment_once(http_client: TwilioHttpClient, url: str) -> None:
-    """Take the proxy and CA-bundle settings from the environment now, not on every request.
-
-    requests looks them up on each request (it walks the whole environment for *_proxy
-    variables), which was about a fifth of a send's CPU. They are read once, when the client
-    is made, as all configuration is (STYLE.md); HTTPS_PROXY and NO_PROXY still apply.
-    """
-    session = http_client.session
-    if session is None:
-        return
-    settings = session.merge_environment_settings(url, {}, None, None, None)
-    session.proxies.update(settings["proxies"])
-    session.verify = settings["verify"]
-    session.trust_env = False
 
 
 def classify_send_error(exc: Exception) -> SendError:
@@ -290,31 +236,32 @@ def classify_send_error(exc: Exception) -> SendError:
         if 400 <= status < 500:
             return PermanentSendError(code, text, status=status)
         return AmbiguousSendError(code, text, status=status)
-    if isinstance(exc, requests.RequestException):
+    if isinstance(exc, HTTPError):
         if _never_reached_twilio(exc):
             return TransientSendError(None, f"no connection to Twilio: {type(exc).__name__}")
-        if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema):
+        if isinstance(exc, LocationValueError):
             return PermanentSendError(None, f"bad Twilio API URL: {type(exc).__name__}")
         # A read timeout, a connection dropped or reset after the request went out, a broken
         # answer: Twilio may have created the message.
         return AmbiguousSendError(None, f"answer lost: {type(exc).__name__}")
     if isinstance(exc, TwilioException):
         return AmbiguousSendError(None, _redact(str(exc)))
-    raise TypeError(f"not a Twilio or requests error: {exc!r}")
+    raise TypeError(f"not a Twilio or HTTP error: {exc!r}")
 
 
-def _never_reached_twilio(exc: requests.RequestException) -> bool:
-    """True when the request surely never left: no TCP connection, or no TLS session."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.SSLError):
-        return True
-    if isinstance(exc, requests.exceptions.ProxyError):
-        return False  # the proxy may have forwarded it
-    if isinstance(exc, requests.ConnectionError):
-        # requests wraps urllib3's MaxRetryError, whose reason says how the attempt failed;
-        # NewConnectionError (refused, unreachable, DNS) comes before anything is sent.
-        reason = getattr(exc.args[0], "reason", None) if exc.args else None
-        return isinstance(reason, NewConnectionError)
-    return False
+def _never_reached_twilio(exc: HTTPError) -> bool:
+    """True when the request surely never left: no TCP connection, or no TLS session.
+
+    The client does not retry, so urllib3 raises the error itself, not a MaxRetryError.
+    ConnectTimeoutError covers NewConnectionError (refused, unreachable, DNS). A proxy may
+    have forwarded the request before it failed. urllib3 raises SSLError for a TLS failure
+    while reading the answer too; only a refused certificate is surely the handshake.
+    """
+    if isinstance(exc, ProxyError):
+        return False
+    if isinstance(exc, SSLError):
+        return bool(exc.args) and isinstance(exc.args[0], ssl.SSLCertVerificationError)
+    return isinstance(exc, ConnectTimeoutError)
 
 
 def _same_text(theirs: str | None, ours: str) -> bool:

@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -17,8 +18,19 @@ from typing import TYPE_CHECKING
 
 import pytest
 import requests
+import urllib3
 from twilio.base.exceptions import TwilioServiceException
-from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    DecodeError,
+    LocationParseError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    ProxyError,
+    ReadTimeoutError,
+    SSLError,
+)
 
 from engage.messaging import (
     AmbiguousSendError,
@@ -273,20 +285,16 @@ def test_a_server_error_is_ambiguous_and_lookup_tells(
 @pytest.mark.parametrize(
     ("error", "expected"),
     [
-        (requests.ReadTimeout("read timed out"), AmbiguousSendError),
-        (requests.ConnectTimeout("connect timed out"), TransientSendError),
-        (
-            requests.ConnectionError(
-                MaxRetryError(None, "/", reason=NewConnectionError(None, "refused"))
-            ),
-            TransientSendError,
-        ),
-        (
-            requests.ConnectionError(ProtocolError("Connection aborted.", ConnectionResetError())),
-            AmbiguousSendError,
-        ),
-        (requests.exceptions.ChunkedEncodingError("broken answer"), AmbiguousSendError),
-        (requests.exceptions.SSLError("handshake failed"), TransientSendError),
+        (ReadTimeoutError(None, "/", "read timed out"), AmbiguousSendError),
+        (ConnectTimeoutError("connect timed out"), TransientSendError),
+        (NewConnectionError(None, "refused"), TransientSendError),
+        (NameResolutionError("api.twilio.com", None, OSError("no name")), TransientSendError),
+        (ProtocolError("Connection aborted.", ConnectionResetError()), AmbiguousSendError),
+        (DecodeError("broken answer"), AmbiguousSendError),
+        (SSLError(ssl.SSLCertVerificationError("certificate refused")), TransientSendError),
+        (SSLError(ssl.SSLError("bad record mac")), AmbiguousSendError),
+        (ProxyError("Unable to connect to proxy", OSError("refused")), AmbiguousSendError),
+        (LocationParseError("http://[::bad"), PermanentSendError),
         (
             TwilioServiceException("https://example.org/p", "Bad", 400, 21211),
             PermanentSendError,
@@ -300,9 +308,13 @@ def test_a_server_error_is_ambiguous_and_lookup_tells(
         "read-timeout",
         "connect-timeout",
         "refused",
+        "dns",
         "reset-after-send",
         "broken-answer",
-        "tls-handshake",
+        "tls-certificate-refused",
+        "tls-error-in-the-answer",
+        "proxy",
+        "bad-url",
         "rfc9457-400",
         "rfc9457-429",
     ],
@@ -560,12 +572,26 @@ def test_each_thread_sends_with_a_client_of_its_own(fake_twilio: FakeTwilio) -> 
 
 def test_proxy_settings_are_read_once_when_the_client_is_made(monkeypatch) -> None:
     # requests would read these variables on every request; the sender reads them once.
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("HTTPS_PROXY", "http://ana:s3cret@proxy.invalid:3128")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    session = TwilioSender("AC" + "0" * 32, "token").client.http_client.session
-    assert session.proxies["https"] == "http://proxy.invalid:3128"
-    assert session.trust_env is False
+    pool = TwilioSender("AC" + "0" * 32, "token").client.http_client.pool
+    assert isinstance(pool, urllib3.ProxyManager)
+    assert (pool.proxy.host, pool.proxy.port) == ("proxy.invalid", 3128)
+    assert pool.proxy_headers["proxy-authorization"] == "Basic YW5hOnMzY3JldA=="
     monkeypatch.setenv("NO_PROXY", "api.twilio.com")
-    session = TwilioSender("AC" + "0" * 32, "token").client.http_client.session
-    assert "https" not in session.proxies
+    pool = TwilioSender("AC" + "0" * 32, "token").client.http_client.pool
+    assert not isinstance(pool, urllib3.ProxyManager)
+
+
+def test_the_ca_bundle_is_the_one_requests_would_use(monkeypatch, tmp_path: Path) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    pool = TwilioSender("AC" + "0" * 32, "token").client.http_client.pool
+    assert pool.connection_pool_kw["ca_certs"] == requests.utils.DEFAULT_CA_BUNDLE_PATH
+    assert pool.connection_pool_kw["cert_reqs"] == "CERT_REQUIRED"
+    bundle = tmp_path / "company-ca.pem"
+    bundle.write_text("")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    pool = TwilioSender("AC" + "0" * 32, "token").client.http_client.pool
+    assert pool.connection_pool_kw["ca_certs"] == str(bundle)
