@@ -44,5 +44,10 @@ def run_worker(*, burst: bool = False) -> int:
         connection=connection,
         serializer="rq.serializers.JSONSerializer",
     )
-    worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
+    try:
+        worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
+    finally:
+        # Say goodbye to PostgreSQL and Redis now: worker.py leaves without Python's teardown.
+        db.engine().dispose()
+        connection.close()
     return 0
