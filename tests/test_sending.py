@@ -532,6 +532,24 @@ def test_bulk_rate_limit_holds_with_several_sends_in_flight(twilio_app, redis_ur
         assert times[i + 3] - times[i] > 0.95  # no one-second window holds 4
 
 
+def test_a_long_batch_hands_its_rest_to_a_new_job_before_rqs_timeout(
+    twilio_app, redis_url, fake_twilio, monkeypatch, caplog
+):
+    # 12 rows at 4 a second take 2-3 s; a job may run 0.5 s here (120 s against RQ's 180 in use).
+    monkeypatch.setattr("engage.jobs.send.BATCH_SECONDS", 0.5)
+    caplog.set_level("INFO", logger="engage.jobs.send")
+    app = twilio_app(REDIS_URL=redis_url, ENGAGE_SEND_RATE="4")
+    ids = bulk_rows(app, phones(12))
+    with app.app_context():
+        dispatch_sends(ids, queue_name=BULK)
+    work(app)
+
+    handed = [r for r in caplog.records if "handed to a new job" in r.getMessage()]
+    assert handed  # and the new job sent the rest:
+    assert sorted(r.get("To") for r in fake_twilio.requests) == phones(12)  # each once
+    assert statuses(app, ids) == [("queued", None)] * len(ids)
+
+
 @pytest.mark.parametrize("value", ["0", "65", "four"])
 def test_send_concurrency_must_be_a_small_whole_number(tmp_path, value):
     with pytest.raises(ConfigError, match="ENGAGE_SEND_CONCURRENCY"):

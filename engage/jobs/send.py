@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 
 from flask import current_app
 from rq import get_current_job
 
 from engage import db
-from engage.jobs import redis_connection
+from engage.jobs import BULK, dispatch_sends, redis_connection
 from engage.messaging import (
     AmbiguousSendError,
     MessageSender,
@@ -27,6 +28,10 @@ log = logging.getLogger(__name__)
 # two chunks `dispatching`, and every row of them that never reached Twilio ends `unconfirmed`
 # after the clock's look-up, for staff to decide. So: a few rows per thread, not a whole batch.
 CHUNK_ROUNDS = 4
+# A bulk job claims no new chunk after this long and hands the rest of its rows to a new job.
+# RQ stops a job after 180 s; under a shared rate limit of one send a second (a US long code,
+# docs/twilio.md §5) 100 rows take 100 s with one worker sending and 200 s with two.
+BATCH_SECONDS = 120.0
 
 
 def message_sender() -> MessageSender:
@@ -103,7 +108,8 @@ def send_batch(message_ids: list[int]) -> int:
     One transaction per chunk records the answers of the chunk sent before and claims the next
     one, while the chunk after it is being sent: the database work overlaps the waiting on
     Twilio. A row that must wait (a transient error, a lost answer) is left to the clock's sweep
-    and reconcile, not retried by RQ: one slow row must not hold up a hundred others.
+    and reconcile, not retried by RQ: one slow row must not hold up a hundred others. After
+    BATCH_SECONDS the rows not yet claimed go to a new job, before RQ's timeout stops this one.
     """
     vault = current_app.extensions["engage.vault"]
     sender = message_sender()
@@ -117,6 +123,7 @@ def send_batch(message_ids: list[int]) -> int:
     flights: deque[Flight] = deque()
     answered: Outcomes | None = None
     sent = 0
+    deadline = time.monotonic() + BATCH_SECONDS
     while True:
         claims: list[list[OutboundMessage]] = []
         with db.transaction() as session:
@@ -130,7 +137,8 @@ def send_batch(message_ids: list[int]) -> int:
                 todo.extendleft(reversed(outbox.following_rows(session, done)))
                 sent += len(answered.sent)
             # At most two chunks out at once: one being sent, the next queued behind it.
-            while todo and len(flights) + len(claims) < ahead:
+            overdue = time.monotonic() > deadline
+            while todo and len(flights) + len(claims) < ahead and not overdue:
                 chunk = [todo.popleft() for _ in range(min(chunk_size, len(todo)))]
                 claimed = outbox.claim_chunk(
                     session, vault, chunk, status_callback=status_callback_url
@@ -140,6 +148,13 @@ def send_batch(message_ids: list[int]) -> int:
         # Sent only once the claim is committed: a rollback never leaves a row sent unmarked.
         flights.extend(pool.submit(sender, limiter, claimed) for claimed in claims)
         if not flights:
+            if todo:
+                log.info(
+                    "batch: %d row(s) left after %.0f s, handed to a new job",
+                    len(todo),
+                    BATCH_SECONDS,
+                )
+                dispatch_sends(list(todo), queue_name=BULK)
             return sent
         answered = flights.popleft().outcomes()
 
