@@ -118,9 +118,11 @@ def accept(form: InboundForm) -> bool:
     the spool replays it in order once the database is back.
     """
     try:
-        if spool().has_entries():
+        waiting = spool().has_entries()
+        if waiting:
             replay_spooled()
-        if not spool().has_entries():
+            waiting = spool().has_entries()
+        if not waiting:
             receive(form)
             return False
         reason = "older messages still spooled"
