@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from engage.messaging import OutboundMessage, TransientSendError
+from engage.messaging.twilio import TwilioSender
 from engage.messaging.twilio_http import TwilioApiHttpClient
 
 ACCOUNT = "AC" + "0" * 32
@@ -30,9 +40,11 @@ class Raw:
 class CaptureServer:
     """Keeps each request it is sent as bytes and answers 201 with a message; connections kept."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self._socket = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        self._tls = tls
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://127.0.0.1:{self._socket.getsockname()[1]}"
         self.seen: list[Raw] = []
         self.connections = 0
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -48,6 +60,12 @@ class CaptureServer:
             threading.Thread(target=self._keep, args=(connection,), daemon=True).start()
 
     def _keep(self, connection: socket.socket) -> None:
+        if self._tls is not None:
+            try:
+                connection = self._tls.wrap_socket(connection, server_side=True)
+            except (ssl.SSLError, OSError):
+                connection.close()
+                return  # the client refused our certificate
         with connection, connection.makefile("rb") as stream:
             while self._answer_one(connection, stream):
                 pass
@@ -146,3 +164,78 @@ def test_the_connection_is_kept_between_requests(server: CaptureServer) -> None:
 
     assert len(server.seen) == 3
     assert server.connections == 1
+
+
+# -- TLS, as against api.twilio.com -------------------------------------------------------------
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by its own key: (certificate, key) as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "server.pem", directory / "server.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path, monkeypatch) -> Iterator[tuple[CaptureServer, Path]]:
+    for name in ("HTTPS_PROXY", "https_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    cert_path, key_path = self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_path, key_path)
+    capture = CaptureServer(tls=context)
+    yield capture, cert_path
+    capture.close()
+
+
+def invitation() -> OutboundMessage:
+    return OutboundMessage(
+        message_id=7, contact="c-7f3a", to="+15558675310", from_="+15017122661", body="hola"
+    )
+
+
+def test_https_is_verified_against_the_configured_ca_bundle(tls_server, monkeypatch) -> None:
+    server, cert_path = tls_server
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert_path))
+    sender = TwilioSender(ACCOUNT, TOKEN, api_url=server.url)
+
+    result = sender.send(invitation())
+
+    assert result.sid == "SM" + "1" * 32
+    assert len(server.seen) == 1
+    assert server.seen[0].request_line.startswith(f"POST /2010-04-01/Accounts/{ACCOUNT}/")
+
+
+def test_a_certificate_not_trusted_is_refused_before_anything_is_sent(tls_server) -> None:
+    server, _ = tls_server
+    sender = TwilioSender(ACCOUNT, TOKEN, api_url=server.url)  # certifi's bundle only
+
+    with pytest.raises(TransientSendError):  # never reached Twilio: safe to send again
+        sender.send(invitation())
+
+    assert server.seen == []
