@@ -239,3 +239,74 @@ def test_a_certificate_not_trusted_is_refused_before_anything_is_sent(tls_server
         sender.send(invitation())
 
     assert server.seen == []
+
+
+class ConnectProxy:
+    """An HTTP proxy that only tunnels (CONNECT), as one in front of api.twilio.com would."""
+
+    def __init__(self) -> None:
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        self.tunnels: list[tuple[str, str | None]] = []  # (target, Proxy-Authorization)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self._socket.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._tunnel, args=(client,), daemon=True).start()
+
+    def _tunnel(self, client: socket.socket) -> None:
+        stream = client.makefile("rb")
+        method, target, _ = stream.readline().decode().split(" ", 2)
+        headers = {}
+        for line in iter(stream.readline, b"\r\n"):
+            name, _, value = line.decode().partition(":")
+            headers[name.strip().lower()] = value.strip()
+        self.tunnels.append((target, headers.get("proxy-authorization")))
+        host, _, port = target.rpartition(":")
+        upstream = socket.create_connection((host, int(port)))
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        for source, sink in ((client, upstream), (upstream, client)):
+            threading.Thread(target=_pipe, args=(source, sink), daemon=True).start()
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for end in (source, sink):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def test_https_goes_through_the_environments_proxy_with_its_credentials(
+    tls_server, monkeypatch
+) -> None:
+    server, cert_path = tls_server
+    proxy = ConnectProxy()
+    try:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert_path))
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url.replace("http://", "http://ana:s3cret@"))
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        sender = TwilioSender(ACCOUNT, TOKEN, api_url=server.url)
+
+        sender.send(invitation())
+        sender.send(invitation())
+    finally:
+        proxy.close()
+
+    target = server.url.removeprefix("https://")
+    assert proxy.tunnels == [(target, "Basic YW5hOnMzY3JldA==")]  # one tunnel, kept
+    assert len(server.seen) == 2
