@@ -116,7 +116,8 @@ def _pool_for(url: str, timeout: float) -> urllib3.PoolManager:
     whole environment); they are read here once, when the client is made, as all configuration
     is (STYLE.md). requests' own reading is used so the rules stay exactly its rules.
     """
-    settings = requests.Session().merge_environment_settings(url, {}, None, None, None)
+    with requests.Session() as session:
+        settings = session.merge_environment_settings(url, {}, None, None, None)
     verify = settings["verify"]
     tls: dict[str, Any] = {}
     if verify is False:
