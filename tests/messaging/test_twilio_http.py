@@ -37,18 +37,16 @@ class Raw:
     body: bytes
 
 
-class CaptureServer:
-    """Keeps each request it is sent as bytes and answers 201 with a message; connections kept."""
+class LoopbackServer:
+    """A TCP server on 127.0.0.1; each accepted connection is handled in a thread of its own."""
 
-    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+    scheme = "http"
+
+    def __init__(self) -> None:
         self._socket = socket.create_server(("127.0.0.1", 0))
-        self._tls = tls
-        scheme = "https" if tls else "http"
-        self.url = f"{scheme}://127.0.0.1:{self._socket.getsockname()[1]}"
-        self.seen: list[Raw] = []
+        self.url = f"{self.scheme}://127.0.0.1:{self._socket.getsockname()[1]}"
         self.connections = 0
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
         while True:
@@ -57,9 +55,37 @@ class CaptureServer:
             except OSError:
                 return
             self.connections += 1
-            threading.Thread(target=self._keep, args=(connection,), daemon=True).start()
+            threading.Thread(target=self._handle, args=(connection,), daemon=True).start()
 
-    def _keep(self, connection: socket.socket) -> None:
+    def _handle(self, connection: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+def read_head(stream) -> tuple[str, dict[str, str]]:
+    """An HTTP request's first line and headers (names in lower case); ("", {}) at the end."""
+    request_line = stream.readline().decode().strip()
+    if not request_line:
+        return "", {}
+    headers = {}
+    for line in iter(stream.readline, b"\r\n"):
+        name, _, value = line.decode().partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return request_line, headers
+
+
+class CaptureServer(LoopbackServer):
+    """Keeps each request it is sent as bytes and answers 201 with a message; connections kept."""
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self._tls = tls
+        self.scheme = "https" if tls else "http"
+        self.seen: list[Raw] = []
+        super().__init__()
+
+    def _handle(self, connection: socket.socket) -> None:
         if self._tls is not None:
             try:
                 connection = self._tls.wrap_socket(connection, server_side=True)
@@ -71,13 +97,9 @@ class CaptureServer:
                 pass
 
     def _answer_one(self, connection: socket.socket, stream) -> bool:
-        request_line = stream.readline().decode().strip()
+        request_line, headers = read_head(stream)
         if not request_line:
             return False
-        headers = {}
-        for line in iter(stream.readline, b"\r\n"):
-            name, _, value = line.decode().partition(":")
-            headers[name.strip().lower()] = value.strip()
         body = stream.read(int(headers.get("content-length", 0)))
         self.seen.append(Raw(request_line, headers, body))
         answer = b'{"sid": "SM' + b"1" * 32 + b'", "status": "queued"}'
@@ -87,9 +109,6 @@ class CaptureServer:
             + answer
         )
         return True
-
-    def close(self) -> None:
-        self._socket.close()
 
 
 @pytest.fixture
@@ -241,39 +260,22 @@ def test_a_certificate_not_trusted_is_refused_before_anything_is_sent(tls_server
     assert server.seen == []
 
 
-class ConnectProxy:
+class ConnectProxy(LoopbackServer):
     """An HTTP proxy that only tunnels (CONNECT), as one in front of api.twilio.com would."""
 
     def __init__(self) -> None:
-        self._socket = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
         self.tunnels: list[tuple[str, str | None]] = []  # (target, Proxy-Authorization)
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self._socket.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._tunnel, args=(client,), daemon=True).start()
-
-    def _tunnel(self, client: socket.socket) -> None:
-        stream = client.makefile("rb")
-        method, target, _ = stream.readline().decode().split(" ", 2)
-        headers = {}
-        for line in iter(stream.readline, b"\r\n"):
-            name, _, value = line.decode().partition(":")
-            headers[name.strip().lower()] = value.strip()
+    def _handle(self, client: socket.socket) -> None:
+        request_line, headers = read_head(client.makefile("rb"))
+        target = request_line.split(" ")[1]  # CONNECT host:port HTTP/1.1
         self.tunnels.append((target, headers.get("proxy-authorization")))
         host, _, port = target.rpartition(":")
         upstream = socket.create_connection((host, int(port)))
         client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
         for source, sink in ((client, upstream), (upstream, client)):
             threading.Thread(target=_pipe, args=(source, sink), daemon=True).start()
-
-    def close(self) -> None:
-        self._socket.close()
 
 
 def _pipe(source: socket.socket, sink: socket.socket) -> None:
