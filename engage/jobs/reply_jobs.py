@@ -6,7 +6,7 @@ Here RQ builds one Job per process, as the template: its fields are what RQ writ
 reply but the four that differ per job (`PER_JOB`), and a Lua script, made from the template,
 writes a job's hash, pushes its id onto the queue and registers the queue, atomically, in one
 round trip. The hash is field for field the one RQ's own `enqueue_many` writes for the same
-call (tests/test_jobs.py compares them, so an RQ upgrade that changes its format fails there),
+call (tests/test_sending.py compares them, so an RQ upgrade that changes its format fails there),
 and RQ's workers run these jobs as any other.
 """
 
