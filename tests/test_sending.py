@@ -56,7 +56,9 @@ def work(app) -> None:
         run_worker(burst=True)
 
 
-def start_worker(app, fake_twilio, tmp_path, redis_url, **extra: str) -> subprocess.Popen:
+def start_worker(
+    app, fake_twilio, tmp_path, redis_url, stderr: int = subprocess.DEVNULL, **extra: str
+) -> subprocess.Popen:
     """`python worker.py` in burst mode, with the settings the test app was built with."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ENGAGE_", "TWILIO_"))}
     overrides = twilio_overrides(fake_twilio, tmp_path, REDIS_URL=redis_url)
@@ -75,7 +77,7 @@ def start_worker(app, fake_twilio, tmp_path, redis_url, **extra: str) -> subproc
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
     )
 
 
@@ -230,6 +232,22 @@ def test_a_send_that_never_reached_twilio_is_flagged_not_guessed(twilio_app, fak
         assert send_message(row_id) == "unconfirmed"
     assert fake_twilio.requests == []
     assert rows(app)[0].status == "unconfirmed"
+
+
+def test_a_burst_worker_exits_cleanly_with_its_logs_written(
+    twilio_app, redis_url, fake_twilio, tmp_path
+):
+    # worker.py leaves with os._exit: its logs must be flushed and its code kept first.
+    app = twilio_app(REDIS_URL=redis_url)
+    ids = bulk_rows(app, phones(3))
+    with app.app_context():
+        dispatch_sends(ids, queue_name=BULK)
+    worker = start_worker(app, fake_twilio, tmp_path, redis_url, stderr=subprocess.PIPE)
+    _, logs = worker.communicate(timeout=60)
+
+    assert worker.returncode == 0, logs.decode()
+    assert [f"message {i}: sent sid=" in logs.decode() for i in ids] == [True] * 3
+    assert statuses(app, ids) == [("queued", None)] * 3
 
 
 def test_a_worker_killed_in_the_middle_of_a_send(twilio_app, redis_url, fake_twilio, tmp_path):
