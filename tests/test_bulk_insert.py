@@ -29,6 +29,7 @@ def conversation_rows(contact_id: int) -> list[dict]:
         "is_invited": True,
         "last_profile": {"state": "FL"},
         "is_simulated": False,
+        "record_key": 7,
         "started_at": WHEN,
         "last_activity_at": WHEN,
     }

@@ -91,6 +91,7 @@ def test_campaign_skips_opted_out_mid_survey_and_completed(twilio_app, fake_twil
                 version="v0",
                 language="es",
                 status="completed",
+                record_key=0,
             )
         )
     fake_twilio.reset()

@@ -26,6 +26,7 @@ COLUMNS = (
     "is_simulated",
     "profile",
     "last_nudged_at",
+    "record_key",
     "created_at",
     "updated_at",
 )
@@ -42,6 +43,7 @@ def contact(phone_hash: str, **values) -> dict:
         "is_simulated": False,
         "profile": {"state": "FL", "crop": 'tomates, ñ "1"', "n": [1, None]},
         "last_nudged_at": ELSEWHERE,
+        "record_key": 200,
         "created_at": WHEN,
         "updated_at": WHEN,
         **values,

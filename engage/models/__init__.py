@@ -5,6 +5,7 @@ from engage.models.campaigns import Campaign
 from engage.models.contacts import Contact
 from engage.models.conversations import Conversation
 from engage.models.messages import Message
+from engage.models.snapshots import ResultSnapshot
 from engage.models.surveys import SurveyVersion
 from engage.models.users import AuditEntry, SignInFailure, User
 
@@ -15,6 +16,7 @@ __all__ = [
     "Contact",
     "Conversation",
     "Message",
+    "ResultSnapshot",
     "SignInFailure",
     "SurveyVersion",
     "User",

@@ -29,6 +29,9 @@ class Answer(Base):
     # Profile attributes at answer time, for breakdowns.
     profile: Mapped[dict[str, Any]] = mapped_column(default=dict)
     is_simulated: Mapped[bool] = mapped_column(default=False)
+    # The contact's record key, copied when the row is written (no default: every writer must
+    # copy it); kept when the contact is erased, so published counts do not move.
+    record_key: Mapped[int]
     # False once the contact has a later row for the same survey and question (set on write):
     # results count each respondent once per question, with the row where this is true.
     is_latest: Mapped[bool] = mapped_column(default=True)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,10 @@ class Contact(Base):
     is_menu_open: Mapped[bool] = mapped_column(default=False)
     is_simulated: Mapped[bool] = mapped_column(default=False)
     profile: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Random, given once and never shown: the cell key of a published count is the sum of the
+    # record keys of the people it counts (engage/results/disclosure.py). Copied onto the
+    # contact's conversations and answers when they are written.
+    record_key: Mapped[int] = mapped_column(default=lambda: new_record_key())
     last_nudged_at: Mapped[datetime | None]
     # WhatsApp's 24-hour customer-service window opens with each inbound WhatsApp message.
     last_whatsapp_inbound_at: Mapped[datetime | None]
@@ -38,3 +43,11 @@ class Contact(Base):
     def pseudonym(self) -> str:
         """How logs and consoles name a contact: never the phone."""
         return f"contact-{self.id}"
+
+
+RECORD_KEY_RANGE = 256
+
+
+def new_record_key() -> int:
+    """A contact's record key: uniform from 0 to 255, from the system's secure random source."""
+    return secrets.randbelow(RECORD_KEY_RANGE)

@@ -27,6 +27,9 @@ class Conversation(Base):
     consent_tries: Mapped[int] = mapped_column(default=0)
     is_invited: Mapped[bool] = mapped_column(default=False)
     is_simulated: Mapped[bool] = mapped_column(default=False)
+    # The contact's record key, copied when the conversation is written (no default: every
+    # writer must copy it).
+    record_key: Mapped[int]
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]

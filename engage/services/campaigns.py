@@ -120,6 +120,7 @@ def invite_batch(
             Contact.profile,
             Contact.timezone,
             Contact.phone_encrypted,
+            Contact.record_key,
         )
         .where(id_in(session, Contact.id, contact_ids))
         .order_by(Contact.id)
@@ -148,6 +149,7 @@ def invite_batch(
                 "is_invited": True,
                 "last_profile": dict(contact.profile or {}),
                 "is_simulated": False,
+                "record_key": contact.record_key,
                 "started_at": now,
                 "last_activity_at": now,
             }

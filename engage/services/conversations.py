@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from engage.db import insert_ignoring_conflicts, utcnow
 from engage.models import Answer, Contact, Conversation, Message
+from engage.models.contacts import new_record_key
 from engage.privacy import Sender, Vault, has_one_form
 from engage.services.surveys import DatabaseCatalog
 from engage.sql import DriverStatement
@@ -98,6 +99,7 @@ _CONTACT_STATE = (
     _contacts.c.profile,
     _contacts.c.last_nudged_at,
     _contacts.c.phone_encrypted,
+    _contacts.c.record_key,
 )
 _LOCK_CONTACT = DriverStatement(
     select(
@@ -115,6 +117,7 @@ _NEW_CONTACT_COLUMNS = (
     "is_menu_open",
     "is_simulated",
     "profile",
+    "record_key",
     "created_at",
     "updated_at",
 )
@@ -188,6 +191,7 @@ _ANSWER_COLUMNS = (
     "profile",
     "is_simulated",
     "is_latest",
+    "record_key",
     "answered_at",
 )
 _INSERT_ANSWER = DriverStatement(insert(_answers), column_keys=_ANSWER_COLUMNS)
@@ -497,6 +501,7 @@ def _lock_contact(
             "is_menu_open": False,
             "is_simulated": is_simulated,
             "profile": {},
+            "record_key": new_record_key(),
             "created_at": now,
             "updated_at": now,
         },
@@ -609,6 +614,7 @@ def _write_conversations(
             version=conv_state.version,
             channel=channel,
             is_simulated=contact.is_simulated,
+            record_key=contact.record_key,
             started_at=conv_state.started_at,
         )
         values["is_invited"] = False
@@ -649,6 +655,7 @@ def _write_answers(
             "profile": dict(state.profile),
             "is_simulated": contact.is_simulated,
             "is_latest": last_index[(record.survey_id, record.question_id)] == index,
+            "record_key": contact.record_key,
             "answered_at": now,
         }
         for index, record in enumerate(records)

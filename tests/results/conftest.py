@@ -76,6 +76,7 @@ class Seeder:
         if contact_id is None:
             contact_id = self.contact(profile, simulated=simulated)
         with self.app.app_context(), db.transaction() as session:
+            record_key = session.get(Contact, contact_id).record_key
             version = session.scalar(
                 select(SurveyVersion.version).where(
                     SurveyVersion.survey_id == survey_id, SurveyVersion.is_current.is_(True)
@@ -89,6 +90,7 @@ class Seeder:
                 status=status,
                 is_invited=invited,
                 is_simulated=simulated,
+                record_key=record_key,
                 started_at=at,
                 last_activity_at=at,
                 last_profile=dict(profile),
@@ -132,6 +134,7 @@ class Seeder:
                         profile=profile,
                         is_simulated=simulated,
                         is_latest=True,
+                        record_key=record_key,
                         answered_at=at + timedelta(minutes=offset),
                     )
                 )

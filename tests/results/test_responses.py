@@ -164,7 +164,13 @@ def test_rows_are_streamed_across_result_partitions(app):
         session.add_all(contacts)
         session.flush()
         rows = [
-            Conversation(contact_id=c.id, survey_id="housing-check", version=version, language="es")
+            Conversation(
+                contact_id=c.id,
+                survey_id="housing-check",
+                version=version,
+                language="es",
+                record_key=c.record_key,
+            )
             for c in contacts
         ]
         session.add_all(rows)
@@ -181,6 +187,7 @@ def test_rows_are_streamed_across_result_partitions(app):
                 "language": "es",
                 "profile": {},
                 "is_simulated": False,
+                "record_key": conv.record_key,
                 "answered_at": T0,
             }
             for conv in rows
