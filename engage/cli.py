@@ -321,7 +321,7 @@ def export(
     """Aggregated results of SURVEY_ID (or, with --responses, the staff file)."""
     from engage.results.report import BreakdownError
     from engage.results.writers import iter_responses_csv, write_report
-    from engage.services.results import build_report, export_responses, report_limits
+    from engage.services.results import build_report, export_responses, report_rule
 
     if fmt == "xlsx" and output is None:
         raise click.UsageError("--format xlsx writes a file: give -o FILE")
@@ -334,7 +334,8 @@ def export(
                 session, survey_id, secret_key=current_app.config["SECRET_KEY"]
             )
         else:
-            report = build_report(session, survey_id, by, **report_limits(current_app.config))
+            report = build_report(session, survey_id, by, rule=report_rule(current_app.config))
+            session.commit()  # reading it may have taken the survey's next snapshot
     except (LookupError, BreakdownError) as exc:
         raise click.ClickException(str(exc)) from None
     with click.open_file(str(output) if output else "-", "wb") as stream:

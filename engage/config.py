@@ -135,6 +135,7 @@ def load(env: Mapping[str, str], instance_path: str | Path) -> dict[str, Any]:
         "ENGAGE_SPOOL_DIR": env.get("ENGAGE_SPOOL_DIR", str(instance / "spool")),
         "ENGAGE_MIN_CELL": _int(env, "ENGAGE_MIN_CELL", 11),
         "ENGAGE_MIN_PERCENT_BASE": _int(env, "ENGAGE_MIN_PERCENT_BASE", 30),
+        "ENGAGE_ROUND_BASE": _int(env, "ENGAGE_ROUND_BASE", 5),
         "SESSION_COOKIE_SECURE": is_production,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -1,138 +1,184 @@
-"""Disclosure control for one results table: minimum cell, complementary suppression, percents."""
+"""Disclosure control for published tables: a minimum cell and random rounding by cell key.
+
+The cell key method of the Australian Bureau of Statistics (Thompson, Broadfoot and Elazar 2013),
+as the UK's ONS applies it to its flexible census tables: every respondent has a random record key
+from 0 to 255, and a count's cell key is the sum of the record keys of the people it counts,
+modulo 256. Here the cell key decides which way a count is rounded to a multiple of the base, so
+the same people give the same published number in every table of a snapshot, while a table that
+counts one person more or less may round the other way. Counts from 1 to `min_cell - 1` are never
+published, and a published count is never below `min_cell` rounded up to the base.
+
+Per-table suppression with complementary cells was not enough: hidden counts were recovered by
+comparing a `when` question's `_asked` with the question it depends on, and by comparing downloads
+with different breakdowns. Rounding gives every published count an uncertainty that sums and
+differences only widen.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 ALL = "_all"
+OTHER = "_other"
 ANSWERED = "_answered"
 ASKED = "_asked"
 SKIPPED = "_skipped"
 RESERVED = frozenset({ANSWERED, ASKED, SKIPPED})
 
 DEFAULT_MIN_CELL = 11
+DEFAULT_ROUND_BASE = 5
 DEFAULT_MIN_PERCENT_BASE = 30
+KEY_RANGE = 256
 
 Group = tuple[str, ...]
 CellKey = tuple[Group, str]
 
 
+@dataclass(frozen=True)
+class Rule:
+    """The parameters of disclosure control, as configured (ENGAGE_MIN_CELL, …)."""
+
+    min_cell: int = DEFAULT_MIN_CELL
+    round_base: int = DEFAULT_ROUND_BASE
+    min_percent_base: int = DEFAULT_MIN_PERCENT_BASE
+
+    def __post_init__(self) -> None:
+        if self.min_cell < 2:
+            raise ValueError(f"min_cell must be at least 2, not {self.min_cell}")
+        if self.round_base < 1:
+            raise ValueError(f"round_base must be at least 1, not {self.round_base}")
+        if self.min_percent_base < 0:
+            raise ValueError(f"min_percent_base must not be negative, not {self.min_percent_base}")
+
+    @property
+    def smallest_published(self) -> int:
+        """The smallest non-zero count ever published: min_cell rounded up to the base."""
+        return math.ceil(self.min_cell / self.round_base) * self.round_base
+
+    def is_hidden(self, count: int) -> bool:
+        """Whether a true count is too small to publish (zero is not: true zeros are shown)."""
+        return 0 < count < self.min_cell
+
+    def publish(self, count: int, cell_key: int) -> int | None:
+        """The published value of a count with its cell key: None when hidden."""
+        if count < 0:
+            raise ValueError(f"negative count {count}")
+        if count == 0:
+            return 0
+        if self.is_hidden(count):
+            return None
+        remainder = count % self.round_base
+        # Up with probability remainder/base over uniform cell keys: unbiased on average, and
+        # the same people (the same key) always round the same way.
+        is_up = (cell_key % KEY_RANGE) * self.round_base < remainder * KEY_RANGE
+        rounded = count - remainder + (self.round_base if is_up else 0)
+        return max(rounded, self.smallest_published)
+
+    def describe(self) -> dict[str, object]:
+        """The rule and its parameters as written into every download."""
+        return {
+            "name": "cell key random rounding with a minimum cell",
+            "min_cell": self.min_cell,
+            "round_base": self.round_base,
+            "smallest_published": self.smallest_published,
+            "min_percent_base": self.min_percent_base,
+            "text": (
+                f"Counts from 1 to {self.min_cell - 1} are hidden. Every other count is rounded "
+                f"at random to a multiple of {self.round_base} (the same way in every download "
+                f"of a snapshot) and never published below {self.smallest_published}; true "
+                f"zeros stay 0. Within a table, a group smaller than {self.min_cell} is hidden "
+                f"whole, and so is a group that, with the hidden ones, would single them out. "
+                f"Attribute values held by fewer than {self.min_cell} respondents are merged "
+                f"into {OTHER}; a breakdown that would still single out fewer is refused. "
+                f"Percentages and medians come from published counts, only where the group's "
+                f"published {ANSWERED} is at least {self.min_percent_base}. Published numbers "
+                f"need not add up."
+            ),
+        }
+
+
 @dataclass
 class Cell:
-    """One count of a table, whether it may be shown, and its share of the group's answers."""
+    """One true count with its cell key, and what is published of it."""
 
     count: int
+    key: int = 0
     shown: bool = True
+    published: int | None = None
     percent: float | None = None
+
+    def add(self, count: int, key: int) -> None:
+        self.count += count
+        self.key = (self.key + key) % KEY_RANGE
 
 
 @dataclass
 class Table:
-    """One question's counts by group and value, with the reserved `_answered`, `_asked` cells.
+    """One table's cells by group and value.
 
-    `values` are the answer values in order; apart from `_skipped` (allowed in the list, never
-    part of the partition) they add up to the group's `_answered` unless `overlapping` (multi).
-    `asked_partition` says that `_asked = _answered + _skipped` holds exactly, so it is a line too.
+    `size` names the value that says how many people a group holds in this table (`_asked` for a
+    question, `started` for the funnel); `base` the value percentages are shares of, if any.
     """
 
     question_id: str
     groups: list[Group]
     values: list[str]
     cells: dict[CellKey, Cell]
-    overlapping: bool = False
-    asked_partition: bool = False
+    size: str | None = ASKED
+    base: str | None = ANSWERED
 
 
-@dataclass(frozen=True)
-class _Line:
-    total: CellKey
-    members: tuple[CellKey, ...]
-
-
-def describe_rule(
-    min_cell: int = DEFAULT_MIN_CELL, min_percent_base: int = DEFAULT_MIN_PERCENT_BASE
-) -> dict[str, object]:
-    """Return the rule and its parameters as written into every download."""
-    return {
-        "name": "minimum cell with complementary suppression",
-        "min_cell": min_cell,
-        "min_percent_base": min_percent_base,
-        "text": (
-            f"No count from 1 to {min_cell - 1} is shown; further cells are hidden so that none "
-            f"can be derived from totals; percentages only where the base is at least "
-            f"{min_percent_base} and computed from shown counts."
-        ),
-    }
-
-
-RULE = describe_rule()
-
-
-def apply(
-    table: Table,
-    min_cell: int = DEFAULT_MIN_CELL,
-    min_percent_base: int = DEFAULT_MIN_PERCENT_BASE,
-) -> Table:
-    """Hide small and derivable counts, set percents from shown counts; mutate and return table."""
-    if min_cell < 1:
-        raise ValueError(f"min_cell must be at least 1, not {min_cell}")
-    if min_percent_base < 0:
-        raise ValueError(f"min_percent_base must not be negative, not {min_percent_base}")
-    cells = table.cells
-    for key, cell in cells.items():
-        if cell.count < 0:
-            raise ValueError(f"table {table.question_id}: negative count in {key}")
-        # Cells already hidden (for example to match a linked table) stay hidden.
-        if 1 <= cell.count < min_cell:
+def protect(table: Table, rule: Rule) -> Table:
+    """Hide small groups and small counts, round the rest, set percentages; returns the table."""
+    hidden_groups = _hidden_groups(table, rule)
+    for (group, value), cell in table.cells.items():
+        if group in hidden_groups or _is_in_hidden_base(table, group, value, rule):
             cell.shown = False
-    lines = _lines(table)
-    _hide_complementary(cells, lines, min_cell)
-    # Line by line is not enough when two attributes and the values make a three-way table: a
-    # hidden cell can follow from several lines together, so check the whole system too. And once
-    # such cells are known, a line may give away the small sum of its remaining hidden cells.
-    # Every round hides one more cell, so this ends; with everything hidden nothing follows.
-    while True:
-        determined = _determined(cells, lines)
-        small = [key for key in determined if 0 < cells[key].count < min_cell]
-        if small:
-            hid = _hide_near(cells, lines, small[0])
-        elif leaking := _leaking_line(cells, lines, set(determined), min_cell):
-            hid = _hide_in(cells, lines, leaking)
+            cell.published = None
         else:
-            break
-        if not hid:
-            break  # only possible when the counts do not add up; nothing left to hide near it
-        _hide_complementary(cells, lines, min_cell)
-    _set_percents(table, min_percent_base)
+            cell.published = rule.publish(cell.count, cell.key)
+            cell.shown = cell.published is not None
+    _set_percents(table, rule)
     return table
 
 
-def _lines(table: Table) -> list[_Line]:
-    """Every total of the table with the cells that add up to it, in a fixed order."""
-    cells = table.cells
-    lines: list[_Line] = []
-    partition = [value for value in table.values if value not in RESERVED]
-    for group in table.groups:
-        if not table.overlapping:
-            lines.append(_line(cells, (group, ANSWERED), [(group, v) for v in partition]))
-        if table.asked_partition:
-            lines.append(_line(cells, (group, ASKED), [(group, ANSWERED), (group, SKIPPED)]))
-    columns = list(dict.fromkeys([*table.values, SKIPPED, ANSWERED, ASKED]))
-    for parent, children in _group_splits(table.groups):
-        for column in columns:
-            lines.append(_line(cells, (parent, column), [(child, column) for child in children]))
-    return [line for line in lines if line.total in cells and line.members]
+def _is_in_hidden_base(table: Table, group: Group, value: str, rule: Rule) -> bool:
+    """A value of a group whose base is hidden: its zeros would tell what the few answered."""
+    if table.base is None or value in RESERVED or value == table.base:
+        return False
+    base = table.cells.get((group, table.base))
+    return base is not None and rule.is_hidden(base.count)
 
 
-def _line(cells: dict[CellKey, Cell], total: CellKey, members: list[CellKey]) -> _Line:
-    # A group or value with nobody has no cell: it adds nothing, so it is simply not a member.
-    return _Line(total, tuple(key for key in members if key in cells))
+def _hidden_groups(table: Table, rule: Rule) -> set[Group]:
+    """Groups hidden whole in this table: the small ones, and a lone shown sibling of them.
+
+    A group of 1 to min_cell - 1 people is hidden with its zeros (a hidden group's 0 would say
+    what all of it answered). And where a parent (`_all` in one attribute) splits into hidden
+    groups of a few people and only one shown group, the parent and that group would differ by
+    those few people alone: whether their published numbers differ would give them away, so that
+    group is hidden too.
+    """
+    if table.size is None:
+        return set()
+    sizes = {group: table.cells[(group, table.size)].count for group in table.groups}
+    hidden = {group for group, size in sizes.items() if rule.is_hidden(size)}
+    changed = True
+    while changed:
+        changed = False
+        for _parent, children in _splits(table.groups):
+            shown = [child for child in children if child not in hidden]
+            hidden_people = sum(sizes[child] for child in children if child in hidden)
+            if len(shown) == 1 and rule.is_hidden(hidden_people):
+                hidden.add(shown[0])
+                changed = True
+    return hidden
 
 
-def _group_splits(groups: list[Group]) -> Iterator[tuple[Group, list[Group]]]:
-    """Yield each group with `_all` in some attribute and the groups that split it there."""
+def _splits(groups: list[Group]) -> Iterable[tuple[Group, list[Group]]]:
+    """Each group with `_all` in some attribute and the groups that split it there."""
     for parent in groups:
         for dim, part in enumerate(parent):
             if part != ALL:
@@ -148,148 +194,15 @@ def _group_splits(groups: list[Group]) -> Iterator[tuple[Group, list[Group]]]:
                 yield parent, children
 
 
-def _hide_complementary(cells: dict[CellKey, Cell], lines: list[_Line], min_cell: int) -> None:
-    """Hide more cells until no line, on its own, gives a hidden count away."""
-    # Hiding a cell can expose another line it belongs to, so sweep until a sweep changes nothing;
-    # every step hides one more cell, so this ends (at worst with everything hidden).
-    changed = True
-    while changed:
-        changed = False
-        for line in lines:
-            while _is_exposed(cells, line, min_cell):
-                _hide_one(cells, line)
-                changed = True
-
-
-def _is_exposed(cells: dict[CellKey, Cell], line: _Line, min_cell: int) -> bool:
-    """Whether this line's equation pins a hidden cell or a small hidden sum."""
-    # A line is one equation, total = sum of members: a lone hidden cell in it is derivable even
-    # when that cell is the total (every member shown), not only by subtracting from a shown total.
-    keys = [line.total, *line.members]
-    if sum(1 for key in keys if not cells[key].shown and cells[key].count > 0) == 1:
-        return True
-    if not cells[line.total].shown:
-        return False
-    hidden_sum = sum(cells[key].count for key in line.members if not cells[key].shown)
-    return 1 <= hidden_sum < min_cell
-
-
-def _hide_one(cells: dict[CellKey, Cell], line: _Line) -> None:
-    """Hide the smallest shown non-zero member of the line, or its total if there is none."""
-    # A zero adds nothing to the hidden sum, so hiding one would protect nothing.
-    candidates = [key for key in line.members if cells[key].shown and cells[key].count > 0]
-    if candidates:
-        # min() keeps the first of equal counts, so the choice follows the line's order.
-        cells[min(candidates, key=lambda key: cells[key].count)].shown = False
-    else:
-        cells[line.total].shown = False
-
-
-def _determined(cells: dict[CellKey, Cell], lines: list[_Line]) -> list[CellKey]:
-    """Hidden cells whose value follows exactly from the shown cells and all lines."""
-    # Gauss-Jordan elimination over the hidden cells, exact in integers (each row kept divided by
-    # the gcd of its coefficients). Whether a cell is determined depends only on which cells are
-    # hidden, not on the shown values.
-    rows: dict[CellKey, dict[CellKey, int]] = {}
-    for line in lines:
-        row = {
-            key: -1 if key == line.total else 1
-            for key in (line.total, *line.members)
-            if not cells[key].shown
-        }
-        for pivot, pivot_row in rows.items():
-            if pivot in row:
-                _eliminate(row, pivot_row, pivot)
-        if not row:
-            continue
-        pivot = next(iter(row))
-        for other_row in rows.values():
-            if pivot in other_row:
-                _eliminate(other_row, row, pivot)
-        rows[pivot] = row
-    # In reduced row echelon form a cell is determined exactly when its row holds only itself.
-    return [pivot for pivot, row in rows.items() if len(row) == 1]
-
-
-def _eliminate(row: dict[CellKey, int], other: dict[CellKey, int], pivot: CellKey) -> None:
-    """Combine row with other in place so that pivot drops out; keep the key order, drop zeros."""
-    factor, scale = row[pivot], other[pivot]
-    if scale != 1:
-        for key in row:
-            row[key] *= scale
-    for key, value in other.items():
-        result = row.get(key, 0) - factor * value
-        if result:
-            row[key] = result
-        else:
-            row.pop(key, None)
-    divisor = math.gcd(*row.values())
-    if divisor > 1:
-        for key in row:
-            row[key] //= divisor
-
-
-def _leaking_line(
-    cells: dict[CellKey, Cell], lines: list[_Line], determined: set[CellKey], min_cell: int
-) -> _Line | None:
-    """The first line whose total is known and whose other hidden members add up to 1..min-1."""
-    # With the total shown or determined, and the determined members known too, the line's
-    # equation gives the sum of its remaining hidden members away.
-    for line in lines:
-        if cells[line.total].shown or line.total in determined:
-            rest = sum(
-                cells[key].count
-                for key in line.members
-                if not cells[key].shown and key not in determined
-            )
-            if 1 <= rest < min_cell:
-                return line
-    return None
-
-
-def _hide_in(cells: dict[CellKey, Cell], lines: list[_Line], line: _Line) -> bool:
-    """Hide a cell of the line (as _hide_one) or, with its total already hidden, one near it."""
-    if cells[line.total].shown or any(
-        cells[key].shown and cells[key].count > 0 for key in line.members
-    ):
-        _hide_one(cells, line)
-        return True
-    return _hide_near(cells, lines, line.total)
-
-
-def _hide_near(cells: dict[CellKey, Cell], lines: list[_Line], key: CellKey) -> bool:
-    """Hide the smallest shown non-zero cell nearest to key along the lines; False if none."""
-    lines_of: dict[CellKey, list[_Line]] = {}
-    for line in lines:
-        for cell in (line.total, *line.members):
-            lines_of.setdefault(cell, []).append(line)
-    seen = {key}
-    frontier = [key]
-    while frontier:
-        near = [
-            other
-            for cell in frontier
-            for line in lines_of.get(cell, [])
-            for other in (line.total, *line.members)
-            if other not in seen
-        ]
-        frontier = list(dict.fromkeys(near))
-        candidates = [other for other in frontier if cells[other].shown and cells[other].count > 0]
-        if candidates:
-            cells[min(candidates, key=lambda other: cells[other].count)].shown = False
-            return True
-        seen.update(frontier)
-    return False
-
-
-def _set_percents(table: Table, min_percent_base: int) -> None:
-    """Give each shown answer value its share of a shown, large enough `_answered`."""
-    values = set(table.values) - RESERVED
+def _set_percents(table: Table, rule: Rule) -> None:
+    """Shares of the group's published base, from published counts, capped at 100."""
     for (group, value), cell in table.cells.items():
         cell.percent = None
-        if not cell.shown or value not in values:
+        if table.base is None or value in RESERVED or value == table.base or not cell.shown:
             continue
-        base = table.cells.get((group, ANSWERED))
-        if base is None or not base.shown or base.count < max(min_percent_base, 1):
+        base = table.cells.get((group, table.base))
+        if base is None or base.published is None:
             continue
-        cell.percent = round(100 * cell.count / base.count, 1)
+        if base.published < max(rule.min_percent_base, 1):
+            continue
+        cell.percent = min(100.0, round(100 * (cell.published or 0) / base.published, 1))

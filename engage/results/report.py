@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import itertools
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from engage.results.disclosure import ALL, ANSWERED, ASKED, SKIPPED, Cell, Group, Table, apply
+from engage.results.disclosure import (
+    ALL,
+    ANSWERED,
+    ASKED,
+    OTHER,
+    SKIPPED,
+    Cell,
+    CellKey,
+    Group,
+    Rule,
+    Table,
+)
 from engage.survey.definition import Question
 
 UNKNOWN = "_unknown"
 FUNNEL = "_funnel"
 FUNNEL_VALUES = ("invited", "started", "consented", "completed")
-# A later stage is (mostly) a subset of an earlier one: a small difference between two shown
-# stages would give away a small count, so the pairs are checked as well as the table's lines.
-FUNNEL_CHAIN = (("started", "invited"), ("started", "consented"), ("consented", "completed"))
 # Stopped conversations that never reached a question are keyed so.
 STOPPED_BEFORE_QUESTIONS = "_none"
 STOPPED = "_stopped"
@@ -26,7 +33,7 @@ LEADING_COLUMNS = ("question_id", "question")
 TRAILING_COLUMNS = ("value", "label", "count", "percent", "suppressed")
 RESERVED_ROW_ORDER = (ANSWERED, ASKED, SKIPPED)
 
-Counts = Mapping[Group, Mapping[str, int]]
+Counts = Mapping[Group, Mapping[str, Cell]]
 
 
 class BreakdownError(ValueError):
@@ -90,6 +97,18 @@ class SurveyInfo:
         }
 
 
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """Which snapshot a download's numbers come from."""
+
+    id: int
+    taken_at: datetime
+
+
+class BreakdownRefusedError(ValueError):
+    """A breakdown whose groups would single out fewer than the minimum cell of people."""
+
+
 @dataclass
 class Report:
     """An aggregate download before it is written: rows may be any iterable, read once."""
@@ -98,6 +117,7 @@ class Report:
     by: tuple[str, ...]
     rule: dict[str, object]
     generated_at: datetime
+    snapshot: SnapshotInfo | None
     rows: Iterable[AggregateRow]
     # question id -> group -> median, None where the group's answers are too few or hidden.
     medians: dict[str, dict[Group, float | None]] = field(default_factory=dict)
@@ -126,13 +146,18 @@ def group_key(group: Group) -> str:
     return "|".join(group) if group else ALL
 
 
-def roll_up(counts: Counts, dims: int) -> dict[Group, Counter[str]]:
-    """Add every `_all` group (each attribute in turn, and both) by summing the finest groups."""
-    # Each respondent's counted row sits in exactly one finest group, so the sums are exact.
-    rolled: dict[Group, Counter[str]] = {}
+def roll_up(counts: Counts, dims: int) -> dict[Group, dict[str, Cell]]:
+    """Add every `_all` group (each attribute in turn, and both) by summing the finest groups.
+
+    Counts and cell keys both add up: each respondent's counted row sits in exactly one finest
+    group, so a parent's count and key are those of the people it counts.
+    """
+    rolled: dict[Group, dict[str, Cell]] = {}
     for group, values in counts.items():
         for parent in parents(group, dims):
-            rolled.setdefault(parent, Counter()).update(values)
+            target = rolled.setdefault(parent, {})
+            for value, cell in values.items():
+                target.setdefault(value, Cell(0)).add(cell.count, cell.key)
     return rolled
 
 
@@ -143,95 +168,72 @@ def parents(group: Group, dims: int) -> Iterable[Group]:
 
 
 def ordered_groups(groups: Iterable[Group]) -> list[Group]:
-    """`_all` first, then the values in order, `_unknown` last, attribute by attribute."""
+    """`_all` first, then the values in order, `_unknown` and `_other` last, attribute by
+    attribute."""
 
     def key(group: Group) -> tuple[tuple[int, str], ...]:
-        return tuple((0 if part == ALL else 2 if part == UNKNOWN else 1, part) for part in group)
+        return tuple(
+            (0 if part == ALL else 2 if part == UNKNOWN else 3 if part == OTHER else 1, part)
+            for part in group
+        )
 
     return sorted(groups, key=key)
 
 
-def question_table(
-    question_id: str,
-    values: Sequence[str],
-    counts: Counts,
-    dims: int,
-    *,
-    overlapping: bool = False,
-) -> Table:
+def _cells(
+    rolled: Mapping[Group, Mapping[str, Cell]], groups: Sequence[Group], values: Iterable[str]
+) -> dict[CellKey, Cell]:
+    names = tuple(values)
+    cells: dict[CellKey, Cell] = {}
+    for group in groups:
+        found = rolled.get(group, {})
+        for value in names:
+            cell = found.get(value)
+            cells[(group, value)] = Cell(cell.count, cell.key) if cell else Cell(0)
+    return cells
+
+
+def question_table(question_id: str, values: Sequence[str], counts: Counts, dims: int) -> Table:
     """A question's table: every group someone was asked in, every value (0 where nobody)."""
     rolled = roll_up(counts, dims)
     top: Group = (ALL,) * dims
     # The whole population is always a group, so a question nobody reached shows a true 0.
-    rolled.setdefault(top, Counter())
-    groups = ordered_groups(g for g, c in rolled.items() if c[ASKED] > 0 or g == top)
-    cells = {
-        (group, value): Cell(rolled[group][value])
-        for group in groups
-        for value in (*values, ANSWERED, ASKED, SKIPPED)
-    }
-    # `_skipped` holds every asked-but-not-answered row, so asked = answered + skipped exactly.
-    return Table(question_id, groups, list(values), cells, overlapping, asked_partition=True)
+    rolled.setdefault(top, {})
+    asked = Cell(0)
+    groups = ordered_groups(
+        g for g, c in rolled.items() if c.get(ASKED, asked).count > 0 or g == top
+    )
+    cells = _cells(rolled, groups, (*values, ANSWERED, ASKED, SKIPPED))
+    return Table(question_id, groups, list(values), cells)
 
 
-def protect(table: Table, min_cell: int, min_percent_base: int) -> Table:
-    """Disclosure control for a question's table, sparing `_answered` where `_asked` will do.
-
-    A few skips (1 to min_cell - 1) must be hidden, and one more cell of `_asked = _answered +
-    _skipped` with them. Left to itself the rule hides `_answered`, the base of every percent,
-    so hide `_asked` first: apply() keeps hidden cells hidden and still checks every line.
-    """
-    for group in table.groups:
-        if 1 <= table.cells[(group, SKIPPED)].count < min_cell:
-            table.cells[(group, ASKED)].shown = False
-    return apply(table, min_cell, min_percent_base)
-
-
-def funnel_table(counts: Counts, dims: int, min_cell: int, min_percent_base: int) -> Table:
-    """The completion funnel as a table, its stages protected against subtraction too."""
+def funnel_table(counts: Counts, dims: int) -> Table:
+    """The completion funnel: people at each stage, per group."""
     rolled = roll_up(counts, dims)
-    groups = ordered_groups(g for g, c in rolled.items() if c["started"] > 0)
-    cells = {
-        (group, value): Cell(rolled[group][value]) for group in groups for value in FUNNEL_VALUES
-    }
-    # Stages overlap like a multi's options: no stage is the sum of the others.
-    table = Table(FUNNEL, groups, list(FUNNEL_VALUES), cells, overlapping=True)
-    while True:
-        apply(table, min_cell, min_percent_base)
-        exposed = _exposed_stage(table, min_cell)
-        if exposed is None:
-            return table
-        # Hidden cells stay hidden in apply(): each round hides one more, so this ends.
-        table.cells[exposed].shown = False
+    groups = ordered_groups(g for g, c in rolled.items() if c.get("started", Cell(0)).count > 0)
+    cells = _cells(rolled, groups, FUNNEL_VALUES)
+    # Stages overlap like a multi's options: none is a share of another.
+    return Table(FUNNEL, groups, list(FUNNEL_VALUES), cells, size="started", base=None)
 
 
-def _exposed_stage(table: Table, min_cell: int) -> tuple[Group, str] | None:
-    for group in table.groups:
-        for wider, narrower in FUNNEL_CHAIN:
-            a, b = table.cells[(group, wider)], table.cells[(group, narrower)]
-            if a.shown and b.shown and 1 <= abs(a.count - b.count) < min_cell:
-                return (group, narrower) if b.count > 0 else (group, wider)
-    return None
-
-
-def stops_table(stops: Mapping[str, int], order: Sequence[str]) -> Table:
-    """Stopped conversations by the last question they answered, with their total."""
+def stops_table(stops: Mapping[str, Cell], total: Cell, order: Sequence[str]) -> Table:
+    """People whose conversation ended without completing, by the last question answered."""
     keys = [k for k in (STOPPED_BEFORE_QUESTIONS, *order) if k in stops]
     keys += sorted(k for k in stops if k not in keys)
     group: Group = ()
-    cells = {(group, key): Cell(stops[key]) for key in keys}
-    cells[(group, ANSWERED)] = Cell(sum(stops.values()))
-    return Table(STOPPED, [group], keys, cells)
+    cells = {(group, key): Cell(stops[key].count, stops[key].key) for key in keys}
+    cells[(group, ANSWERED)] = Cell(total.count, total.key)
+    return Table(STOPPED, [group], keys, cells, size=None)
 
 
 def stops_json(table: Table) -> dict[str, Any]:
     """The `funnel_stops` object of the JSON download."""
     total = table.cells[((), ANSWERED)]
     return {
-        "stopped": total.count if total.shown else None,
+        "stopped": total.published,
         "last_answered": {
             value: {
-                "count": table.cells[((), value)].count if table.cells[((), value)].shown else None,
+                "count": table.cells[((), value)].published,
                 "percent": table.cells[((), value)].percent,
             }
             for value in table.values
@@ -259,49 +261,52 @@ def table_rows(
                 group=group,
                 value=value,
                 label=labels.get(value, ""),
-                count=cell.count if cell.shown else None,
-                percent=cell.percent if cell.shown else None,
+                count=cell.published,
+                percent=cell.percent,
                 suppressed=not cell.shown,
             )
 
 
-def medians(
-    table: Table, frequencies: Mapping[Group, Mapping[float, int]], dims: int, min_cell: int
-) -> dict[Group, float | None]:
-    """The median per group of a number question; None where its `_answered` is not shown."""
-    rolled: dict[Group, Counter[float]] = {}
-    for group, values in frequencies.items():
-        for parent in parents(group, dims):
-            rolled.setdefault(parent, Counter()).update(values)
+def medians(table: Table, question: Question, rule: Rule) -> dict[Group, float | None]:
+    """The median per group of a number question, from its published ranges.
+
+    Only for groups whose published `_answered` is at least the percentage base; hidden ranges
+    count as nothing, since only published numbers go in (the median of the answers themselves
+    would be one worker's answer). Linear within the range holding the middle; None where that
+    range is open-ended.
+    """
+    ranges = bin_labels(question)
     result: dict[Group, float | None] = {}
     for group in table.groups:
-        answered = table.cells[(group, ANSWERED)]
-        if not answered.shown or answered.count < min_cell or group not in rolled:
+        answered = table.cells[(group, ANSWERED)].published
+        if not ranges or answered is None or answered < max(rule.min_percent_base, 1):
             result[group] = None
-        else:
-            result[group] = median(rolled[group])
+            continue
+        published = [table.cells[(group, label)].published or 0 for _low, _high, label in ranges]
+        result[group] = grouped_median(
+            [
+                (low, high, count)
+                for (low, high, _label), count in zip(ranges, published, strict=True)
+            ]
+        )
     return result
 
 
-def median(frequencies: Mapping[float, int]) -> float | None:
-    """The median of values given with their counts (the mean of the middle two when even)."""
-    total = sum(frequencies.values())
+def grouped_median(ranges: Sequence[tuple[float | None, float | None, int]]) -> float | None:
+    """The median of counts given by range (low, high-exclusive, count), interpolated."""
+    total = sum(count for _low, _high, count in ranges)
     if total == 0:
         return None
-    ordered = sorted(frequencies.items())
-    lower_rank, upper_rank = (total - 1) // 2, total // 2
-    lower = upper = None
+    half = total / 2
     seen = 0
-    for value, count in ordered:
-        if lower is None and seen + count > lower_rank:
-            lower = value
-        if seen + count > upper_rank:
-            upper = value
-            break
+    for low, high, count in ranges:
+        if count and seen + count >= half:
+            if low is None or high is None:
+                return None
+            result = low + (half - seen) / count * (high - low)
+            return int(result) if float(result).is_integer() else round(result, 1)
         seen += count
-    assert lower is not None and upper is not None
-    result = (lower + upper) / 2
-    return int(result) if float(result).is_integer() else round(result, 2)
+    return None
 
 
 def bin_labels(question: Question) -> list[tuple[float | None, float | None, str]]:

@@ -3,13 +3,15 @@
 Rows are read once, as they come: a writer never holds the whole file (XLSX goes through
 openpyxl's write-only mode, which keeps rows on disk until the file is zipped).
 
-Every string cell that a spreadsheet would run as a formula (it starts with = + - @, a tab or a
-carriage return) gets a leading single quote, in every format; numbers stay numbers.
+Control characters (C0 and C1, except tab and newline) never reach a file. Every string cell that
+a spreadsheet would run as a formula (it starts with = + - @, a tab or a carriage return, once
+control characters are gone) gets a leading single quote, in every format; numbers stay numbers.
 
-The CSV has no place for notes, so the rule and its parameters are appended as rows with
-question_id `_rule`, value = the parameter's name, label = the rule's text and count = the
-parameter's value: the columns stay exactly the contract's. XLSX has them on its notes sheet and
-JSON under "rule"; neither repeats the `_rule` rows.
+The CSV has no place for notes, so the rule, its parameters and the snapshot are appended as rows
+with question_id `_rule`, value = the parameter's name, label = the rule's text and count = the
+parameter's value (the snapshot's time as its label): the columns stay exactly the contract's.
+XLSX has them on its notes sheet and JSON under "rule" and "snapshot"; neither repeats the
+`_rule` rows.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -34,6 +37,13 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 BOM = "\ufeff"
 RULE_QUESTION_ID = "_rule"
 SAMPLE_NOTE = "An opt-in sample, not statistically representative."
+ADD_UP_NOTE = (
+    "Published counts are rounded at random and small ones hidden: they need not add up, and "
+    "percentages are shares of published counts."
+)
+# C0 and C1 control characters except tab and newline.
+CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+RULE_PARAMETERS = ("min_cell", "round_base", "smallest_published", "min_percent_base")
 CHUNK_ROWS = 500
 
 RESERVED_NOTES = (
@@ -42,7 +52,8 @@ RESERVED_NOTES = (
     ("_skipped", "asked but not answered: skipped (SALTAR/SKIP) or three answers not understood"),
     ("_all", "in a breakdown column: everyone, whatever that attribute"),
     ("_unknown", "in a breakdown column: the attribute was not known at answer time"),
-    ("_funnel", "conversations: invited, started, consented (got past consent), completed"),
+    ("_other", "in a breakdown column: values held by too few respondents, merged"),
+    ("_funnel", "people: invited, started, consented (got past consent), completed"),
     ("respondents", "each person counts once per question, with their latest answer"),
     ("percent", "share of the group's _answered, one decimal"),
     ("median", "number questions only, on the medians sheet; empty where the group is small"),
@@ -50,10 +61,13 @@ RESERVED_NOTES = (
 
 
 def neutralise(value: Any) -> Any:
-    """A string a spreadsheet would run as a formula gets a leading quote; others are kept."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
+    """A string without its control characters, with a leading quote where a spreadsheet would
+    run it as a formula; other values are kept."""
+    if not isinstance(value, str):
+        return value
+    # Stripped first: "\x01=HYPERLINK(…)" is a formula once a reader drops the \x01.
+    value = CONTROL_CHARACTERS.sub("", value)
+    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
 
 
 # -- CSV -------------------------------------------------------------------------------------------
@@ -96,17 +110,36 @@ def _csv_rows(report: Report) -> Iterator[list[Any]]:
 
 def _rule_rows(report: Report) -> Iterator[list[Any]]:
     rule = report.rule
-    for parameter in ("min_cell", "min_percent_base"):
+    blank = [""] * len(report.by)
+    for parameter in RULE_PARAMETERS:
         yield [
             RULE_QUESTION_ID,
             rule["name"],
-            *([""] * len(report.by)),
+            *blank,
             parameter,
             rule["text"],
             rule[parameter],
             "",
             "false",
         ]
+    yield [
+        RULE_QUESTION_ID,
+        rule["name"],
+        *blank,
+        "snapshot",
+        snapshot_text(report),
+        "",
+        "",
+        "false",
+    ]
+    yield [RULE_QUESTION_ID, rule["name"], *blank, "note", ADD_UP_NOTE, "", "", "false"]
+
+
+def snapshot_text(report: Report) -> str:
+    """Which snapshot the numbers come from, as the notes say it."""
+    if report.snapshot is None:
+        return "no snapshot yet: nobody has answered"
+    return f"snapshot {report.snapshot.id} taken {report.snapshot.taken_at.isoformat()}"
 
 
 def iter_responses_csv(export: ResponsesExport) -> Iterator[str]:
@@ -137,6 +170,10 @@ def iter_aggregate_json(report: Report) -> Iterator[str]:
         "survey": _neutralised(report.survey.as_json()),
         "generated_at": report.generated_at.isoformat(),
         "rule": report.rule,
+        "snapshot": None
+        if report.snapshot is None
+        else {"id": report.snapshot.id, "taken_at": report.snapshot.taken_at.isoformat()},
+        "note": ADD_UP_NOTE,
     }
     yield json.dumps(head, ensure_ascii=False)[:-1] + ', "rows": ['
     for count, row in enumerate(report.rows):
@@ -202,13 +239,8 @@ def write_aggregate_xlsx(report: Report, target: str | Path | IO[bytes]) -> None
 
 
 def _xlsx_row(values: Sequence[Any]) -> list[Any]:
-    # openpyxl refuses control characters in strings; they carry nothing a reader needs.
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
-    return [
-        ILLEGAL_CHARACTERS_RE.sub("", v) if isinstance(v, str) else v
-        for v in (neutralise(value) for value in values)
-    ]
+    # neutralise() drops the control characters openpyxl refuses, before the formula check.
+    return [neutralise(value) for value in values]
 
 
 def _default_text(texts: dict[str, str], survey: SurveyInfo) -> str:
@@ -264,11 +296,13 @@ def _notes_rows(report: Report) -> Iterator[list[Any]]:
     yield ["title", survey.title]
     yield ["generated_at", report.generated_at.isoformat()]
     yield ["breakdown", ", ".join(report.by) or "none"]
+    yield ["snapshot", snapshot_text(report)]
     yield ["sample", SAMPLE_NOTE]
+    yield ["note", ADD_UP_NOTE]
     yield ["rule", rule["name"]]
     yield ["rule text", rule["text"]]
-    yield ["min_cell", rule["min_cell"]]
-    yield ["min_percent_base", rule["min_percent_base"]]
+    for parameter in RULE_PARAMETERS:
+        yield [parameter, rule[parameter]]
     for version in survey.versions:
         state = "current" if version.is_current else "earlier"
         published = version.published_at.date().isoformat()

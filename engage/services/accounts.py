@@ -122,13 +122,19 @@ def sign_in(
 
 
 def record_download(
-    session: Session, *, user: User | None, actor: str, survey_id: str, parameters: dict[str, Any]
+    session: Session,
+    *,
+    user: User | None,
+    actor: str,
+    survey_id: str,
+    parameters: dict[str, Any],
+    action: str = "download",
 ) -> AuditEntry:
     """One line of the audit trail: who downloaded what, when, with which parameters."""
     entry = AuditEntry(
         user_id=user.id if user else None,
         actor=actor,
-        action="download",
+        action=action,
         survey_id=survey_id,
         parameters=parameters,
     )

@@ -1,7 +1,8 @@
-"""Results for the policy team, counted in the database, and the staff responses file.
+"""Results for the policy team, from snapshots, and the staff responses file.
 
-Every query groups in SQL: Python only sees one row per question, group and value, so memory does
-not grow with the number of answers. The responses file streams rows with `partitions`.
+Aggregates are counted in SQL when a snapshot is taken (engage/services/snapshots.py); a download
+sums the snapshot's finest groups into its breakdown, in Python, over one row per question,
+group and value. The responses file streams rows with `partitions`.
 
 Conventions the download contract leaves open (also written into the XLSX notes):
 - each respondent (contact) counts once per question, with their latest answer row (the one
@@ -9,46 +10,49 @@ Conventions the download contract leaves open (also written into the XLSX notes)
   `repeat` that is the rule, and without it a conversation abandoned and started again would
   otherwise count twice;
 - `_asked` counts answered, skipped, missed and profile rows; `_answered` answered and profile
-  rows; `_skipped` skipped and missed rows (asked, not answered), so `_asked` is always
-  `_answered + _skipped` and no small "missed" count can be had by subtraction;
-- the funnel counts conversations; its breakdown uses the profile of each conversation's last
-  answer row (`conversations.last_profile`, written with that row), else the contact's profile
-  (an invitation nobody answered has no answer rows);
-- a profile value becomes its group name as text; a missing or empty one is `_unknown`.
+  rows; `_skipped` skipped and missed rows (asked, not answered);
+- question tables break answers down by the profile at answer time; group sizes and the funnel
+  by each respondent's latest answer to the question that saves the attribute;
+- the funnel counts people: invited, started (a conversation, invited or not), consented (got
+  past consent) and completed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, distinct, func, null, select, true
+from sqlalchemy import select
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import Subquery
 
 from engage.config import LOCALES_DIR
 from engage.models import Answer, Conversation, SurveyVersion
 from engage.results import report as rp
 from engage.results.disclosure import (
+    ALL,
     ANSWERED,
     ASKED,
-    DEFAULT_MIN_CELL,
-    DEFAULT_MIN_PERCENT_BASE,
+    OTHER,
+    RESERVED,
     SKIPPED,
+    Cell,
     Group,
-    apply,
-    describe_rule,
+    Rule,
+    protect,
 )
 from engage.results.report import (
-    STOPPED_BEFORE_QUESTIONS,
+    UNKNOWN,
     AggregateRow,
     BreakdownError,
+    BreakdownRefusedError,
     Report,
+    SnapshotInfo,
     SurveyInfo,
     SurveyVersionInfo,
 )
@@ -59,15 +63,20 @@ from engage.results.responses import (
     respondent_id,
     stored_value,
 )
+from engage.services.snapshots import (
+    ANSWERED_KIND,
+    SKIPPED_KIND,
+    SnapshotTooSoonError,
+    breakdown_values,
+    current_snapshot,
+)
 from engage.services.surveys import parse_version
 from engage.survey.definition import Question, Survey
 from engage.survey.texts import SystemTexts
 
+log = logging.getLogger(__name__)
+
 MAX_BREAKDOWNS = 2
-ANSWERED_STATUSES = ("answered", "profile")
-UNANSWERED_STATUSES = ("skipped", "missed")
-# Conversations that ended without completing: where they stopped is worth knowing.
-STOPPED_STATUSES = ("abandoned", "declined", "expired", "opted_out")
 STREAM_BATCH = 10_000
 
 
@@ -111,7 +120,7 @@ def breakdown_attributes(session: Session, survey_id: str) -> list[str]:
 
 
 def _profile_keys(info: SurveyInfo) -> list[str]:
-    return sorted({q.profile for q in info.questions if q.profile})
+    return list(breakdown_values(info))
 
 
 def _merged_questions(surveys: list[Survey]) -> list[Question]:
@@ -150,36 +159,37 @@ def build_report(
     survey_id: str,
     by: Sequence[str] = (),
     *,
-    min_cell: int = DEFAULT_MIN_CELL,
-    min_percent_base: int = DEFAULT_MIN_PERCENT_BASE,
+    rule: Rule | None = None,
     now: datetime | None = None,
 ) -> Report:
-    """Aggregates of a survey, by up to two profile attributes, under disclosure control.
+    """Aggregates of a survey from its current snapshot, by up to two profile attributes,
+    under disclosure control. May take a new snapshot: the caller commits.
 
-    Raises SurveyNotFoundError (a LookupError) for an unknown survey and BreakdownError (a
-    ValueError) for a `by` attribute that is not a profile key of the survey's questions.
+    Raises SurveyNotFoundError (a LookupError) for an unknown survey, BreakdownError (a
+    ValueError) for a `by` attribute the survey cannot be broken down by, and
+    BreakdownRefusedError (a ValueError) for a breakdown whose groups would single out fewer
+    than the minimum cell of people.
     """
+    rule = rule or Rule()
+    now = now or datetime.now(UTC)
     info = describe_survey(session, survey_id)
     by = tuple(by)
     _check_breakdown(info, by)
+    snapshot = current_snapshot(session, info, rule=rule, now=now)
+    view = _SnapshotView(snapshot.cells if snapshot else _EMPTY, by, rule)
     dims = len(by)
-    counter = _Counter(session, survey_id, by)
     default = info.default_language
 
     rows: list[AggregateRow] = []
-    funnel_counts, stop_counts = counter.funnel()
-    funnel = rp.funnel_table(funnel_counts, dims, min_cell, min_percent_base)
+    funnel = protect(rp.funnel_table(view.funnel(), dims), rule)
     rows.extend(rp.table_rows(funnel, "", {}, reserved=False))
 
-    per_question = counter.question_counts(info.questions)
-    multi = counter.multi_values([q.id for q in info.questions if q.type == "multi"])
+    per_question = view.questions()
     medians: dict[str, dict[Group, float | None]] = {}
     for question in info.questions:
         counts = per_question.get(question.id, {})
         labels: dict[str, str]
         if question.type in ("choice", "multi"):
-            if question.type == "multi":
-                _merge(counts, multi.get(question.id, {}))
             labels = {c.value: _text(c.label, default) for c in question.choices}
         elif question.type == "yes_no":
             labels = dict(info.yes_no_labels.get(default, {}))
@@ -188,37 +198,54 @@ def build_report(
         else:  # free text: how many answered, never what
             labels = {}
         values = list(labels)
-        values += sorted(
-            {v for c in counts.values() for v in c} - set(values) - {ANSWERED, ASKED, SKIPPED}
-        )
-        table = rp.question_table(
-            question.id, values, counts, dims, overlapping=question.type == "multi"
-        )
-        rp.protect(table, min_cell, min_percent_base)
+        values += sorted({v for c in counts.values() for v in c} - set(values) - RESERVED)
+        table = protect(rp.question_table(question.id, values, counts, dims), rule)
         rows.extend(rp.table_rows(table, _text(question.text, default), labels))
         if question.type == "number":
-            frequencies = counter.number_frequencies(question.id)
-            medians[question.id] = rp.medians(table, frequencies, dims, min_cell)
+            medians[question.id] = rp.medians(table, question, rule)
 
-    stops = rp.stops_table(stop_counts, [q.id for q in info.questions])
-    apply(stops, min_cell, min_percent_base)
+    stops, stopped = view.stops()
+    stops_table = protect(rp.stops_table(stops, stopped, [q.id for q in info.questions]), rule)
     return Report(
         survey=info,
         by=by,
-        rule=describe_rule(min_cell, min_percent_base),
-        generated_at=now or datetime.now(UTC),
+        rule=rule.describe(),
+        generated_at=now,
+        snapshot=SnapshotInfo(snapshot.id, snapshot.taken_at) if snapshot else None,
         rows=rows,
         medians=medians,
-        funnel_stops=rp.stops_json(stops),
+        funnel_stops=rp.stops_json(stops_table),
     )
 
 
-def report_limits(config: Mapping[str, Any]) -> dict[str, int]:
-    """The disclosure parameters from an app config, as build_report's keyword arguments."""
-    return {
-        "min_cell": int(config["ENGAGE_MIN_CELL"]),
-        "min_percent_base": int(config["ENGAGE_MIN_PERCENT_BASE"]),
-    }
+def take_snapshot(
+    session: Session, survey_id: str, *, rule: Rule, requested_by: int, now: datetime | None = None
+) -> SnapshotInfo:
+    """A new snapshot sooner than the daily one, asked by an admin; the caller commits.
+
+    Raises SnapshotTooSoonError when fewer than the minimum cell have answered since the last.
+    """
+    info = describe_survey(session, survey_id)
+    snapshot = current_snapshot(
+        session,
+        info,
+        rule=rule,
+        now=now or datetime.now(UTC),
+        force=True,
+        requested_by=requested_by,
+    )
+    if snapshot is None:
+        raise SnapshotTooSoonError("nobody has answered this survey yet")
+    return SnapshotInfo(snapshot.id, snapshot.taken_at)
+
+
+def report_rule(config: Mapping[str, Any]) -> Rule:
+    """The disclosure parameters from an app config."""
+    return Rule(
+        min_cell=int(config["ENGAGE_MIN_CELL"]),
+        round_base=int(config.get("ENGAGE_ROUND_BASE", 5)),
+        min_percent_base=int(config["ENGAGE_MIN_PERCENT_BASE"]),
+    )
 
 
 def _check_breakdown(info: SurveyInfo, by: tuple[str, ...]) -> None:
@@ -233,200 +260,112 @@ def _check_breakdown(info: SurveyInfo, by: tuple[str, ...]) -> None:
     for attribute in by:
         if attribute not in valid:
             raise BreakdownError(
-                f"survey {info.id} has no profile attribute {attribute!r}; valid: {names}", valid
+                f"survey {info.id} has no breakdown attribute {attribute!r}; valid: {names}", valid
             )
         if attribute in rp.LEADING_COLUMNS + rp.TRAILING_COLUMNS:
             raise BreakdownError(f"{attribute!r} clashes with a column name", valid)
 
 
-def _merge(counts: dict[Group, Counter[str]], more: Mapping[Group, Mapping[str, int]]) -> None:
-    for group, values in more.items():
-        counts.setdefault(group, Counter()).update(values)
+_EMPTY: dict[str, Any] = {
+    "attributes": [],
+    "questions": [],
+    "people": [],
+    "funnel": [],
+    "stops": [],
+}
 
 
-class _Counter:
-    """The GROUP BY queries of one report. Each returns {question id: {group: {value: n}}}."""
+class _SnapshotView:
+    """A snapshot's finest counts summed into the groups of one breakdown.
 
-    def __init__(self, session: Session, survey_id: str, by: tuple[str, ...]) -> None:
-        self.session = session
-        self.survey_id = survey_id
+    Attribute values held by fewer than the minimum cell of respondents are merged into
+    `_other` (with `_unknown`); a breakdown where `_other`, or a group of the pair, still holds
+    1 to min_cell - 1 people is refused: `_all` minus the big groups would be those few.
+    """
+
+    def __init__(self, cells: Mapping[str, Any], by: tuple[str, ...], rule: Rule) -> None:
+        self.cells = cells
+        stored = list(cells.get("attributes", []))
+        missing = [a for a in by if a not in stored]
+        # An attribute the survey gained after the snapshot: nobody has a value in it yet.
+        self.index = [stored.index(a) if a in stored else None for a in by]
+        self.rule = rule
         self.by = by
-        self.dialect = session.get_bind().dialect.name
-        self.latest = self._latest()
-        self.groups = [self.latest.c[f"g{i}"] for i in range(len(by))]
+        self.maps = [self._merge(i, attribute) for i, attribute in enumerate(by)]
+        if missing:
+            log.info("snapshot has no attribute %s: everyone is unknown", ", ".join(missing))
+        self._check_groups()
 
-    def _latest(self) -> Subquery:
-        """Each respondent's latest row per question, with its breakdown values.
+    def _part(self, i: int, parts: Sequence[Any]) -> str:
+        position = self.index[i]
+        return UNKNOWN if position is None else str(parts[position])
 
-        `is_latest` is kept when rows are written, so this is a plain filter: no ranking.
-        """
-        return (
-            select(
-                Answer.contact_id,
-                Answer.question_id,
-                Answer.status,
-                Answer.value,
-                *(Answer.profile[a].as_string().label(f"g{i}") for i, a in enumerate(self.by)),
-            )
-            .where(
-                Answer.survey_id == self.survey_id,
-                Answer.is_simulated.is_(False),
-                Answer.is_latest.is_(True),
-            )
-            .subquery("latest")
+    def _merge(self, i: int, attribute: str) -> dict[str, str]:
+        sizes: Counter[str] = Counter()
+        for *parts, count, _key in self.cells.get("people", []):
+            sizes[self._part(i, parts)] += count
+        return {
+            value: value if size >= self.rule.min_cell and value != OTHER else OTHER
+            for value, size in sizes.items()
+        }
+
+    def group(self, parts: Sequence[Any]) -> Group:
+        """The breakdown group of a snapshot row's attribute values."""
+        return tuple(
+            mapping.get(self._part(i, parts), OTHER) for i, mapping in enumerate(self.maps)
         )
 
-    def _answered(self, question_ids: Sequence[str]) -> ColumnElement[bool]:
-        latest = self.latest.c
-        return and_(
-            latest.status.in_(ANSWERED_STATUSES),
-            latest.question_id.in_(question_ids),
-        )
+    def _check_groups(self) -> None:
+        sizes: Counter[Group] = Counter()
+        for *parts, count, _key in self.cells.get("people", []):
+            group = self.group(parts)
+            for parent in rp.parents(group, len(group)):
+                sizes[parent] += count
+        top = (ALL,) * len(self.by)
+        small = [g for g, size in sizes.items() if self.rule.is_hidden(size) and g != top]
+        if small:
+            raise BreakdownRefusedError(
+                f"this breakdown would single out fewer than {self.rule.min_cell} people "
+                f"({len(small)} group(s), {OTHER} included, are that small)"
+            )
 
-    def _grouped(self, stmt: Select[Any]) -> dict[str, dict[Group, Counter[str]]]:
-        """Run a query whose columns are question id, the group parts, a value and a count."""
-        dims = len(self.by)
-        result: dict[str, dict[Group, Counter[str]]] = {}
-        for row in self.session.execute(stmt):
-            question_id, parts, value, count = row[0], row[1 : 1 + dims], row[1 + dims], row[-1]
-            if value is None:
-                continue
-            group = tuple(rp.group_part(p) for p in parts)
-            result.setdefault(question_id, {}).setdefault(group, Counter())[str(value)] += count
+    def questions(self) -> dict[str, dict[Group, dict[str, Cell]]]:
+        """Per question and group: `_answered`, `_skipped`, `_asked` and each value."""
+        result: dict[str, dict[Group, dict[str, Cell]]] = {}
+        for question_id, kind, value, *parts, count, key in self.cells.get("questions", []):
+            group = self.group(parts)
+            counts = result.setdefault(question_id, {}).setdefault(group, {})
+            names: list[str] = []
+            if kind == ANSWERED_KIND:
+                names = [ANSWERED, ASKED, *([str(value)] if value is not None else [])]
+            elif kind == SKIPPED_KIND:
+                names = [SKIPPED, ASKED]
+            elif value is not None:
+                names = [str(value)]
+            for name in names:
+                counts.setdefault(name, Cell(0)).add(count, key)
         return result
 
-    def question_counts(
-        self, questions: Sequence[Question]
-    ) -> dict[str, dict[Group, Counter[str]]]:
-        """One pass for every question: `_answered`, `_skipped`, `_asked` and the values.
-
-        The value is the choice or yes/no, or the number's range; none for text (never read)
-        and multi (counted per option apart).
-        """
-        latest = self.latest.c
-        number = latest.value["v"].as_float()
-        whens: list[tuple[ColumnElement[bool], ColumnElement[Any]]] = []
-        scalar_ids = [q.id for q in questions if q.type in ("choice", "yes_no")]
-        if scalar_ids:
-            whens.append((latest.question_id.in_(scalar_ids), latest.value["v"].as_string()))
-        for question in questions:
-            ranges = rp.bin_labels(question) if question.type == "number" else []
-            if ranges:
-                edges = [(number < high, label) for _low, high, label in ranges[:-1]]
-                bins = case((number.is_(None), null()), *edges, else_=ranges[-1][2])
-                whens.append((latest.question_id == question.id, bins))
-        value = case(*whens) if whens else null()
-        kind = case((latest.status.in_(ANSWERED_STATUSES), ANSWERED), else_=SKIPPED)
-        inner = (
-            select(latest.question_id, *self.groups, kind.label("kind"), value.label("val"))
-            .where(latest.status.in_(ANSWERED_STATUSES + UNANSWERED_STATUSES))
-            .subquery()
-        )
-        stmt = _count_by(inner)
-        dims = len(self.by)
-        result: dict[str, dict[Group, Counter[str]]] = {}
-        for row in self.session.execute(stmt):
-            question_id, parts, (status, val, count) = row[0], row[1 : 1 + dims], row[1 + dims :]
-            if not count:
-                continue
-            group = tuple(rp.group_part(p) for p in parts)
-            counts = result.setdefault(question_id, {}).setdefault(group, Counter())
-            counts[status] += count
-            counts[ASKED] += count
-            if status == ANSWERED and val is not None:
-                counts[str(val)] += count
+    def funnel(self) -> dict[Group, dict[str, Cell]]:
+        """People per group at each stage of the funnel."""
+        result: dict[Group, dict[str, Cell]] = {}
+        for invited, consented, completed, *parts, count, key in self.cells.get("funnel", []):
+            counts = result.setdefault(self.group(parts), {})
+            stages = {"started": True, "invited": invited, "consented": consented}
+            stages["completed"] = completed
+            for stage, reached in stages.items():
+                if reached:
+                    counts.setdefault(stage, Cell(0)).add(count, key)
         return result
 
-    def multi_values(self, question_ids: Sequence[str]) -> dict[str, dict[Group, Counter[str]]]:
-        """Per option: a respondent counts once for each option in their answer list."""
-        if not question_ids:
-            return {}
-        latest = self.latest.c
-        if self.dialect == "postgresql":
-            options = func.jsonb_array_elements_text(latest.value["v"]).table_valued("value")
-            is_list = func.jsonb_typeof(latest.value["v"]) == "array"
-        else:
-            options = func.json_each(latest.value, "$.v").table_valued("value")
-            is_list = func.json_type(latest.value, "$.v") == "array"
-        option = options.alias("opt")
-        stmt = (
-            select(
-                latest.question_id,
-                *self.groups,
-                option.c.value,
-                func.count(distinct(latest.contact_id)),
-            )
-            .select_from(self.latest)
-            .join(option, true())
-            .where(self._answered(question_ids), is_list)
-            .group_by(latest.question_id, *self.groups, option.c.value)
-        )
-        return self._grouped(stmt)
-
-    def number_frequencies(self, question_id: str) -> dict[Group, dict[float, int]]:
-        """How many gave each distinct number, per finest group: enough for exact medians."""
-        latest = self.latest.c
-        inner = (
-            select(latest.question_id, *self.groups, latest.value["v"].as_float().label("val"))
-            .where(self._answered([question_id]))
-            .subquery()
-        )
-        dims = len(self.by)
-        result: dict[Group, dict[float, int]] = {}
-        for row in self.session.execute(_count_by(inner)):
-            value = row[1 + dims]
-            if value is None:
-                continue
-            group = tuple(rp.group_part(p) for p in row[1 : 1 + dims])
-            bucket = result.setdefault(group, {})
-            bucket[float(value)] = bucket.get(float(value), 0) + row[-1]
-        return result
-
-    def funnel(self) -> tuple[dict[Group, Counter[str]], Counter[str]]:
-        """Conversations per group (invited, started, consented, completed), and where the
-        conversations that ended without completing stopped (by last question answered)."""
-        # The conversation row carries its last answer's question and profile (written with
-        # that row), so the funnel never reads answers.
-        parts = [
-            Conversation.last_profile[a].as_string().label(f"g{i}") for i, a in enumerate(self.by)
-        ]
-        inner = (
-            select(
-                *parts,
-                Conversation.status,
-                Conversation.is_invited,
-                Conversation.last_question_id.label("last_question"),
-            )
-            .select_from(Conversation)
-            .where(Conversation.survey_id == self.survey_id, Conversation.is_simulated.is_(False))
-            .subquery()
-        )
-        columns = [inner.c[f"g{i}"] for i in range(len(self.by))]
-        columns += [inner.c.status, inner.c.is_invited, inner.c.last_question]
-        stmt = select(*columns, func.count()).group_by(*columns)
-        dims = len(self.by)
-        result: dict[Group, Counter[str]] = {}
-        stops: Counter[str] = Counter()
-        for row in self.session.execute(stmt):
-            group = tuple(rp.group_part(p) for p in row[:dims])
-            status, is_invited, last_question, count = row[dims:]
-            counts = result.setdefault(group, Counter())
-            counts["started"] += count
-            if is_invited:
-                counts["invited"] += count
-            if last_question is not None or status == "completed":
-                counts["consented"] += count
-            if status == "completed":
-                counts["completed"] += count
-            if status in STOPPED_STATUSES:
-                stops[last_question or STOPPED_BEFORE_QUESTIONS] += count
-        return result, stops
-
-
-def _count_by(inner: Subquery) -> Select[Any]:
-    """Count the rows of a subquery grouped by all of its columns (last column: the count)."""
-    columns = list(inner.c)
-    return select(*columns, func.count()).group_by(*columns)
+    def stops(self) -> tuple[dict[str, Cell], Cell]:
+        """People by where they stopped, and all of them."""
+        stops: dict[str, Cell] = {}
+        total = Cell(0)
+        for last_question, count, key in self.cells.get("stops", []):
+            stops.setdefault(str(last_question), Cell(0)).add(count, key)
+            total.add(count, key)
+        return stops, total
 
 
 # -- the staff responses file -------------------------------------------------------------------

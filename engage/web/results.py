@@ -6,22 +6,27 @@ import io
 import logging
 from collections import defaultdict
 from collections.abc import Iterator
+from datetime import datetime
 
+from babel import dates as babel_dates
 from flask import (
     Blueprint,
     Response,
     abort,
     current_app,
+    g,
+    redirect,
     render_template,
     request,
     stream_with_context,
+    url_for,
 )
 from flask_login import current_user
 from sqlalchemy import select
 
 from engage import db
 from engage.models import SurveyVersion
-from engage.results.report import BreakdownError
+from engage.results.report import BreakdownError, BreakdownRefusedError, Report
 from engage.results.writers import (
     iter_aggregate_csv,
     iter_aggregate_json,
@@ -30,15 +35,18 @@ from engage.results.writers import (
 )
 from engage.services.accounts import record_download
 from engage.services.results import (
+    SnapshotTooSoonError,
     SurveyNotFoundError,
     breakdown_attributes,
     build_report,
     describe_survey,
     export_responses,
-    report_limits,
+    report_rule,
+    take_snapshot,
 )
-from engage.web.decorators import EVERYONE, STAFF, role_required
+from engage.web.decorators import ADMIN, EVERYONE, STAFF, role_required
 from engage.web.i18n import gettext as _
+from engage.web.i18n import translations
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +59,17 @@ MIMETYPES = {
 }
 
 
-def _report(survey_id: str, by: list[str]):
+def _report(survey_id: str, by: list[str]) -> Report:
+    """The report, committed: reading it may have taken the survey's next snapshot."""
+    session = db.session()
     try:
-        return build_report(db.session(), survey_id, by, **report_limits(current_app.config))
+        report = build_report(session, survey_id, by, rule=report_rule(current_app.config))
     except SurveyNotFoundError:
         abort(404)
-    except BreakdownError as exc:
+    except BreakdownError as exc:  # BreakdownRefusedError too: downloads say why
         abort(400, description=str(exc))
+    session.commit()
+    return report
 
 
 @bp.get("")
@@ -76,7 +88,18 @@ def index() -> str:
 @role_required(*EVERYONE)
 def survey(survey_id: str) -> str:
     by = [b for b in request.args.getlist("by") if b][:2]
-    report = _report(survey_id, by)
+    refused = None
+    try:
+        report = build_report(db.session(), survey_id, by, rule=report_rule(current_app.config))
+    except SurveyNotFoundError:
+        abort(404)
+    except BreakdownRefusedError:
+        # The page says why and shows everyone instead.
+        refused, by = by, []
+        report = _report(survey_id, by)
+    except BreakdownError as exc:
+        abort(400, description=str(exc))
+    db.session().commit()
     questions: dict[str, dict] = {}
     for row in report.rows:
         entry = questions.setdefault(
@@ -91,7 +114,40 @@ def survey(survey_id: str) -> str:
         by=by,
         attributes=breakdown_attributes(db.session(), survey_id),
         can_see_responses=current_user.role in STAFF,
+        can_take_snapshot=current_user.role in ADMIN,
+        refused=refused,
+        snapshot_refused=request.args.get("snapshot") == "refused",
     )
+
+
+@bp.post("/<survey_id>/snapshot")
+@role_required(*ADMIN)
+def snapshot(survey_id: str) -> Response:
+    """An admin asks for a new snapshot sooner than the daily one (same minimum of people)."""
+    session = db.session()
+    try:
+        taken = take_snapshot(
+            session,
+            survey_id,
+            rule=report_rule(current_app.config),
+            requested_by=current_user.id,
+        )
+    except SurveyNotFoundError:
+        abort(404)
+    except SnapshotTooSoonError:
+        session.rollback()
+        return redirect(url_for("results.survey", survey_id=survey_id, snapshot="refused"))
+    record_download(
+        session,
+        user=current_user,
+        actor=current_user.email,
+        survey_id=survey_id,
+        parameters={"kind": "snapshot", "snapshot": str(taken.id)},
+        action="snapshot",
+    )
+    session.commit()
+    log.info("user %s: snapshot %s of %s taken", current_user.id, taken.id, survey_id)
+    return redirect(url_for("results.survey", survey_id=survey_id))
 
 
 @bp.get("/<survey_id>/export.<fmt>")
@@ -101,7 +157,10 @@ def export(survey_id: str, fmt: str) -> Response:
         abort(404)
     by = [b for b in request.args.getlist("by") if b]
     report = _report(survey_id, by)
-    _audit(survey_id, {"format": fmt, "by": ",".join(by), "kind": "aggregates"})
+    snapshot = str(report.snapshot.id) if report.snapshot else ""
+    _audit(
+        survey_id, {"format": fmt, "by": ",".join(by), "kind": "aggregates", "snapshot": snapshot}
+    )
     filename = f"{survey_id}{'-by-' + '-'.join(by) if by else ''}.{fmt}"
     if fmt == "xlsx":
         buffer = io.BytesIO()
@@ -152,5 +211,12 @@ def _audit(survey_id: str, parameters: dict[str, str]) -> None:
 def group_label(group: tuple[str, ...]) -> str:
     if not group:
         return _("Everyone")
-    names = {"_all": _("all"), "_unknown": _("unknown")}
+    names = {"_all": _("all"), "_unknown": _("unknown"), "_other": _("other")}
     return " · ".join(names.get(part, part) for part in group)
+
+
+@bp.app_template_filter("format_date")
+def format_date(moment: datetime) -> str:
+    """A date as the page's language writes it (4 dic 2026, Dec 4, 2026)."""
+    translations()  # sets the page's language
+    return babel_dates.format_date(moment, format="medium", locale=g.page_language)

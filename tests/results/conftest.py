@@ -43,6 +43,9 @@ class Seeder:
     app: Flask
     phones: itertools.count = field(default_factory=lambda: itertools.count(1))
 
+    # A record key for every contact (None: random, as in production).
+    record_key: int | None = None
+
     def contact(self, profile: dict[str, Any] | None = None, *, simulated: bool = False) -> int:
         with self.app.app_context(), db.transaction() as session:
             n = next(self.phones)
@@ -54,6 +57,8 @@ class Seeder:
                 profile=dict(profile or {}),
                 is_simulated=simulated,
             )
+            if self.record_key is not None:
+                contact.record_key = self.record_key
             session.add(contact)
             session.flush()
             return contact.id
@@ -147,10 +152,12 @@ def seed(app: Flask) -> Seeder:
 
 
 def seed_population(seed: Seeder) -> None:
-    """40 workers in CA, 15 in FL, 3 in WA and 2 whose state is unknown, answers varied.
+    """40 workers in CA, 15 in FL, 3 in WA and 8 whose state is unknown, answers varied.
 
-    paid_on_time: CA 28 yes 12 no; FL 12 yes 3 no; WA 3 yes; unknown 1 yes 1 skipped.
-    hours_last_week: CA 45 x20, 65 x15, 85 x5; FL 30 x15; WA 50 x3; unknown 10 x1, missed x1.
+    By state the groups are CA, FL and `_other` (WA and unknown: 11 people); by crop berries 25,
+    grapes 15, citrus 15 and `_other` (tree_fruit and unknown: 11).
+    paid_on_time: CA 28 yes 12 no; FL 12 yes 3 no; WA 3 yes; unknown 6 yes 2 skipped.
+    hours_last_week: CA 45 x20, 65 x15, 85 x5; FL 30 x15; WA 50 x3; unknown 10 x7, missed x1.
     housing: CA crowded+pests x15, crowded x15, none x10; FL no_clean_water x15; WA crowded x3.
     """
     for i in range(40):
@@ -190,5 +197,70 @@ def seed_population(seed: Seeder) -> None:
             },
             profile={"state": "WA", "crop": "tree_fruit"},
         )
-    seed.response({"state": SKIP, "paid_on_time": "yes", "hours_last_week": 10})
-    seed.response({"state": SKIP, "paid_on_time": SKIP, "hours_last_week": MISS})
+    for i in range(8):
+        seed.response(
+            {
+                "state": SKIP,
+                "paid_on_time": "yes" if i < 6 else SKIP,
+                "hours_last_week": 10 if i < 7 else MISS,
+            }
+        )
+
+
+@dataclass
+class Truth:
+    """The true counts and cell keys of a survey, worked out in Python from the answer rows.
+
+    An oracle for the SQL: each respondent's latest row per question, grouped by a mapping
+    of profile values (unmapped values are `_other`).
+    """
+
+    rows: list[Any]
+
+    @classmethod
+    def read(cls, app: Flask, survey_id: str = "working-conditions") -> Truth:
+        with app.app_context(), db.transaction() as session:
+            rows = session.execute(
+                select(
+                    Answer.contact_id,
+                    Answer.question_id,
+                    Answer.status,
+                    Answer.value,
+                    Answer.profile,
+                    Answer.record_key,
+                ).where(
+                    Answer.survey_id == survey_id,
+                    Answer.is_latest.is_(True),
+                    Answer.is_simulated.is_(False),
+                )
+            ).all()
+        return cls(list(rows))
+
+    def cell(
+        self, question_id: str, value: str, groups: dict[str, set[str]] | None = None
+    ) -> tuple[int, int]:
+        """(count, cell key) of a value (or `_answered`, `_asked`, `_skipped`) in a group,
+        given as {attribute: the profile values it holds}."""
+        people = 0
+        key = 0
+        for row in self.rows:
+            if row.question_id != question_id:
+                continue
+            if any((row.profile or {}).get(a) not in held for a, held in (groups or {}).items()):
+                continue
+            answered = row.status in ("answered", "profile")
+            stored = (row.value or {}).get("v")
+            if value == "_asked":
+                hit = True
+            elif value == "_answered":
+                hit = answered
+            elif value == "_skipped":
+                hit = not answered
+            elif isinstance(stored, list):
+                hit = answered and value in stored
+            else:
+                hit = answered and str(stored) == value
+            if hit:
+                people += 1
+                key += row.record_key
+        return people, key % 256

@@ -16,10 +16,11 @@ from click.testing import CliRunner
 from flask.cli import ScriptInfo
 
 from engage.cli import main
-from engage.results.disclosure import ALL, describe_rule
+from engage.results.disclosure import ALL, Rule
 from engage.results.report import (
     AggregateRow,
     Report,
+    SnapshotInfo,
     SurveyInfo,
     SurveyVersionInfo,
     aggregate_columns,
@@ -37,7 +38,10 @@ from engage.survey.definition import Choice, Question
 from tests.results.conftest import seed_population
 
 GENERATED = datetime(2026, 3, 9, 12, 0, tzinfo=UTC)
-PREFIXES = ["=", "+", "-", "@", "\t", "\r"]
+SNAPSHOT_AT = datetime(2026, 3, 9, 8, 15, tzinfo=UTC)
+PREFIXES = ["=", "+", "-", "@", "\t"]
+# Formulas behind control characters, which a reader drops (or which end up in front of it).
+HIDDEN_FORMULAS = ['\x01=HYPERLINK("http://x")', "\r=1+1", "\x00+1", "\x85@SUM(A1)", "\x1b-2"]
 QUESTIONS = (
     Question(
         "paid",
@@ -74,8 +78,9 @@ def make_report(rows, by=("state",), medians=None) -> Report:
     return Report(
         survey=survey_info(),
         by=tuple(by),
-        rule=describe_rule(11, 30),
+        rule=Rule().describe(),
         generated_at=GENERATED,
+        snapshot=SnapshotInfo(3, SNAPSHOT_AT),
         rows=rows,
         medians=medians or {},
         funnel_stops={"stopped": None, "last_answered": {}},
@@ -122,12 +127,18 @@ def test_csv_is_utf8_with_a_bom_and_the_contract_columns():
 def test_csv_ends_with_the_rule_and_its_parameters():
     rows = list(csv.DictReader(io.StringIO(csv_text(make_report(SAMPLE_ROWS))[len(BOM) :])))
     rule_rows = [r for r in rows if r["question_id"] == "_rule"]
-    assert rows[-2:] == rule_rows
+    assert rows[-len(rule_rows) :] == rule_rows
     assert [(r["value"], r["count"]) for r in rule_rows] == [
         ("min_cell", "11"),
+        ("round_base", "5"),
+        ("smallest_published", "15"),
         ("min_percent_base", "30"),
+        ("snapshot", ""),
+        ("note", ""),
     ]
-    assert rule_rows[0]["label"] == describe_rule(11, 30)["text"]
+    assert rule_rows[4]["label"] == f"snapshot 3 taken {SNAPSHOT_AT.isoformat()}"
+    assert "need not add up" in rule_rows[5]["label"]
+    assert rule_rows[0]["label"] == Rule().describe()["text"]
     assert rule_rows[0]["state"] == ""
 
 
@@ -136,6 +147,32 @@ def test_neutralise_quotes_every_formula_prefix_and_keeps_numbers(prefix):
     assert neutralise(f"{prefix}1+1") == f"'{prefix}1+1"
     assert neutralise("¿Le pagan?") == "¿Le pagan?"
     assert neutralise(-5) == -5
+
+
+@pytest.mark.parametrize("text", HIDDEN_FORMULAS)
+def test_neutralise_drops_control_characters_before_looking_for_a_formula(text):
+    got = neutralise(text)
+    assert got.startswith("'") and got[1] in "=+-@"
+    assert not any(ord(c) < 32 and c not in "\t\n" or 0x7F <= ord(c) <= 0x9F for c in got)
+
+
+def test_formulas_behind_control_characters_are_neutralised_in_every_format():
+    rows = [
+        AggregateRow("q", text, (text,), text, text, 12, 40.0, False) for text in HIDDEN_FORMULAS
+    ]
+    report = make_report(rows)
+    text = csv_text(report)
+    for row in list(csv.reader(io.StringIO(text[len(BOM) :])))[1 : 1 + len(rows)]:
+        assert all(cell.startswith("'") for cell in row[1:5]), row
+    got = json.loads("".join(iter_aggregate_json(report)))
+    assert all(r["question"].startswith("'") for r in got["rows"])
+    book = read_xlsx(report)
+    for row in list(book["aggregates"].values)[1 : 1 + len(rows)]:
+        assert all(str(cell).startswith("'") for cell in row[1:5]), row
+    for sheet in book.worksheets:
+        for sheet_row in sheet.iter_rows():
+            for cell in sheet_row:
+                assert cell.data_type != "f", (sheet.title, cell.coordinate, cell.value)
 
 
 def test_csv_neutralises_formulas_in_every_text_cell():
@@ -193,8 +230,9 @@ def test_xlsx_has_the_aggregates_medians_codebook_and_notes():
     assert ("hours", "value", "number", "40-120", "range", "40-120", "40-120") in codebook
     notes = dict(row for row in book["notes"].values if row[0] != "version")
     assert notes["sample"] == SAMPLE_NOTE
-    assert notes["rule text"] == describe_rule(11, 30)["text"]
-    assert (notes["min_cell"], notes["min_percent_base"]) == (11, 30)
+    assert notes["rule text"] == Rule().describe()["text"]
+    assert (notes["min_cell"], notes["round_base"], notes["min_percent_base"]) == (11, 5, 30)
+    assert notes["snapshot"] == f"snapshot 3 taken {SNAPSHOT_AT.isoformat()}"
     assert notes["generated_at"] == GENERATED.isoformat()
     versions = [row[1] for row in book["notes"].values if row[0] == "version"]
     assert versions == [
@@ -207,10 +245,8 @@ def test_xlsx_neutralises_formulas_and_keeps_numbers():
     book = read_xlsx(make_report(dangerous_rows()))
     rows = list(book["aggregates"].values)[1:]
     for prefix, row in zip(PREFIXES, rows, strict=True):
-        # XML reads a carriage return back as a line feed; the quote is what matters.
-        read_prefix = prefix.replace("\r", "\n")
         assert row[:5] == tuple(
-            f"'{read_prefix}{name}" for name in ("q", "question", "group", "value", "label")
+            f"'{prefix}{name}" for name in ("q", "question", "group", "value", "label")
         )
         assert (row[5], row[6]) == (12, 40.0)
     for sheet in book.worksheets:
@@ -225,11 +261,21 @@ def test_xlsx_neutralises_formulas_and_keeps_numbers():
 def test_json_has_the_survey_rule_rows_medians_and_stops():
     report = make_report(SAMPLE_ROWS, medians={"hours": {(ALL,): 45, ("CA",): None}})
     got = json.loads("".join(iter_aggregate_json(report)))
-    assert list(got) == ["survey", "generated_at", "rule", "rows", "medians", "funnel_stops"]
+    assert list(got) == [
+        "survey",
+        "generated_at",
+        "rule",
+        "snapshot",
+        "note",
+        "rows",
+        "medians",
+        "funnel_stops",
+    ]
+    assert got["snapshot"] == {"id": 3, "taken_at": SNAPSHOT_AT.isoformat()}
     assert got["survey"]["id"] == "working-conditions"
     assert [v["version"] for v in got["survey"]["versions"]] == ["aaaa", "bbbb"]
     assert got["generated_at"] == GENERATED.isoformat()
-    assert got["rule"] == describe_rule(11, 30)
+    assert got["rule"] == Rule().describe()
     assert got["rows"][1] == {
         "question_id": "paid",
         "question": "¿Le pagan a tiempo?",
@@ -346,12 +392,13 @@ def test_export_writes_csv_to_standard_output(app, seed):
 
 
 def test_export_writes_json_and_xlsx(app, seed, tmp_path):
+    seed.record_key = 0  # every count rounds up: a median of the published 15, 25, 15
     seed_population(seed)
     result = run_export(app, "working-conditions", "--format", "json")
     assert result.exit_code == 0, result.output
     got = json.loads(result.stdout)
     assert got["rule"]["min_cell"] == 11
-    assert got["medians"]["hours_last_week"] == {"_all": 45}
+    assert got["medians"]["hours_last_week"] == {"_all": 50}
     target = tmp_path / "results.xlsx"
     result = run_export(app, "working-conditions", "--format", "xlsx", "-o", str(target))
     assert result.exit_code == 0, result.output
