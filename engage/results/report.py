@@ -105,8 +105,11 @@ class SnapshotInfo:
     taken_at: datetime
 
 
-class BreakdownRefusedError(ValueError):
+class BreakdownRefusedError(BreakdownError):
     """A breakdown whose groups would single out fewer than the minimum cell of people."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, ())
 
 
 @dataclass

@@ -51,6 +51,8 @@ REQUIRED_CHOICE_FIELDS = ("value", "label")
 _SURVEY_ID = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 _LANGUAGE = re.compile(r"[a-z]{2,3}")
 _QUESTION_ID = re.compile(r"[a-z0-9_]+")
+# A text or number answer saved on the contact could become a group name in results.
+NO_PROFILE_TYPES = ("text", "number")
 _PROFILE_KEY = re.compile(r"[a-z_][a-z0-9_]*")
 _CONTENT_SID = re.compile(r"HX[0-9a-fA-F]{32}")
 _DIGITS = re.compile(r"[0-9]+")
@@ -636,6 +638,14 @@ class _Checker:
                 )
             elif profile is not None:
                 profile_owners[profile] = (name, profile_line)
+            if profile is not None and question_type in NO_PROFILE_TYPES:
+                # A profile value becomes a group name in results: a worker's own words or
+                # exact number could name or single them out.
+                self.error(
+                    profile_line,
+                    f"profile on a {question_type} question: only choice, multi and yes_no "
+                    "answers may be saved on the contact",
+                )
 
         optional = (
             self.boolean(item, "optional", f"optional of {name}") if "optional" in item else False

@@ -1195,7 +1195,7 @@ QUESTION_CASES = [
         "bad profile key",
         """\
         - id: q
-          type: text
+          type: yes_no
           text: {es: a, en: b}
           profile: Home-State
         """,
@@ -1203,10 +1203,32 @@ QUESTION_CASES = [
         "invalid profile key 'Home-State'",
     ),
     (
-        "profile key starting with a digit",
+        "profile on a text question (its words would name a group)",
         """\
         - id: q
           type: text
+          text: {es: a, en: b}
+          profile: employer
+        """,
+        9,
+        "profile on a text question: only choice, multi and yes_no answers may be saved",
+    ),
+    (
+        "profile on a number question",
+        """\
+        - id: q
+          type: number
+          text: {es: a, en: b}
+          profile: age
+        """,
+        9,
+        "profile on a number question: only choice, multi and yes_no answers may be saved",
+    ),
+    (
+        "profile key starting with a digit",
+        """\
+        - id: q
+          type: yes_no
           text: {es: a, en: b}
           profile: 1state
         """,
@@ -1276,7 +1298,7 @@ WHEN_QUESTIONS = """\
   text: {es: a, en: b}
   when: "WHEN"
 - id: later
-  type: text
+  type: yes_no
   profile: later_key
   text: {es: a, en: b}
 """
