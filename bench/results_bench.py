@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, event, func, select, text
 from sqlalchemy import delete as delete_rows
 from sqlalchemy.orm import Session
 
@@ -577,8 +577,54 @@ def count_snapshots(engine: Engine, survey_id: str, *, delete: bool = False) -> 
         return session.scalar(select(func.count()).where(ResultSnapshot.survey_id == survey_id))
 
 
-def measure_once(step: str, url: str, survey_id: str, output: Path) -> dict[str, Any]:
-    """Time one step after imports and the first connection; report the process's peak RSS."""
+# What each statement of a download is, by a phrase of its SQL (the first that matches).
+STATEMENT_LABELS = (
+    ("insert into result_snapshots", "write the snapshot, then the report from it in Python"),
+    ("result_snapshots", "read the newest snapshot"),
+    ("for update", "lock the survey's versions"),
+    ("survey_versions", "read the survey's versions"),
+    ("count(distinct answers.contact_id)", "count respondents (new since the last snapshot; all)"),
+    ("per_person", "GROUP BY: funnel (conversations per person, attributes)"),
+    ("respondents", "GROUP BY: people (respondents by attributes)"),
+    ("coalesce(conversations.last_question_id", "GROUP BY: stops"),
+    ("jsonb_array_elements", "GROUP BY: multi options"),
+    ("json_each", "GROUP BY: multi options"),
+    ("latest", "GROUP BY: questions (latest answers by kind, value, attributes)"),
+)
+
+
+class StatementClock:
+    """Wall time from each statement's start to the next's (its fetch and the Python reading
+    it included), through SQLAlchemy's cursor events; the commit and the rest are their own."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.segments: list[list[Any]] = []
+        self.mark("before the first statement")
+        event.listen(engine, "before_cursor_execute", self.before)
+        event.listen(engine, "commit", lambda _conn: self.mark("commit, then the CSV"))
+
+    def mark(self, label: str) -> None:
+        self.segments.append([label, time.perf_counter()])
+
+    def before(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sql = " ".join(statement.lower().split())
+        label = next((name for phrase, name in STATEMENT_LABELS if phrase in sql), sql[:60])
+        self.mark(label)
+
+    def figures(self, ended: float) -> list[list[Any]]:
+        ends = [start for _label, start in self.segments[1:]] + [ended]
+        return [
+            [label, end - start] for (label, start), end in zip(self.segments, ends, strict=True)
+        ]
+
+
+def measure_once(
+    step: str, url: str, survey_id: str, output: Path, *, profile: bool = False
+) -> dict[str, Any]:
+    """Time one step after imports and the first connection; report the process's peak RSS.
+
+    With `profile`, also the time of each statement (StatementClock).
+    """
     engine = make_engine(url)
     snapshots = count_snapshots(engine, survey_id, delete=step == "first")
     if step == "snapshot" and snapshots == 0:
@@ -587,9 +633,11 @@ def measure_once(step: str, url: str, survey_id: str, output: Path) -> dict[str,
     with Session(engine.execution_options(engage_deferred=True)) as session:
         session.execute(text("SELECT 1"))
         baseline = peak_rss()
+        clock = StatementClock(engine) if profile else None
         started = time.perf_counter()
         rows = (ceiling if step == "ceiling" else engage)(session, survey_id, output)
         seconds = time.perf_counter() - started
+        statements = clock.figures(started + seconds) if clock else []
     taken = count_snapshots(engine, survey_id) - snapshots
     if taken != (1 if step == "first" else 0):
         raise SystemExit(f"{step}: {taken} snapshot(s) taken")
@@ -601,11 +649,13 @@ def measure_once(step: str, url: str, survey_id: str, output: Path) -> dict[str,
         "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6,
         "rows": rows,
         "bytes": output.stat().st_size,
+        "statements": statements,
     }
 
 
-def measure(step: str, url: str, output: Path) -> dict[str, Any]:
+def measure(step: str, url: str, output: Path, *, profile: bool = False) -> dict[str, Any]:
     argv = [sys.executable, __file__, "--measure", step, "--url", url, "--output", str(output)]
+    argv += ["--profile"] if profile else []
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"measurement {step} failed:\n{done.stderr}")
@@ -628,6 +678,7 @@ class Outcome:
     runs: dict[str, list[dict[str, Any]]]
     # Of each Engage CSV: the same data must give the same file everywhere.
     engage_digests: dict[str, str]
+    profiled: dict[str, Any]  # a first download timed statement by statement
 
     def median(self, step: str) -> float:
         return statistics.median(run["seconds"] for run in self.runs[step])
@@ -664,7 +715,9 @@ def bench_database(
                 f"peak RSS {run['peak_mb']:.0f} MB, {run['rows']:,} CSV rows"
             )
     digests = {step: csv_digest(directory / f"{database}-{step}.csv") for step in ENGAGE_STEPS}
-    return Outcome(database, totals, load_seconds, runs, digests)
+    # One more first download, not counted: where its time goes, statement by statement.
+    profiled = measure("first", url, directory / f"{database}-profile.csv", profile=True)
+    return Outcome(database, totals, load_seconds, runs, digests, profiled)
 
 
 def print_table(outcomes: list[Outcome]) -> bool:
@@ -704,6 +757,19 @@ def print_table(outcomes: list[Outcome]) -> bool:
     return ok
 
 
+def print_profile(outcomes: list[Outcome]) -> None:
+    """Where a first download's time goes, beside the ceiling's median."""
+    for outcome in outcomes:
+        profiled = outcome.profiled
+        print(
+            f"\n{outcome.database}: one first download timed by statement, "
+            f"{profiled['seconds']:.3f} s in all (ceiling median {outcome.median('ceiling'):.3f} s)"
+        )
+        for label, seconds in profiled["statements"]:
+            if seconds >= 0.001:
+                print(f"  {seconds:8.3f} s  {label}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--answers", type=int, default=1_000_000)
@@ -715,9 +781,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--measure", choices=STEPS, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure:
-        print(json.dumps(measure_once(args.measure, args.url, SURVEY_ID, args.output)))
+        figures = measure_once(args.measure, args.url, SURVEY_ID, args.output, profile=args.profile)
+        print(json.dumps(figures))
         return 0
 
     databases = [name.strip() for name in args.databases.split(",") if name.strip()]
@@ -742,6 +810,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"VmHWM, imports included; 'before': its RSS after imports and connecting)\n"
     )
     ok = print_table(outcomes)
+    print_profile(outcomes)
     same = len({digest for o in outcomes for digest in o.engage_digests.values()}) == 1
     where = "in both downloads" + (" and across the databases" if len(outcomes) > 1 else "")
     print(
