@@ -18,6 +18,8 @@ of each step, then 3 runs of each, interleaved; the medians are compared.
 Targets, on the first download (the worst case): Engage/ceiling <= 2.0 and Engage peak RSS
 < 300 MB; the exit status is 1 if one is missed, or if the two downloads' CSVs differ (from each
 other, or between the databases) in anything but the snapshot's id and time.
+After the table, one more first download per database (not counted) is timed statement by
+statement. Figures of the last runs, and where the first download's time goes: bench/RESULTS.md.
 
 The data: respondents answer a survey written by this script (a `state` profile question with
 13 states, then choice questions with 6 choices each, in 4 languages) the way the engine writes
