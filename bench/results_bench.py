@@ -5,14 +5,21 @@
 Per database, in the same run and on the same synthetic data (made here, nothing simulated):
 - ceiling: the bare GROUP BY query (question, state from the profile JSON, value) fetched to
   Python and written to CSV with the csv module;
-- Engage: `build_report(session, survey_id, ["state"], min_cell=11, min_percent_base=30)`
-  written with `iter_aggregate_csv`: the suppressed breakdown by state as CSV.
-Each measurement runs in a fresh subprocess (timed after imports and the first connection);
-its peak memory is that process's peak RSS (VmHWM: see `peak_rss`), imports included. One
-warm-up run of each step, then 3 runs of each, interleaved; the medians are compared.
+- Engage, first download: with no snapshot yet, `build_report(session, survey_id, ["state"],
+  rule=Rule(min_cell=11, round_base=5, min_percent_base=30))` takes the survey's snapshot (its
+  GROUP BY queries), the session commits it as a download does, and `iter_aggregate_csv` writes
+  the breakdown by state under disclosure control;
+- Engage from the snapshot: the same download again, reading the snapshot the first one took.
+Each measurement runs in a fresh subprocess (timed after imports and the first connection; the
+first download's subprocess deletes the survey's snapshots before its timer starts); its peak
+memory is that process's peak RSS (VmHWM: see `peak_rss`), imports included. One warm-up run
+of each step, then 3 runs of each, interleaved; the medians are compared.
 
-Targets: Engage/ceiling <= 2.0 and Engage peak RSS < 300 MB; the exit status is 1 if one is
-missed.
+Targets, on the first download (the worst case): Engage/ceiling <= 2.0 and Engage peak RSS
+< 300 MB; the exit status is 1 if one is missed, or if the two downloads' CSVs differ (from each
+other, or between the databases) in anything but the snapshot's id and time.
+After the table, one more first download per database (not counted) is timed statement by
+statement. Figures of the last runs, and where the first download's time goes: bench/RESULTS.md.
 
 The data: respondents answer a survey written by this script (a `state` profile question with
 13 states, then choice questions with 6 choices each, in 4 languages) the way the engine writes
@@ -44,12 +51,14 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import func, select, text
+from sqlalchemy import Engine, event, func, select, text
+from sqlalchemy import delete as delete_rows
 from sqlalchemy.orm import Session
 
 from engage.db import make_engine
 from engage.migrations import upgrade
-from engage.models import Answer
+from engage.models import Answer, ResultSnapshot
+from engage.results.disclosure import KEY_RANGE, Rule
 from engage.results.writers import iter_aggregate_csv
 from engage.services.quiet_hours import STATE_TIMEZONES
 from engage.services.results import build_report
@@ -59,17 +68,18 @@ from engage.survey.loader import load_survey_file
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_SERVER = os.environ.get("BENCH_PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
-PG_DATABASE = "engage_bench_results"
+PG_DATABASE = os.environ.get("BENCH_PG_DATABASE", "engage_bench_results")
 SURVEY_ID = "bench-results"
 
 MAX_RATIO = 2.0
 MAX_PEAK_MB = 300  # 10**6 bytes
-MIN_CELL = 11
-MIN_PERCENT_BASE = 30
-STEPS = ("ceiling", "engage")
+RULE = Rule(min_cell=11, round_base=5, min_percent_base=30)
+STEPS = ("ceiling", "first", "snapshot")
+ENGAGE_STEPS = ("first", "snapshot")
 STEP_NAMES = {
     "ceiling": "bare GROUP BY query -> CSV",
-    "engage": "Engage build_report(by state) -> CSV",
+    "first": "Engage first download, takes snapshot",
+    "snapshot": "Engage download from the snapshot",
 }
 
 # 13 states, as unequal as real sign-ups: the smallest few make cells that must be hidden.
@@ -127,17 +137,18 @@ TOPICS = (
 
 ANSWER_COLUMNS = (
     "id", "conversation_id", "contact_id", "survey_id", "version", "question_id", "status",
-    "value", "raw_text", "language", "profile", "is_simulated", "answered_at", "is_latest",
+    "value", "raw_text", "language", "profile", "is_simulated", "answered_at", "record_key",
+    "is_latest",
 )  # fmt: skip
 CONVERSATION_COLUMNS = (
     "id", "contact_id", "survey_id", "version", "language", "channel", "status", "pending",
     "misses", "consent_tries", "is_invited", "is_simulated", "started_at", "last_activity_at",
-    "ended_at", "last_question_id", "last_profile",
+    "ended_at", "last_question_id", "last_profile", "record_key",
 )  # fmt: skip
 CONTACT_COLUMNS = (
     "id", "phone_hash", "phone_encrypted", "language", "has_consented", "consented_at",
     "consent_source", "is_opted_out", "opted_out_at", "is_menu_open", "is_simulated", "profile",
-    "timezone", "created_at", "updated_at",
+    "timezone", "created_at", "updated_at", "record_key",
 )  # fmt: skip
 BATCH_ANSWERS = 100_000  # rows per COPY / executemany round, flushed at a respondent's end
 
@@ -239,11 +250,14 @@ class Generator:
     those who did not opt out start again days later and complete. The state is answered by
     97 % (the rest skip it, so their rows have no state: the `_unknown` group); a choice
     question is skipped by 4 % and missed (three replies not understood) by 2 %. Answers lean
-    differently per question and per state. Times spread over 60 days.
+    differently per question and per state. Times spread over 60 days. Each contact has a
+    record key from 0 to 255, copied onto its conversations and answers; the keys come from a
+    generator of their own, so the rest of the data is what it was before record keys.
     """
 
     def __init__(self, survey: Survey, target_answers: int, seed: int) -> None:
         self.rng = random.Random(seed)
+        self.key_rng = random.Random(f"{seed}-record-keys")
         self.survey = survey
         self.target = target_answers
         self.choice_ids = [q.id for q in survey.questions if q.id != "state"]
@@ -285,6 +299,7 @@ class Generator:
         totals.respondents += 1
         totals.contacts += 1
         contact_id = totals.contacts
+        record_key = self.key_rng.randrange(KEY_RANGE)
         state = rng.choices(self.states, cum_weights=self.state_cum)[0]
         language = rng.choices(self.languages, cum_weights=self.language_cum)[0]
         channel = "whatsapp" if rng.random() < 0.2 else "sms"
@@ -341,6 +356,7 @@ class Generator:
                         self.as_json("state", known_state),
                         False,
                         moment,
+                        record_key,
                     )
                 )
             if status == "opted_out":
@@ -365,6 +381,7 @@ class Generator:
                     ended_at,
                     questions[reached - 1] if reached else None,
                     self.as_json("state", known_state) if reached else "{}",
+                    record_key,
                 )
             )
         # is_latest as the conversation service keeps it: only the row written last for a
@@ -388,6 +405,7 @@ class Generator:
                 STATE_TIMEZONES.get(known_state or ""),
                 first_seen,
                 moment,
+                record_key,
             )
         )
 
@@ -524,10 +542,12 @@ def ceiling(session: Session, survey_id: str, output: Path) -> int:
 
 
 def engage(session: Session, survey_id: str, output: Path) -> int:
-    """Engage's download: the suppressed breakdown by state, as the aggregate CSV."""
-    report = build_report(
-        session, survey_id, ["state"], min_cell=MIN_CELL, min_percent_base=MIN_PERCENT_BASE
-    )
+    """Engage's download: the breakdown by state under disclosure control, as the aggregate CSV.
+
+    Committed as the web and CLI downloads commit: reading it may have taken the snapshot.
+    """
+    report = build_report(session, survey_id, ["state"], rule=RULE)
+    session.commit()
     with output.open("w", encoding="utf-8", newline="") as stream:
         for chunk in iter_aggregate_csv(report):
             stream.write(chunk)
@@ -548,16 +568,81 @@ def peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def measure_once(step: str, url: str, survey_id: str, output: Path) -> dict[str, Any]:
-    """Time one step after imports and the first connection; report the process's peak RSS."""
+def count_snapshots(engine: Engine, survey_id: str, *, delete: bool = False) -> int:
+    """The survey's snapshots (deleted first with `delete`: the next download takes one)."""
+    with Session(engine) as session:
+        if delete:
+            session.execute(
+                delete_rows(ResultSnapshot).where(ResultSnapshot.survey_id == survey_id)
+            )
+            session.commit()
+        return session.scalar(select(func.count()).where(ResultSnapshot.survey_id == survey_id))
+
+
+# What each statement of a download is, by a phrase of its SQL (the first that matches).
+STATEMENT_LABELS = (
+    ("insert into result_snapshots", "write the snapshot, then the report from it in Python"),
+    ("result_snapshots", "read the newest snapshot"),
+    ("for update", "lock the survey's versions"),
+    ("survey_versions", "read the survey's versions"),
+    ("count(distinct answers.contact_id)", "count respondents (new since the last snapshot; all)"),
+    ("per_person", "GROUP BY: funnel (conversations per person, attributes)"),
+    ("respondents", "GROUP BY: people (respondents by attributes)"),
+    ("coalesce(conversations.last_question_id", "GROUP BY: stops"),
+    ("jsonb_array_elements", "GROUP BY: multi options"),
+    ("json_each", "GROUP BY: multi options"),
+    ("latest", "GROUP BY: questions (latest answers by kind, value, attributes)"),
+)
+
+
+class StatementClock:
+    """Wall time from each statement's start to the next's (its fetch and the Python reading
+    it included), through SQLAlchemy's cursor events; the commit and the rest are their own."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.segments: list[list[Any]] = []
+        self.mark("before the first statement")
+        event.listen(engine, "before_cursor_execute", self.before)
+        event.listen(engine, "commit", lambda _conn: self.mark("commit, then the CSV"))
+
+    def mark(self, label: str) -> None:
+        self.segments.append([label, time.perf_counter()])
+
+    def before(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sql = " ".join(statement.lower().split())
+        label = next((name for phrase, name in STATEMENT_LABELS if phrase in sql), sql[:60])
+        self.mark(label)
+
+    def figures(self, ended: float) -> list[list[Any]]:
+        ends = [start for _label, start in self.segments[1:]] + [ended]
+        return [
+            [label, end - start] for (label, start), end in zip(self.segments, ends, strict=True)
+        ]
+
+
+def measure_once(
+    step: str, url: str, survey_id: str, output: Path, *, profile: bool = False
+) -> dict[str, Any]:
+    """Time one step after imports and the first connection; report the process's peak RSS.
+
+    With `profile`, also the time of each statement (StatementClock).
+    """
     engine = make_engine(url)
+    snapshots = count_snapshots(engine, survey_id, delete=step == "first")
+    if step == "snapshot" and snapshots == 0:
+        raise SystemExit("no snapshot to read: the first download runs before this step")
     # The session a download uses: on SQLite a deferred BEGIN, so it never takes the write lock.
     with Session(engine.execution_options(engage_deferred=True)) as session:
         session.execute(text("SELECT 1"))
         baseline = peak_rss()
+        clock = StatementClock(engine) if profile else None
         started = time.perf_counter()
         rows = (ceiling if step == "ceiling" else engage)(session, survey_id, output)
         seconds = time.perf_counter() - started
+        statements = clock.figures(started + seconds) if clock else []
+    taken = count_snapshots(engine, survey_id) - snapshots
+    if taken != (1 if step == "first" else 0):
+        raise SystemExit(f"{step}: {taken} snapshot(s) taken")
     return {
         "step": step,
         "seconds": seconds,
@@ -566,15 +651,25 @@ def measure_once(step: str, url: str, survey_id: str, output: Path) -> dict[str,
         "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6,
         "rows": rows,
         "bytes": output.stat().st_size,
+        "statements": statements,
     }
 
 
-def measure(step: str, url: str, output: Path) -> dict[str, Any]:
+def measure(step: str, url: str, output: Path, *, profile: bool = False) -> dict[str, Any]:
     argv = [sys.executable, __file__, "--measure", step, "--url", url, "--output", str(output)]
+    argv += ["--profile"] if profile else []
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"measurement {step} failed:\n{done.stderr}")
     return json.loads(done.stdout)
+
+
+def csv_digest(path: Path) -> str:
+    """Of an aggregate CSV less its snapshot line (the snapshot's id and time differ by run)."""
+    lines = path.read_bytes().splitlines(keepends=True)
+    kept = [line for line in lines if not line.startswith(b"_rule,") or b",snapshot," not in line]
+    assert len(kept) == len(lines) - 1, "one snapshot line in the CSV"
+    return hashlib.sha256(b"".join(kept)).hexdigest()
 
 
 @dataclass
@@ -583,7 +678,9 @@ class Outcome:
     totals: Totals
     load_seconds: float
     runs: dict[str, list[dict[str, Any]]]
-    engage_digest: str  # of Engage's CSV: the same data must give the same file everywhere
+    # Of each Engage CSV: the same data must give the same file everywhere.
+    engage_digests: dict[str, str]
+    profiled: dict[str, Any]  # a first download timed statement by statement
 
     def median(self, step: str) -> float:
         return statistics.median(run["seconds"] for run in self.runs[step])
@@ -591,9 +688,8 @@ class Outcome:
     def peak_mb(self, step: str) -> float:
         return max(run["peak_mb"] for run in self.runs[step])
 
-    @property
-    def ratio(self) -> float:
-        return self.median("engage") / self.median("ceiling")
+    def ratio(self, step: str) -> float:
+        return self.median(step) / self.median("ceiling")
 
 
 def bench_database(
@@ -620,8 +716,10 @@ def bench_database(
                 f"{database}: run {number} {step}: {run['seconds']:.3f} s, "
                 f"peak RSS {run['peak_mb']:.0f} MB, {run['rows']:,} CSV rows"
             )
-    digest = hashlib.sha256((directory / f"{database}-engage.csv").read_bytes()).hexdigest()
-    return Outcome(database, totals, load_seconds, runs, digest)
+    digests = {step: csv_digest(directory / f"{database}-{step}.csv") for step in ENGAGE_STEPS}
+    # One more first download, not counted: where its time goes, statement by statement.
+    profiled = measure("first", url, directory / f"{database}-profile.csv", profile=True)
+    return Outcome(database, totals, load_seconds, runs, digests, profiled)
 
 
 def print_table(outcomes: list[Outcome]) -> bool:
@@ -645,16 +743,33 @@ def print_table(outcomes: list[Outcome]) -> bool:
             )
     print()
     for outcome in outcomes:
-        ratio_ok = outcome.ratio <= MAX_RATIO
-        memory_ok = outcome.peak_mb("engage") < MAX_PEAK_MB
+        ratio_ok = outcome.ratio("first") <= MAX_RATIO
+        memory_ok = outcome.peak_mb("first") < MAX_PEAK_MB
         ok = ok and ratio_ok and memory_ok
         print(
-            f"{outcome.database:<11} Engage/ceiling {outcome.ratio:5.2f} (target <= {MAX_RATIO}): "
-            f"{'met' if ratio_ok else 'MISSED'};  Engage peak RSS "
-            f"{outcome.peak_mb('engage'):.0f} MB (target < {MAX_PEAK_MB}): "
+            f"{outcome.database:<11} first download/ceiling {outcome.ratio('first'):5.2f} "
+            f"(target <= {MAX_RATIO}): {'met' if ratio_ok else 'MISSED'};  peak RSS "
+            f"{outcome.peak_mb('first'):.0f} MB (target < {MAX_PEAK_MB}): "
             f"{'met' if memory_ok else 'MISSED'}"
         )
+        print(
+            f"{'':<11} from the snapshot/ceiling {outcome.ratio('snapshot'):5.2f};  peak RSS "
+            f"{outcome.peak_mb('snapshot'):.0f} MB (not a target)"
+        )
     return ok
+
+
+def print_profile(outcomes: list[Outcome]) -> None:
+    """Where a first download's time goes, beside the ceiling's median."""
+    for outcome in outcomes:
+        profiled = outcome.profiled
+        print(
+            f"\n{outcome.database}: one first download timed by statement, "
+            f"{profiled['seconds']:.3f} s in all (ceiling median {outcome.median('ceiling'):.3f} s)"
+        )
+        for label, seconds in profiled["statements"]:
+            if seconds >= 0.001:
+                print(f"  {seconds:8.3f} s  {label}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -668,9 +783,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--measure", choices=STEPS, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure:
-        print(json.dumps(measure_once(args.measure, args.url, SURVEY_ID, args.output)))
+        figures = measure_once(args.measure, args.url, SURVEY_ID, args.output, profile=args.profile)
+        print(json.dumps(figures))
         return 0
 
     databases = [name.strip() for name in args.databases.split(",") if name.strip()]
@@ -695,10 +812,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"VmHWM, imports included; 'before': its RSS after imports and connecting)\n"
     )
     ok = print_table(outcomes)
-    if len(outcomes) > 1:
-        same = len({o.engage_digest for o in outcomes}) == 1
-        print(f"\nEngage's CSV is {'identical' if same else 'DIFFERENT'} across the databases")
-        ok = ok and same
+    print_profile(outcomes)
+    same = len({digest for o in outcomes for digest in o.engage_digests.values()}) == 1
+    where = "in both downloads" + (" and across the databases" if len(outcomes) > 1 else "")
+    print(
+        f"\nEngage's CSV (less its snapshot line) is {'identical' if same else 'DIFFERENT'} {where}"
+    )
+    ok = ok and same
     loads = ", ".join(f"{o.database} {o.load_seconds:.0f} s" for o in outcomes)
     print(f"\nloading: {loads}; total runtime {time.perf_counter() - started:.0f} s")
     return 0 if ok else 1
