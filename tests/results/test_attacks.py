@@ -50,21 +50,30 @@ def seed_crowd(seed, respondents: list[dict[str, str]], rng: random.Random) -> N
 
 
 def random_crowd(rng: random.Random) -> list[dict[str, str]]:
-    """A crowd with small cells: a big state and small ones, rare answers."""
+    """A crowd with small cells: a big state and small ones, rare answers; every other crowd
+    is bigger and balanced, so that breakdowns are allowed and small cells sit inside them."""
     people = []
-    weights = {"FL": rng.uniform(0.5, 0.9), "TX": rng.uniform(0.02, 0.2), "CA": rng.uniform(0, 0.3)}
+    if rng.random() < 0.5:
+        weights = {"FL": rng.uniform(0.5, 0.9), "TX": rng.uniform(0.02, 0.2)}
+        weights["CA"] = rng.uniform(0, 0.3)
+        crops, size = [0.7, 0.3], rng.randint(15, 60)
+    else:
+        weights = {"FL": rng.uniform(0.3, 0.5), "TX": rng.uniform(0.2, 0.35)}
+        weights["CA"] = rng.uniform(0.2, 0.35)
+        crops, size = [0.5, 0.5], rng.randint(50, 130)
     fee_yes = rng.uniform(0.3, 0.9)
-    for _ in range(rng.randint(15, 60)):
+    no_pay = rng.uniform(0.02, 0.25)
+    for _ in range(size):
         paid_fee = rng.choices(["yes", "no", "_skip"], [fee_yes, 1 - fee_yes, 0.08])[0]
         people.append(
             {
                 "state": rng.choices(list(weights), list(weights.values()))[0],
-                "crop": rng.choices(["berries", "citrus"], [0.7, 0.3])[0],
+                "crop": rng.choices(["berries", "citrus"], crops)[0],
                 "paid_fee": paid_fee,
                 "fee_amount": rng.choices(["under_500", "from_500", "_skip"], [0.75, 0.2, 0.05])[0]
                 if paid_fee == "yes"
                 else "_not_asked",
-                "paid_on_time": rng.choices(["yes", "no", "_skip"], [0.8, 0.15, 0.05])[0],
+                "paid_on_time": rng.choices(["yes", "no", "_skip"], [1 - no_pay, no_pay, 0.05])[0],
             }
         )
     return people

@@ -127,3 +127,31 @@ def test_policy_signs_in_breaks_down_by_state_and_downloads_csv(app, seed, live_
     header = data[3:].decode("utf-8").splitlines()[0]
     assert header == "question_id,question,state,value,label,count,percent,suppressed"
     assert not browser.find_elements(By.ID, "download-responses")  # staff only
+
+
+def test_admin_sees_the_snapshot_asks_for_a_new_one_and_a_refused_breakdown_says_why(
+    app, seed, live_server, browser
+):
+    from selenium.webdriver.common.by import By
+
+    for _ in range(40):
+        seed.response({"state": "FL", "paid_on_time": "yes"}, profile={"state": "FL"})
+    seed.response({"state": "TX", "paid_on_time": "no"}, profile={"state": "TX"})
+    with app.app_context(), db.transaction() as session:
+        create_user(session, "admin@example.org", PASSWORD, "admin")
+
+    browser.get(f"{live_server}/login?next=/results/working-conditions")
+    browser.find_element(By.NAME, "email").send_keys("admin@example.org")
+    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "form.login button").click()
+    note = text_of(browser, By.ID, "snapshot", "Resultados al")
+    assert "al menos 11" in note
+    # Nobody new since the snapshot the page just read: not updated, and the page says why.
+    browser.find_element(By.ID, "take-snapshot").click()
+    refused = text_of(browser, By.ID, "snapshot-refused", "11")
+    assert "No se actualizó" in refused
+    # One worker in TX would be singled out by a breakdown by state.
+    browser.get(f"{live_server}/results/working-conditions?by=state")
+    message = text_of(browser, By.ID, "refused", "11")
+    assert "menos de 11 personas" in message
+    assert "TX" not in browser.find_element(By.ID, "q-paid_on_time").text
