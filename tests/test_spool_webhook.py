@@ -64,6 +64,18 @@ def test_outage_spools_then_replay_processes_in_order_once(
     assert len(fake_twilio.requests) == 3
 
 
+def test_an_entry_spooled_with_control_characters_is_replayed_without_them(twilio_app, fake_twilio):
+    up = twilio_app()
+    with up.app_context():
+        # Spooled by an older version, which kept the body as it came.
+        spool().append(inbound_form(WORKER, "\x00WORK\x85"))
+    result = CliRunner().invoke(main, ["spool", "replay"], obj=ScriptInfo(create_app=lambda: up))
+    assert "1 replayed, 0 waiting" in result.output
+    with up.app_context():
+        assert db.session().scalar(select(Message.body)) == "WORK"
+    assert fake_twilio.requests[0].get("Body").startswith("Hi, this is Centro Campesino.")
+
+
 def test_a_new_message_after_the_outage_waits_behind_the_spooled_ones(
     twilio_app, fake_twilio, database, tmp_path
 ):

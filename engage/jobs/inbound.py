@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from engage import db
 from engage.db import utcnow
+from engage.intake import strip_control_characters
 from engage.jobs import REPLIES, dispatch_sends
 from engage.privacy import parse_sender
 from engage.services.conversations import (
@@ -27,6 +28,7 @@ from engage.spool import Spool
 log = logging.getLogger(__name__)
 
 _SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
+_FIELDS = ("MessageSid", "SmsSid", "From", "To", "Body", "NumMedia", "MediaUrl0", "OptOutType")
 
 
 class MalformedWebhookError(ValueError):
@@ -45,22 +47,24 @@ class InboundForm:
     opt_out_type: str | None
 
     @classmethod
-    def parse(cls, form: Mapping[str, str]) -> InboundForm:
-        sid = form.get("MessageSid") or form.get("SmsSid") or ""
-        from_, to = form.get("From", ""), form.get("To", "")
+    def parse(cls, raw: Mapping[str, str]) -> InboundForm:
+        """The allow-listed fields, without control characters (webhooks and spooled entries)."""
+        form = {name: strip_control_characters(raw.get(name) or "") for name in _FIELDS}
+        sid = form["MessageSid"] or form["SmsSid"]
+        from_, to = form["From"], form["To"]
         if not _SID.match(sid) or not from_ or not to:
             raise MalformedWebhookError("MessageSid, From and To are required")
         try:
-            num_media = int(form.get("NumMedia") or 0)
+            num_media = int(form["NumMedia"] or 0)
         except ValueError:
             raise MalformedWebhookError("NumMedia is not a number") from None
         return cls(
             sid=sid,
             from_=from_,
             to=to,
-            body=form.get("Body", ""),
-            media_url=form.get("MediaUrl0") if num_media > 0 else None,
-            opt_out_type=form.get("OptOutType") or None,
+            body=form["Body"],
+            media_url=form["MediaUrl0"] if num_media > 0 else None,
+            opt_out_type=form["OptOutType"] or None,
         )
 
     def to_spool(self, received_at: datetime) -> dict[str, Any]:
