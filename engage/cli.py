@@ -209,11 +209,23 @@ def spool_group() -> None:
 @spool_group.command("replay")
 @with_appcontext
 def spool_replay() -> None:
-    """Replay this host's spool now, in order."""
+    """Replay this host's spool now, in order; say what is waiting and what is set aside."""
     from engage.jobs.inbound import replay_spooled, spool
 
-    replayed = replay_spooled()
-    click.echo(f"{replayed} replayed, {spool().size()} waiting")
+    result = replay_spooled()
+    dead = spool().dead_letter_count()
+    just_now = f" ({result.set_aside} just now)" if result.set_aside else ""
+    click.echo(
+        f"{result.replayed} replayed, {spool().size()} waiting, "
+        f"{dead} set aside as dead letters{just_now}"
+    )
+    if dead:
+        # Counts and the file only: the letters hold phone numbers and bodies (encrypted).
+        click.echo(
+            f"dead letters: messages the database refused, kept encrypted in "
+            f"{spool().dead_letters_path}; the log says why; /healthz answers 503 until "
+            "they are dealt with"
+        )
 
 
 # -- contacts and campaigns ------------------------------------------------------------------------

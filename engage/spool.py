@@ -4,13 +4,16 @@ On disk (one directory per web host, 0o700, every file 0o600):
 
     000000000001.spool   a segment: one Fernet token (base64, encrypted JSON) per line
     000000000001.done    replay progress in that segment: byte offsets, one per line, last wins
+    dead-letters         entries set aside: one Fernet token per line, like a segment
     key-check            a token of a constant, so a wrong PII key stops us before we skip anything
     append.lock          flock: one writer at a time across threads and processes
     replay.lock          flock: one replayer at a time
 
 Appends go to the newest segment. A replay first seals it (appends move to a fresh segment), then
 works through the sealed segments in order, recording its progress after every entry, and
-deletes each segment it has finished.
+deletes each segment it has finished. An entry the handler refuses for good (the caller says
+which failures those are) is moved to the dead letters and the replay goes on past it; any other
+failure stops the replay there, to be tried again.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +38,7 @@ log = logging.getLogger(__name__)
 
 _SEGMENT = ".spool"
 _PROGRESS = ".done"
+_DEAD_LETTERS = "dead-letters"
 _KEY_CHECK = "key-check"
 _KEY_CHECK_TEXT = b"engage spool key check"
 _APPEND_LOCK = "append.lock"
@@ -56,11 +61,12 @@ class SpoolEntry:
 
 @dataclass(frozen=True)
 class ReplayResult:
-    """What one replay did: entries handed over, failed (0 or 1), corrupt lines skipped."""
+    """What one replay did: handed over, failed (0 or 1), corrupt lines skipped, set aside."""
 
     replayed: int
     failed: int
     skipped_corrupt: int
+    set_aside: int = 0
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,21 @@ class Spool:
             finally:
                 os.close(fd)
 
+    def set_aside(self, entry: dict[str, Any], reason: str) -> None:
+        """Keep an entry that will never be accepted in the dead letters, durably and encrypted."""
+        letter = {"entry": entry, "reason": reason, "set_aside_at": _now_iso()}
+        # ASCII escapes: whatever it holds (a lone surrogate, say), a dead letter can be written.
+        line = self._vault.encrypt_bytes(_dump(letter, ensure_ascii=True)) + b"\n"
+        self._ensure_directory()
+        self._check_key()
+        with self._lock(_APPEND_LOCK, fcntl.LOCK_EX):
+            fd = os.open(self.dead_letters_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                _append_line(fd, line)
+            finally:
+                os.close(fd)
+            _fsync_directory(self.directory)  # the file itself must persist, not only its line
+
     # -- reading ---------------------------------------------------------------------------
 
     def pending(self) -> Iterator[SpoolEntry]:
@@ -119,6 +140,26 @@ class Spool:
         """How many entries are pending."""
         return sum(1 for item in self._scan() if isinstance(item, SpoolEntry))
 
+    @property
+    def dead_letters_path(self) -> Path:
+        """The file of entries set aside."""
+        return self.directory / _DEAD_LETTERS
+
+    def has_dead_letters(self) -> bool:
+        """Cheap check for the health check: has anything been set aside?"""
+        try:
+            return self.dead_letters_path.stat().st_size > 0
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+
+    def dead_letter_count(self) -> int:
+        """How many entries are set aside (a line torn by a crash counts too)."""
+        try:
+            with open(self.dead_letters_path, "rb") as file:
+                return sum(1 for line in file if line.strip())
+        except (FileNotFoundError, NotADirectoryError):
+            return 0
+
     def is_writable(self) -> bool:
         """Whether an append can succeed now (for the health check)."""
         probe = self.directory / f"probe-{os.getpid()}-{threading.get_ident()}.tmp"
@@ -139,12 +180,19 @@ class Spool:
 
     # -- replaying -------------------------------------------------------------------------
 
-    def replay(self, handler: Callable[[dict[str, Any]], None]) -> ReplayResult:
+    def replay(
+        self,
+        handler: Callable[[dict[str, Any]], None],
+        *,
+        is_refused: Callable[[Exception], bool] = lambda exc: False,
+    ) -> ReplayResult:
         """Hand each pending entry to `handler` in order; stop at the first one that fails.
 
-        At least once: a crash after `handler` returns but before the progress is on disk
-        hands that one entry over again, so `handler` must be idempotent. If another replay
-        is running on this host, return at once with nothing done.
+        A failure for which `is_refused` is true does not stop the replay: that entry is set
+        aside in the dead letters and the next one follows. At least once: a crash after
+        `handler` returns but before the progress is on disk hands that one entry over again,
+        so `handler` must be idempotent. If another replay is running on this host, return at
+        once with nothing done.
         """
         if not self.directory.is_dir():
             return ReplayResult(0, 0, 0)
@@ -156,20 +204,25 @@ class Spool:
             except BlockingIOError:
                 log.info("spool %s: another replay is running", self.directory)
                 return ReplayResult(0, 0, 0)
-            result = self._replay_sealed(handler)
+            result = self._replay_sealed(handler, is_refused)
         finally:
             os.close(fd)
-        if result.replayed or result.skipped_corrupt:
+        if result.replayed or result.skipped_corrupt or result.set_aside:
             log.info(
-                "spool %s: replayed %d, skipped %d corrupt",
+                "spool %s: replayed %d, skipped %d corrupt, set aside %d",
                 self.directory,
                 result.replayed,
                 result.skipped_corrupt,
+                result.set_aside,
             )
         return result
 
-    def _replay_sealed(self, handler: Callable[[dict[str, Any]], None]) -> ReplayResult:
-        replayed = skipped = 0
+    def _replay_sealed(
+        self,
+        handler: Callable[[dict[str, Any]], None],
+        is_refused: Callable[[Exception], bool],
+    ) -> ReplayResult:
+        replayed = skipped = set_aside = 0
         # Entries appended while we work land in a fresh segment; go round until none did.
         while sealed := self._seal():
             for segment in sealed:
@@ -186,20 +239,35 @@ class Spool:
                             try:
                                 handler(item.data)
                             except Exception as exc:
-                                # Only the type: database errors quote the message text.
-                                log.warning(
-                                    "spool segment %d offset %d: replay stopped by %s",
+                                # Only the type (of the failure underneath, if it was
+                                # wrapped): database errors quote the message text.
+                                reason = type(exc.__cause__ or exc).__name__
+                                if not is_refused(exc):
+                                    log.warning(
+                                        "spool segment %d offset %d: replay stopped by %s",
+                                        segment,
+                                        item.offset,
+                                        reason,
+                                    )
+                                    return ReplayResult(replayed, 1, skipped, set_aside)
+                                # Set aside before the progress moves past it: a crash in
+                                # between sets it aside twice, never loses it.
+                                self.set_aside(item.data, reason)
+                                log.error(
+                                    "spool segment %d offset %d: refused (%s), set aside "
+                                    "as a dead letter",
                                     segment,
                                     item.offset,
-                                    type(exc).__name__,
+                                    reason,
                                 )
-                                return ReplayResult(replayed, 1, skipped)
-                            replayed += 1
+                                set_aside += 1
+                            else:
+                                replayed += 1
                         _append_line(done_fd, b"%d\n" % item.end)
                 finally:
                     os.close(done_fd)
                 self._delete_segment(segment)
-        return ReplayResult(replayed, 0, skipped)
+        return ReplayResult(replayed, 0, skipped, set_aside)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -335,10 +403,16 @@ class Spool:
         return SpoolEntry(data=data, segment=segment, offset=offset, end=end)
 
 
-def _dump(entry: dict[str, Any]) -> bytes:
+def _dump(entry: dict[str, Any], *, ensure_ascii: bool = False) -> bytes:
     if not isinstance(entry, dict):
         raise TypeError(f"a spool entry is a dict, not {type(entry).__name__}")
-    return json.dumps(entry, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    return json.dumps(
+        entry, ensure_ascii=ensure_ascii, separators=(",", ":"), allow_nan=False
+    ).encode()
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 def _append_line(fd: int, line: bytes) -> None:

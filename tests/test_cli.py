@@ -75,6 +75,55 @@ def test_a_broken_survey_is_reported_by_file_and_line(tmp_path):
     assert any(line.startswith(f"{path}:17:") and "colour" in line for line in out.splitlines())
 
 
+LONG_INTRO = """\
+id: long-intro
+title: {es: Demo, en: Demo}
+languages: [es, en]
+keywords: {es: [LARGO], en: [LONG]}
+intro: {es: "%s", en: "Hello"}
+questions:
+  - {id: q, type: yes_no, text: {es: a, en: b}}
+""" % ("a" * 1601)
+
+
+def write_hostile_surveys(directory: Path) -> tuple[Path, Path]:
+    """A file nested 100,000 levels deep, and one whose intro is too long for a message."""
+    directory.mkdir(exist_ok=True)
+    deep = directory / "deep.yaml"
+    deep.write_text("id: deep\nintro: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    long = directory / "long.yaml"
+    long.write_text(LONG_INTRO)
+    return deep, long
+
+
+def test_surveys_check_reports_a_100000_deep_file_and_the_files_after_it(tmp_path):
+    deep, long = write_hostile_surveys(tmp_path / "surveys")
+    result = run("surveys", "check", str(deep), str(long), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "RecursionError" not in result.stderr
+    assert result.stdout.splitlines() == [
+        f"{deep}:2: nested more than 50 levels deep",
+        f"{long}:5: text of 1,601 characters: at most 1,600 (the most one message can carry)",
+    ]
+
+
+def test_surveys_load_reports_every_bad_file_and_publishes_nothing(tmp_path):
+    surveys = tmp_path / "surveys"
+    deep, long = write_hostile_surveys(surveys)
+    (surveys / "h2a.yaml").symlink_to(ROOT / "surveys" / "h2a-working-conditions.yaml")
+    assert run("db", "upgrade", cwd=tmp_path).returncode == 0
+    refused = run("surveys", "load", cwd=tmp_path)
+    assert refused.returncode == 1
+    assert "Traceback" not in refused.stderr
+    assert "surveys/deep.yaml:2: nested more than 50 levels deep" in refused.stderr
+    assert "surveys/long.yaml:5: text of 1,601 characters" in refused.stderr
+    assert "2 problem(s): nothing published" in refused.stderr
+    deep.unlink()
+    long.unlink()
+    loaded = run("surveys", "load", cwd=tmp_path)
+    assert "working-conditions: published" in loaded.stdout  # so nothing was before
+
+
 def test_simulate_prints_only_the_replies_and_keeps_phones_out_of_the_logs(tmp_path):
     (tmp_path / "surveys").symlink_to(ROOT / "surveys")
     assert run("db", "upgrade", cwd=tmp_path).returncode == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import os
@@ -148,6 +149,55 @@ def test_replay_stops_at_the_first_failure_and_resumes_there_in_order(tmp_path):
     assert spool.replay(lambda data: delivered.append(data["n"])) == ReplayResult(4, 0, 0)
     assert delivered == [0, 1, 2, 3, 4, 5]
     assert spool.size() == 0
+
+
+class Refused(Exception):
+    """What the caller's handler raises for an entry no retry will take."""
+
+
+def test_a_refused_entry_is_set_aside_and_the_ones_behind_it_go_on(tmp_path):
+    directory = tmp_path / "spool"
+    spool = make_spool(directory)
+    for n in range(5):
+        spool.append(entry(n))
+    delivered = []
+
+    def refuse_1_and_3(data: dict) -> None:
+        if data["n"] in (1, 3):
+            raise Refused("value too long")
+        delivered.append(data["n"])
+
+    result = spool.replay(refuse_1_and_3, is_refused=lambda exc: isinstance(exc, Refused))
+
+    assert result == ReplayResult(replayed=3, failed=0, skipped_corrupt=0, set_aside=2)
+    assert delivered == [0, 2, 4]
+    assert spool.size() == 0 and not spool.has_entries()
+    assert spool.has_dead_letters() and spool.dead_letter_count() == 2
+    # Kept like the spool: encrypted, readable by the owner only, with the reason.
+    raw = spool.dead_letters_path.read_bytes()
+    assert PHONE.encode() not in raw and BODY.encode() not in raw
+    assert stat.S_IMODE(spool.dead_letters_path.stat().st_mode) == 0o600
+    letters = [json.loads(Vault(KEY).decrypt_bytes(line)) for line in raw.splitlines()]
+    assert [(letter["entry"], letter["reason"]) for letter in letters] == [
+        (entry(1), "Refused"),
+        (entry(3), "Refused"),
+    ]
+
+
+def test_a_failure_that_is_not_a_refusal_still_stops_the_replay(tmp_path):
+    spool = make_spool(tmp_path / "spool")
+    for n in range(3):
+        spool.append(entry(n))
+
+    def database_down_at_1(data: dict) -> None:
+        if data["n"] == 1:
+            raise ConnectionError("database down")
+
+    result = spool.replay(database_down_at_1, is_refused=lambda exc: isinstance(exc, Refused))
+
+    assert result == ReplayResult(replayed=1, failed=1, skipped_corrupt=0, set_aside=0)
+    assert numbers(spool) == [1, 2]
+    assert not spool.has_dead_letters() and spool.dead_letter_count() == 0
 
 
 def test_failures_across_several_segments_keep_the_order(tmp_path):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import logging
+
 import psycopg
 import pytest
 from click.testing import CliRunner
@@ -9,6 +12,7 @@ from flask.cli import ScriptInfo
 from sqlalchemy import func, select
 from twilio_helpers import inbound_form, post_signed
 
+import engage.spool as spool_module
 from engage import db
 from engage.cli import main
 from engage.jobs.inbound import spool
@@ -62,6 +66,100 @@ def test_outage_spools_then_replay_processes_in_order_once(
         )
     assert inbound == 3
     assert len(fake_twilio.requests) == 3
+
+
+def test_an_entry_spooled_with_control_characters_is_replayed_without_them(twilio_app, fake_twilio):
+    up = twilio_app()
+    with up.app_context():
+        # Spooled by an older version, which kept the body as it came.
+        spool().append(inbound_form(WORKER, "\x00WORK\x85"))
+    result = CliRunner().invoke(main, ["spool", "replay"], obj=ScriptInfo(create_app=lambda: up))
+    assert "1 replayed, 0 waiting" in result.output
+    with up.app_context():
+        assert db.session().scalar(select(Message.body)) == "WORK"
+    assert fake_twilio.requests[0].get("Body").startswith("Hi, this is Centro Campesino.")
+
+
+OTHER_WORKER = "+15551230002"
+LONG_ADDRESS = "+1" + "5" * 120  # longer than the column that keeps our number
+
+
+def append_poisoned(monkeypatch, poison: str) -> None:
+    """Spool an entry the database will refuse, as an older version could have left it."""
+    if poison == "surrogate":
+        # A lone surrogate, escaped in the JSON: no driver can encode it for the database.
+        monkeypatch.setattr(spool_module, "_dump", lambda entry, **_: json.dumps(entry).encode())
+        spool().append(inbound_form(OTHER_WORKER, "promo \ud800"))
+        monkeypatch.undo()
+    else:
+        spool().append(inbound_form(OTHER_WORKER, "promo", to=LONG_ADDRESS))
+
+
+@pytest.mark.parametrize(
+    ("database", "poison"),
+    [("sqlite", "surrogate"), ("postgresql", "surrogate"), ("postgresql", "long address")],
+)
+def test_a_refused_entry_becomes_a_dead_letter_and_the_ones_behind_it_land(
+    twilio_app, fake_twilio, database, poison, tmp_path, monkeypatch, caplog
+):
+    up = twilio_app()
+    with up.app_context():
+        append_poisoned(monkeypatch, poison)
+        for text in ("WORK", "1", "2"):
+            spool().append(inbound_form(WORKER, text))
+    caplog.set_level(logging.INFO)
+
+    result = CliRunner().invoke(main, ["spool", "replay"], obj=ScriptInfo(create_app=lambda: up))
+
+    assert result.exit_code == 0, result.output
+    assert "3 replayed, 0 waiting, 1 set aside as dead letters (1 just now)" in result.output
+    assert "dead letters: " in result.output and "dead-letters" in result.output
+    with up.app_context():
+        assert db.session().scalars(select(Answer.question_id)).all() == ["state"]
+        assert db.session().scalar(select(func.count()).select_from(Message)) == 6
+    assert [r.get("To") for r in fake_twilio.requests] == [WORKER] * 3
+    health = up.test_client().get("/healthz")
+    assert health.status_code == 503
+    assert health.json == {"database": "ok", "queue": "in-process", "spool": "dead letters"}
+    dead_letters = tmp_path / "instance" / "spool" / "dead-letters"
+    raw = dead_letters.read_bytes()
+    assert raw.count(b"\n") == 1 and b"5551230002" not in raw and b"promo" not in raw
+    for text in (result.output, caplog.text):
+        assert "5551230002" not in text and "promo" not in text
+    assert "set aside as a dead letter" in caplog.text
+    # It stays set aside, and stops nothing: the next message is answered at once.
+    again = CliRunner().invoke(main, ["spool", "replay"], obj=ScriptInfo(create_app=lambda: up))
+    assert "0 replayed, 0 waiting, 1 set aside as dead letters\n" in again.output
+    form = inbound_form(WORKER, "1")
+    post_signed(up.test_client(), fake_twilio.auth_token, "/twilio/messages", form)
+    assert len(fake_twilio.requests) == 4
+    assert up.test_client().get("/healthz").status_code == 503
+
+
+@pytest.mark.parametrize("database", ["postgresql"])
+@pytest.mark.parametrize(
+    ("sender", "to"),
+    [(WORKER, LONG_ADDRESS), ("ALERTS" + "X" * 200, "+15005550006")],
+    ids=["our address too long", "sender too long"],
+)
+def test_a_webhook_message_the_database_refuses_is_kept_as_a_dead_letter(
+    twilio_app, fake_twilio, database, sender, to, tmp_path, caplog
+):
+    app = twilio_app()
+    client = app.test_client()
+    form = inbound_form(sender, "mi patrón no paga", to=to)
+
+    response = post_signed(client, fake_twilio.auth_token, "/twilio/messages", form)
+
+    assert response.status_code == 200 and response.data.endswith(b"<Response/>")
+    with app.app_context():
+        assert spool().dead_letter_count() == 1 and not spool().has_entries()
+    assert "patrón" not in caplog.text and sender not in caplog.text
+    assert client.get("/healthz").json["spool"] == "dead letters"
+    ok = post_signed(
+        client, fake_twilio.auth_token, "/twilio/messages", inbound_form(WORKER, "WORK")
+    )
+    assert ok.status_code == 200 and len(fake_twilio.requests) == 1
 
 
 def test_a_new_message_after_the_outage_waits_behind_the_spooled_ones(

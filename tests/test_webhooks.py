@@ -236,6 +236,43 @@ def test_only_allow_listed_fields_are_stored(app, fake_twilio):
         assert secret not in dump
 
 
+# C0 and C1 control characters but tab and newline: PostgreSQL refuses a NUL in text outright.
+HOSTILE_BODY = "\x00TRA\x01BA\x1bJO\x7f\x85\x9f\r\n"
+CLEAN_BODY = "TRABAJO\n"
+
+
+def test_control_characters_are_removed_from_worker_text_at_intake(app, fake_twilio):
+    client = app.test_client()
+    form = inbound_form(WORKER, HOSTILE_BODY, To=f"{OUR_NUMBER}\x00")
+    response = post_signed(client, fake_twilio.auth_token, "/twilio/messages", form)
+    assert response.status_code == 200
+    media = inbound_form(
+        WORKER,
+        "sin\x00\tpago\x08\nhoy\u2028",
+        NumMedia="1",
+        MediaUrl0="https://api.twilio.com/media/ME1\x00\x9b",
+    )
+    assert post_signed(client, fake_twilio.auth_token, "/twilio/messages", media).status_code == 200
+    with app.app_context():
+        first, second = db.session().scalars(
+            select(Message).where(Message.direction == "in").order_by(Message.id)
+        )
+    assert first.body == CLEAN_BODY and first.our_address == OUR_NUMBER
+    assert (
+        second.body == "sin\tpago\nhoy\u2028"
+        and second.media_url == "https://api.twilio.com/media/ME1"
+    )
+    # Read without its control characters, the body is the survey's keyword: the survey starts.
+    assert fake_twilio.requests[0].get("Body").startswith("Hola, somos Centro Campesino.")
+
+
+def test_control_characters_are_removed_from_simulated_text(app, worker):
+    assert worker().send(HOSTILE_BODY).startswith("Hola, somos Centro Campesino.")
+    with app.app_context():
+        stored = db.session().scalar(select(Message.body).where(Message.direction == "in"))
+    assert stored == CLEAN_BODY
+
+
 def status_form(sid: str, status: str, **extra) -> dict:
     return {
         "MessageSid": sid,

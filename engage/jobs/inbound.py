@@ -10,10 +10,17 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from engage import db
 from engage.db import utcnow
+from engage.intake import strip_control_characters
 from engage.jobs import REPLIES, dispatch_sends
 from engage.privacy import parse_sender
 from engage.services.conversations import (
@@ -22,15 +29,29 @@ from engage.services.conversations import (
     handle_inbound,
     settings_from,
 )
-from engage.spool import Spool
+from engage.spool import ReplayResult, Spool
 
 log = logging.getLogger(__name__)
 
 _SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
+_FIELDS = ("MessageSid", "SmsSid", "From", "To", "Body", "NumMedia", "MediaUrl0", "OptOutType")
 
 
 class MalformedWebhookError(ValueError):
     """A webhook post that is not a Twilio message (400)."""
+
+
+class RefusedMessageError(RuntimeError):
+    """The database refused a message for a reason other than being down: a retry won't help."""
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Whether a failure means the database is down or unreachable now, so a retry may succeed."""
+    # psycopg and sqlite3 raise OperationalError for a refused or dropped connection, a locked
+    # or missing SQLite file, a restart, a deadlock; the pool's timeout means it is saturated.
+    if isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 @dataclass(frozen=True)
@@ -45,22 +66,24 @@ class InboundForm:
     opt_out_type: str | None
 
     @classmethod
-    def parse(cls, form: Mapping[str, str]) -> InboundForm:
-        sid = form.get("MessageSid") or form.get("SmsSid") or ""
-        from_, to = form.get("From", ""), form.get("To", "")
+    def parse(cls, raw: Mapping[str, str]) -> InboundForm:
+        """The allow-listed fields, without control characters (webhooks and spooled entries)."""
+        form = {name: strip_control_characters(raw.get(name) or "") for name in _FIELDS}
+        sid = form["MessageSid"] or form["SmsSid"]
+        from_, to = form["From"], form["To"]
         if not _SID.match(sid) or not from_ or not to:
             raise MalformedWebhookError("MessageSid, From and To are required")
         try:
-            num_media = int(form.get("NumMedia") or 0)
+            num_media = int(form["NumMedia"] or 0)
         except ValueError:
             raise MalformedWebhookError("NumMedia is not a number") from None
         return cls(
             sid=sid,
             from_=from_,
             to=to,
-            body=form.get("Body", ""),
-            media_url=form.get("MediaUrl0") if num_media > 0 else None,
-            opt_out_type=form.get("OptOutType") or None,
+            body=form["Body"],
+            media_url=form["MediaUrl0"] if num_media > 0 else None,
+            opt_out_type=form["OptOutType"] or None,
         )
 
     def to_spool(self, received_at: datetime) -> dict[str, Any]:
@@ -77,7 +100,11 @@ class InboundForm:
 
 
 def receive(form: InboundForm, *, now: datetime | None = None) -> InboundResult:
-    """Run the conversation step in one transaction, then hand the replies to the senders."""
+    """Run the conversation step in one transaction, then hand the replies to the senders.
+
+    Raises RefusedMessageError when the step fails for any reason but the database being
+    down (a constraint, a value it will not store, a bug): trying again would fail again.
+    """
     app = current_app
     settings = settings_from(app.config, app.extensions["engage.vault"])
     try:
@@ -96,6 +123,11 @@ def receive(form: InboundForm, *, now: datetime | None = None) -> InboundResult:
     except RepeatedMessageError:
         log.info("inbound %s: repeat, ignored", form.sid)
         return InboundResult(message_id=None, is_duplicate=True)
+    except Exception as exc:
+        if is_database_unavailable(exc):
+            raise
+        # Only the type: database errors quote the message text.
+        raise RefusedMessageError(type(exc).__name__) from exc
     dispatch_sends(result.outbound_ids, queue_name=REPLIES)
     return result
 
@@ -115,7 +147,8 @@ def accept(form: InboundForm) -> bool:
 
     Messages spooled during an outage go first, so none is overtaken by a newer one. With the
     database unreachable the message is kept durably instead, and Twilio still gets its 200:
-    the spool replays it in order once the database is back.
+    the spool replays it in order once the database is back. A message the database refuses
+    is kept too, as a dead letter beside the spool, for staff to look at.
     """
     try:
         waiting = spool().has_entries()
@@ -126,24 +159,45 @@ def accept(form: InboundForm) -> bool:
             receive(form)
             return False
         reason = "older messages still spooled"
-    except OperationalError as exc:
+    except RefusedMessageError as exc:
+        spool().set_aside(form.to_spool(utcnow()), str(exc))
+        log.error("inbound %s: refused (%s), set aside as a dead letter", form.sid, exc)
+        return False
+    except Exception as exc:
+        if not is_database_unavailable(exc):
+            raise
         reason = type(exc).__name__
     spool().append(form.to_spool(utcnow()))
     log.error("inbound %s: spooled (%s)", form.sid, reason)
     return True
 
 
-def replay_spooled() -> int:
-    """Replay this host's spool in order; stops at the first failure (the database still down)."""
+def replay_spooled() -> ReplayResult:
+    """Replay this host's spool in order; stops at the first failure (the database still down).
+
+    An entry that can never be received (refused by the database, or not a message at all) is
+    set aside as a dead letter and does not hold up the ones behind it.
+    """
 
     def handle(entry: dict[str, Any]) -> None:
-        received = entry.get("_received_at")
-        receive(
-            InboundForm.parse(entry),
-            now=datetime.fromisoformat(received) if received else None,
-        )
+        try:
+            form = InboundForm.parse(entry)
+            received = entry.get("_received_at")
+            now = datetime.fromisoformat(received) if received else None
+        except (TypeError, ValueError) as exc:
+            raise RefusedMessageError(type(exc).__name__) from exc
+        receive(form, now=now)
 
-    result = spool().replay(handle)
-    if result.replayed or result.failed:
-        log.info("spool: %d replayed, %d failed", result.replayed, result.failed)
-    return result.replayed
+    result = spool().replay(handle, is_refused=_is_refused)
+    if result.replayed or result.failed or result.set_aside:
+        log.info(
+            "spool: %d replayed, %d failed, %d set aside",
+            result.replayed,
+            result.failed,
+            result.set_aside,
+        )
+    return result
+
+
+def _is_refused(exc: Exception) -> bool:
+    return isinstance(exc, RefusedMessageError)

@@ -58,4 +58,4 @@ def replay_spool() -> int:
     """Replay this host's spool of webhooks taken while the database was down."""
     from engage.jobs.inbound import replay_spooled
 
-    return replay_spooled()
+    return replay_spooled().replayed

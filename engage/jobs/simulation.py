@@ -10,6 +10,7 @@ import io
 from flask import Flask
 
 from engage import db
+from engage.intake import strip_control_characters
 from engage.messaging.console import ConsoleSender
 from engage.privacy import parse_sender
 from engage.services import outbox
@@ -29,7 +30,7 @@ def simulate_message(app: Flask, phone: str, text: str, *, channel: str = "sms")
             settings,
             sender=parse_sender(address),
             to=f"whatsapp:{SIMULATED_TO}" if channel == "whatsapp" else SIMULATED_TO,
-            body=text,
+            body=strip_control_characters(text),
             is_simulated=True,
         )
     # Always the console sender, never Twilio: a simulation reaches nobody's phone.

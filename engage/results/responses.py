@@ -17,11 +17,29 @@ MISSED_CELL = "_missed"
 MULTI_SEPARATOR = ";"
 FIXED_COLUMNS = ("respondent_id", "version", "language", "status", "answered_on")
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-# Seven or more digits, with spaces, dots, dashes or parentheses between them: phone numbers,
-# but also ids, dates and card numbers, which a staff file does not need either. Separators and
-# digits are disjoint, so matching stays linear.
-_DIGIT_RUN = re.compile(r"\+?\(?\d(?:[\s().-]*\d){6,}\)?")
+# The local part takes the characters addresses are written with (`!#$%&'*+=?^~` included);
+# `＠` and `．` are how a phone keyboard in full-width mode writes the at sign and the dot.
+_EMAIL = re.compile(r"[\w.!#$%&'*+=?^~-]+[@＠][\w-]+(?:[.．][\w-]+)+")
+
+# What people put between the digits of a number: every kind of space (\s is Unicode-aware),
+# dot, dash (each Unicode dash punctuation, and the minus signs), slash, underscore, comma and
+# bracket, and the invisible characters that would otherwise split a number unseen.
+_SPACES = "\\s\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"
+_DOTS = ".\u00b7\u2022\u2024\u2027\u2219\u22c5\u3002\uff0e\uff61"
+_DASHES = (
+    "\\-\u058a\u05be\u1400\u1806\u2010-\u2015\u2e17\u2e1a\u2e3a\u2e3b\u2e40\u2e5d\u301c"
+    "\u3030\u30a0\ufe31\ufe32\ufe58\ufe63\uff0d\u2212\u2043\u02d7\u2796\u207b\u208b"
+)
+_SLASHES = "/\\\\\u2044\u2215\u29f8\uff0f\uff3c"
+_UNDERSCORES = "_\u2017\uff3f"
+_COMMAS = ",\u060c\u3001\uff0c\ufe50\uff64\u201a"
+_OPENING = "(\\[{<\uff08\uff3b\uff5b\u3008\u27e8\u3010\u3014"
+_CLOSING = ")\\]}>\uff09\uff3d\uff5d\u3009\u27e9\u3011\u3015"
+_SEPARATORS = _SPACES + _DOTS + _DASHES + _SLASHES + _UNDERSCORES + _COMMAS + _OPENING + _CLOSING
+# Seven or more digits with any separators between them: phone numbers, but also ids, dates and
+# card numbers, which a staff file does not need either. Separators and digits are disjoint, so
+# matching stays linear.
+_DIGIT_RUN = re.compile(rf"[+\uff0b]?[{_OPENING}]?\d(?:[{_SEPARATORS}]*\d){{6,}}[{_CLOSING}]?")
 
 
 @dataclass

@@ -15,6 +15,13 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    CollectionStartEvent,
+    NodeEvent,
+    ScalarEvent,
+)
 
 from engage.survey import keywords
 from engage.survey.definition import QUESTION_TYPES, Choice, Question, Survey, Texts
@@ -47,6 +54,12 @@ QUESTION_FIELDS = (
 REQUIRED_QUESTION_FIELDS = ("id", "type", "text")
 CHOICE_FIELDS = ("value", "label", "match")
 REQUIRED_CHOICE_FIELDS = ("value", "label")
+
+# Limits that keep a hostile or broken file from exhausting memory, time or the stack.
+MAX_FILE_BYTES = 1_000_000
+MAX_DEPTH = 50
+MAX_TEXT_CHARS = 1_600  # the most one message can carry (Twilio's limit for a body)
+MAX_VALUES = 1_000_000  # counted with aliases expanded: every check walks the expanded tree
 
 _SURVEY_ID = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 _LANGUAGE = re.compile(r"[a-z]{2,3}")
@@ -150,13 +163,22 @@ def load_surveys(paths: Iterable[str | Path]) -> tuple[list[Survey], list[Proble
 def _load_file(path: str | Path) -> _FileResult:
     name = str(path)
     try:
-        text = Path(path).read_bytes().decode("utf-8-sig")
+        # Never more than the limit is read: the size is checked before anything is parsed.
+        with open(path, "rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            message = f"the file is larger than 1 MB: at most {MAX_FILE_BYTES:,} bytes"
+            return _FileResult(None, [Problem(name, 1, message)])
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = error.object[: error.start].count(b"\n") + 1
         return _FileResult(None, [Problem(name, line, "the file is not UTF-8 text")])
     except OSError as error:
         return _FileResult(None, [Problem(name, 1, f"cannot read the file: {error.strerror}")])
     try:
+        limits = _check_limits(name, text)
+        if not limits.can_compose:
+            return _FileResult(None, limits.problems)
         document = YAML(typ="rt").load(text)
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
@@ -167,8 +189,91 @@ def _load_file(path: str | Path) -> _FileResult:
         return _FileResult(None, [Problem(name, 1, f"invalid YAML: {error}")])
     checker = _Checker(name)
     survey = checker.check(document)
-    problems = sorted(checker.problems, key=lambda p: p.line)
+    problems = sorted(limits.problems + checker.problems, key=lambda p: p.line)
+    if limits.problems:
+        survey = None
     return _FileResult(survey, problems, checker.survey_id, checker.id_line, checker.keywords)
+
+
+@dataclass
+class _Limits:
+    """What the scan before composing found; `can_compose` is False when composing is unsafe."""
+
+    problems: list[Problem]
+    can_compose: bool
+
+
+@dataclass
+class _Open:
+    """A collection being scanned: its anchor, the height and size of what it holds so far."""
+
+    anchor: str | None
+    height: int = 0
+    size: int = 1
+
+
+def _check_limits(name: str, text: str) -> _Limits:
+    """Nesting depth, aliases and text lengths, read from the parser's events (no recursion).
+
+    Composing a document recurses once per level, so a file nested 100,000 deep would end
+    in a RecursionError; the events come from a loop, and the scan stops at the first level
+    too deep. Aliases count as the node they stand for: one anchored deep or wide node, or
+    one inside itself, would otherwise get past the limits.
+    """
+    problems: list[Problem] = []
+    stack: list[_Open] = []
+    anchors: dict[str, tuple[int, int]] = {}  # anchor -> (height, size) of its node
+    total = 0
+
+    def stop(line: int, message: str) -> _Limits:
+        return _Limits([*problems, Problem(name, line, message)], can_compose=False)
+
+    for event in YAML(typ="rt").parse(text):
+        if not isinstance(event, NodeEvent | CollectionEndEvent):
+            continue
+        line = event.start_mark.line + 1 if event.start_mark is not None else 1
+        if isinstance(event, CollectionStartEvent):
+            if len(stack) >= MAX_DEPTH:
+                return stop(line, f"nested more than {MAX_DEPTH} levels deep")
+            stack.append(_Open(event.anchor))
+            total += 1
+        elif isinstance(event, CollectionEndEvent):
+            closed = stack.pop()
+            closed.height += 1
+            if closed.anchor is not None:
+                anchors[closed.anchor] = (closed.height, closed.size)
+            _add_child(stack, closed.height, closed.size)
+        elif isinstance(event, AliasEvent):
+            if any(item.anchor == event.anchor for item in stack):
+                return stop(line, f"alias *{event.anchor} is inside its own anchor")
+            height, size = anchors.get(event.anchor, (0, 1))  # unknown: the composer says so
+            if len(stack) + height > MAX_DEPTH:
+                return stop(line, f"alias *{event.anchor} nests more than {MAX_DEPTH} levels deep")
+            _add_child(stack, height, size)
+            total += size
+        elif isinstance(event, ScalarEvent):
+            if event.anchor is not None:
+                anchors[event.anchor] = (0, 1)
+            if len(event.value) > MAX_TEXT_CHARS:
+                problems.append(
+                    Problem(
+                        name,
+                        line,
+                        f"text of {len(event.value):,} characters: "
+                        f"at most {MAX_TEXT_CHARS:,} (the most one message can carry)",
+                    )
+                )
+            _add_child(stack, 0, 1)
+            total += 1
+        if total > MAX_VALUES:
+            return stop(line, f"more than {MAX_VALUES:,} values, counting what aliases repeat")
+    return _Limits(problems, can_compose=True)
+
+
+def _add_child(stack: list[_Open], height: int, size: int) -> None:
+    if stack:
+        stack[-1].height = max(stack[-1].height, height)
+        stack[-1].size += size
 
 
 # --- helpers -----------------------------------------------------------------------------------

@@ -16,7 +16,10 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/healthz")
 def healthz():
-    """200 while inbound messages can be accepted (database up, or the spool writable)."""
+    """200 while inbound messages can be accepted (database up, or the spool writable).
+
+    503 also while any message is set aside as a dead letter.
+    """
     try:
         with db.engine().connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -32,9 +35,17 @@ def healthz():
             queue = "ok"
         except RedisError:
             queue = "unavailable"
-    spool_state = "ok" if spool().is_writable() else "unwritable"
-    if spool_state == "ok" and spool().has_entries():
+    is_writable = spool().is_writable()
+    # A dead letter is a worker's message that no retry will store: someone must look at it.
+    has_dead_letters = spool().has_dead_letters()
+    if has_dead_letters:
+        spool_state = "dead letters"
+    elif not is_writable:
+        spool_state = "unwritable"
+    elif spool().has_entries():
         spool_state = "ok, messages waiting for replay"
-    healthy = database == "ok" or spool_state.startswith("ok")
+    else:
+        spool_state = "ok"
+    healthy = not has_dead_letters and (database == "ok" or is_writable)
     body = {"database": database, "queue": queue, "spool": spool_state}
     return jsonify(body), 200 if healthy else 503

@@ -134,6 +134,96 @@ def test_mask_free_text(text, masked):
     assert mask_free_text(text) == masked
 
 
+DASHES = [
+    "-",  # hyphen-minus
+    "\u2010",  # hyphen
+    "\u2011",  # non-breaking hyphen
+    "\u2012",  # figure dash
+    "\u2013",  # en dash
+    "\u2014",  # em dash
+    "\u2015",  # horizontal bar
+    "\u2212",  # minus sign
+    "\ufe63",  # small hyphen-minus
+    "\uff0d",  # full-width hyphen-minus
+    "\u00ad",  # soft hyphen (invisible)
+]
+
+
+@pytest.mark.parametrize("dash", DASHES, ids=lambda d: f"U+{ord(d):04X}")
+def test_a_number_is_masked_whatever_dash_is_between_its_digits(dash):
+    text = f"tel 555{dash}123{dash}4567, gracias"
+    assert mask_free_text(text) == "tel [number], gracias"
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "555/123/4567",
+        "555_123_4567",
+        "555–123–4567",
+        "555—123—4567",
+        "555,123,4567",
+        "(555) 123-4567",
+        "[555] 123 4567",
+        "{555}123.4567",
+        "555\\123\\4567",
+        "555 / 123 _ 4567",
+        "555\u00a0123\u00a04567",  # non-breaking spaces
+        "555\u202f123\u20094567",  # narrow and thin spaces
+        "555\u200b123\u200b4567",  # zero-width spaces
+        "555\u2060123\ufeff4567",  # word joiner, zero-width no-break space
+        "555·123·4567",
+        "555\uff0e123\uff0e4567",  # full-width dots
+        "555\uff0f123\uff0f4567",  # full-width slashes
+        "555\uff0c123\uff0c4567",  # full-width commas
+        "\uff08555\uff09123 4567",  # full-width brackets
+        "\uff15\uff15\uff15\uff11\uff12\uff13\uff14",  # full-width digits
+        "+52 (1) 555-123-4567",
+        "5 5 5 1 2 3 4",
+        "1-2-3-4-5-6-7",
+        "12/03/1985",
+        "4111 1111 1111 1111",
+    ],
+)
+def test_seven_or_more_digits_with_any_separators_are_masked(number):
+    masked = mask_free_text(f"llame al {number} por favor")
+    assert masked == "llame al [number] por favor"
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "juan.perez@example.com",
+        "ana_2+finca@mail.co.mx",
+        "o'brien@example.org",
+        "maría@correo.mx",
+        "juan\uff20example\uff0ecom",  # full-width at sign and dot
+        "5551234567@txt.att.net",
+    ],
+)
+def test_every_email_address_is_masked(address):
+    assert mask_free_text(f"escriba a {address} hoy") == "escriba a [email] hoy"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "10 horas",
+        "$500",
+        "trabajé 60 horas por $1,999",
+        "12 horas, 6 días, $80",
+        "de 8:00 a 17:00",
+        "código 123456",
+        "123-456",
+        "15/03/25",
+        "3 hijos, 2 en México",
+        "ana arroba gmail",
+    ],
+)
+def test_short_numbers_and_other_text_are_kept(text):
+    assert mask_free_text(text) == text
+
+
 def test_free_text_in_the_file_is_masked_and_formulas_neutralised(app, seed):
     seed.response({"comments": "Llámeme al (555) 123-4567 o a juan.perez@example.com"})
     seed.response({"comments": '=HYPERLINK("http://x","clic")'})
@@ -144,6 +234,15 @@ def test_free_text_in_the_file_is_masked_and_formulas_neutralised(app, seed):
         '\'=HYPERLINK("http://x","clic")',
         "'-5 de pago",
     ]
+    assert "4567" not in export_text(app)
+
+
+def test_numbers_written_with_any_separator_never_reach_the_file(app, seed):
+    numbers = ["555/123/4567", "555_123_4567", "555–123–4567", "555,123,4567", "(555) 123-4567"]
+    for number in numbers:
+        seed.response({"comments": f"mi número {number} y trabajo 10 horas por $500"})
+    comments = [row["comments"] for row in export_rows(app)]
+    assert comments == ["mi número [number] y trabajo 10 horas por $500"] * len(numbers)
     assert "4567" not in export_text(app)
 
 

@@ -9,6 +9,8 @@ import pytest
 from engage.survey.definition import Survey
 from engage.survey.expression import Expression
 from engage.survey.loader import (
+    MAX_FILE_BYTES,
+    MAX_TEXT_CHARS,
     Problem,
     find_survey_files,
     load_survey_file,
@@ -253,6 +255,142 @@ def test_the_file_name_is_the_path_as_given(
     _, problems = load_survey_file("survey.yaml")
     assert {p.file for p in problems} == {"survey.yaml"}
     assert str(problems[0]).startswith("survey.yaml:")
+
+
+# --- limits ------------------------------------------------------------------------------------
+
+
+def nested(depth: int, style: str) -> str:
+    """A value holding `depth` collections, one inside the other, written in `style`."""
+    if style == "flow sequence":
+        return "[" * depth + "1" + "]" * depth
+    if style == "flow mapping":
+        return "{a: " * depth + "1" + "}" * depth
+    if style == "block sequence":
+        return "\n  " + "- " * depth + "1"  # `- - 1` is a list in a list, on one line
+    return "".join("\n" + "  " * (level + 1) + "a:" for level in range(depth)) + " 1"
+
+
+def errors_of(tmp_path: Path, text: str) -> list[tuple[int, str]]:
+    survey, problems = load(tmp_path, text)
+    assert survey is None
+    return errors(problems)
+
+
+def test_a_file_over_1_mb_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    path = tmp_path / "big.yaml"
+    # Unbalanced brackets: parsed, this would be a YAML error, not the size.
+    path.write_bytes(COMPLETE.encode() + b"[" * (MAX_FILE_BYTES + 1 - len(COMPLETE.encode())))
+    assert path.stat().st_size == MAX_FILE_BYTES + 1
+    survey, problems = load_survey_file(path)
+    assert survey is None
+    assert errors(problems) == [(1, "the file is larger than 1 MB: at most 1,000,000 bytes")]
+
+
+def test_a_file_of_exactly_1_mb_loads(tmp_path: Path) -> None:
+    padding = MAX_FILE_BYTES - len(COMPLETE.encode())
+    path = tmp_path / "full.yaml"
+    path.write_bytes(COMPLETE.encode() + b"#" * (padding - 1) + b"\n")
+    assert path.stat().st_size == MAX_FILE_BYTES
+    survey, problems = load_survey_file(path)
+    assert problems == [] and survey is not None
+
+
+def test_a_60_mb_intro_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    with path.open("w", encoding="utf-8") as file:
+        file.write(COMPLETE.replace('intro: {es: "Hola", en: "Hello"}', 'intro: {es: "'))
+        for _ in range(60):
+            file.write("a" * 1_000_000)
+        file.write('", en: "Hello"}\n')
+    survey, problems = load_survey_file(path)
+    assert survey is None
+    assert [p.message for p in problems] == [
+        "the file is larger than 1 MB: at most 1,000,000 bytes"
+    ]
+
+
+STYLES = ["flow sequence", "flow mapping", "block sequence", "block mapping"]
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_nesting_deeper_than_50_levels_is_one_problem_at_its_line(
+    tmp_path: Path, style: str
+) -> None:
+    # The top-level mapping is the first level, so the intro holds 49 more, or 50.
+    at_limit = COMPLETE.replace('intro: {es: "Hola", en: "Hello"}', f"intro: {nested(49, style)}")
+    assert "nested" not in str(errors_of(tmp_path, at_limit))
+    too_deep = COMPLETE.replace('intro: {es: "Hola", en: "Hello"}', f"intro: {nested(50, style)}")
+    [(line, message)] = errors_of(tmp_path, too_deep)
+    assert message == "nested more than 50 levels deep"
+    assert line == {"block sequence": 9, "block mapping": 8 + 50}.get(style, 8)
+
+
+# A block mapping that deep is megabytes of indentation: the size limit stops it first.
+@pytest.mark.parametrize("style", STYLES[:3])
+def test_nesting_100000_levels_deep_is_a_problem_not_a_crash(tmp_path: Path, style: str) -> None:
+    text = COMPLETE.replace('intro: {es: "Hola", en: "Hello"}', f"intro: {nested(100_000, style)}")
+    [(_, message)] = errors_of(tmp_path, text)
+    assert message == "nested more than 50 levels deep"
+
+
+BOMB = "".join(f"x{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]\n" for i in range(1, 8))
+
+
+@pytest.mark.parametrize(
+    ("extra", "line", "message"),
+    [
+        ("x: &a [1, *a]\n", 40, "alias *a is inside its own anchor"),
+        ("x: &a {b: [1, *a]}\n", 40, "alias *a is inside its own anchor"),
+        (
+            f"x: &a {nested(30, 'flow sequence')}\ny: {'[' * 30}*a{']' * 30}\n",
+            41,
+            "alias *a nests more than 50 levels deep",
+        ),
+        (
+            "x0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + BOMB,
+            45,
+            "more than 1,000,000 values, counting what aliases repeat",
+        ),
+    ],
+    ids=["recursive", "recursive in a mapping", "deep through an alias", "alias bomb"],
+)
+def test_aliases_count_as_what_they_repeat(
+    tmp_path: Path, extra: str, line: int, message: str
+) -> None:
+    assert errors_of(tmp_path, COMPLETE + extra) == [(line, message)]
+
+
+def test_an_alias_within_the_limits_is_fine(tmp_path: Path) -> None:
+    text = COMPLETE.replace(
+        'intro: {es: "Hola", en: "Hello"}', 'intro: &greeting {es: "Hola", en: "Hello"}'
+    ).replace('closing: {es: "Gracias", en: "Thank you"}', "closing: *greeting")
+    survey, problems = load(tmp_path, text)
+    assert problems == [] and survey is not None
+    assert survey.closing == {"es": "Hola", "en": "Hello"}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line"),
+    [
+        ('intro: {es: "Hola"', 'intro: {es: "{text}"', 8),
+        ("label: {es: California", "label: {es: {text}", 15),
+        ("keywords: {es: [TRABAJO", "keywords: {es: [{text}", 5),
+        ("      es: no\n", '      es: "{text}"\n', 37),
+    ],
+    ids=["intro", "label", "keyword", "block text"],
+)
+def test_a_text_longer_than_1600_characters_is_a_problem(
+    tmp_path: Path, old: str, new: str, line: int
+) -> None:
+    assert old in COMPLETE
+    fits = COMPLETE.replace(old, new.replace("{text}", "á" * MAX_TEXT_CHARS))
+    assert not [m for _, m in errors(load(tmp_path, fits)[1]) if "characters" in m]
+    too_long = COMPLETE.replace(old, new.replace("{text}", "á" * (MAX_TEXT_CHARS + 1)))
+    assert (
+        line,
+        "text of 1,601 characters: at most 1,600 (the most one message can carry)",
+    ) in errors_of(tmp_path, too_long)
 
 
 # --- top-level fields --------------------------------------------------------------------------
