@@ -31,6 +31,7 @@ def run_periodic() -> dict[str, int]:
     counts["swept"] = sweep_pending()
     counts["reconciling"] = dispatch_sends(dispatching) if dispatching else 0
     counts["replayed"] = replay_spool()
+    counts["snapshots"] = take_snapshots()
     if any(counts.values()):
         log.info("clock: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
     return counts
@@ -52,6 +53,22 @@ def sweep_pending(batch: int = 5000, max_rounds: int = 100) -> int:
             break
         after = pending[-1][0]
     return swept
+
+
+def take_snapshots() -> int:
+    """Each survey's daily results snapshot, where one is due (off the downloads: it is the
+    costly part of results)."""
+    from engage.services.results import report_rule, surveys_with_results, take_daily_snapshot
+
+    rule = report_rule(current_app.config)
+    with db.transaction() as session:
+        survey_ids = surveys_with_results(session)
+    taken = 0
+    for survey_id in survey_ids:
+        # A transaction each: a long count holds one survey's lock at a time.
+        with db.transaction() as session:
+            taken += take_daily_snapshot(session, survey_id, rule=rule) is not None
+    return taken
 
 
 def replay_spool() -> int:

@@ -66,9 +66,10 @@ from engage.results.responses import (
 from engage.services.snapshots import (
     ANSWERED_KIND,
     SKIPPED_KIND,
-    SnapshotTooSoonError,
     breakdown_values,
-    current_snapshot,
+    latest_snapshot,
+    take_due_snapshot,
+    take_snapshot_now,
 )
 from engage.services.surveys import parse_version
 from engage.survey.definition import Question, Survey
@@ -162,8 +163,9 @@ def build_report(
     rule: Rule | None = None,
     now: datetime | None = None,
 ) -> Report:
-    """Aggregates of a survey from its current snapshot, by up to two profile attributes,
-    under disclosure control. May take a new snapshot: the caller commits.
+    """Aggregates of a survey from its newest snapshot, by up to two profile attributes,
+    under disclosure control. Takes the survey's first snapshot if it has none: the caller
+    commits.
 
     Raises SurveyNotFoundError (a LookupError) for an unknown survey, BreakdownError (a
     ValueError) for a `by` attribute the survey cannot be broken down by, and
@@ -175,7 +177,7 @@ def build_report(
     info = describe_survey(session, survey_id)
     by = tuple(by)
     _check_breakdown(info, by)
-    snapshot = current_snapshot(session, info, rule=rule, now=now)
+    snapshot = latest_snapshot(session, info, rule=rule, now=now)
     view = _SnapshotView(snapshot.cells if snapshot else _EMPTY, by, rule)
     dims = len(by)
     default = info.default_language
@@ -219,24 +221,40 @@ def build_report(
 
 
 def take_snapshot(
-    session: Session, survey_id: str, *, rule: Rule, requested_by: int, now: datetime | None = None
+    session: Session,
+    survey_id: str,
+    *,
+    rule: Rule,
+    requested_by: int | None,
+    now: datetime | None = None,
 ) -> SnapshotInfo:
     """A new snapshot sooner than the daily one, asked by an admin; the caller commits.
 
     Raises SnapshotTooSoonError when fewer than the minimum cell have answered since the last.
     """
     info = describe_survey(session, survey_id)
-    snapshot = current_snapshot(
-        session,
-        info,
-        rule=rule,
-        now=now or datetime.now(UTC),
-        force=True,
-        requested_by=requested_by,
+    snapshot = take_snapshot_now(
+        session, info, rule=rule, now=now or datetime.now(UTC), requested_by=requested_by
     )
-    if snapshot is None:
-        raise SnapshotTooSoonError("nobody has answered this survey yet")
     return SnapshotInfo(snapshot.id, snapshot.taken_at)
+
+
+def take_daily_snapshot(
+    session: Session, survey_id: str, *, rule: Rule, now: datetime | None = None
+) -> SnapshotInfo | None:
+    """The clock's snapshot of a survey, where one is due; the caller commits."""
+    info = describe_survey(session, survey_id)
+    snapshot = take_due_snapshot(session, info, rule=rule, now=now or datetime.now(UTC))
+    return SnapshotInfo(snapshot.id, snapshot.taken_at) if snapshot else None
+
+
+def surveys_with_results(session: Session) -> list[str]:
+    """Every survey ever published (each may have results)."""
+    return list(
+        session.scalars(
+            select(SurveyVersion.survey_id).distinct().order_by(SurveyVersion.survey_id)
+        )
+    )
 
 
 def report_rule(config: Mapping[str, Any]) -> Rule:

@@ -4,7 +4,8 @@ Two downloads a few minutes apart would otherwise differ only in the cells of th
 respondent. So every aggregate is computed from a snapshot: the counts as they stood when it was
 taken, stored, and never changed. A new one is taken at most once a day, and only once at least
 `min_cell` new respondents have answered since the last (an admin may ask sooner, under the same
-minimum).
+minimum). Taking one costs several GROUP BY queries over the survey's answers, so the clock takes
+them, not the downloads: a download only reads the newest (bench/results_bench.py).
 
 A snapshot stores counts by the finest groups of every breakdown attribute at once, each with
 the sum of its people's record keys: any breakdown's counts and cell keys are sums of these.
@@ -81,51 +82,81 @@ def profile_questions(info: SurveyInfo) -> dict[str, tuple[str, ...]]:
     return {attribute: tuple(ids) for attribute, ids in found.items()}
 
 
-def current_snapshot(
+def latest_snapshot(
+    session: Session, info: SurveyInfo, *, rule: Rule, now: datetime
+) -> ResultSnapshot | None:
+    """The snapshot downloads read: the newest one.
+
+    Snapshots are taken by the clock (`take_due_snapshot`) and by admins, off the download; only
+    a survey that has none yet gets its first one here, once enough people have answered.
+    None until then. The caller commits.
+    """
+    newest = _newest(session, info.id)
+    if newest is not None:
+        return newest
+    return _take(session, info, rule=rule, now=now)
+
+
+def take_due_snapshot(
+    session: Session, info: SurveyInfo, *, rule: Rule, now: datetime
+) -> ResultSnapshot | None:
+    """The clock's daily snapshot, when a day has passed and enough new people answered."""
+    newest = _newest(session, info.id)
+    if newest is not None and now - newest.taken_at < SNAPSHOT_INTERVAL:
+        return None
+    return _take(session, info, rule=rule, now=now, after_day=True)
+
+
+def take_snapshot_now(
+    session: Session, info: SurveyInfo, *, rule: Rule, now: datetime, requested_by: int | None
+) -> ResultSnapshot:
+    """An admin's snapshot, sooner than the daily one but under the same minimum of people.
+
+    Raises SnapshotTooSoonError when fewer than the minimum cell answered since the last.
+    """
+    snapshot = _take(session, info, rule=rule, now=now, requested_by=requested_by, strict=True)
+    assert snapshot is not None  # strict: refused with an error instead
+    return snapshot
+
+
+def _take(
     session: Session,
     info: SurveyInfo,
     *,
     rule: Rule,
     now: datetime,
-    force: bool = False,
+    after_day: bool = False,
     requested_by: int | None = None,
+    strict: bool = False,
 ) -> ResultSnapshot | None:
-    """The snapshot downloads read now, taking a new one when the rules allow.
-
-    With `force` (an admin asking sooner) a new one is taken whatever the time since the last,
-    or SnapshotTooSoonError is raised when too few have answered since. None while nobody has
-    answered. The caller commits.
-    """
-    newest = _newest(session, info.id)
-    if newest is not None and not force and now - newest.taken_at < SNAPSHOT_INTERVAL:
-        return newest
+    """A new snapshot if at least min_cell people answered since the last one, else None (or
+    SnapshotTooSoonError when `strict`)."""
     # One taker at a time per survey: two snapshots moments apart would differ by a person.
     # (SQLite's transactions already hold the write lock from BEGIN.)
     session.execute(
         select(SurveyVersion.id).where(SurveyVersion.survey_id == info.id).with_for_update()
     )
     newest = _newest(session, info.id)
+    if newest is not None and after_day and now - newest.taken_at < SNAPSHOT_INTERVAL:
+        return None  # another taker was first
     since = newest.max_answer_id if newest is not None else 0
-    new_respondents, max_answer_id = _respondents_since(session, info.id, since)
-    if newest is None:
-        if new_respondents == 0:
-            return None
-    elif new_respondents < rule.min_cell:
-        if force:
+    new_respondents = _respondents_since(session, info.id, since)
+    if new_respondents < rule.min_cell:
+        if strict:
             raise SnapshotTooSoonError(
                 f"{new_respondents} new respondent(s) since the last snapshot; a new one "
                 f"needs at least {rule.min_cell}"
             )
-        return newest
-    elif not force and now - newest.taken_at < SNAPSHOT_INTERVAL:
-        return newest
+        return None
+    max_answer_id = _max_answer_id(session, info.id)
+    cells = count_cells(session, info)
     snapshot = ResultSnapshot(
         survey_id=info.id,
         taken_at=now,
         max_answer_id=max_answer_id,
-        respondents=_respondents_since(session, info.id, 0)[0],
+        respondents=sum(row[-2] for row in cells["people"]),
         requested_by=requested_by,
-        cells=count_cells(session, info),
+        cells=cells,
     )
     session.add(snapshot)
     session.flush()
@@ -142,16 +173,27 @@ def _newest(session: Session, survey_id: str) -> ResultSnapshot | None:
     ).first()
 
 
-def _respondents_since(session: Session, survey_id: str, after_id: int) -> tuple[int, int]:
-    """People with answer rows after this id, and the highest answer id."""
-    row = session.execute(
-        select(func.count(distinct(Answer.contact_id)), func.max(Answer.id)).where(
-            Answer.survey_id == survey_id,
-            Answer.is_simulated.is_(False),
-            Answer.id > after_id,
+def _respondents_since(session: Session, survey_id: str, after_id: int) -> int:
+    """People with answer rows written after this answer id."""
+    if after_id == 0:
+        # Everyone so far: a conversation that got an answer row has its last question set,
+        # and conversations are a tenth of the answers.
+        stmt = select(func.count(distinct(Conversation.contact_id))).where(
+            Conversation.survey_id == survey_id,
+            Conversation.is_simulated.is_(False),
+            Conversation.last_question_id.is_not(None),
         )
-    ).one()
-    return int(row[0] or 0), int(row[1] or after_id)
+    else:
+        stmt = select(func.count(distinct(Answer.contact_id))).where(
+            Answer.id > after_id, Answer.survey_id == survey_id, Answer.is_simulated.is_(False)
+        )
+    return int(session.scalar(stmt) or 0)
+
+
+def _max_answer_id(session: Session, survey_id: str) -> int:
+    return int(
+        session.scalar(select(func.max(Answer.id)).where(Answer.survey_id == survey_id)) or 0
+    )
 
 
 # -- counting ------------------------------------------------------------------------------------
@@ -160,18 +202,34 @@ def _respondents_since(session: Session, survey_id: str, after_id: int) -> tuple
 def count_cells(session: Session, info: SurveyInfo) -> dict[str, Any]:
     """Every count a download may need, by the finest groups, with record key sums.
 
+    `people` are the respondents (people past consent) by their latest attribute values: the
+    sizes of the groups.
+
     {"attributes": [a, …], "questions": [[question, kind, value, g…, n, key], …],
      "people": [[g…, n, key], …], "funnel": [[invited, consented, completed, g…, n, key], …],
      "stops": [[last question, n, key], …]}
     """
     counter = _Counter(session, info)
+    funnel = counter.funnel()
     return {
         "attributes": list(counter.attributes),
         "questions": counter.questions() + counter.options(),
-        "people": counter.people(),
-        "funnel": counter.funnel(),
+        "people": _respondents(funnel),
+        "funnel": funnel,
         "stops": counter.stops(),
     }
+
+
+def _respondents(funnel: list[list[Any]]) -> list[list[Any]]:
+    """Respondents by group, from the funnel: the people who got past consent (a conversation
+    whose last question is set has answer rows)."""
+    people: dict[tuple[Any, ...], list[int]] = {}
+    for _invited, consented, _completed, *parts, count, key in funnel:
+        if consented:
+            total = people.setdefault(tuple(parts), [0, 0])
+            total[0] += count
+            total[1] = (total[1] + key) % KEY_RANGE
+    return [[*parts, count, key] for parts, (count, key) in people.items()]
 
 
 def _group(raw: ColumnElement[Any], valid: Sequence[str]) -> ColumnElement[Any]:
@@ -290,22 +348,12 @@ class _Counter:
     def _groups(self, source: Any) -> list[ColumnElement[Any]]:
         return [source.c[f"g{i}"] for i in range(len(self.attributes))]
 
-    def _people(self) -> Subquery:
-        """Each respondent once, with the record key and their latest value of each attribute
-        (their latest answer to the question that saves it), as groups."""
-        respondents = (
-            select(Answer.contact_id, func.max(Answer.record_key).label("record_key"))
-            .where(Answer.survey_id == self.info.id, Answer.is_simulated.is_(False))
-            .group_by(Answer.contact_id)
-            .subquery("respondents")
-        )
-        return self._with_groups(respondents, [respondents.c.record_key], "people")
-
     def _with_groups(
         self, base: Subquery, columns: Sequence[ColumnElement[Any]], name: str
     ) -> Subquery:
         """Join each person of `base` (by contact_id) to their latest value of every
-        attribute; missing values are `_unknown`."""
+        attribute (their latest answer to the question that saves it); missing values are
+        `_unknown`."""
         owners = profile_questions(self.info)
         stmt = select(base.c.contact_id, *columns)
         joined: Any = base
@@ -328,11 +376,6 @@ class _Counter:
             joined = joined.outerjoin(value, value.c.contact_id == base.c.contact_id)
             stmt = stmt.add_columns(_group(value.c.v, self.values[attribute]).label(f"g{i}"))
         return stmt.select_from(joined).subquery(name)
-
-    def people(self) -> list[list[Any]]:
-        """Respondents by their latest attribute values: the sizes of the groups."""
-        people = self._people()
-        return _rows(self.session, _counted(self._groups(people), people.c.record_key))
 
     def funnel(self) -> list[list[Any]]:
         """People by the stages they reached (invited, consented, completed) and groups."""

@@ -35,7 +35,6 @@ from engage.results.writers import (
 )
 from engage.services.accounts import record_download
 from engage.services.results import (
-    SnapshotTooSoonError,
     SurveyNotFoundError,
     breakdown_attributes,
     build_report,
@@ -44,6 +43,7 @@ from engage.services.results import (
     report_rule,
     take_snapshot,
 )
+from engage.services.snapshots import SnapshotTooSoonError
 from engage.web.decorators import ADMIN, EVERYONE, STAFF, role_required
 from engage.web.i18n import gettext as _
 from engage.web.i18n import translations

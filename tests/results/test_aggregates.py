@@ -20,7 +20,7 @@ from engage.models import Answer, Contact, Conversation, ResultSnapshot
 from engage.results.disclosure import ALL, OTHER, Rule
 from engage.results.report import BreakdownError, BreakdownRefusedError, bin_labels
 from engage.results.writers import BOM, iter_aggregate_csv
-from engage.services.results import build_report, take_snapshot
+from engage.services.results import build_report, take_daily_snapshot, take_snapshot
 from engage.services.snapshots import SnapshotTooSoonError
 from engage.survey.definition import Question
 from tests.conftest import SHIPPED_SURVEYS, TEST_SURVEYS, Worker, make_app, publish
@@ -29,6 +29,14 @@ from tests.results.conftest import T0, FromProfile, Truth, seed_population
 HERE = Path(__file__).resolve().parent
 RULE = Rule()
 LATER = T0 + timedelta(days=400)
+
+
+def clock(app, now, survey="working-conditions"):
+    """The clock's round for one survey: its daily snapshot, if one is due."""
+    with app.app_context():
+        taken = take_daily_snapshot(db.session(), survey, rule=RULE, now=now)
+        db.session().commit()
+        return taken
 
 
 def report(app, by=(), survey="working-conditions", rule=RULE, now=None):
@@ -176,6 +184,7 @@ def test_a_breakdown_that_would_single_out_a_few_is_refused(app, seed):
         profile = {"state": state, "crop": "citrus"}
         seed.response({"state": state, "crop": "citrus", "paid_on_time": "no"}, profile=profile)
     later = LATER + timedelta(days=2)
+    assert clock(app, later) is not None
     assert ("TX",) in groups_of(csv_rows(app, ("state",), now=later), "paid_on_time", ("state",))
     with pytest.raises(BreakdownRefusedError):
         report(app, ("state", "crop"), now=later)
@@ -382,28 +391,46 @@ def test_a_hidden_groups_zeros_are_hidden_too(app, seed):
 # -- snapshots -----------------------------------------------------------------------------------
 
 
-def test_downloads_read_a_snapshot_taken_at_most_daily_after_enough_new_respondents(app, seed):
+def test_downloads_read_a_snapshot_the_clock_takes_daily_after_enough_new_respondents(app, seed):
+    for _ in range(10):
+        seed.response({"state": "CA", "paid_on_time": "no"}, profile={"state": "CA"})
+    # Ten people: not enough for a first snapshot, by a download or by the clock.
+    assert report(app, now=LATER).snapshot is None
+    assert clock(app, LATER) is None
     seed_population(seed)
     first = report(app, now=LATER)
-    assert first.snapshot is not None
+    assert first.snapshot is not None and first.snapshot.taken_at == LATER
     # One more worker: nothing moves, however long one waits.
     seed.response({"state": "CA", "paid_on_time": "no"}, profile={"state": "CA"})
     for later in (timedelta(minutes=5), timedelta(days=3)):
+        assert clock(app, LATER + later) is None
         again = report(app, now=LATER + later)
         assert again.snapshot == first.snapshot
         assert again.rows == first.rows
-    # Ten more (11 new in all), but within the day: still the same snapshot.
+    # Ten more (11 new in all): the clock takes one once a day has passed, not before.
     for _ in range(10):
         seed.response({"state": "CA", "paid_on_time": "no"}, profile={"state": "CA"})
+    assert clock(app, LATER + timedelta(hours=23)) is None
+    taken = clock(app, LATER + timedelta(days=4))
+    assert taken is not None and taken.taken_at == LATER + timedelta(days=4)
+    assert report(app, now=LATER + timedelta(days=4)).snapshot == taken
+    # And a download never takes one itself: the next day's is the clock's again.
+    for _ in range(11):
+        seed.response({"state": "FL", "paid_on_time": "no"}, profile={"state": "FL"})
+    assert report(app, now=LATER + timedelta(days=9)).snapshot == taken
+
+
+def test_the_clock_takes_the_snapshots_of_every_survey(app, seed):
+    from engage.jobs.periodic import run_periodic
+
+    seed_population(seed)
+    for _ in range(11):
+        seed.response({"water": "yes"}, survey_id="housing-check")
     with app.app_context():
-        snapshot = db.session().get(ResultSnapshot, first.snapshot.id)
-        snapshot.taken_at = LATER + timedelta(days=3) - timedelta(hours=1)
-        db.session().commit()
-    assert report(app, now=LATER + timedelta(days=3)).snapshot.id == first.snapshot.id
-    # A day after it: a new one.
-    newer = report(app, now=LATER + timedelta(days=4))
-    assert newer.snapshot.id != first.snapshot.id
-    assert newer.snapshot.taken_at == LATER + timedelta(days=4)
+        assert run_periodic()["snapshots"] == 2
+        assert run_periodic()["snapshots"] == 0  # within the day
+        surveys = db.session().scalars(select(ResultSnapshot.survey_id)).all()
+    assert sorted(surveys) == ["housing-check", "working-conditions"]
 
 
 def test_an_admin_may_ask_sooner_but_never_with_fewer_new_respondents(app, seed):
