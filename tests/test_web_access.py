@@ -10,19 +10,9 @@ from sqlalchemy import select
 
 from engage import db
 from engage.models import AuditEntry
-from engage.services.accounts import create_user
+from tests.conftest import WEB_PASSWORD as PASSWORD
 
-PASSWORD = "correct horse battery staple"
 SURVEY = "working-conditions"
-
-
-@pytest.fixture
-def web_app(app):
-    app.config["WTF_CSRF_ENABLED"] = True
-    with app.app_context(), db.transaction() as session:
-        for role in ("admin", "staff", "policy"):
-            create_user(session, f"{role}@example.org", PASSWORD, role)
-    return app
 
 
 def csrf_token(client, path="/login") -> str:
