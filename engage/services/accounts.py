@@ -18,7 +18,10 @@ from engage.models import AuditEntry, SignInFailure, User
 from engage.models.users import ROLES
 
 MIN_PASSWORD_LENGTH = 12
+MAX_EMAIL_LENGTH = 254
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# C0 and C1 control characters: no e-mail address holds one, and PostgreSQL refuses NUL.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # Free tries before waiting: per account from one address, and per address over all accounts
 # (higher, for offices behind one address). Nobody elsewhere can slow an account's owner.
 FREE_TRIES = {"account": 3, "address": 20}
@@ -43,6 +46,11 @@ class SignIn:
     retry_after: float = 0.0
 
 
+def is_possible_email(text: str) -> bool:
+    """Could be an account's e-mail: not too long, and no control character (NUL included)."""
+    return len(text) <= MAX_EMAIL_LENGTH and not _CONTROL.search(text)
+
+
 def hash_password(password: str) -> str:
     return generate_password_hash(password, method="scrypt")
 
@@ -50,7 +58,7 @@ def hash_password(password: str) -> str:
 def create_user(session: Session, email: str, password: str, role: str) -> User:
     """A new account; the password is only ever stored hashed (scrypt)."""
     email = email.strip().lower()
-    if not _EMAIL.match(email):
+    if not _EMAIL.match(email) or not is_possible_email(email):
         raise AccountError(f"{email!r} is not an e-mail address")
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}")
@@ -101,7 +109,11 @@ def sign_in(
     if retry_after > 0:
         return SignIn(None, retry_after)
     dummy = _dummy_hash()  # made (once) whether or not the account exists
-    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    user = (
+        session.scalar(select(User).where(User.email == email.strip().lower()))
+        if is_possible_email(email)
+        else None  # never sent to the database, which would refuse a NUL with an error
+    )
     valid = check_password_hash(user.password_hash if user else dummy, password)
     if user is not None and valid and user.is_active:
         account_row = rows["account"]

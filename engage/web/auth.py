@@ -8,11 +8,11 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField
-from wtforms.validators import DataRequired
+from wtforms import EmailField, Field, PasswordField
+from wtforms.validators import DataRequired, ValidationError
 
 from engage import db
-from engage.services.accounts import sign_in
+from engage.services.accounts import is_possible_email, sign_in
 from engage.web.i18n import gettext as _
 
 log = logging.getLogger(__name__)
@@ -20,8 +20,13 @@ log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
 
 
+def _possible_email(_form: FlaskForm, field: Field) -> None:
+    if not is_possible_email(field.data or ""):
+        raise ValidationError("not an e-mail address")
+
+
 class LoginForm(FlaskForm):
-    email = EmailField(validators=[DataRequired()])
+    email = EmailField(validators=[DataRequired(), _possible_email])
     password = PasswordField(validators=[DataRequired()])
 
 
@@ -59,9 +64,14 @@ def login() -> Response | str | tuple[str, int]:
         else:
             error = _("Wrong e-mail or password.")
             status = 401
-    elif request.method == "POST":
+    elif request.method == "POST" and "csrf_token" in form.errors:
         error = _("The form expired. Please try again.")
         status = 400
+    elif request.method == "POST":
+        # An empty field, or an e-mail no account can have (a NUL, say): the same answer as
+        # a wrong one, and nothing sent to the database.
+        error = _("Wrong e-mail or password.")
+        status = 401
     return render_template("login.html", form=form, error=error), status
 
 
