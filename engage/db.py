@@ -75,10 +75,18 @@ def utcnow() -> datetime:
 PING_AFTER_IDLE_SECONDS = 2.0
 
 
-def make_engine(url: str) -> Engine:
-    """An engine; on SQLite, WAL and a write lock taken at BEGIN so steps run one at a time."""
+def make_engine(url: str, *, hide_parameters: bool = False) -> Engine:
+    """An engine; on SQLite, WAL and a write lock taken at BEGIN so steps run one at a time.
+
+    `hide_parameters` (production) keeps statement parameters, which can be phone numbers,
+    e-mail addresses or a worker's words, out of every error message and log line.
+    """
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            hide_parameters=hide_parameters,
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -98,7 +106,7 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
         return engine
-    engine = create_engine(url, pool_size=5, max_overflow=10)
+    engine = create_engine(url, pool_size=5, max_overflow=10, hide_parameters=hide_parameters)
     _ping_idle_connections(engine)
     return engine
 
@@ -129,7 +137,9 @@ def _ping_idle_connections(engine: Engine) -> None:
 
 
 def init_app(app: Flask) -> None:
-    engine = make_engine(app.config["DATABASE_URL"])
+    engine = make_engine(
+        app.config["DATABASE_URL"], hide_parameters=bool(app.config["IS_PRODUCTION"])
+    )
     app.extensions["engage.engine"] = engine
     app.extensions["engage.sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
     app.extensions["engage.read_sessionmaker"] = sessionmaker(
