@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from engage import config, db
 from engage.privacy import Vault
@@ -26,6 +27,11 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, web: bool = True) 
     app.config.update(config.load(env, app.instance_path))
     app.config.update({k: v for k, v in (overrides or {}).items() if not isinstance(v, str)})
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    proxies = app.config["ENGAGE_TRUSTED_PROXIES"]
+    if proxies:
+        # The client's address and scheme as the proxies saw them (sign-in throttling keys on
+        # the address); without trusted proxies, X-Forwarded-* from anyone is ignored.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
     _configure_logging(app)
     app.extensions["engage.vault"] = Vault(app.config["ENGAGE_PII_KEY"])
     db.init_app(app)

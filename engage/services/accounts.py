@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from engage.db import utcnow
+from engage.db import insert_ignoring_conflicts, utcnow
 from engage.models import AuditEntry, SignInFailure, User
 from engage.models.users import ROLES
 
@@ -22,9 +23,9 @@ MAX_EMAIL_LENGTH = 254
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # C0 and C1 control characters: no e-mail address holds one, and PostgreSQL refuses NUL.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-# Free tries before waiting: per account from one address, and per address over all accounts
+# Free tries before waiting: per account from one client, and per client over all accounts
 # (higher, for offices behind one address). Nobody elsewhere can slow an account's owner.
-FREE_TRIES = {"account": 3, "address": 20}
+FREE_TRIES = {"account": 3, "client": 20}
 MAX_WAIT = timedelta(minutes=5)
 
 
@@ -72,14 +73,49 @@ def create_user(session: Session, email: str, password: str, role: str) -> User:
     return user
 
 
+def client_of(address: str) -> str:
+    """The client behind an address: itself for IPv4, its /64 network for IPv6.
+
+    One IPv6 host commonly holds a whole /64 and could try from a new address each time.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 def _keys(email: str, address: str) -> dict[str, str]:
+    """Failure counters: this account from this client, and this client over all accounts."""
+
     def digest(text: str) -> str:
         return hashlib.sha256(text.encode()).hexdigest()
 
+    client = client_of(address)
     return {
-        "account": digest(f"account\0{email.strip().lower()}\0{address}"),
-        "address": digest(f"address\0{address}"),
+        "account": digest(f"account\0{email.strip().lower()}\0{client}"),
+        "client": digest(f"client\0{client}"),
     }
+
+
+def _count_failure(session: Session, key: str, now: datetime) -> None:
+    """One more failure for a counter; two first failures at once both count, neither fails."""
+    dialect = session.get_bind().dialect.name
+    table = SignInFailure.__table__
+    session.execute(
+        insert_ignoring_conflicts(dialect, table, "key").values(  # type: ignore[arg-type]
+            key=key, failures=0, last_failure_at=now
+        )
+    )
+    session.execute(
+        update(SignInFailure)
+        .where(SignInFailure.key == key)
+        .values(failures=SignInFailure.failures + 1, last_failure_at=now)
+    )
 
 
 def _wait(failures: int, kind: str) -> timedelta:
@@ -122,13 +158,8 @@ def sign_in(
         user.last_login_at = now
         session.flush()
         return SignIn(user)
-    for kind, key in keys.items():
-        row = rows[kind]
-        if row is None:
-            row = SignInFailure(key=key, failures=0)
-            session.add(row)
-        row.failures += 1
-        row.last_failure_at = now
+    for key in keys.values():
+        _count_failure(session, key, now)
     session.flush()
     return SignIn(None)
 
