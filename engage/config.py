@@ -251,5 +251,5 @@ def load(env: Mapping[str, str], instance_path: str | Path) -> dict[str, Any]:
         "ENGAGE_TRUSTED_PROXIES": _trusted_proxies(env),
         "SESSION_COOKIE_SECURE": is_production,
         "SESSION_COOKIE_HTTPONLY": True,
-        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SAMESITE": "Strict",
     }

@@ -70,6 +70,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def now() -> datetime:
+    """This app's clock: UTC now, or the time a test has set (sessions expire by it)."""
+    return current_app.extensions.get("engage.clock", utcnow)()
+
+
 # A pooled connection idle longer than this is pinged before it is handed out (the server may
 # have restarted or dropped it meanwhile).
 PING_AFTER_IDLE_SECONDS = 2.0

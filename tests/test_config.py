@@ -27,6 +27,7 @@ def test_production_with_everything_set_loads(tmp_path):
     assert config["IS_PRODUCTION"]
     assert config["DATABASE_URL"] == "postgresql+psycopg://u@db/engage"
     assert config["SESSION_COOKIE_SECURE"]
+    assert config["SESSION_COOKIE_HTTPONLY"] and config["SESSION_COOKIE_SAMESITE"] == "Strict"
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from engage.models.contacts import Contact
 from engage.models.conversations import Conversation
 from engage.models.messages import Message
 from engage.models.surveys import SurveyVersion
-from engage.models.users import AuditEntry, SignInFailure, User
+from engage.models.users import AuditEntry, SignInFailure, User, UserSession
 
 __all__ = [
     "Answer",
@@ -18,4 +18,5 @@ __all__ = [
     "SignInFailure",
     "SurveyVersion",
     "User",
+    "UserSession",
 ]

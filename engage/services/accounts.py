@@ -17,6 +17,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from engage.db import insert_ignoring_conflicts, utcnow
 from engage.models import AuditEntry, SignInFailure, User
 from engage.models.users import ROLES
+from engage.services.sessions import end_user_sessions
 
 MIN_PASSWORD_LENGTH = 12
 MAX_EMAIL_LENGTH = 254
@@ -63,14 +64,54 @@ def create_user(session: Session, email: str, password: str, role: str) -> User:
         raise AccountError(f"{email!r} is not an e-mail address")
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountError(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
+    _check_password(password)
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         raise AccountError(f"{email} already has an account")
     user = User(email=email, password_hash=hash_password(password), role=role)
     session.add(user)
     session.flush()
     return user
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
+
+
+def find_user(session: Session, email: str) -> User:
+    """The account of an e-mail address; AccountError when there is none."""
+    user = (
+        session.scalar(select(User).where(User.email == email.strip().lower()))
+        if is_possible_email(email)
+        else None
+    )
+    if user is None:
+        raise AccountError(f"{email!r} has no account")
+    return user
+
+
+def set_password(session: Session, user: User, password: str, *, now: datetime) -> None:
+    """A new password; every session of the account ends (a thief's copy included)."""
+    _check_password(password)
+    user.password_hash = hash_password(password)
+    session.flush()
+    end_user_sessions(session, user.id, now)
+
+
+def set_role(session: Session, user: User, role: str, *, now: datetime) -> None:
+    """A new role; open sessions end, so no page goes on with the old one's rights."""
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {', '.join(ROLES)}")
+    user.role = role
+    session.flush()
+    end_user_sessions(session, user.id, now)
+
+
+def deactivate_user(session: Session, user: User, *, now: datetime) -> None:
+    """The account can no longer sign in, and its open sessions end now."""
+    user.is_active = False
+    session.flush()
+    end_user_sessions(session, user.id, now)
 
 
 def client_of(address: str) -> str:

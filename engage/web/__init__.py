@@ -50,8 +50,6 @@ def set_security_headers(response: Response) -> Response:
 
 
 def register_blueprints(app: Flask) -> None:
-    from engage import db
-    from engage.models import User
     from engage.web import admin, auth, health, i18n, results, twilio
 
     app.session_interface = SessionInterface()
@@ -61,10 +59,7 @@ def register_blueprints(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.session_protection = "basic"
 
-    @login_manager.user_loader
-    def load_user(user_id: str) -> User | None:
-        user = db.session().get(User, int(user_id)) if user_id.isdigit() else None
-        return user if user is not None and user.is_active else None
+    login_manager.user_loader(auth.load_user)
 
     i18n.init_app(app)
     app.after_request(set_security_headers)
