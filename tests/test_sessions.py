@@ -64,9 +64,9 @@ def test_a_copied_cookie_stops_working_after_sign_out(web_app, clock):
 @pytest.mark.parametrize(
     "change",
     [
-        lambda session, user, now: set_password(session, user, "a new long password!", now=now),
-        lambda session, user, now: set_role(session, user, "staff", now=now),
-        lambda session, user, now: deactivate_user(session, user, now=now),
+        lambda s, user, now: set_password(s, user, "a new long password", actor="t", now=now),
+        lambda s, user, now: set_role(s, user, "staff", actor="t", now=now),
+        lambda s, user, now: deactivate_user(s, user, actor="t", now=now),
     ],
     ids=["password", "role", "deactivation"],
 )

@@ -57,8 +57,10 @@ def hash_password(password: str) -> str:
     return generate_password_hash(password, method="scrypt")
 
 
-def create_user(session: Session, email: str, password: str, role: str) -> User:
-    """A new account; the password is only ever stored hashed (scrypt)."""
+def create_user(
+    session: Session, email: str, password: str, role: str, *, actor: str = "system"
+) -> User:
+    """A new account, audited; the password is only ever stored hashed (scrypt)."""
     email = email.strip().lower()
     if not _EMAIL.match(email) or not is_possible_email(email):
         raise AccountError(f"{email!r} is not an e-mail address")
@@ -70,6 +72,7 @@ def create_user(session: Session, email: str, password: str, role: str) -> User:
     user = User(email=email, password_hash=hash_password(password), role=role)
     session.add(user)
     session.flush()
+    record_account_change(session, actor=actor, action="create_user", account=user, role=role)
     return user
 
 
@@ -90,28 +93,33 @@ def find_user(session: Session, email: str) -> User:
     return user
 
 
-def set_password(session: Session, user: User, password: str, *, now: datetime) -> None:
-    """A new password; every session of the account ends (a thief's copy included)."""
+def set_password(session: Session, user: User, password: str, *, actor: str, now: datetime) -> None:
+    """A new password, audited; every session of the account ends (a thief's copy included)."""
     _check_password(password)
     user.password_hash = hash_password(password)
     session.flush()
     end_user_sessions(session, user.id, now)
+    record_account_change(session, actor=actor, action="set_password", account=user)
 
 
-def set_role(session: Session, user: User, role: str, *, now: datetime) -> None:
-    """A new role; open sessions end, so no page goes on with the old one's rights."""
+def set_role(session: Session, user: User, role: str, *, actor: str, now: datetime) -> None:
+    """A new role, audited; open sessions end, so no page goes on with the old one's rights."""
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}")
-    user.role = role
+    previous, user.role = user.role, role
     session.flush()
     end_user_sessions(session, user.id, now)
+    record_account_change(
+        session, actor=actor, action="set_role", account=user, role=role, previous_role=previous
+    )
 
 
-def deactivate_user(session: Session, user: User, *, now: datetime) -> None:
-    """The account can no longer sign in, and its open sessions end now."""
+def deactivate_user(session: Session, user: User, *, actor: str, now: datetime) -> None:
+    """The account can no longer sign in, and its open sessions end now; audited."""
     user.is_active = False
     session.flush()
     end_user_sessions(session, user.id, now)
+    record_account_change(session, actor=actor, action="deactivate_user", account=user)
 
 
 def client_of(address: str) -> str:
@@ -215,6 +223,22 @@ def record_download(
         action="download",
         survey_id=survey_id,
         parameters=parameters,
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def record_account_change(
+    session: Session, *, actor: str, action: str, account: User, **parameters: str
+) -> AuditEntry:
+    """One line of the audit trail: an account created or changed (never a password)."""
+    entry = AuditEntry(
+        user_id=None,
+        actor=actor,
+        action=action,
+        survey_id=None,
+        parameters={"account": account.email, **parameters},
     )
     session.add(entry)
     session.flush()
