@@ -26,6 +26,11 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, web: bool = True) 
     env.update({k: str(v) for k, v in (overrides or {}).items() if isinstance(v, str)})
     app.config.update(config.load(env, app.instance_path))
     app.config.update({k: v for k, v in (overrides or {}).items() if not isinstance(v, str)})
+    # The instance folder holds the development keys, SQLite database and spool: owner only.
+    try:
+        config.make_private_folder(Path(app.instance_path))
+    except OSError as exc:  # a read-only checkout: production may keep nothing there
+        app.logger.warning("instance folder %s: %s", app.instance_path, exc)
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
     proxies = app.config["ENGAGE_TRUSTED_PROXIES"]
     if proxies:

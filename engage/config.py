@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from collections.abc import Mapping
@@ -147,13 +148,22 @@ def database_url(raw: str) -> str:
     return raw
 
 
+def make_private_folder(path: Path) -> None:
+    """A folder only its owner can enter (0700), made if missing, tightened if we own it."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
+        path.chmod(0o700)  # mkdir's mode is cut by the umask, and an old folder may be open
+
+
 def _instance_secret(instance: Path, name: str, make: Any) -> str:
     """A development secret generated once into the instance folder, so restarts keep it."""
     path = instance / name
     if not path.exists():
-        instance.mkdir(parents=True, exist_ok=True)
-        path.write_text(make())
-        path.chmod(0o600)
+        make_private_folder(instance)
+        # Created 0600: never readable by others, not even between writing and a chmod.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(make())
     return path.read_text().strip()
 
 

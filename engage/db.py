@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, g
@@ -24,6 +26,7 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
+    make_url,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -141,7 +144,29 @@ def _ping_idle_connections(engine: Engine) -> None:
             raise DisconnectionError("idle connection lost") from exc
 
 
+def make_private_sqlite_file(url: str) -> None:
+    """The SQLite file (and its -wal, -shm) readable by the owner only.
+
+    Made 0600 before SQLite opens it: SQLite gives the -wal and -shm files it creates the
+    database file's permissions. An existing file of ours is tightened.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    path = Path(parsed.database)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        return  # no such folder: SQLite says so when it is opened
+    for each in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if each.exists() and each.stat().st_uid == os.getuid() and each.stat().st_mode & 0o077:
+            each.chmod(0o600)
+
+
 def init_app(app: Flask) -> None:
+    make_private_sqlite_file(app.config["DATABASE_URL"])
     engine = make_engine(
         app.config["DATABASE_URL"], hide_parameters=bool(app.config["IS_PRODUCTION"])
     )
