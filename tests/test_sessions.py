@@ -155,3 +155,16 @@ def test_session_cookie_flags(web_app, clock):
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
     assert "Secure" not in cookie  # development; production sets it (test_config)
     assert WEB_PASSWORD not in cookie
+
+
+def test_a_download_after_a_session_is_touched_is_audited(web_app, clock):
+    # The loader writes activity in its own transaction; the request then writes its audit line
+    # (on SQLite, from a snapshot taken before that write, it could not).
+    client = web_app.test_client()
+    sign_in(client, "policy")
+    clock.advance(minutes=2)
+    response = client.get("/results/working-conditions/export.csv")
+    assert response.status_code == 200
+    with web_app.app_context():
+        row = db.session().scalars(select(UserSession)).one()
+    assert row.last_seen_at == clock.now

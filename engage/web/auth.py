@@ -132,4 +132,7 @@ def load_user(user_id: str) -> User | None:
     if should_touch(row, now):
         with db.transaction() as db_session:
             touch_session(db_session, row.id, now)
+        # End the read begun above: on SQLite a transaction whose snapshot predates that
+        # write could not write itself (the view's audit line) afterwards.
+        reader.commit()
     return user
