@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from engage import config, db
 from engage.privacy import Vault
@@ -25,7 +26,17 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, web: bool = True) 
     env.update({k: str(v) for k, v in (overrides or {}).items() if isinstance(v, str)})
     app.config.update(config.load(env, app.instance_path))
     app.config.update({k: v for k, v in (overrides or {}).items() if not isinstance(v, str)})
+    # The instance folder holds the development keys, SQLite database and spool: owner only.
+    try:
+        config.make_private_folder(Path(app.instance_path))
+    except OSError as exc:  # a read-only checkout: production may keep nothing there
+        app.logger.warning("instance folder %s: %s", app.instance_path, exc)
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    proxies = app.config["ENGAGE_TRUSTED_PROXIES"]
+    if proxies:
+        # The client's address and scheme as the proxies saw them (sign-in throttling keys on
+        # the address); without trusted proxies, X-Forwarded-* from anyone is ignored.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
     _configure_logging(app)
     app.extensions["engage.vault"] = Vault(app.config["ENGAGE_PII_KEY"])
     db.init_app(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import logging
 import os
 import sys
@@ -135,6 +136,14 @@ def surveys_load(directory: Path | None) -> None:
 
 
 # -- conversations from the terminal -----------------------------------------------------------
+
+
+def _actor() -> str:
+    """Who runs this command, for the audit trail: "cli:" and the operating-system user."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except OSError:  # a uid without a name (some containers)
+        return f"cli:uid {os.getuid()}"
 
 
 def _refuse_production(allow_production: bool) -> None:
@@ -350,6 +359,7 @@ def export(
             session.commit()  # reading it may have taken the survey's next snapshot
     except (LookupError, BreakdownError) as exc:
         raise click.ClickException(str(exc)) from None
+    _audit_export(survey_id, by, fmt, output, responses)
     with click.open_file(str(output) if output else "-", "wb") as stream:
         if responses:
             for chunk in iter_responses_csv(staff_file):
@@ -358,6 +368,24 @@ def export(
             write_report(report, fmt, stream)
     if output:
         click.echo(f"wrote {output}", err=True)
+
+
+def _audit_export(
+    survey_id: str, by: tuple[str, ...], fmt: str, output: Path | None, responses: bool
+) -> None:
+    """Record the export as the web records a download, committed before a byte is written."""
+    from engage.services.accounts import record_download
+
+    parameters = (
+        {"format": "csv", "kind": "responses"}
+        if responses
+        else {"format": fmt, "by": ",".join(by), "kind": "aggregates"}
+    )
+    parameters["output"] = str(output) if output else "stdout"
+    with db.transaction() as session:
+        record_download(
+            session, user=None, actor=_actor(), survey_id=survey_id, parameters=parameters
+        )
 
 
 # -- users ---------------------------------------------------------------------------------------
@@ -376,13 +404,67 @@ def users_create(email: str, role: str) -> None:
     """Create an account; the password is asked for (never given as an argument)."""
     from engage.services.accounts import AccountError, create_user
 
-    if sys.stdin.isatty():
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    else:
-        password = sys.stdin.readline().rstrip("\r\n")
+    password = _read_password()
     try:
         with db.transaction() as session:
-            user = create_user(session, email, password, role)
+            user = create_user(session, email, password, role, actor=_actor())
     except AccountError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"user {user.id}: {user.email} ({user.role})")
+
+
+def _read_password() -> str:
+    """From a hidden prompt with confirmation on a terminal, else one line of standard input."""
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+@users_group.command("password")
+@click.argument("email")
+@with_appcontext
+def users_password(email: str) -> None:
+    """Set a new password (asked for, never an argument); the account's sessions end."""
+    from engage.services.accounts import AccountError, find_user, set_password
+
+    password = _read_password()
+    try:
+        with db.transaction() as session:
+            user = find_user(session, email)
+            set_password(session, user, password, actor=_actor(), now=db.now())
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"user {user.id}: password changed, sessions ended")
+
+
+@users_group.command("role")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["admin", "staff", "policy"]), required=True)
+@with_appcontext
+def users_role(email: str, role: str) -> None:
+    """Change an account's role; its sessions end."""
+    from engage.services.accounts import AccountError, find_user, set_role
+
+    try:
+        with db.transaction() as session:
+            user = find_user(session, email)
+            set_role(session, user, role, actor=_actor(), now=db.now())
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"user {user.id}: {user.email} ({user.role}), sessions ended")
+
+
+@users_group.command("deactivate")
+@click.argument("email")
+@with_appcontext
+def users_deactivate(email: str) -> None:
+    """Stop an account from signing in; its sessions end now."""
+    from engage.services.accounts import AccountError, deactivate_user, find_user
+
+    try:
+        with db.transaction() as session:
+            user = find_user(session, email)
+            deactivate_user(session, user, actor=_actor(), now=db.now())
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"user {user.id}: deactivated, sessions ended")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 
@@ -15,6 +18,26 @@ LOCALES_DIR = ROOT / "locales"
 
 class ConfigError(RuntimeError):
     """The configuration cannot work; the message says what to set."""
+
+
+MIN_SECRET_KEY_LENGTH = 32
+# Words that sample configurations and tutorials put where a secret belongs: a key made of them
+# (or containing one of the longer phrases) was copied, not generated.
+PLACEHOLDER_SECRETS = frozenset(
+    {"changeme", "secret", "secretkey", "dev", "development", "test", "testing", "password"}
+    | {"default", "example", "insecure", "flask", "engage", "key", "xxx", "todo"}
+)
+PLACEHOLDER_PHRASES = (
+    "changeme",
+    "changethis",
+    "replaceme",
+    "placeholder",
+    "notsecret",
+    "yoursecret",
+)
+# The floors below which published counts could identify a worker (docs/domain.md).
+PRODUCTION_MIN_CELL = 5
+PRODUCTION_MIN_ROUND_BASE = 3
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -37,6 +60,86 @@ def _quiet_hours(raw: str) -> tuple[int, int]:
     return start, end
 
 
+def _is_placeholder(key: str) -> bool:
+    """A known placeholder, alone, repeated or inside the key (case and punctuation ignored)."""
+    letters = re.sub(r"[^a-z0-9]", "", key.lower())
+    unit = re.fullmatch(r"(.+?)\1*", letters)
+    return (
+        letters in PLACEHOLDER_SECRETS
+        or (unit is not None and (unit.group(1) in PLACEHOLDER_SECRETS or len(unit.group(1)) < 4))
+        or any(phrase in letters for phrase in PLACEHOLDER_PHRASES)
+    )
+
+
+def _check_secret_key(secret_key: str) -> None:
+    """Production signs sessions with this key: it must be long and really secret."""
+    how = 'make one with python -c "import secrets; print(secrets.token_hex(32))"'
+    if len(secret_key) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(
+            f"ENGAGE_SECRET_KEY is {len(secret_key)} characters long; production needs at least "
+            f"{MIN_SECRET_KEY_LENGTH} random ones ({how})"
+        )
+    if _is_placeholder(secret_key):
+        raise ConfigError(f"ENGAGE_SECRET_KEY looks like a placeholder, not a secret ({how})")
+
+
+def _check_public_url(public_url: str) -> None:
+    """Session cookies are Secure in production: the site must be served over https."""
+    parts = urlsplit(public_url)
+    if parts.scheme != "https" or not parts.netloc:
+        raise ConfigError(
+            f"ENGAGE_PUBLIC_URL must be an https:// URL in production, got {public_url!r}"
+        )
+
+
+def _check_database(db_url: str) -> None:
+    """SQLite is the embedded demo: one host, no backups, a file beside the code."""
+    if db_url.lower().startswith("sqlite"):
+        raise ConfigError("DATABASE_URL must be PostgreSQL in production, not SQLite")
+
+
+def _is_debug_on(env: Mapping[str, str]) -> bool:
+    """FLASK_DEBUG as Flask reads it: anything but empty, 0, false or no turns it on."""
+    value = env.get("FLASK_DEBUG", "").strip().lower()
+    return bool(value) and value not in ("0", "false", "no")
+
+
+def _check_debug(env: Mapping[str, str]) -> None:
+    """The debugger runs any code its visitor types; it must never face the internet."""
+    if _is_debug_on(env):
+        raise ConfigError("FLASK_DEBUG is on: production never runs the debugger (unset it)")
+
+
+def _check_disclosure(min_cell: int, min_percent_base: int, round_base: int) -> None:
+    """Disclosure parameters that cannot work anywhere (0 used to crash every export)."""
+    if min_cell < 2:
+        raise ConfigError(f"ENGAGE_MIN_CELL must be at least 2, got {min_cell}")
+    if round_base < 1:
+        raise ConfigError(f"ENGAGE_ROUND_BASE must be at least 1, got {round_base}")
+    if min_percent_base < 0:
+        raise ConfigError(f"ENGAGE_MIN_PERCENT_BASE cannot be negative, got {min_percent_base}")
+
+
+def _check_production_disclosure(min_cell: int, round_base: int) -> None:
+    """Production publishes to the policy team: counts this small could point at a worker."""
+    if min_cell < PRODUCTION_MIN_CELL:
+        raise ConfigError(
+            f"ENGAGE_MIN_CELL must be at least {PRODUCTION_MIN_CELL} in production, got {min_cell}"
+        )
+    if not PRODUCTION_MIN_ROUND_BASE <= round_base <= min_cell:
+        raise ConfigError(
+            f"ENGAGE_ROUND_BASE must be from {PRODUCTION_MIN_ROUND_BASE} to ENGAGE_MIN_CELL "
+            f"({min_cell}) in production, got {round_base}"
+        )
+
+
+def _trusted_proxies(env: Mapping[str, str]) -> int:
+    proxies = _int(env, "ENGAGE_TRUSTED_PROXIES", 0)
+    if proxies < 0:
+        raise ConfigError(f"ENGAGE_TRUSTED_PROXIES cannot be negative, got {proxies}")
+    return proxies
+
+
 def database_url(raw: str) -> str:
     """Platforms write postgres:// or postgresql://; SQLAlchemy needs the psycopg 3 driver named."""
     for prefix in ("postgres://", "postgresql://"):
@@ -45,18 +148,27 @@ def database_url(raw: str) -> str:
     return raw
 
 
+def make_private_folder(path: Path) -> None:
+    """A folder only its owner can enter (0700), made if missing, tightened if we own it."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
+        path.chmod(0o700)  # mkdir's mode is cut by the umask, and an old folder may be open
+
+
 def _instance_secret(instance: Path, name: str, make: Any) -> str:
     """A development secret generated once into the instance folder, so restarts keep it."""
     path = instance / name
     if not path.exists():
-        instance.mkdir(parents=True, exist_ok=True)
-        path.write_text(make())
-        path.chmod(0o600)
+        make_private_folder(instance)
+        # Created 0600: never readable by others, not even between writing and a chmod.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(make())
     return path.read_text().strip()
 
 
 def load(env: Mapping[str, str], instance_path: str | Path) -> dict[str, Any]:
-    """Flask config keys from the environment; raises ConfigError when production lacks a must."""
+    """Flask config keys from the environment; ConfigError for a missing must or an unsafe value."""
     instance = Path(instance_path)
     environment = env.get("ENGAGE_ENV", "production")
     if environment not in ("production", "development"):
@@ -94,6 +206,16 @@ def load(env: Mapping[str, str], instance_path: str | Path) -> dict[str, Any]:
             instance, "pii_key", lambda: Fernet.generate_key().decode()
         )
         db_url = db_url or f"sqlite:///{instance / 'engage.db'}"
+    min_cell = _int(env, "ENGAGE_MIN_CELL", 11)
+    min_percent_base = _int(env, "ENGAGE_MIN_PERCENT_BASE", 30)
+    round_base = _int(env, "ENGAGE_ROUND_BASE", 5)
+    _check_disclosure(min_cell, min_percent_base, round_base)
+    if is_production:
+        _check_secret_key(secret_key)
+        _check_public_url(public_url)
+        _check_database(db_url)
+        _check_debug(env)
+        _check_production_disclosure(min_cell, round_base)
     try:
         Fernet(pii_key.encode())
     except (ValueError, TypeError):
@@ -133,10 +255,11 @@ def load(env: Mapping[str, str], instance_path: str | Path) -> dict[str, Any]:
         "ENGAGE_IDLE_HOURS": _int(env, "ENGAGE_IDLE_HOURS", 72),
         "ENGAGE_QUIET_HOURS": _quiet_hours(env.get("ENGAGE_QUIET_HOURS", "21-8")),
         "ENGAGE_SPOOL_DIR": env.get("ENGAGE_SPOOL_DIR", str(instance / "spool")),
-        "ENGAGE_MIN_CELL": _int(env, "ENGAGE_MIN_CELL", 11),
-        "ENGAGE_MIN_PERCENT_BASE": _int(env, "ENGAGE_MIN_PERCENT_BASE", 30),
-        "ENGAGE_ROUND_BASE": _int(env, "ENGAGE_ROUND_BASE", 5),
+        "ENGAGE_MIN_CELL": min_cell,
+        "ENGAGE_MIN_PERCENT_BASE": min_percent_base,
+        "ENGAGE_ROUND_BASE": round_base,
+        "ENGAGE_TRUSTED_PROXIES": _trusted_proxies(env),
         "SESSION_COOKIE_SECURE": is_production,
         "SESSION_COOKIE_HTTPONLY": True,
-        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SAMESITE": "Strict",
     }

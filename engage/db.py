@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, g
@@ -24,6 +26,7 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
+    make_url,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -70,15 +73,28 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def now() -> datetime:
+    """This app's clock: UTC now, or the time a test has set (sessions expire by it)."""
+    return current_app.extensions.get("engage.clock", utcnow)()
+
+
 # A pooled connection idle longer than this is pinged before it is handed out (the server may
 # have restarted or dropped it meanwhile).
 PING_AFTER_IDLE_SECONDS = 2.0
 
 
-def make_engine(url: str) -> Engine:
-    """An engine; on SQLite, WAL and a write lock taken at BEGIN so steps run one at a time."""
+def make_engine(url: str, *, hide_parameters: bool = False) -> Engine:
+    """An engine; on SQLite, WAL and a write lock taken at BEGIN so steps run one at a time.
+
+    `hide_parameters` (production) keeps statement parameters, which can be phone numbers,
+    e-mail addresses or a worker's words, out of every error message and log line.
+    """
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            hide_parameters=hide_parameters,
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -98,7 +114,7 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
         return engine
-    engine = create_engine(url, pool_size=5, max_overflow=10)
+    engine = create_engine(url, pool_size=5, max_overflow=10, hide_parameters=hide_parameters)
     _ping_idle_connections(engine)
     return engine
 
@@ -128,8 +144,32 @@ def _ping_idle_connections(engine: Engine) -> None:
             raise DisconnectionError("idle connection lost") from exc
 
 
+def make_private_sqlite_file(url: str) -> None:
+    """The SQLite file (and its -wal, -shm) readable by the owner only.
+
+    Made 0600 before SQLite opens it: SQLite gives the -wal and -shm files it creates the
+    database file's permissions. An existing file of ours is tightened.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    path = Path(parsed.database)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        return  # no such folder: SQLite says so when it is opened
+    for each in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if each.exists() and each.stat().st_uid == os.getuid() and each.stat().st_mode & 0o077:
+            each.chmod(0o600)
+
+
 def init_app(app: Flask) -> None:
-    engine = make_engine(app.config["DATABASE_URL"])
+    make_private_sqlite_file(app.config["DATABASE_URL"])
+    engine = make_engine(
+        app.config["DATABASE_URL"], hide_parameters=bool(app.config["IS_PRODUCTION"])
+    )
     app.extensions["engage.engine"] = engine
     app.extensions["engage.sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
     app.extensions["engage.read_sessionmaker"] = sessionmaker(

@@ -99,6 +99,21 @@ def app(request, tmp_path: Path, database: str) -> Iterator[Flask]:
     db_engine.dispose()
 
 
+WEB_PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def web_app(app: Flask) -> Flask:
+    """The app with CSRF checked, and one account per role: admin@, staff@, policy@example.org."""
+    from engage.services.accounts import create_user
+
+    app.config["WTF_CSRF_ENABLED"] = True
+    with app.app_context(), db.transaction() as session:
+        for role in ("admin", "staff", "policy"):
+            create_user(session, f"{role}@example.org", WEB_PASSWORD, role)
+    return app
+
+
 def publish(app: Flask, directories: list[Path]) -> None:
     files = [f for d in directories for f in find_survey_files(d)]
     surveys, problems = load_surveys(files)

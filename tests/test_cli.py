@@ -158,12 +158,13 @@ def test_simulate_refuses_production(tmp_path):
 
     env = {
         "ENGAGE_ENV": "production",
-        "ENGAGE_SECRET_KEY": "x" * 40,
+        "ENGAGE_SECRET_KEY": "5b0e9c27d4a1f83e6c2b7d90a4e1f5c8",
         "ENGAGE_PII_KEY": Fernet.generate_key().decode(),
         "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
         "TWILIO_AUTH_TOKEN": "t",
         "ENGAGE_PUBLIC_URL": "https://example.org",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'prod.db'}",
+        # Production refuses SQLite; the refusal comes before any connection is made.
+        "DATABASE_URL": "postgresql://engage@127.0.0.1:9/engage",
     }
     result = run("simulate", "+15557654321", "hola", cwd=tmp_path, env=env)
     assert result.returncode != 0

@@ -7,7 +7,7 @@ from engage.models.conversations import Conversation
 from engage.models.messages import Message
 from engage.models.snapshots import ResultSnapshot
 from engage.models.surveys import SurveyVersion
-from engage.models.users import AuditEntry, SignInFailure, User
+from engage.models.users import AuditEntry, SignInFailure, User, UserSession
 
 __all__ = [
     "Answer",
@@ -20,4 +20,5 @@ __all__ = [
     "SignInFailure",
     "SurveyVersion",
     "User",
+    "UserSession",
 ]

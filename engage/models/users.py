@@ -37,6 +37,25 @@ class User(Base):
         return str(self.id)
 
 
+class UserSession(Base):
+    """A signed-in browser, ended on the server: sign-out, account changes, idle time, age.
+
+    The cookie holds the token; only its SHA-256 is stored, so a copy of this table opens
+    no session. `user_stamp` fingerprints the password hash and role at sign-in: a change
+    to either, by any path, ends the session at its next request.
+    """
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    user_stamp: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+
+
 class SignInFailure(Base):
     """Failed sign-ins per (account, address) and per address, to slow guessing down."""
 

@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from engage.db import utcnow
+from engage.db import insert_ignoring_conflicts, utcnow
 from engage.models import AuditEntry, SignInFailure, User
 from engage.models.users import ROLES
+from engage.services.sessions import end_user_sessions
 
 MIN_PASSWORD_LENGTH = 12
+MAX_EMAIL_LENGTH = 254
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-# Free tries before waiting: per account from one address, and per address over all accounts
+# C0 and C1 control characters: no e-mail address holds one, and PostgreSQL refuses NUL.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Free tries before waiting: per account from one client, and per client over all accounts
 # (higher, for offices behind one address). Nobody elsewhere can slow an account's owner.
-FREE_TRIES = {"account": 3, "address": 20}
+FREE_TRIES = {"account": 3, "client": 20}
 MAX_WAIT = timedelta(minutes=5)
 
 
@@ -43,35 +48,123 @@ class SignIn:
     retry_after: float = 0.0
 
 
+def is_possible_email(text: str) -> bool:
+    """Could be an account's e-mail: not too long, and no control character (NUL included)."""
+    return len(text) <= MAX_EMAIL_LENGTH and not _CONTROL.search(text)
+
+
 def hash_password(password: str) -> str:
     return generate_password_hash(password, method="scrypt")
 
 
-def create_user(session: Session, email: str, password: str, role: str) -> User:
-    """A new account; the password is only ever stored hashed (scrypt)."""
+def create_user(
+    session: Session, email: str, password: str, role: str, *, actor: str = "system"
+) -> User:
+    """A new account, audited; the password is only ever stored hashed (scrypt)."""
     email = email.strip().lower()
-    if not _EMAIL.match(email):
+    if not _EMAIL.match(email) or not is_possible_email(email):
         raise AccountError(f"{email!r} is not an e-mail address")
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountError(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
+    _check_password(password)
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         raise AccountError(f"{email} already has an account")
     user = User(email=email, password_hash=hash_password(password), role=role)
     session.add(user)
     session.flush()
+    record_account_change(session, actor=actor, action="create_user", account=user, role=role)
     return user
 
 
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
+
+
+def find_user(session: Session, email: str) -> User:
+    """The account of an e-mail address; AccountError when there is none."""
+    user = (
+        session.scalar(select(User).where(User.email == email.strip().lower()))
+        if is_possible_email(email)
+        else None
+    )
+    if user is None:
+        raise AccountError(f"{email!r} has no account")
+    return user
+
+
+def set_password(session: Session, user: User, password: str, *, actor: str, now: datetime) -> None:
+    """A new password, audited; every session of the account ends (a thief's copy included)."""
+    _check_password(password)
+    user.password_hash = hash_password(password)
+    session.flush()
+    end_user_sessions(session, user.id, now)
+    record_account_change(session, actor=actor, action="set_password", account=user)
+
+
+def set_role(session: Session, user: User, role: str, *, actor: str, now: datetime) -> None:
+    """A new role, audited; open sessions end, so no page goes on with the old one's rights."""
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {', '.join(ROLES)}")
+    previous, user.role = user.role, role
+    session.flush()
+    end_user_sessions(session, user.id, now)
+    record_account_change(
+        session, actor=actor, action="set_role", account=user, role=role, previous_role=previous
+    )
+
+
+def deactivate_user(session: Session, user: User, *, actor: str, now: datetime) -> None:
+    """The account can no longer sign in, and its open sessions end now; audited."""
+    user.is_active = False
+    session.flush()
+    end_user_sessions(session, user.id, now)
+    record_account_change(session, actor=actor, action="deactivate_user", account=user)
+
+
+def client_of(address: str) -> str:
+    """The client behind an address: itself for IPv4, its /64 network for IPv6.
+
+    One IPv6 host commonly holds a whole /64 and could try from a new address each time.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 def _keys(email: str, address: str) -> dict[str, str]:
+    """Failure counters: this account from this client, and this client over all accounts."""
+
     def digest(text: str) -> str:
         return hashlib.sha256(text.encode()).hexdigest()
 
+    client = client_of(address)
     return {
-        "account": digest(f"account\0{email.strip().lower()}\0{address}"),
-        "address": digest(f"address\0{address}"),
+        "account": digest(f"account\0{email.strip().lower()}\0{client}"),
+        "client": digest(f"client\0{client}"),
     }
+
+
+def _count_failure(session: Session, key: str, now: datetime) -> None:
+    """One more failure for a counter; two first failures at once both count, neither fails."""
+    dialect = session.get_bind().dialect.name
+    table = SignInFailure.__table__
+    session.execute(
+        insert_ignoring_conflicts(dialect, table, "key").values(  # type: ignore[arg-type]
+            key=key, failures=0, last_failure_at=now
+        )
+    )
+    session.execute(
+        update(SignInFailure)
+        .where(SignInFailure.key == key)
+        .values(failures=SignInFailure.failures + 1, last_failure_at=now)
+    )
 
 
 def _wait(failures: int, kind: str) -> timedelta:
@@ -101,7 +194,11 @@ def sign_in(
     if retry_after > 0:
         return SignIn(None, retry_after)
     dummy = _dummy_hash()  # made (once) whether or not the account exists
-    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    user = (
+        session.scalar(select(User).where(User.email == email.strip().lower()))
+        if is_possible_email(email)
+        else None  # never sent to the database, which would refuse a NUL with an error
+    )
     valid = check_password_hash(user.password_hash if user else dummy, password)
     if user is not None and valid and user.is_active:
         account_row = rows["account"]
@@ -110,13 +207,8 @@ def sign_in(
         user.last_login_at = now
         session.flush()
         return SignIn(user)
-    for kind, key in keys.items():
-        row = rows[kind]
-        if row is None:
-            row = SignInFailure(key=key, failures=0)
-            session.add(row)
-        row.failures += 1
-        row.last_failure_at = now
+    for key in keys.values():
+        _count_failure(session, key, now)
     session.flush()
     return SignIn(None)
 
@@ -137,6 +229,22 @@ def record_download(
         action=action,
         survey_id=survey_id,
         parameters=parameters,
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def record_account_change(
+    session: Session, *, actor: str, action: str, account: User, **parameters: str
+) -> AuditEntry:
+    """One line of the audit trail: an account created or changed (never a password)."""
+    entry = AuditEntry(
+        user_id=None,
+        actor=actor,
+        action=action,
+        survey_id=None,
+        parameters={"account": account.email, **parameters},
     )
     session.add(entry)
     session.flush()

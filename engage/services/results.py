@@ -261,7 +261,7 @@ def report_rule(config: Mapping[str, Any]) -> Rule:
     """The disclosure parameters from an app config."""
     return Rule(
         min_cell=int(config["ENGAGE_MIN_CELL"]),
-        round_base=int(config.get("ENGAGE_ROUND_BASE", 5)),
+        round_base=int(config["ENGAGE_ROUND_BASE"]),
         min_percent_base=int(config["ENGAGE_MIN_PERCENT_BASE"]),
     )
 

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from flask import Flask, Request
+from flask import Flask, Request, Response, request
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 
 csrf = CSRFProtect()
 login_manager = LoginManager()
+
+# Scripts and styles only from this app (static/), never inline; no framing; forms post here.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'self'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
 
 
 class SessionInterface(SecureCookieSessionInterface):
@@ -23,9 +35,21 @@ class SessionInterface(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
 
+def set_security_headers(response: Response) -> Response:
+    """Every answer: the headers above; and no-store, since any page may hold worker data.
+
+    Only the app's own static files (CSS, JS) may be kept by a browser or a proxy: results
+    pages, downloads, the audit trail and the sign-in page must not linger in a shared cache
+    or on a shared computer.
+    """
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.endpoint != "static":
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def register_blueprints(app: Flask) -> None:
-    from engage import db
-    from engage.models import User
     from engage.web import admin, auth, health, i18n, results, twilio
 
     app.session_interface = SessionInterface()
@@ -35,11 +59,9 @@ def register_blueprints(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.session_protection = "basic"
 
-    @login_manager.user_loader
-    def load_user(user_id: str) -> User | None:
-        user = db.session().get(User, int(user_id)) if user_id.isdigit() else None
-        return user if user is not None and user.is_active else None
+    login_manager.user_loader(auth.load_user)
 
     i18n.init_app(app)
+    app.after_request(set_security_headers)
     for blueprint in (health.bp, twilio.bp, auth.bp, results.bp, admin.bp):
         app.register_blueprint(blueprint)
