@@ -183,12 +183,20 @@ def responses(survey_id: str) -> Response:
     except SurveyNotFoundError:
         abort(404)
     _audit(survey_id, {"format": "csv", "kind": "responses"})
-    staff_file = export_responses(
-        db.session(), survey_id, secret_key=current_app.config["SECRET_KEY"]
-    )
+    session = db.session()
+    staff_file = export_responses(session, survey_id, secret_key=current_app.config["SECRET_KEY"])
     log.info("user %s: responses of %s downloaded", current_user.id, survey_id)
+
+    def stream() -> Iterator[str]:
+        # The rows are read while the body streams, after the request's own teardown: the
+        # session they are read with is closed here, or its connection stays checked out.
+        try:
+            yield from iter_responses_csv(staff_file)
+        finally:
+            session.close()
+
     return Response(
-        stream_with_context(iter_responses_csv(staff_file)),
+        stream_with_context(stream()),
         mimetype=MIMETYPES["csv"],
         headers={"Content-Disposition": f'attachment; filename="{survey_id}-responses.csv"'},
     )

@@ -551,3 +551,36 @@ def test_conversations_held_by_text_reach_the_export(request, tmp_path, database
         assert counts[("_funnel", ALL, "completed")] == 5
     finally:
         app.extensions["engage.engine"].dispose()
+
+
+@pytest.mark.parametrize(("role", "status"), [("policy", 403), ("staff", 403), ("admin", 302)])
+def test_only_an_admin_asks_for_a_snapshot_and_it_is_audited(web_app, seed, role, status):
+    from engage.models import AuditEntry
+    from tests.test_web_access import csrf_token, sign_in
+
+    seed_population(seed)
+    client = web_app.test_client()
+    sign_in(client, role)
+    page = "/results/working-conditions"
+    assert client.get(page).status_code == 200  # takes the first snapshot
+    token = csrf_token(client, page) if role == "admin" else csrf_token(client, "/login")
+    # Nobody new: refused (the page says so), nothing recorded.
+    response = client.post(f"{page}/snapshot", data={"csrf_token": token})
+    assert response.status_code == status
+    if role != "admin":
+        return
+    assert response.location.endswith("snapshot=refused")
+    for _ in range(11):
+        seed.response({"state": "FL", "paid_on_time": "no"}, profile={"state": "FL"})
+    response = client.post(f"{page}/snapshot", data={"csrf_token": token})
+    assert response.status_code == 302 and "refused" not in response.location
+    with web_app.app_context():
+        entries = (
+            db.session().scalars(select(AuditEntry).where(AuditEntry.action == "snapshot")).all()
+        )
+        assert [(e.actor, e.survey_id) for e in entries] == [
+            ("admin@example.org", "working-conditions")
+        ]
+        assert db.session().scalar(select(func.count()).select_from(ResultSnapshot)) == 2
+    # Without the CSRF token: refused.
+    assert client.post(f"{page}/snapshot").status_code == 400

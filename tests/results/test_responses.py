@@ -19,6 +19,7 @@ from engage.results.responses import FIXED_COLUMNS, mask_free_text, respondent_i
 from engage.results.writers import BOM, iter_responses_csv
 from engage.services.results import export_responses
 from tests.results.conftest import MISS, SKIP, T0, FromProfile
+from tests.test_web_access import sign_in
 
 SECRET = "a-secret-key-for-tests"
 WORKING_CONDITIONS = [
@@ -319,3 +320,17 @@ def test_export_command_writes_the_responses_file(app, seed):
     rows = list(csv.DictReader(io.StringIO(result.stdout[len(BOM) :])))
     assert rows[0]["comments"] == "mi correo es [email]"
     assert len(rows[0]["respondent_id"]) == 16
+
+
+def test_a_streamed_download_gives_its_connection_back(web_app, seed):
+    """The rows are read while the body streams: its connection must go back to the pool."""
+    seed.response({"water": "yes", "state": "CA"}, survey_id="housing-check")
+    client = web_app.test_client()
+    sign_in(client, "staff")
+    engine = web_app.extensions["engage.engine"]
+    before = engine.pool.checkedout()
+    response = client.get("/results/housing-check/responses.csv")
+    assert response.status_code == 200
+    assert len(response.get_data(as_text=True).splitlines()) == 2
+    response.close()
+    assert engine.pool.checkedout() == before
