@@ -269,3 +269,37 @@ def test_h1_each_subtraction_of_the_review_now_gives_a_range(
         assert cell(got.rows, *hidden).suppressed, finding
     possible = difference(cell(got.rows, *total).count, cell(got.rows, *part).count)
     assert len(possible) > 1, (finding, possible)
+
+
+def test_h3_workers_words_never_reach_a_policy_download_and_nothing_runs(app, seed, policy):
+    """H3: replies to a text question saved as a profile became group names in every policy
+    download, and one starting with \\x01=HYPERLINK(…) was a live formula in the XLSX."""
+    import openpyxl
+
+    words = [
+        "Rancho López, Sr. Pedro Ruiz me quitó el pasaporte 555 123 4567",
+        '\x01=HYPERLINK("http://x","pasaporte")',
+    ]
+    # Rows from before profiles on text questions were refused, 11 people each.
+    for text in words:
+        for _ in range(11):
+            seed.response(
+                {"state": "FL", "paid_on_time": "yes", "comments": text},
+                profile={"state": "FL", "crop": text},
+            )
+    for fmt in ("csv", "json", "xlsx"):
+        for query in ("", "?by=crop", "?by=state&by=crop"):
+            response = policy.get(f"/results/working-conditions/export.{fmt}{query}")
+            assert response.status_code in (200, 400), (fmt, query)
+            if response.status_code == 400:
+                continue
+            body = response.get_data()
+            if fmt == "xlsx":
+                book = openpyxl.load_workbook(io.BytesIO(body))
+                cells = [c for sheet in book.worksheets for row in sheet.iter_rows() for c in row]
+                assert not [c.coordinate for c in cells if c.data_type == "f"]
+                text = " ".join(str(c.value) for c in cells if c.value is not None)
+            else:
+                text = body.decode("utf-8")
+            for needle in ("Pedro", "4567", "HYPERLINK", "quitó", "\x01"):
+                assert needle not in text, (fmt, query, needle)
