@@ -114,6 +114,7 @@ def _survey_files(paths: tuple[Path, ...]) -> list[Path]:
 @with_appcontext
 def surveys_load(directory: Path | None) -> None:
     """Publish changed surveys in DIRECTORY as new versions."""
+    from engage.services.accounts import record_publish
     from engage.services.surveys import PublishError, publish_surveys
     from engage.survey.loader import load_surveys
 
@@ -129,6 +130,15 @@ def surveys_load(directory: Path | None) -> None:
     try:
         with db.transaction() as session:
             results = publish_surveys(session, surveys)
+            for result in results:
+                if result.action != "unchanged":
+                    record_publish(
+                        session,
+                        actor=_actor(),
+                        survey_id=result.survey_id,
+                        action=result.action,
+                        version=result.version,
+                    )
     except PublishError as exc:
         raise click.ClickException(f"{exc}: nothing published") from None
     for result in results:

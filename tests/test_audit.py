@@ -119,3 +119,23 @@ def test_the_audit_page_lists_account_changes(web_app):
     page = admin.get("/admin/audit?lang=en").get_data(as_text=True)
     assert "role changed" in page and "previous_role=staff" in page and ACTOR in page
     assert "rol cambiado" in admin.get("/admin/audit?lang=es").get_data(as_text=True)
+
+
+def test_publishing_from_the_cli_is_audited(app, tmp_path):
+    import shutil
+
+    from tests.conftest import TEST_SURVEYS
+
+    directory = tmp_path / "surveys"
+    directory.mkdir()
+    shutil.copy(TEST_SURVEYS / "housing-check.yaml", directory)
+    path = directory / "housing-check.yaml"
+    path.write_text(path.read_text().replace("¿Tiene agua limpia", "¿Hay agua limpia"))
+    result = run(app, "surveys", "load", str(directory))
+    assert result.exit_code == 0, result.output
+    published = entries(app, "publish")
+    assert [(e.actor, e.survey_id) for e in published] == [(ACTOR, "housing-check")]
+    assert published[0].parameters["version"] in result.output
+    # Nothing changed: nothing published, nothing recorded.
+    assert run(app, "surveys", "load", str(directory)).exit_code == 0
+    assert len(entries(app, "publish")) == 1

@@ -251,5 +251,21 @@ def record_account_change(
     return entry
 
 
+def record_publish(
+    session: Session, *, actor: str, survey_id: str, action: str, version: str
+) -> AuditEntry:
+    """One line of the audit trail: a survey version published, or a survey deactivated."""
+    entry = AuditEntry(
+        user_id=None,
+        actor=actor,
+        action="publish" if action == "published" else action,
+        survey_id=survey_id,
+        parameters={"version": version},
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
 def audit_trail(session: Session, *, limit: int = 500) -> list[AuditEntry]:
     return list(session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)))
