@@ -1,8 +1,9 @@
 """Reading a worker's reply to a question: numbers, number words, labels, yes/no words.
 
 Every match ignores case, accents and surrounding punctuation (`keywords.fold`). Words built in
-here (number words, yes/no words) are accepted in Spanish and English always, plus the survey's own
-languages where we have them; labels and `match` words come from the survey file.
+here (number words, yes/no words, courtesy words and articles) are accepted in Spanish and English
+always, plus the survey's own languages where we have them; labels, `match` words, `exclusive`
+choices and a number question's `wrong_units` come from the survey file.
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ class Answer:
 #   unit      1–9: may follow a ten, a hundred or a thousand ("treinta y dos", "one hundred five")
 #   teen      a whole number below 100 that takes nothing smaller after it (10–19; es 21–29)
 #   ten       20, 30 … 90: may take a unit ("forty-five", "cuarenta y cinco", "treinta cinco")
+#   score     ht 60 and 80: a ten that may also take 10–19 ("swasant dis" 70, "katreven douz" 92)
 #   hundreds  es ciento, doscientos…: may take a ten, teen or unit ("ciento veinte")
 #   cien      es 100 when nothing smaller follows ("cien", "cien mil")
 #   hundred   en multiplier ("one hundred", "a hundred", "fifteen hundred")
 #   thousand  multiplier ("mil", "dos mil", "a thousand", "5 mil")
-#   single    a number on its own, never combined (zero, cero, Haitian Creole words)
+#   single    a number on its own, never combined (zero, cero, zewo)
 # A weak word is also an ordinary word of another language ("un"/"una" articles, ht "en"/"de"):
 # it counts when it is the whole message, or inside a number ("treinta y un"), never to start one.
 
@@ -113,20 +115,66 @@ _EN_WORDS: dict[str, _Word] = {
     "thousand": _Word(1000, "thousand"),
 }
 
-# Haitian Creole 0–20 (folded, so "sèt" is "set"); compounds above 20 are not read.
-_HT_WORDS: dict[str, _Word] = {
-    **_words(
-        "single",
-        "zewo youn de twa kat senk sis set uit nef dis onz douz trez katoz kenz sez diset dizuit "
-        "diznef ven",
-        0,
-    ),
-    "en": _Word(1, "single", is_weak=True),
-    "de": _Word(2, "single", is_weak=True),
-    "wit": _Word(8, "single"),
-    "dizwit": _Word(18, "single"),
-    "disnef": _Word(19, "single"),
+# Haitian Creole, folded ("sèt" is "set"). Compounds are one word in the standard spelling
+# ("trannsenk" 35, "swasanndis" 70, "katrevendiznèf" 99) but workers drop or double the n and t,
+# so every stem form is taken with every unit; written apart ("trant senk", "swasant dis") they
+# combine like Spanish words. "en" and "de" are also French and Creole words: weak.
+_HT_UNITS: dict[int, tuple[str, ...]] = {
+    1: ("youn", "en"),
+    2: ("de",),
+    3: ("twa",),
+    4: ("kat",),
+    5: ("senk",),
+    6: ("sis",),
+    7: ("set",),
+    8: ("uit", "wit"),
+    9: ("nef",),
 }
+_HT_TEENS: dict[int, tuple[str, ...]] = {
+    10: ("dis",),
+    11: ("onz",),
+    12: ("douz",),
+    13: ("trez",),
+    14: ("katoz",),
+    15: ("kenz",),
+    16: ("sez",),
+    17: ("diset",),
+    18: ("dizuit", "dizwit"),
+    19: ("diznef", "disnef"),
+}
+# Tens by their stem; 60 and 80 count on by scores, so they also take 10–19 (70–79, 90–99).
+_HT_TENS: dict[int, str] = {
+    20: "ven",
+    30: "tran",
+    40: "karan",
+    50: "senkan",
+    60: "swasan",
+    80: "katreven",
+}
+_HT_SCORES = (60, 80)
+_HT_ONE_AFTER_A_TEN = ("eyen", "yen", "en", "youn")  # "venteyen", "trant en"
+
+
+def _haitian_words() -> dict[str, _Word]:
+    table: dict[str, _Word] = {"zewo": _Word(0, "single"), "san": _Word(100, "cien")}
+    for value, names in (_HT_UNITS | _HT_TEENS).items():
+        for name in names:
+            table[name] = _Word(value, "unit" if value < 10 else "teen", name in ("en", "de"))
+    for ten, stem in _HT_TENS.items():
+        kind = "score" if ten in _HT_SCORES else "ten"
+        for form in (stem, stem + "t", stem + "n"):
+            table.setdefault(form, _Word(ten, kind))
+        below = {1: _HT_ONE_AFTER_A_TEN} | {u: n for u, n in _HT_UNITS.items() if u > 1}
+        if ten in _HT_SCORES:
+            below |= _HT_TEENS
+        for form in (stem, stem + "t", stem + "n"):
+            for value, names in below.items():
+                for name in names:
+                    table.setdefault(form + name, _Word(ten + value, "teen"))
+    return table
+
+
+_HT_WORDS: dict[str, _Word] = _haitian_words()
 
 _NUMBER_WORDS: dict[str, dict[str, _Word]] = {"es": _ES_WORDS, "en": _EN_WORDS, "ht": _HT_WORDS}
 
@@ -181,7 +229,9 @@ class _Spelled:
         below_hundred_free = not self.is_closed and self.tens is None and self.units is None
         if kind == "unit":
             return not self.is_closed and self.units is None
-        if kind in ("teen", "ten"):
+        if kind == "teen" and self.last_kind == "score":
+            return True
+        if kind in ("teen", "ten", "score"):
             return below_hundred_free
         if kind in ("hundreds", "cien"):
             return below_hundred_free and self.hundreds is None
@@ -192,7 +242,7 @@ class _Spelled:
         return False  # "single" only starts a number
 
     def accepts_after_connector(self, kind: str) -> bool:
-        if self.last_kind == "ten":
+        if self.last_kind in ("ten", "score"):
             return kind == "unit" and self.accepts(kind)
         return self.last_kind in ("hundreds", "hundred", "thousand") and self.accepts(kind)
 
@@ -201,8 +251,8 @@ class _Spelled:
         if kind == "unit":
             self.units = word.value
         elif kind == "teen":
-            self.tens, self.is_closed = word.value, True
-        elif kind == "ten":
+            self.tens, self.is_closed = (self.tens or 0) + word.value, True
+        elif kind in ("ten", "score"):
             self.tens = word.value
         elif kind in ("hundreds", "cien"):
             self.hundreds, self.is_closed = word.value, kind == "cien"
@@ -360,6 +410,74 @@ def _word_tokens(text: str) -> list[str]:
     return [word for word in _WORD_BREAKS.split(fold(text)) if word]
 
 
+# Between digits and letters: "1y3" -> "1 y 3", "10dias" -> "10 dias".
+_DIGIT_LETTER = re.compile(r"(?<=\d)(?=[^\W\d_])|(?<=[^\W\d_])(?=\d)")
+
+
+def _split_digits(word: str) -> list[str]:
+    return [part for part in _DIGIT_LETTER.split(word) if part]
+
+
+# --- words around an answer ---------------------------------------------------------------------
+#
+# Said around an answer, never an answer themselves: "sí señor", "no gracias", "pues sí",
+# "wi mèsi". Taken off either end only when something is left, and only after the whole reply
+# failed to read (a label may hold one of them).
+COURTESY_WORDS: dict[str, tuple[str, ...]] = {
+    "es": (
+        "gracias",
+        "muchas gracias",
+        "señor",
+        "señora",
+        "seño",
+        "jefe",
+        "pues",
+        "bueno",
+        "por favor",
+        "porfa",
+    ),
+    "en": ("thanks", "thank you", "thx", "please", "sir", "ma'am", "well"),
+    "ht": ("mèsi", "mèsi anpil", "souple", "silvouple", "tanpri", "mesye", "msye", "madanm"),
+}
+# Before a choice: "el 2", "la tres", "the 3".
+ARTICLES: dict[str, tuple[str, ...]] = {
+    "es": ("el", "la", "lo", "los", "las"),
+    "en": ("the",),
+}
+
+
+@lru_cache(maxsize=64)
+def _around_words(languages: tuple[str, ...]) -> tuple[tuple[tuple[str, ...], ...], frozenset[str]]:
+    """Courtesy phrases as folded words (longest first) and articles, for these languages."""
+    phrases = {
+        tuple(_word_tokens(phrase))
+        for language in languages
+        for phrase in COURTESY_WORDS.get(language, ())
+    }
+    articles = frozenset(
+        fold(word) for language in languages for word in ARTICLES.get(language, ())
+    )
+    return tuple(sorted(phrases, key=len, reverse=True)), articles
+
+
+def _answer_core(words: Sequence[str], languages: tuple[str, ...]) -> list[str]:
+    """Words without the courtesy words around them and an article before them."""
+    phrases, articles = _around_words(languages)
+    core = list(words)
+    is_trimmed = True
+    while is_trimmed:
+        is_trimmed = False
+        for phrase in phrases:
+            size = len(phrase)
+            if len(core) > size and tuple(core[:size]) == phrase:
+                core, is_trimmed = core[size:], True
+            if len(core) > size and tuple(core[-size:]) == phrase:
+                core, is_trimmed = core[:-size], True
+    if len(core) > 1 and core[0] in articles:
+        core = core[1:]
+    return core
+
+
 def _as_token(word: str) -> _Token:
     return int(word) if word.isdecimal() else word
 
@@ -421,21 +539,35 @@ def _single_choice(
     number = _whole_number(words, table, is_whole_message)
     if number is not None and 1 <= number <= count:
         return number - 1
-    return keys.get(" ".join(words))
+    index = keys.get(" ".join(words))
+    if index is None and len(words) > 1:
+        # The list's line copied: "1 Florida", when the number and the label agree.
+        number = _whole_number(words[:1], table, is_whole_message=False)
+        if number is not None and keys.get(" ".join(words[1:])) == number - 1:
+            return number - 1
+    return index
 
 
 def _multi_choices(
-    words: Sequence[str], count: int, keys: dict[str, int], table: dict[str, _Word]
+    words: Sequence[str],
+    count: int,
+    keys: dict[str, int],
+    table: dict[str, _Word],
+    articles: frozenset[str] = frozenset(),
 ) -> set[int] | None:
     """The indexes a multi answer names, reading the longest label first; None on any unknown."""
-    picked = _picked_choices(words, count, keys, table)
+    picked = _picked_choices(words, count, keys, table, articles)
     if picked is None and words and words[0] in _NUMBER_PREFIXES:
-        picked = _picked_choices(words[1:], count, keys, table)  # "opciones 1 y 3"
+        picked = _picked_choices(words[1:], count, keys, table, articles)  # "opciones 1 y 3"
     return picked
 
 
 def _picked_choices(
-    words: Sequence[str], count: int, keys: dict[str, int], table: dict[str, _Word]
+    words: Sequence[str],
+    count: int,
+    keys: dict[str, int],
+    table: dict[str, _Word],
+    articles: frozenset[str],
 ) -> set[int] | None:
     picked: set[int] = set()
     i = 0
@@ -447,10 +579,17 @@ def _picked_choices(
                 i = end
                 break
         else:
-            index = _single_choice(words[i : i + 1], count, keys, table, is_whole_message=False)
+            word = words[i]
+            index = _single_choice([word], count, keys, table, is_whole_message=False)
+            parts = _split_digits(word)
             if index is not None:
                 picked.add(index)
-            elif words[i] not in _MULTI_CONNECTORS:
+            elif len(parts) > 1:  # "1y3"
+                more = _picked_choices(parts, count, keys, table, articles)
+                if more is None:
+                    return None
+                picked |= more
+            elif word not in _MULTI_CONNECTORS and word not in articles:
                 return None
             i += 1
     return picked or None
@@ -463,7 +602,7 @@ def _picked_choices(
 YES_NO_WORDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "es": (
         frozenset(
-            {"si", "s", "sip", "claro", "correcto", "cierto", "simon"}
+            {"si", "s", "sip", "ci", "aja", "claro", "correcto", "cierto", "simon"}
             | {"claro que si", "por supuesto", "asi es"}
         ),
         frozenset({"no", "n", "nop", "nel"}),
@@ -473,24 +612,39 @@ YES_NO_WORDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"no", "n", "nope", "nah"}),
     ),
     # Many Haitian Creole speakers write French spelling.
-    "ht": (frozenset({"wi", "oui"}), frozenset({"non"})),
+    "ht": (frozenset({"wi", "oui", "dako", "we"}), frozenset({"non"})),
     "fr": (frozenset({"oui", "ouais"}), frozenset({"non"})),
 }
 
 
 def parse_yes_no(text: str, languages: Sequence[str] = ()) -> str | None:
     """Read a reply to a question shown as "1 Sí 2 No": "yes", "no" or None."""
+    accepted = _accepted(languages)
     words = _word_tokens(text)
-    table = _number_table(_accepted(languages))
+    meaning = _yes_no_meaning(words, accepted)
+    if meaning is None:
+        core = _answer_core(words, accepted)
+        if core != words:
+            meaning = _yes_no_meaning(core, accepted)
+    return meaning
+
+
+# A letter held for emphasis: "sii", "nooo", "wiii".
+_HELD_LETTER = re.compile(r"(\w)\1+")
+
+
+def _yes_no_meaning(words: Sequence[str], accepted: tuple[str, ...]) -> str | None:
+    table = _number_table(accepted)
     number = _whole_number(words, table)
     if number is not None:
         return {1: "yes", 2: "no"}.get(number)
     yes: set[str] = set()
     no: set[str] = set()
-    for language in _accepted(languages):
+    for language in accepted:
         yes_words, no_words = YES_NO_WORDS.get(language, (frozenset(), frozenset()))
         yes |= yes_words
         no |= no_words
+    words = [word if word in yes or word in no else _HELD_LETTER.sub(r"\1", word) for word in words]
     phrase = " ".join(words)
     if phrase in yes or phrase in no:
         return "yes" if phrase in yes else "no"
@@ -522,7 +676,7 @@ def parse_answer(question: Question, text: str, languages: Sequence[str]) -> Ans
         return Answer(yes_no) if yes_no else None
     if kind == "number":
         number = parse_number(text, languages)
-        if number is None:
+        if number is None or has_wrong_unit(text, question):
             return None
         if (question.min is not None and number < question.min) or (
             question.max is not None and number > question.max
@@ -530,18 +684,51 @@ def parse_answer(question: Question, text: str, languages: Sequence[str]) -> Ans
             return None
         return Answer(int(number) if number.is_integer() else number)
     if kind in ("choice", "multi"):
-        words = _word_tokens(text)
-        count = len(question.choices)
-        keys = _choice_keys(question.choices)
-        table = _number_table(_accepted(languages))
-        index = _single_choice(words, count, keys, table)
-        if index is not None:
-            value = question.choices[index].value
-            return Answer((value,) if kind == "multi" else value)
-        if kind == "choice":
-            return None
-        picked = _multi_choices(words, count, keys, table)
-        if picked is None:
-            return None
-        return Answer(tuple(c.value for i, c in enumerate(question.choices) if i in picked))
+        return _parse_choices(question, text, _accepted(languages))
     raise ValueError(f"unknown question type {kind!r}")
+
+
+def _parse_choices(question: Question, text: str, accepted: tuple[str, ...]) -> Answer | None:
+    words = _word_tokens(text)
+    core = _answer_core(words, accepted)
+    count = len(question.choices)
+    keys = _choice_keys(question.choices)
+    table = _number_table(accepted)
+    index = _single_choice(words, count, keys, table)
+    if index is None and core != words:
+        index = _single_choice(core, count, keys, table)
+    if index is not None:
+        value = question.choices[index].value
+        return Answer((value,) if question.type == "multi" else value)
+    if question.type == "choice":
+        return None
+    articles = _around_words(accepted)[1]
+    picked = _multi_choices(words, count, keys, table, articles)
+    if picked is None and core != words:
+        picked = _multi_choices(core, count, keys, table, articles)
+    if picked is None:
+        return None
+    if len(picked) > 1 and any(question.choices[i].exclusive for i in picked):
+        return None  # "none" with something else: which one is meant?
+    return Answer(tuple(c.value for i, c in enumerate(question.choices) if i in picked))
+
+
+# --- wrong units --------------------------------------------------------------------------------
+
+
+def has_wrong_unit(text: str, question: Question) -> bool:
+    """Whether a reply names one of the question's wrong units, in any language ("10 al día")."""
+    words = [part for word in _word_tokens(text) for part in _split_digits(word)]
+    for units in question.wrong_units.values():
+        for unit in units:
+            unit_words = _word_tokens(unit)
+            size = len(unit_words)
+            if not size:
+                continue
+            *head, last = unit_words
+            for i in range(len(words) - size + 1):
+                *found_head, found_last = words[i : i + size]
+                # Plurals too: "días", "weeks", "semanas".
+                if found_head == head and found_last in (last, last + "s", last + "es"):
+                    return True
+    return False

@@ -19,6 +19,8 @@ class Choice:
     value: str
     label: Texts
     match: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # On a multi question: this choice ("none") cannot be given with others.
+    exclusive: bool = False
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,9 @@ class Question:
     min: float | None = None
     max: float | None = None
     bins: tuple[float, ...] = ()
+    # Number questions: unit words per language that make a number reply a miss
+    # ("10 horas al día" to a question about a week).
+    wrong_units: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def choice_by_value(self, value: str) -> Choice | None:
         """The choice with this stored value, if any."""
@@ -96,6 +101,7 @@ def survey_from_source(source: dict[str, Any], version: str) -> Survey:
                         value=str(c["value"]),
                         label=_texts(c.get("label")),
                         match=_words(c.get("match")),
+                        exclusive=bool(c.get("exclusive", False)),
                     )
                     for c in q.get("choices") or ()
                 ),
@@ -106,6 +112,7 @@ def survey_from_source(source: dict[str, Any], version: str) -> Survey:
                 min=q.get("min"),
                 max=q.get("max"),
                 bins=tuple(q.get("bins") or ()),
+                wrong_units=_words(q.get("wrong_units")),
             )
         )
     return Survey(

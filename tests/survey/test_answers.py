@@ -308,6 +308,14 @@ def test_number_question_reads_haitian_words_in_haitian_surveys() -> None:
         ("Otro estado", "other"),
         ("otro  ESTADO", "other"),
         ("Another state", "other"),
+        ("2 Florida", "FL"),  # the list's line copied
+        ("2. Florida", "FL"),
+        ("3 Michoacán", "MI"),
+        ("la 2", "FL"),
+        ("the 2", "FL"),
+        ("Florida, gracias", "FL"),
+        ("pues otro", "other"),
+        ("4 Otro estado gracias", "other"),
     ],
 )
 def test_choice_accepts_number_value_label_or_match(text: str, expected: str) -> None:
@@ -327,8 +335,11 @@ def test_choice_accepts_number_value_label_or_match(text: str, expected: str) ->
         "12",
         "2.5",
         "1 2",
-        "2 Florida",
-        "la 2",
+        "1 Florida",  # the number and the label disagree
+        "Florida 2",
+        "la 5",
+        "el Texas",
+        "gracias",
         "Texas",
         "cal",
         "otro estado más",
@@ -537,3 +548,380 @@ def test_answer_is_frozen() -> None:
     answer = Answer("yes")
     with pytest.raises(AttributeError):
         answer.value = "no"  # type: ignore[misc]
+
+
+# --- replies workers send (docs/worker-content.md §4) ---------------------------------------------
+
+H2A_STATES = Question(
+    "state",
+    "choice",
+    {"es": "¿En qué estado trabaja?", "en": "Which state?", "ht": "Nan ki eta?"},
+    choices=(
+        Choice("FL", {"es": "Florida", "en": "Florida", "ht": "Florid"}),
+        Choice("GA", {"es": "Georgia", "en": "Georgia", "ht": "Georgia"}),
+        Choice("NC", {"es": "Carolina del Norte", "en": "North Carolina", "ht": "Kawolin di Nò"}),
+        Choice("WA", {"es": "Washington", "en": "Washington", "ht": "Washington"}),
+        Choice("other", {"es": "Otro", "en": "Other", "ht": "Lòt"}),
+    ),
+)
+ES_EN_HT = ("es", "en", "ht")
+
+
+@pytest.mark.parametrize(
+    ("text", "languages", "expected"),
+    [
+        ("no gracias", ES_EN, "no"),
+        ("No, gracias.", ES_EN, "no"),
+        ("sí señor", ES_EN, "yes"),
+        ("Si señora", ES_EN, "yes"),
+        ("si gracias", ES_EN, "yes"),
+        ("pues si", ES_EN, "yes"),
+        ("pues no", ES_EN, "no"),
+        ("yes thank you", ES_EN, "yes"),
+        ("no thanks", ES_EN, "no"),
+        ("wi mèsi", ES_HT, "yes"),
+        ("Wi, mesi anpil", ES_HT, "yes"),
+        ("non mèsi", ES_HT, "no"),
+    ],
+)
+def test_yes_no_reads_courtesy_words_around_the_answer(
+    text: str, languages: tuple[str, ...], expected: str
+) -> None:
+    assert parse_answer(PAID, text, languages) == Answer(expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "languages", "expected"),
+    [
+        ("sii", ES_EN, "yes"),
+        ("Siiii", ES_EN, "yes"),
+        ("ci", ES_EN, "yes"),
+        ("ajá", ES_EN, "yes"),
+        ("aja", ES_EN, "yes"),
+        ("nooo", ES_EN, "no"),
+        ("dakò", ES_HT, "yes"),
+        ("dako", ("ht",), "yes"),
+        ("wè", ES_HT, "yes"),
+        ("wiii", ES_HT, "yes"),
+    ],
+)
+def test_yes_no_reads_spelling_variants(
+    text: str, languages: tuple[str, ...], expected: str
+) -> None:
+    assert parse_answer(PAID, text, languages) == Answer(expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "languages"),
+    [
+        ("gracias", ES_EN),  # courtesy alone answers nothing
+        ("pues", ES_EN),
+        ("mèsi", ES_HT),
+        ("no sé gracias", ES_EN),
+        ("si no gracias", ES_EN),
+        ("dakò", ES_EN),  # Haitian Creole words only in a survey with ht
+        ("wè", ES_EN),
+        ("wi mèsi", ES_EN),
+    ],
+)
+def test_yes_no_still_misses(text: str, languages: tuple[str, ...]) -> None:
+    assert parse_answer(PAID, text, languages) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("2 dos", "no"), ("1 sí", "yes"), ("1️⃣", "yes"), ("2️⃣", "no"), ("simon", "yes"), ("nel", "no")],
+)
+def test_yes_no_keeps_reading_what_it_read_before(text: str, expected: str) -> None:
+    assert parse_answer(PAID, text, ES_EN) == Answer(expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "languages", "expected"),
+    [
+        ("1 Florida", ES_EN, "FL"),
+        ("4 Washington", ES_EN, "WA"),
+        ("3 Carolina del Norte", ES_EN, "NC"),
+        ("3 North Carolina", ES_EN, "NC"),
+        ("3) Carolina del norte", ES_EN, "NC"),
+        ("1 Florid", ES_HT, "FL"),
+        ("5 Lòt", ES_HT, "other"),
+        ("el 2", ES_EN, "GA"),
+        ("la 3", ES_EN, "NC"),
+        ("el dos", ES_EN, "GA"),
+        ("la tres", ES_EN, "NC"),
+        ("El 4 gracias", ES_EN, "WA"),
+        ("the 4", ES_EN, "WA"),
+        ("4 mèsi", ES_HT, "WA"),
+        ("1 Florida, gracias", ES_EN, "FL"),
+    ],
+)
+def test_choice_reads_the_list_line_articles_and_courtesy(
+    text: str, languages: tuple[str, ...], expected: str
+) -> None:
+    assert parse_answer(H2A_STATES, text, languages) == Answer(expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "languages"),
+    [
+        ("2 Florida", ES_EN),
+        ("4 Florida", ES_EN),
+        ("1 Washington", ES_HT),
+        ("el 6", ES_EN),
+        ("la Texas", ES_EN),
+        ("1 Florida 2", ES_EN),
+        ("gracias", ES_EN),
+        ("mèsi", ES_HT),
+    ],
+)
+def test_choice_misses_a_disagreeing_line_or_nothing_but_courtesy(
+    text: str, languages: tuple[str, ...]
+) -> None:
+    assert parse_answer(H2A_STATES, text, languages) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "languages", "expected"),
+    [
+        ("1y3", ES_EN, ("water", "food")),
+        ("1Y3", ES_EN, ("water", "food")),
+        ("2and4", ES_EN, ("pay", "heat")),
+        ("1et3", ES_HT, ("water", "food")),
+        ("1e3", ES_HT, ("water", "food")),
+        ("1ak3", ES_HT, ("water", "food")),
+        ("el 1 y el 3", ES_EN, ("water", "food")),
+        ("1 y 3, gracias", ES_EN, ("water", "food")),
+        ("1 ak 3 mèsi", ES_HT, ("water", "food")),
+    ],
+)
+def test_multi_splits_between_digits_and_letters_and_reads_courtesy(
+    text: str, languages: tuple[str, ...], expected: tuple[str, ...]
+) -> None:
+    assert parse_answer(PROBLEMS, text, languages) == Answer(expected)
+
+
+@pytest.mark.parametrize("text", ["1y7", "1x3", "1y3x", "13y"])
+def test_multi_split_misses_when_a_piece_is_unknown(text: str) -> None:
+    assert parse_answer(PROBLEMS, text, ES_EN) is None
+
+
+# --- exclusive choices --------------------------------------------------------------------------
+
+HOUSING = Question(
+    "housing",
+    "multi",
+    {"es": "¿Qué problemas hay en su vivienda?", "en": "Which housing problems?"},
+    choices=(
+        Choice("crowded", {"es": "Mucha gente", "en": "Crowded"}),
+        Choice("water", {"es": "Sin agua", "en": "No water"}),
+        Choice("rats", {"es": "Ratas o chinches", "en": "Rats or bedbugs"}),
+        Choice("none", {"es": "Ninguno", "en": "None"}, {"es": ("no",)}, exclusive=True),
+        Choice("unsaid", {"es": "Prefiero no decir", "en": "Prefer not to say"}, exclusive=True),
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("4", ("none",)),
+        ("ninguno", ("none",)),
+        ("no", ("none",)),
+        ("no gracias", ("none",)),
+        ("5", ("unsaid",)),
+        ("4 4", ("none",)),
+        ("1 y 3", ("crowded", "rats")),
+        ("1y2y3", ("crowded", "water", "rats")),
+    ],
+)
+def test_multi_exclusive_choice_alone_is_an_answer(text: str, expected: tuple[str, ...]) -> None:
+    assert parse_answer(HOUSING, text, ES_EN) == Answer(expected)
+
+
+@pytest.mark.parametrize(
+    "text", ["1 4", "4 1", "1 y ninguno", "mucha gente, ninguno", "4 5", "2y4", "no y 3"]
+)
+def test_multi_exclusive_choice_with_others_is_a_miss(text: str) -> None:
+    assert parse_answer(HOUSING, text, ES_EN) is None
+
+
+def test_multi_without_exclusive_takes_any_combination() -> None:
+    assert parse_answer(PROBLEMS, "1 5", ES_EN) == Answer(("water", "none"))
+
+
+# --- wrong units --------------------------------------------------------------------------------
+
+WEEKLY_HOURS = Question(
+    "hours_week",
+    "number",
+    {"es": "¿Cuántas horas trabajó la semana pasada?", "en": "Hours last week?", "ht": "Konbyen?"},
+    min=0,
+    max=120,
+    wrong_units={"es": ("día", "diario"), "en": ("day", "daily"), "ht": ("jou",)},
+)
+DAILY_HOURS = Question(
+    "hours_day",
+    "number",
+    {"es": "¿Cuántas horas trabaja en un día normal?", "en": "Hours a day?", "ht": "Konbyen?"},
+    min=0,
+    max=24,
+    wrong_units={"es": ("semana", "semanal"), "en": ("week", "weekly"), "ht": ("semèn",)},
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "text"),
+    [
+        (WEEKLY_HOURS, "10 horas al día"),
+        (WEEKLY_HOURS, "10 horas al dia"),
+        (WEEKLY_HOURS, "10 HORAS AL DÍA"),
+        (WEEKLY_HOURS, "12 por dia"),
+        (WEEKLY_HOURS, "6 dias"),
+        (WEEKLY_HOURS, "10hrs/dia"),
+        (WEEKLY_HOURS, "10 diario"),
+        (WEEKLY_HOURS, "diez horas al día"),
+        (WEEKLY_HOURS, "10 hours a day"),
+        (WEEKLY_HOURS, "6 days"),
+        (WEEKLY_HOURS, "10 daily"),
+        (WEEKLY_HOURS, "10 è pa jou"),
+        (WEEKLY_HOURS, "dis è pa jou"),
+        (DAILY_HOURS, "10 a la semana"),
+        (DAILY_HOURS, "10 por semana"),
+        (DAILY_HOURS, "10 semanas"),
+        (DAILY_HOURS, "10 semanal"),
+        (DAILY_HOURS, "10 a week"),
+        (DAILY_HOURS, "10 weekly"),
+        (DAILY_HOURS, "10 pa semèn"),
+        (DAILY_HOURS, "10 pa semen"),
+    ],
+)
+def test_number_naming_a_wrong_unit_is_a_miss(question: Question, text: str) -> None:
+    assert parse_answer(question, text, ES_EN_HT) is None
+
+
+@pytest.mark.parametrize(
+    ("question", "text", "expected"),
+    [
+        (WEEKLY_HOURS, "50", 50),
+        (WEEKLY_HOURS, "50 horas", 50),
+        (WEEKLY_HOURS, "50 horas a la semana", 50),
+        (WEEKLY_HOURS, "50 hours a week", 50),
+        (WEEKLY_HOURS, "senkant", 50),
+        (WEEKLY_HOURS, "unas 60 horas, diarias no sé", 60),  # "diarias" is not "diario"
+        (DAILY_HOURS, "10 horas al día", 10),
+        (DAILY_HOURS, "10 hours a day", 10),
+        (DAILY_HOURS, "10 è pa jou", 10),
+        (DAILY_HOURS, "diez", 10),
+    ],
+)
+def test_number_without_a_wrong_unit_is_read(
+    question: Question, text: str, expected: float
+) -> None:
+    assert parse_answer(question, text, ES_EN_HT) == Answer(expected)
+
+
+def test_wrong_units_count_in_every_language_of_the_question() -> None:
+    spanish_only = ("es",)
+    assert parse_answer(WEEKLY_HOURS, "10 jou", spanish_only) is None
+    assert parse_answer(WEEKLY_HOURS, "10 a day", spanish_only) is None
+
+
+def test_number_question_without_wrong_units_reads_any_unit() -> None:
+    assert parse_answer(HOURS, "10 horas al día", ES_EN) == Answer(10)
+
+
+# --- number words to 100 in every language ------------------------------------------------------
+
+_ES_UNITS = "uno dos tres cuatro cinco seis siete ocho nueve".split()
+ES_0_TO_100 = [
+    *ES_0_TO_20,
+    *"veintiuno veintidós veintitrés veinticuatro veinticinco veintiséis veintisiete "
+    "veintiocho veintinueve".split(),
+    *(
+        name
+        for ten in ("treinta", "cuarenta", "cincuenta", "sesenta", "setenta", "ochenta", "noventa")
+        for name in (ten, *(f"{ten} y {unit}" for unit in _ES_UNITS))
+    ),
+    "cien",
+]
+_EN_UNITS = "one two three four five six seven eight nine".split()
+EN_0_TO_100 = [
+    *EN_0_TO_20[:20],
+    *(
+        name
+        for ten in ("twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
+        for name in (ten, *(f"{ten}-{unit}" for unit in _EN_UNITS))
+    ),
+    "one hundred",
+]
+# Haitian Creole in its standard spelling.
+HT_0_TO_100 = [
+    *HT_0_TO_20[:20],
+    *"ven venteyen vennde venntwa vennkat vennsenk vennsis vennsèt ventuit ventnèf".split(),
+    *"trant tranteyen trannde tranntwa trannkat trannsenk trannsis trannsèt trantuit "
+    "trantnèf".split(),
+    *"karant karanteyen karannde karanntwa karannkat karannsenk karannsis karannsèt karantuit "
+    "karantnèf".split(),
+    *"senkant senkanteyen senkannde senkanntwa senkannkat senkannsenk senkannsis senkannsèt "
+    "senkantuit senkantnèf".split(),
+    *"swasant swasanteyen swasannde swasanntwa swasannkat swasannsenk swasannsis swasannsèt "
+    "swasantuit swasantnèf".split(),
+    *"swasanndis swasannonz swasanndouz swasanntrèz swasannkatòz swasannkenz swasannsèz "
+    "swasanndisèt swasanndizuit swasanndiznèf".split(),
+    *"katreven katreveneyen katrevende katreventwa katrevenkat katrevensenk katrevensis "
+    "katrevensèt katrevenuit katrevennèf".split(),
+    *"katrevendis katrevenonz katrevendouz katreventrèz katrevenkatòz katrevenkenz "
+    "katrevensèz katrevendisèt katrevendizuit katrevendiznèf".split(),
+    "san",
+]
+
+
+def test_number_word_tables_cover_zero_to_a_hundred() -> None:
+    assert len(ES_0_TO_100) == len(EN_0_TO_100) == len(HT_0_TO_100) == 101
+
+
+@pytest.mark.parametrize(("expected", "word"), list(enumerate(ES_0_TO_100)))
+def test_parse_number_reads_spanish_words_to_a_hundred(expected: int, word: str) -> None:
+    assert parse_number(word, ("es",)) == expected
+
+
+@pytest.mark.parametrize(("expected", "word"), list(enumerate(EN_0_TO_100)))
+def test_parse_number_reads_english_words_to_a_hundred(expected: int, word: str) -> None:
+    assert parse_number(word, ("en",)) == expected
+
+
+@pytest.mark.parametrize(("expected", "word"), list(enumerate(HT_0_TO_100)))
+def test_parse_number_reads_haitian_words_to_a_hundred(expected: int, word: str) -> None:
+    assert parse_number(word, ("ht",)) == expected
+    if word not in ("en", "de"):  # also ordinary words: a number only on their own
+        assert parse_number(f"{word} è", ES_HT) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("trant", 30),
+        ("Trant!", 30),
+        ("trant è", 30),
+        ("trant senk", 35),  # written apart
+        ("trant-senk", 35),
+        ("trantsenk", 35),  # the t kept
+        ("transenk", 35),  # the n single
+        ("ven de", 22),
+        ("trant en", 31),
+        ("swasant dis", 70),
+        ("swasann dis", 70),
+        ("katreven douz", 92),
+        ("katreven en", 81),
+        ("karant wit", 48),
+    ],
+)
+def test_parse_number_reads_haitian_spelling_variants(text: str, expected: int) -> None:
+    assert parse_number(text, ES_HT) == expected
+
+
+@pytest.mark.parametrize("text", ["trant karant", "ven trant", "katreven dis senk", "trant"])
+def test_parse_number_haitian_misses_several_or_outside_haitian_surveys(text: str) -> None:
+    languages = ES_EN if text == "trant" else ES_HT
+    assert parse_number(text, languages) is None
