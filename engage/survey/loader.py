@@ -50,9 +50,10 @@ QUESTION_FIELDS = (
     "min",
     "max",
     "bins",
+    "wrong_units",
 )
 REQUIRED_QUESTION_FIELDS = ("id", "type", "text")
-CHOICE_FIELDS = ("value", "label", "match")
+CHOICE_FIELDS = ("value", "label", "match", "exclusive")
 REQUIRED_CHOICE_FIELDS = ("value", "label")
 
 # Limits that keep a hostile or broken file from exhausting memory, time or the stack.
@@ -764,7 +765,7 @@ class _Checker:
                     _key_line(item, "choices"), "choices are only for choice and multi questions"
                 )
             else:
-                choices = self.check_choices(item, name)
+                choices = self.check_choices(item, name, question_type)
         elif has_choices:
             self.error(item_line, "missing field 'choices'")
         if question_type in ("choice", "multi"):
@@ -773,6 +774,9 @@ class _Checker:
             info.values = _YES_NO_VALUES
 
         bounds = self.check_range(item, name, question_type)
+        wrong_units = (
+            self.check_wrong_units(item, name, question_type) if "wrong_units" in item else {}
+        )
 
         when = None
         when_source = None
@@ -793,9 +797,12 @@ class _Checker:
             min=bounds[0],
             max=bounds[1],
             bins=bounds[2],
+            wrong_units=wrong_units,
         )
 
-    def check_choices(self, item: dict[Any, Any], name: str) -> tuple[Choice, ...]:
+    def check_choices(
+        self, item: dict[Any, Any], name: str, question_type: str | None
+    ) -> tuple[Choice, ...]:
         node = item["choices"]
         line = _key_line(item, "choices")
         if not isinstance(node, list):
@@ -837,8 +844,17 @@ class _Checker:
                     for word, word_line in words:
                         self.check_answer_word(word, word_line, "match word", position)
                     match[lang] = tuple(word for word, _ in words)
+            exclusive = False
+            if "exclusive" in choice:
+                if question_type != "multi":
+                    self.error(
+                        _key_line(choice, "exclusive"),
+                        "exclusive is only for choices of multi questions",
+                    )
+                else:
+                    exclusive = self.boolean(choice, "exclusive", f"exclusive of {where}")
             if value is not None:
-                choices.append(Choice(value=value, label=label, match=match))
+                choices.append(Choice(value=value, label=label, match=match, exclusive=exclusive))
         return tuple(choices)
 
     def check_choice_value(
@@ -917,6 +933,21 @@ class _Checker:
                 previous = edge
                 bins.append(int(edge) if isinstance(edge, int) else float(edge))
         return low, high, tuple(bins)
+
+    def check_wrong_units(
+        self, item: dict[Any, Any], name: str, question_type: str | None
+    ) -> dict[str, tuple[str, ...]]:
+        if question_type is not None and question_type != "number":
+            self.error(_key_line(item, "wrong_units"), "wrong_units is only for number questions")
+            return {}
+        units: dict[str, tuple[str, ...]] = {}
+        for lang, words in self.word_lists(item, "wrong_units", f"wrong_units of {name}").items():
+            for word, line in words:
+                # A unit is matched as words in the reply, so it needs letters.
+                if not any(ch.isalpha() for ch in keywords.fold(word)):
+                    self.error(line, f"wrong unit '{word}' of {name} has no letters")
+            units[lang] = tuple(word for word, _ in words)
+        return units
 
     def check_when(
         self, item: dict[Any, Any], infos: list[_QuestionInfo], index: int, name: str

@@ -1418,6 +1418,256 @@ def test_a_number_question_with_a_range(tmp_path: Path) -> None:
     assert (hours.min, hours.max, hours.bins) == (-5, 7.5, (-5, 0, 7.5))
 
 
+# --- exclusive and wrong_units -----------------------------------------------------------------
+
+
+def test_an_exclusive_choice_of_a_multi_question_loads(tmp_path: Path) -> None:
+    survey, problems = load(
+        tmp_path,
+        with_questions(
+            """\
+            - id: housing
+              type: multi
+              text: {es: a, en: b}
+              choices:
+                - {value: crowded, label: {es: Mucha gente, en: Crowded}}
+                - {value: none, label: {es: Ninguno, en: None}, exclusive: true}
+                - {value: other, label: {es: Otro, en: Other}, exclusive: false}
+            """
+        ),
+    )
+    assert problems == []
+    assert survey is not None
+    choices = survey.question("housing").choices
+    assert [c.exclusive for c in choices] == [False, True, False]
+
+
+def test_a_number_question_with_wrong_units_loads(tmp_path: Path) -> None:
+    survey, problems = load(
+        tmp_path,
+        with_questions(
+            """\
+            - id: hours
+              type: number
+              text: {es: a, en: b}
+              wrong_units: {es: [semana, semanal], en: [week, weekly]}
+            """
+        ),
+    )
+    assert problems == []
+    assert survey is not None
+    assert survey.question("hours").wrong_units == {
+        "es": ("semana", "semanal"),
+        "en": ("week", "weekly"),
+    }
+
+
+def test_exclusive_and_wrong_units_survive_a_stored_version(tmp_path: Path) -> None:
+    from engage.survey.definition import survey_from_source
+
+    survey, problems = load(
+        tmp_path,
+        with_questions(
+            """\
+            - id: hours
+              type: number
+              text: {es: a, en: b}
+              wrong_units: {en: [day]}
+            - id: housing
+              type: multi
+              text: {es: a, en: b}
+              choices:
+                - {value: a, label: {es: a, en: a}}
+                - {value: none, label: {es: b, en: b}, exclusive: true}
+            """
+        ),
+    )
+    assert problems == [] and survey is not None
+    stored = survey_from_source(json.loads(json.dumps(survey.source)), survey.version)
+    assert stored.question("hours").wrong_units == {"en": ("day",)}
+    assert stored.question("housing").choices[1].exclusive is True
+    assert stored == survey
+
+
+def test_exclusive_and_wrong_units_change_the_version(tmp_path: Path) -> None:
+    questions = """\
+        - id: hours
+          type: number
+          text: {es: a, en: b}
+        - id: housing
+          type: multi
+          text: {es: a, en: b}
+          choices:
+            - {value: a, label: {es: a, en: a}}
+            - {value: none, label: {es: b, en: b}}
+        """
+    plain, _ = load(tmp_path, with_questions(questions))
+    exclusive, _ = load(
+        tmp_path, with_questions(questions.replace("b}}\n", "b}, exclusive: true}\n"))
+    )
+    units, _ = load(
+        tmp_path,
+        with_questions(
+            questions.replace(
+                "b}\n        - id: housing",
+                "b}\n          wrong_units: {en: [day]}\n        - id: housing",
+            )
+        ),
+    )
+    assert plain is not None and exclusive is not None and units is not None
+    assert len({plain.version, exclusive.version, units.version}) == 3
+
+
+EXCLUSIVE_AND_UNIT_CASES = [
+    (
+        "exclusive on a choice question",
+        """\
+        - id: q
+          type: choice
+          text: {es: a, en: b}
+          choices:
+            - {value: a, label: {es: a, en: a}}
+            - value: none
+              label: {es: b, en: b}
+              exclusive: true
+        """,
+        13,
+        "exclusive is only for choices of multi questions",
+    ),
+    (
+        "exclusive not a boolean",
+        """\
+        - id: q
+          type: multi
+          text: {es: a, en: b}
+          choices:
+            - {value: a, label: {es: a, en: a}}
+            - value: none
+              label: {es: b, en: b}
+              exclusive: yes
+        """,
+        13,
+        "exclusive of choice 2 of question 'q' must be true or false, got the text 'yes'",
+    ),
+    (
+        "exclusive a number",
+        """\
+        - id: q
+          type: multi
+          text: {es: a, en: b}
+          choices:
+            - {value: a, label: {es: a, en: a}, exclusive: 1}
+            - {value: b, label: {es: b, en: b}}
+        """,
+        10,
+        "exclusive of choice 1 of question 'q' must be true or false, got a number",
+    ),
+    (
+        "wrong_units on a text question",
+        """\
+        - id: q
+          type: text
+          text: {es: a, en: b}
+          wrong_units: {es: [semana]}
+        """,
+        9,
+        "wrong_units is only for number questions",
+    ),
+    (
+        "wrong_units on a multi question",
+        """\
+        - id: q
+          type: multi
+          wrong_units: {es: [semana]}
+          text: {es: a, en: b}
+          choices:
+            - {value: a, label: {es: a, en: a}}
+            - {value: b, label: {es: b, en: b}}
+        """,
+        8,
+        "wrong_units is only for number questions",
+    ),
+    (
+        "wrong_units a list",
+        """\
+        - id: q
+          type: number
+          text: {es: a, en: b}
+          wrong_units: [semana, week]
+        """,
+        9,
+        "wrong_units of question 'q' must give a list of words per language",
+    ),
+    (
+        "wrong_units of a language not in the survey",
+        """\
+        - id: q
+          type: number
+          text: {es: a, en: b}
+          wrong_units:
+            es: [semana]
+            ht: [semèn]
+        """,
+        11,
+        "unknown language 'ht' in wrong_units of question 'q'",
+    ),
+    (
+        "wrong_units a word instead of a list",
+        """\
+        - id: q
+          type: number
+          text: {es: a, en: b}
+          wrong_units:
+            es: semana
+        """,
+        10,
+        "wrong_units of question 'q' (es) must be a list",
+    ),
+    (
+        "a wrong unit that is not text",
+        """\
+        - id: q
+          type: number
+          text: {es: a, en: b}
+          wrong_units:
+            en:
+              - week
+              - 7
+        """,
+        12,
+        "expected text for wrong_units of question 'q' (en), got a number",
+    ),
+    (
+        "a wrong unit without letters",
+        """\
+        - id: q
+          type: number
+          text: {es: a, en: b}
+          wrong_units:
+            en:
+              - week
+              - "7"
+        """,
+        12,
+        "wrong unit '7' of question 'q' has no letters",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("questions", "line", "message"),
+    [case[1:] for case in EXCLUSIVE_AND_UNIT_CASES],
+    ids=[case[0] for case in EXCLUSIVE_AND_UNIT_CASES],
+)
+def test_exclusive_and_wrong_units_checks(
+    tmp_path: Path, questions: str, line: int, message: str
+) -> None:
+    survey, problems = load(tmp_path, with_questions(questions))
+    assert survey is None
+    assert_only_error(problems, line, message)
+    assert all(str(p).startswith(f"{tmp_path / 'survey.yaml'}:") for p in problems)
+
+
 # --- when --------------------------------------------------------------------------------------
 
 WHEN_QUESTIONS = """\
