@@ -140,6 +140,22 @@ def test_consent_declined_ends_the_conversation_and_a_keyword_asks_again(worker,
     assert ES_CONSENT in w.send("TRABAJO")
 
 
+@pytest.mark.parametrize("reply", ["no gracias", "No, gracias.", "pues no"])
+def test_consent_declined_with_courtesy_words(worker, app, reply):
+    w = worker()
+    w.send("TRABAJO")
+    assert w.send(reply) == "Entendido, gracias. No le preguntaremos nada."
+    assert conversations(app) == [("working-conditions", "declined")]
+
+
+@pytest.mark.parametrize("reply", ["sí señor", "si gracias", "pues si", "sii", "ajá"])
+def test_consent_given_with_courtesy_words_or_variants(worker, app, reply):
+    w = worker()
+    w.send("TRABAJO")
+    assert ES_STATE in w.send(reply)
+    assert contact(app).has_consented
+
+
 def test_three_non_answers_to_consent_are_a_decline(worker, app):
     w = worker()
     w.send("WORK")
