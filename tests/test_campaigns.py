@@ -61,9 +61,9 @@ def test_campaign_invites_matching_contacts_in_their_language(twilio_app, fake_t
     assert all(r.send_after == datetime(2031, 3, 4, 16, tzinfo=UTC) for r in rows)
     # Nobody has consented yet: each gets the consent text, in their own language.
     assert sorted(r.body.split(".")[0] for r in rows) == [
-        "Bonjou, se Centro Campesino",
-        "Hi, this is Centro Campesino",
-        "Hola, somos Centro Campesino",
+        "Centro Campesino ap poze w kesyon sou travay ou",
+        "Centro Campesino asks about your work",
+        "Centro Campesino le pregunta sobre su trabajo",
     ]
 
 
@@ -190,7 +190,7 @@ def test_a_contact_who_consented_before_is_invited_without_consent(
     result = cli(app, "campaigns", "start", "working-conditions", "--at", DAYTIME)
     assert "1 invited" in result.output
     [invitation] = [r for r in outbound(app) if r.kind == "invitation"]
-    assert invitation.body == ("Working conditions: a short anonymous survey. Reply 1 to start.")
+    assert invitation.body == "Working conditions: a short survey. Reply 1 to start."
 
 
 def test_bulk_invitations_go_to_rq_in_batches_and_a_worker_sends_them(
@@ -363,10 +363,7 @@ def test_one_batch_mixing_languages_and_consent_gives_each_contact_its_own_invit
         )
     bodies = {r.contact_id: r.body for r in outbound(app)}
     assert pending == {1: "_consent", 2: "_invitation", 3: "_invitation", 4: "_consent"}
-    assert bodies[1].startswith("Hola, somos Centro Campesino")
-    assert (
-        bodies[2]
-        == "Condiciones de trabajo: una encuesta anónima y corta. Responda 1 para empezar."
-    )
-    assert bodies[3] == "Working conditions: a short anonymous survey. Reply 1 to start."
-    assert bodies[4].startswith("Hi, this is Centro Campesino")
+    assert bodies[1].startswith("Centro Campesino le pregunta sobre su trabajo.")
+    assert bodies[2] == "Condiciones de trabajo: una encuesta corta. Responda 1 para empezar."
+    assert bodies[3] == "Working conditions: a short survey. Reply 1 to start."
+    assert bodies[4].startswith("Centro Campesino asks about your work.")

@@ -35,7 +35,8 @@ def test_shipped_survey_passes_the_check_with_segment_costs():
     assert result.returncode == 0, result.stdout + result.stderr
     assert "working-conditions (version " in result.stdout
     lines = result.stdout.splitlines()
-    assert any(line.split()[:3] == ["consent", "es", "UCS-2"] for line in lines)
+    # The consent is measured as sent on SMS, in plain GSM-7 spelling.
+    assert any(line.split()[:4] == ["consent", "es", "GSM-7", "2"] for line in lines)
     assert not any("warning" in line for line in lines), result.stdout
 
 
@@ -132,7 +133,7 @@ def test_simulate_prints_only_the_replies_and_keeps_phones_out_of_the_logs(tmp_p
     assert "working-conditions: unchanged" in run("surveys", "load", cwd=tmp_path).stdout
     first = run("simulate", "+15557654321", "TRABAJO", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.startswith("Hola, somos Centro Campesino.")
+    assert first.stdout.startswith("Centro Campesino le pregunta sobre su trabajo.")
     assert first.stdout.count("\n") == 1  # one reply, nothing else on stdout
     second = run("simulate", "+15557654321", "1", cwd=tmp_path)
     assert second.stdout.startswith("Gracias.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -10,8 +11,10 @@ from sqlalchemy import select
 from engage import db
 from engage.models import Answer, Contact, Conversation, Message
 from engage.privacy import has_one_form, lookup_form
+from engage.survey.texts import SystemTexts
 
-ES_CONSENT = "¿Participa? 1=Sí 2=No"
+LOCALES = Path(__file__).resolve().parent.parent / "locales"
+ES_CONSENT = "¿Participa? 1=Si 2=No"  # on SMS, system texts go in plain GSM-7 spelling
 EN_CONSENT = "Join? 1=Yes 2=No"
 ES_STATE = "Elija el estado donde trabaja:"
 EN_STATE = "Which state do you work in?"
@@ -22,6 +25,11 @@ EN_PROMISED = "Are the job and pay what your contract says?"
 ES_PROMISED = "¿El trabajo y el pago son como dice su contrato?"
 EN_ON_TIME = "Are you paid on time?"
 HOTLINE = "1-888-373-7888"
+
+
+def sms_texts(language: str) -> SystemTexts:
+    """The system texts as the test app sends them on SMS."""
+    return SystemTexts(LOCALES, language, "Centro Campesino").sms
 
 
 def answers(app, survey_id="working-conditions"):
@@ -55,7 +63,7 @@ def conversations(app):
 def test_first_message_gets_the_language_menu_and_a_pick_confirms(worker):
     w = worker()
     menu = w.send("hola")
-    assert menu.splitlines()[0] == "Responda con el número de su idioma:"
+    assert menu.splitlines()[0] == sms_texts("es").language_menu_header()
     # Languages with catalogs, and those of active surveys (the test Mixteco one), fixed numbers.
     assert menu.splitlines()[1:] == [
         "1 Español",
@@ -95,7 +103,9 @@ def test_full_survey_in_english_with_forgiving_answers(worker, app):
     assert "Any problems in your housing?" in w.send("forty five")
     assert "passport" in w.send("1, 3 and pests")
     w.script("2", "1")
-    assert "Thank you for taking part!" in w.send("The boss is fine")
+    closing = w.send("The boss is fine")
+    assert "Thank you for taking part!" in closing
+    assert closing.endswith("\n\n" + sms_texts("en").may_delete())  # one line after the closing
     got = answers(app)
     assert got["state"][:2] == ("answered", "CA")
     assert got["crop"][:2] == ("answered", "berries")
@@ -124,7 +134,8 @@ def test_skip_logic_leaves_out_a_question_whose_condition_is_false(worker, app):
 def test_keyword_starts_in_its_language_and_consent_is_asked_once(worker, app):
     w = worker()
     consent = w.send("TRABAJO")
-    assert consent.startswith("Hola, somos Centro Campesino.")
+    assert consent == sms_texts("es").consent()
+    assert consent.startswith("Centro Campesino le pregunta")
     assert "AYUDA" in consent and "SALTAR" in consent and "ALTO" in consent
     assert ES_STATE in w.send("sí")
     assert contact(app).has_consented
@@ -134,7 +145,7 @@ def test_keyword_starts_in_its_language_and_consent_is_asked_once(worker, app):
 def test_consent_declined_ends_the_conversation_and_a_keyword_asks_again(worker, app):
     w = worker()
     w.send("TRABAJO")
-    assert w.send("2") == "Entendido, gracias. No le preguntaremos nada."
+    assert w.send("2") == sms_texts("es").consent_declined()
     assert conversations(app) == [("working-conditions", "declined")]
     assert not contact(app).is_opted_out
     assert ES_CONSENT in w.send("TRABAJO")
@@ -144,7 +155,7 @@ def test_consent_declined_ends_the_conversation_and_a_keyword_asks_again(worker,
 def test_consent_declined_with_courtesy_words(worker, app, reply):
     w = worker()
     w.send("TRABAJO")
-    assert w.send(reply) == "Entendido, gracias. No le preguntaremos nada."
+    assert w.send(reply) == sms_texts("es").consent_declined()
     assert conversations(app) == [("working-conditions", "declined")]
 
 
@@ -156,13 +167,42 @@ def test_consent_given_with_courtesy_words_or_variants(worker, app, reply):
     assert contact(app).has_consented
 
 
-def test_three_non_answers_to_consent_are_a_decline(worker, app):
+def test_three_non_answers_to_consent_are_a_decline_after_one_line_hints(worker, app):
     w = worker()
     w.send("WORK")
-    assert EN_CONSENT in w.send("what is this")
-    assert EN_CONSENT in w.send("who are you")
+    assert w.send("what is this") == "Reply 1 to take part or 2 not to."
+    assert w.send("who are you") == "Reply 1 to take part or 2 not to."
     assert w.send("hmm") == "Understood, thank you. We will not ask you anything."
     assert conversations(app) == [("working-conditions", "declined")]
+
+
+def test_consent_miss_in_spanish_gets_the_short_hint(worker):
+    w = worker()
+    w.send("TRABAJO")
+    assert w.send("que es esto") == "Responda 1 para participar o 2 para no."
+
+
+@pytest.mark.parametrize("reply", ["no gracias", "No, gracias.", "no thank you", "non mèsi"])
+def test_a_polite_no_declines_the_consent(worker, app, reply):
+    w = worker()
+    w.send("TRABAJO")
+    assert w.send(reply) == sms_texts("es").consent_declined()
+    assert conversations(app) == [("working-conditions", "declined")]
+    assert not contact(app).is_opted_out
+
+
+def test_a_polite_yes_consents(worker, app):
+    w = worker()
+    w.send("TRABAJO")
+    assert ES_STATE in w.send("sí señor")
+    assert contact(app).has_consented
+
+
+def test_help_during_consent_gives_help_then_the_consent_again(worker):
+    w = worker()
+    w.send("TRABAJO")
+    reply = w.send("AYUDA")
+    assert HOTLINE in reply and reply.rstrip().endswith(ES_CONSENT)
 
 
 def test_three_misses_move_on_and_keep_the_raw_texts(worker, app):
@@ -182,7 +222,8 @@ def test_misses_hint_in_spanish(worker):
     w = worker()
     w.script("TRABAJO", "1", "1", "1", "1")  # state, crop, fee yes → fee_amount
     reply = w.send("mucho")
-    assert reply.startswith("Por favor, responda con un número del 1 al 5.")
+    assert reply.startswith(sms_texts("es").hint_choice(5))
+    assert reply.startswith("Por favor, responda con un numero del 1 al 5.")  # GSM-7 spelling
 
 
 def test_number_hint_names_the_range(worker):
@@ -208,7 +249,9 @@ def test_optional_question_mentions_skip_in_the_workers_language(worker, app):
     w.script("TRABAJO", "1", "1", "1", "2", "1", "1", "1", "50", "5", "2")
     comments = w.send("1")
     assert "(SALTAR para saltar)" in comments
-    assert w.send("saltar").startswith("¡Muchas gracias por participar!")
+    closing = w.send("saltar")
+    assert closing.startswith("¡Muchas gracias por participar!")
+    assert closing.endswith("\n\n" + sms_texts("es").may_delete())
     assert conversations(app) == [("working-conditions", "completed")]
     assert answers(app)["comments"][0] == "skipped"
 
@@ -218,7 +261,8 @@ def test_help_mid_survey_gives_the_hotline_and_the_question_again(worker, app):
     w.script("TRABAJO", "1")
     reply = w.send("ayuda")
     assert HOTLINE in reply and "233733" in reply
-    assert "No somos el gobierno ni su patrón" in reply
+    assert sms_texts("es").help() in reply
+    assert "No somos el gobierno ni su patron" in reply
     assert reply.rstrip().endswith("12 Otro")  # the pending question again
     assert "state" not in answers(app)  # help is not a miss, not an answer
     en = worker("+15551230009")
@@ -243,12 +287,12 @@ def test_language_switch_mid_survey_asks_the_question_again_in_the_new_language(
 def test_opt_out_in_spanish_words_confirms_once_then_silence_until_opt_in(worker, app):
     w = worker()
     w.script("TRABAJO", "1")
-    assert w.send("ALTO") == "No recibirá más mensajes nuestros. Envíe ALTA para volver."
+    assert w.send("ALTO") == sms_texts("es").opted_out()
     assert contact(app).is_opted_out
     assert conversations(app) == [("working-conditions", "opted_out")]
-    for text in ("AYUDA", "TRABAJO", "1", "hola", "IDIOMA", "BAJA"):
+    for text in ("TRABAJO", "1", "hola", "IDIOMA", "BAJA"):
         assert w.send(text) == ""
-    assert w.send("alta").startswith("Recibirá nuestros mensajes otra vez.")
+    assert w.send("alta").startswith(sms_texts("es").opted_in())
     assert not contact(app).is_opted_out
     # No survey resumes by itself: a plain text gets the "no conversation" reply.
     assert "TRABAJO" in w.send("hola")
@@ -259,9 +303,53 @@ def test_english_stop_on_sms_is_recorded_without_a_reply_twilio_confirms(worker,
     w.send("WORK")
     assert w.send("STOP") == ""
     assert contact(app).is_opted_out
-    assert w.send("HELP") == ""
+    assert w.send("HELP") == sms_texts("en").help()  # they wrote to us: help, still opted out
+    assert contact(app).is_opted_out
     assert w.send("START") == ""  # Twilio confirms START itself on SMS
     assert not contact(app).is_opted_out
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["AYUDA", "auxilio!", "Socorro", "AYÚDENME", "ayudame", "anmwe", "Help me!", "ÈD", "sos ed"],
+)
+def test_help_and_distress_words_get_the_help_text_also_when_opted_out(worker, app, text):
+    w = worker()
+    w.script("TRABAJO", "1")
+    w.send("ALTO")
+    reply = w.send(text)
+    if text == "sos ed":  # not a keyword: an opted-out contact gets nothing
+        assert reply == ""
+        return
+    assert reply == sms_texts("es").help()
+    assert contact(app).is_opted_out
+    assert conversations(app) == [("working-conditions", "opted_out")]  # nothing restarts
+
+
+@pytest.mark.parametrize("text", ["AUXILIO", "socorro.", "Ayúdenme", "ANMWE", "help me", "ED"])
+def test_distress_words_mid_survey_get_help_and_the_question_again(worker, app, text):
+    w = worker()
+    w.script("TRABAJO", "1")
+    reply = w.send(text)
+    assert reply.startswith(sms_texts("es").help())
+    assert reply.rstrip().endswith("12 Otro")
+    assert "state" not in answers(app)
+
+
+def test_kreyol_keywords_skip_and_stop(worker, app):
+    w = worker()
+    w.script("TRABAJO", "1")
+    assert "¿En qué cultivo" in w.send("sote")
+    assert answers(app)["state"][:2] == ("skipped", None)
+    assert w.send("SISPANN") == sms_texts("es").opted_out()
+    assert contact(app).is_opted_out
+
+
+def test_system_texts_keep_their_accents_on_whatsapp(worker):
+    w = worker(channel="whatsapp")
+    consent = w.send("TRABAJO")
+    assert consent == SystemTexts(LOCALES, "es", "Centro Campesino").consent()
+    assert "¿Participa? 1=Sí 2=No" in consent
 
 
 def test_stop_on_whatsapp_is_confirmed_by_us(worker, app):
@@ -375,8 +463,8 @@ def test_a_conversation_within_the_idle_time_resumes(worker, app):
 def test_a_survey_language_without_cldr_data_reads_spanish_system_texts(worker, app):
     w = worker()
     consent = w.send("NDAA")
-    assert consent.startswith("Hola, somos Centro Campesino.")
-    assert "¿Va'a?\n1 Sí 2 No" in w.send("1")
+    assert consent == sms_texts("es").consent()
+    assert "¿Va'a?\n1 Si 2 No" in w.send("1")
     assert contact(app).language == "mix"
 
 

@@ -48,7 +48,7 @@ def test_a_signed_message_is_answered_with_empty_twiml_and_the_reply_sent(app, f
     [sent] = fake_twilio.requests
     assert sent.get("To") == WORKER
     assert sent.get("From") == OUR_NUMBER
-    assert sent.get("Body").startswith("Hola, somos Centro Campesino.")
+    assert sent.get("Body").startswith("Centro Campesino le pregunta sobre su trabajo.")
     [row] = outbound(app)
     callback = urlsplit(sent.get("StatusCallback"))
     assert f"{callback.scheme}://{callback.netloc}" == PUBLIC_URL
@@ -205,10 +205,15 @@ def test_media_without_text_is_kept_and_answered_in_the_workers_language(app, fa
         MediaContentType0="image/jpeg",
     )
     post_signed(client, fake_twilio.auth_token, "/twilio/messages", media)
-    # Together they pass the segment budget: two messages, in order.
-    assert [r.get("Body")[:30] for r in fake_twilio.requests[1:]] == [
-        "Por favor, responda con texto.",
-        "Hola, somos Centro Campesino. ",
+    # Together they fit the segment budget: one message, the hint first.
+    [answered] = [r.get("Body") for r in fake_twilio.requests[1:]]
+    assert answered.startswith("Por favor, responda con texto.\n\nCentro Campesino le pregunta")
+    # Help and the consent together pass it: two messages, in order.
+    fake_twilio.reset()
+    post_signed(client, fake_twilio.auth_token, "/twilio/messages", inbound_form(WORKER, "AYUDA"))
+    assert [r.get("Body")[:30] for r in fake_twilio.requests] == [
+        "Centro Campesino pregunta a tr",
+        "Centro Campesino le pregunta s",
     ]
     with app.app_context():
         kept = db.session().scalar(select(Message).where(Message.media_url.is_not(None)))
@@ -263,11 +268,15 @@ def test_control_characters_are_removed_from_worker_text_at_intake(app, fake_twi
         and second.media_url == "https://api.twilio.com/media/ME1"
     )
     # Read without its control characters, the body is the survey's keyword: the survey starts.
-    assert fake_twilio.requests[0].get("Body").startswith("Hola, somos Centro Campesino.")
+    assert (
+        fake_twilio.requests[0]
+        .get("Body")
+        .startswith("Centro Campesino le pregunta sobre su trabajo.")
+    )
 
 
 def test_control_characters_are_removed_from_simulated_text(app, worker):
-    assert worker().send(HOSTILE_BODY).startswith("Hola, somos Centro Campesino.")
+    assert worker().send(HOSTILE_BODY).startswith("Centro Campesino le pregunta sobre su trabajo.")
     with app.app_context():
         stored = db.session().scalar(select(Message.body).where(Message.direction == "in"))
     assert stored == CLEAN_BODY

@@ -51,6 +51,9 @@ from engage.services.delivery import (
 log = logging.getLogger(__name__)
 
 WHATSAPP_WINDOW = timedelta(hours=24)
+# Replies that still go to an opted-out contact: the opt-out confirmation, and the help text
+# for one who writes a help or distress word (they wrote to us).
+SENT_WHEN_OPTED_OUT = frozenset({"opt_out", "help"})
 OUTSIDE_WINDOW_CODE = 63016
 
 
@@ -89,7 +92,7 @@ def prepare_send(
     if _earlier_in_step_unsent(session, message):
         return SendPlan("done")  # the earlier row's job sends this one after it, in order
     contact = session.get(Contact, message.contact_id) if message.contact_id else None
-    if contact is not None and contact.is_opted_out and message.kind != "opt_out":
+    if contact is not None and contact.is_opted_out and message.kind not in SENT_WHEN_OPTED_OUT:
         message.status = "cancelled"
         log.info("message %s: cancelled, %s opted out", message.id, contact.pseudonym)
         return SendPlan("done")
@@ -233,7 +236,7 @@ def claim_chunk(
         if row.is_after_unsent:
             continue
         contact = f"contact-{row.contact_id}"
-        if row.is_opted_out and row.kind != "opt_out":
+        if row.is_opted_out and row.kind not in SENT_WHEN_OPTED_OUT:
             cancelled.append(row.id)
             log.info("message %s: cancelled, %s opted out", row.id, contact)
             continue

@@ -11,7 +11,7 @@ from engage.survey.segments import count_segments
 from engage.survey.texts import SystemTexts
 
 QUESTION_BUDGET = 2
-CONSENT_BUDGET = 3
+CONSENT_BUDGET = 2  # as sent on SMS: system texts go in plain GSM-7 spelling
 
 
 def check_files(files: list[Path], *, org_name: str) -> tuple[bool, list[str]]:
@@ -27,7 +27,7 @@ def check_files(files: list[Path], *, org_name: str) -> tuple[bool, list[str]]:
         lines.append(f"{survey.id} (version {survey.version}): ok")
         for lang in survey.languages:
             t = SystemTexts(LOCALES_DIR, lang, org_name)
-            lines.append(_cost_line("consent", lang, t.consent(), CONSENT_BUDGET))
+            lines.append(_cost_line("consent", lang, t.sms.consent(), CONSENT_BUDGET))
             if survey.intro.get(lang):
                 lines.append(_cost_line("intro", lang, survey.intro[lang], QUESTION_BUDGET))
             for question in survey.questions:

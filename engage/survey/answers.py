@@ -435,9 +435,24 @@ COURTESY_WORDS: dict[str, tuple[str, ...]] = {
         "bueno",
         "por favor",
         "porfa",
+        "señorita",
+        "muy amable",
     ),
-    "en": ("thanks", "thank you", "thx", "please", "sir", "ma'am", "well"),
-    "ht": ("mèsi", "mèsi anpil", "souple", "silvouple", "tanpri", "mesye", "msye", "madanm"),
+    "en": ("thanks", "thank you", "thank you very much", "thx", "please", "sir", "ma'am", "well"),
+    "ht": (
+        "mèsi",
+        "mèsi anpil",
+        "souple",
+        "silvouple",
+        "tanpri",
+        "mesye",
+        "msye",
+        "madanm",
+        "merci",
+        "merci beaucoup",
+        "monsieur",
+        "madame",
+    ),
 }
 # Before a choice: "el 2", "la tres", "the 3".
 ARTICLES: dict[str, tuple[str, ...]] = {

@@ -7,13 +7,14 @@ storage, HTTP or Twilio.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from engage.survey import keywords as kw
-from engage.survey.answers import parse_answer
+from engage.survey.answers import COURTESY_WORDS, parse_answer, parse_yes_no
 from engage.survey.definition import Question, Survey
 from engage.survey.segments import count_segments
 from engage.survey.texts import FALLBACK_LANGUAGE, SystemTexts
@@ -26,6 +27,15 @@ MAX_CONSENT_TRIES = 3
 STEP_SEGMENT_BUDGET = 3
 
 _CONSENT_QUESTION = Question(id=CONSENT, type="yes_no", text={})
+_WORDS = re.compile(r"[^\W_]+")
+# Polite words around a consent answer ("no gracias", "sí señor", "wi mèsi", "no, thank you")
+# in any language, folded: once they are set aside, what is left must be a yes or a no.
+_COURTESY_WORDS = frozenset(
+    word
+    for phrases in COURTESY_WORDS.values()
+    for phrase in phrases
+    for word in _WORDS.findall(kw.fold(phrase))
+)
 # On SMS, Twilio answers its own English opt-out and opt-in words; a second confirmation from
 # us would only be noise (docs/twilio.md §6.1).
 _TWILIO_OPT_IN = frozenset({"start", "unstop", "yes"})
@@ -212,6 +222,10 @@ class _Step:
                 self.out.kind = "opt_in"
                 if not self.is_confirmed_by_twilio(text, _TWILIO_OPT_IN):
                     self.say(self.t.opted_in())
+            elif kind == "help":
+                # They wrote to us, maybe in trouble: the help text, and nothing else changes.
+                self.out.kind = "help"
+                self.say(self.t.help())
             else:
                 self.out.kind = "ignored"
             return
@@ -289,8 +303,7 @@ class _Step:
     def answer_consent(self, text: str) -> bool:
         conv = self.conv
         assert conv is not None
-        languages = self.languages()
-        answer = parse_answer(_CONSENT_QUESTION, text, languages)
+        answer = read_consent(text, self.languages())
         if answer is None:
             if self.keyword(text) is not None:
                 return False  # a survey keyword: handled by start_by_keyword
@@ -298,11 +311,14 @@ class _Step:
             self.out.kind = "consent"
             if conv.consent_tries >= MAX_CONSENT_TRIES:
                 self.decline()
+            elif conv.pending == CONSENT:
+                # The whole consent again would cost two more segments: a hint is enough.
+                self.say(self.t.consent_hint())
             else:
                 self.say(self.prompt())
             return True
         self.out.kind = "consent"
-        if answer.value == "yes":
+        if answer == "yes":
             self.contact.has_consented = True
             intro = self.survey.intro.get(conv.language)
             if intro:
@@ -438,6 +454,8 @@ class _Step:
         closing = survey.closing.get(conv.language)
         if closing:
             self.say(closing)
+        # On a shared phone the thread itself can put the worker at risk.
+        self.say(self.t.may_delete())
         self.contact.completed_surveys.add(survey.id)
         self.end("completed")
 
@@ -497,7 +515,9 @@ class _Step:
 
     @property
     def t(self) -> SystemTexts:
-        return self.engine.texts(self.language)
+        texts = self.engine.texts(self.language)
+        # System texts on SMS go in plain GSM-7 spelling, whatever the survey's own spelling.
+        return texts.sms if self.channel == "sms" else texts
 
     @property
     def survey(self) -> Survey:
@@ -524,6 +544,18 @@ class _Step:
             own = survey.keywords.get(lang) or survey.keywords[survey.default_language]
             words.append(own[0].upper())
         return words
+
+
+def read_consent(text: str, languages: list[str]) -> str | None:
+    """A reply to the consent: "yes", "no" or None; polite words around it are set aside."""
+    answer = parse_answer(_CONSENT_QUESTION, text, languages)
+    if answer is not None:
+        return str(answer.value)
+    words = _WORDS.findall(kw.fold(text))
+    rest = [word for word in words if word not in _COURTESY_WORDS]
+    if not rest or len(rest) == len(words):
+        return None
+    return parse_yes_no(" ".join(rest), languages)
 
 
 def render_question(question: Question, survey: Survey, lang: str, t: SystemTexts) -> str:

@@ -7,13 +7,17 @@ import unicodedata
 
 OPT_OUT = frozenset(
     "STOP STOPALL UNSUBSCRIBE CANCEL END QUIT REVOKE OPTOUT PARAR ALTO BAJA CANCELAR".split()
+    + ["SISPANN"]
 )
 # Twilio itself answers these on SMS (it blocks the number and confirms): we only record them.
 TWILIO_OPT_OUT = frozenset("STOP STOPALL UNSUBSCRIBE CANCEL END QUIT REVOKE OPTOUT".split())
 OPT_IN = frozenset("START UNSTOP YES ALTA INICIO".split())
-HELP = frozenset("HELP INFO AYUDA ÈD".split())
+# Written as workers are shown them, in GSM-7 spelling: "ED", not "ÈD" (matching folds accents).
+HELP = frozenset("HELP INFO AYUDA ED AIDE EDE".split())
+# Words of someone in trouble: they are help keywords too.
+DISTRESS = frozenset({"AUXILIO", "SOCORRO", "AYUDENME", "AYUDAME", "ANMWE", "HELP ME"})
 LANGUAGE = frozenset("IDIOMA LANGUAGE LANG LANGUE".split())
-SKIP = frozenset("SALTAR SKIP".split())
+SKIP = frozenset("SALTAR SKIP SOTE".split())
 
 # Fixed numbering: a language keeps its number in every menu.
 # (code, native name, other names a worker may type)
@@ -49,7 +53,7 @@ def _folded(words: frozenset[str]) -> frozenset[str]:
 SYSTEM_KEYWORDS: dict[str, frozenset[str]] = {
     "opt_out": _folded(OPT_OUT),
     "opt_in": _folded(OPT_IN),
-    "help": _folded(HELP),
+    "help": _folded(HELP | DISTRESS),
     "language": _folded(LANGUAGE),
     "skip": _folded(SKIP),
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -14,6 +15,9 @@ GSM7_BASIC = frozenset(
 )
 # Reached through ESC, so each costs two septets.
 GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+
+# Characters with no letter under them that have a plain GSM-7 stand-in.
+_PLAIN = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "…": "..."})
 
 GSM7 = "GSM-7"
 UCS2 = "UCS-2"
@@ -31,6 +35,23 @@ class Segments:
 def is_gsm7(text: str) -> bool:
     """Whether every character of the text is in the GSM-7 basic or extension table."""
     return all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text)
+
+
+def to_gsm7(text: str) -> str:
+    """The text in plain GSM-7 spelling: a character outside GSM-7 loses its accent (á→a, È→E).
+
+    A character with no GSM-7 form (an emoji) is kept: the message then goes as UCS-2.
+    """
+    if is_gsm7(text):
+        return text
+    out = []
+    for ch in text.translate(_PLAIN):
+        if ch in GSM7_BASIC or ch in GSM7_EXTENSION:
+            out.append(ch)
+            continue
+        base = "".join(c for c in unicodedata.normalize("NFD", ch) if not unicodedata.combining(c))
+        out.append(base if base and is_gsm7(base) else ch)
+    return "".join(out)
 
 
 def _costs(text: str, encoding: str) -> list[int]:

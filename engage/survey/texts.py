@@ -6,12 +6,14 @@ catalog or CLDR data (Mixteco, Zapoteco, …) therefore reads Spanish system tex
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from babel import Locale, UnknownLocaleError
 from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
+
+from engage.survey.segments import to_gsm7
 
 FALLBACK_LANGUAGE = "es"
 DOMAIN = "messages"
@@ -33,36 +35,59 @@ def formatting_locale(language: str) -> str:
 
 
 class SystemTexts:
-    """Every system text in one language. Methods return finished text, placeholders filled."""
+    """Every system text in one language. Methods return finished text, placeholders filled.
 
-    def __init__(self, locales_dir: str | Path, language: str, org_name: str) -> None:
+    With `gsm7`, every text comes in plain GSM-7 spelling (á→a, È→E), as system texts are sent
+    on SMS: one accent would make the whole message UCS-2 and more than double its cost.
+    """
+
+    def __init__(
+        self, locales_dir: str | Path, language: str, org_name: str, gsm7: bool = False
+    ) -> None:
         self.language = language
-        self.org = org_name
+        self.locales_dir = locales_dir
+        self.is_gsm7 = gsm7
+        self.org = to_gsm7(org_name) if gsm7 else org_name
+        self._org_name = org_name
         self._translations = _load(str(locales_dir), language)
         self._locale = formatting_locale(language)
 
+    @cached_property
+    def sms(self) -> SystemTexts:
+        """The same texts in plain GSM-7 spelling, as they are sent on SMS."""
+        if self.is_gsm7:
+            return self
+        return SystemTexts(self.locales_dir, self.language, self._org_name, gsm7=True)
+
     def gettext(self, message: str) -> str:
-        return self._translations.gettext(message)
+        text = self._translations.gettext(message)
+        return to_gsm7(text) if self.is_gsm7 else text
 
     def number(self, value: float) -> str:
         """A number written the way this language writes it."""
         return format_decimal(value, locale=self._locale, group_separator=False)
 
-    # Consent and help follow docs: a short consent that names HELP; the detail is in help.
+    # Consent and help follow DESIGN.md's conversation rules; both are measured against their
+    # segment budgets in tests (2 and 3 in GSM-7 spelling, with a 25-character organisation).
     def consent(self) -> str:
         _ = self.gettext
         return _(
-            "Hi, this is %(org)s. An anonymous survey about farm work. We don't ask your name. "
-            "SKIP skips a question, STOP to quit, HELP for more information. Join? 1=Yes 2=No"
+            "%(org)s asks about your work. It is voluntary and confidential. We never ask your "
+            "name. We are not the government or your employer. SKIP skips a question, STOP stops "
+            "all messages, HELP for help. Messages may cost per your plan. Join? 1=Yes 2=No"
         ) % {"org": self.org}
+
+    def consent_hint(self) -> str:
+        _ = self.gettext
+        return _("Reply 1 to take part or 2 not to.")
 
     def help(self) -> str:
         _ = self.gettext
         return _(
-            "%(org)s: your answers are combined with those of many people; we never publish "
-            "data about one person or one farm. We are not the government or your employer. "
-            "If you are in danger, call 1-888-373-7888 (24 hours, many languages) or text "
-            "233733. STOP to quit. Message rates may apply."
+            "%(org)s asks farmworkers about their work. We are not the government or your "
+            "employer. STOP stops all messages. A free, confidential help line, 24 hours, many "
+            "languages, not the police or immigration: call 1-888-373-7888 or text 233733. In "
+            "an emergency, call 911."
         ) % {"org": self.org}
 
     def consent_declined(self) -> str:
@@ -71,7 +96,12 @@ class SystemTexts:
 
     def invitation(self, title: str) -> str:
         _ = self.gettext
-        return _("%(title)s: a short anonymous survey. Reply 1 to start.") % {"title": title}
+        title = to_gsm7(title) if self.is_gsm7 else title
+        return _("%(title)s: a short survey. Reply 1 to start.") % {"title": title}
+
+    def may_delete(self) -> str:
+        _ = self.gettext
+        return _("You may delete these messages from your phone.")
 
     def language_menu_header(self) -> str:
         _ = self.gettext

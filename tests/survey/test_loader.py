@@ -691,7 +691,7 @@ def test_texts_must_be_a_mapping_per_language(tmp_path: Path) -> None:
         ("{es: [DEMO], en: [stop!]}", 4, "keyword 'stop!' is the system keyword STOP"),
         ("{es: [DEMO], en: [Idioma]}", 4, "keyword 'Idioma' is the system keyword IDIOMA"),
         ("{es: [DEMO], en: [saltar]}", 4, "keyword 'saltar' is the system keyword SALTAR"),
-        ("{es: [DEMO], en: [ed]}", 4, "keyword 'ed' is the system keyword ÈD"),
+        ("{es: [DEMO], en: [ed]}", 4, "keyword 'ed' is the system keyword ED"),
         ("{es: [DEMO], en: ['7']}", 4, "keyword '7' is a number: numbers answer questions"),
         ("{es: [DEMO], en: ['12.']}", 4, "keyword '12.' is a number"),
         ("{es: [DEMO], en: [7]}", 4, "expected text for keywords (en), got a number"),

@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from engage.survey.segments import GSM7_BASIC, GSM7_EXTENSION, Segments, count_segments, is_gsm7
+from engage.survey.segments import (
+    GSM7_BASIC,
+    GSM7_EXTENSION,
+    Segments,
+    count_segments,
+    is_gsm7,
+    to_gsm7,
+)
 
 
 @pytest.mark.parametrize(
@@ -66,3 +73,20 @@ def test_spanish_and_gsm_specials_stay_gsm7(ch: str) -> None:
 def test_common_surprises_force_ucs2(ch: str) -> None:
     assert not is_gsm7(ch)
     assert count_segments("Hola " + ch).encoding == "UCS-2"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("¿Participa? 1=Sí 2=No", "¿Participa? 1=Si 2=No"),
+        ("teléfono, línea, policía, según", "teléfono, linea, policia, segun"),
+        ("ÈD pou èd, Kreyòl", "ED pou èd, Kreyòl"),
+        ("ça “va” — ok…", 'ca "va" - ok...'),
+        ("Ñandú ü", "Ñandu ü"),
+        ("hola 😀", "hola 😀"),
+    ],
+)
+def test_to_gsm7_drops_only_the_accents_gsm7_lacks(text: str, expected: str) -> None:
+    assert to_gsm7(text) == expected
+    if "😀" not in text:
+        assert is_gsm7(to_gsm7(text))
