@@ -91,7 +91,7 @@ def test_replies_are_queued_on_redis_and_sent_by_a_burst_worker(twilio_app, redi
     with app.app_context():
         assert queue(REPLIES, redis_connection()).job_ids == [f"send-{row.id}"]
     work(app)
-    assert [r.get("Body")[:9] for r in fake_twilio.requests] == ["Hi, this "]
+    assert [r.get("Body")[:16] for r in fake_twilio.requests] == ["Centro Campesino"]
     assert rows(app)[0].status == "queued"
     work(app)  # nothing left: nothing sent twice
     assert len(fake_twilio.requests) == 1

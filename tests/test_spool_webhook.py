@@ -50,7 +50,7 @@ def test_outage_spools_then_replay_processes_in_order_once(
     assert result.exit_code == 0, result.output
     assert "3 replayed, 0 waiting" in result.output
     bodies = [r.get("Body") for r in fake_twilio.requests]
-    assert bodies[0].startswith("Hi, this is Centro Campesino.")
+    assert bodies[0].startswith("Centro Campesino asks about your work.")
     assert "Which state do you work in?" in bodies[1]
     assert bodies[2].startswith("Which crop")
     with up.app_context():
@@ -77,7 +77,7 @@ def test_an_entry_spooled_with_control_characters_is_replayed_without_them(twili
     assert "1 replayed, 0 waiting" in result.output
     with up.app_context():
         assert db.session().scalar(select(Message.body)) == "WORK"
-    assert fake_twilio.requests[0].get("Body").startswith("Hi, this is Centro Campesino.")
+    assert fake_twilio.requests[0].get("Body").startswith("Centro Campesino asks about your work.")
 
 
 OTHER_WORKER = "+15551230002"

@@ -523,7 +523,7 @@ def test_conversations_held_by_text_reach_the_export(request, tmp_path, database
             ("+15551230005", "FL", "no"),
         ):
             replies = Worker(app, phone).script("HOUSING", "1", state, water)
-            assert replies[-1] == "Thank you."
+            assert replies[-1].startswith("Thank you.")
 
         def export() -> dict:
             result = CliRunner().invoke(
