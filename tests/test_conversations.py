@@ -543,3 +543,62 @@ def test_the_clock_expires_idle_conversations_without_waiting_for_a_message(work
     assert result.exit_code == 0, result.output
     statuses = [status for _survey, status in conversations(app)]
     assert statuses == ["expired", "expired"]  # the second one expired in its own step
+
+
+PLAIN_SURVEY = """\
+id: plain-spelling
+title: {es: Días de trabajo, en: Work days}
+languages: [es, en]
+keywords: {es: [DIAS], en: [DAYS]}
+sms_spelling: plain
+intro: {es: "Gracias por participar. Son sólo dos preguntas.", en: "Thank you."}
+questions:
+  - id: days
+    type: choice
+    text: {es: "¿Cuántos días trabajó esta semana?", en: "How many days did you work?"}
+    choices:
+      - {value: few, label: {es: "Menos de tres días", en: Fewer than three}}
+      - {value: many, label: {es: "Tres días o más", en: Three or more}}
+  - id: rest
+    type: yes_no
+    text: {es: "¿Tuvo un día de descanso?", en: "Did you have a day off?"}
+closing: {es: "¡Muchas gracias! Su información ayudará.", en: "Thank you!"}
+"""
+
+
+def publish_plain_survey(app, tmp_path: Path) -> None:
+    from conftest import publish
+
+    directory = tmp_path / "plain-surveys"
+    directory.mkdir()
+    (directory / "plain.yaml").write_text(PLAIN_SURVEY, encoding="utf-8")
+    publish(app, [directory])
+
+
+def test_a_plain_survey_goes_in_gsm7_letters_on_sms(worker, app, tmp_path):
+    from engage.survey.segments import is_gsm7
+
+    publish_plain_survey(app, tmp_path)
+    w = worker()
+    replies = w.script("DIAS", "1", "2", "1")
+    assert "¿Cuantos dias trabajo esta semana?" in replies[1]
+    assert "1 Menos de tres dias" in replies[1]
+    assert "Son solo dos preguntas." in replies[1]
+    assert "¡Muchas gracias! Su informacion ayudara." in replies[3]
+    assert all(is_gsm7(reply) for reply in replies), replies
+    assert conversations(app)[-1] == ("plain-spelling", "completed")
+
+
+def test_a_plain_survey_keeps_its_accents_on_whatsapp(worker, app, tmp_path):
+    publish_plain_survey(app, tmp_path)
+    w = worker("+5215512345678", channel="whatsapp")
+    replies = w.script("DIAS", "1", "2", "1")
+    assert "¿Cuántos días trabajó esta semana?" in replies[1]
+    assert "Son sólo dos preguntas." in replies[1]
+    assert "Su información ayudará." in replies[3]
+
+
+def test_a_survey_as_written_keeps_its_accents_on_sms(worker):
+    w = worker()
+    replies = w.script("TRABAJO", "1", "1", "2", "1", "1")
+    assert any("¿Cuánto pagó en total, en dólares?" in reply for reply in replies), replies

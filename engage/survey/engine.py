@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from engage.survey import keywords as kw
 from engage.survey.answers import COURTESY_WORDS, parse_answer, parse_yes_no
 from engage.survey.definition import Question, Survey
-from engage.survey.segments import count_segments
+from engage.survey.segments import count_segments, to_gsm7
 from engage.survey.texts import FALLBACK_LANGUAGE, SystemTexts
 
 CONSENT = "_consent"  # pending: waiting for the consent answer
@@ -322,7 +322,7 @@ class _Step:
             self.contact.has_consented = True
             intro = self.survey.intro.get(conv.language)
             if intro:
-                self.say(intro)
+                self.say(self.spell(intro))
             conv.pending = None
             self.advance(start=True)
         else:
@@ -376,7 +376,7 @@ class _Step:
         if self.contact.has_consented:
             intro = survey.intro.get(lang)
             if intro:
-                self.say(intro)
+                self.say(self.spell(intro))
             self.advance(start=True)
         else:
             conv.pending = CONSENT
@@ -453,7 +453,7 @@ class _Step:
             return
         closing = survey.closing.get(conv.language)
         if closing:
-            self.say(closing)
+            self.say(self.spell(closing))
         # On a shared phone the thread itself can put the worker at risk.
         self.say(self.t.may_delete())
         self.contact.completed_surveys.add(survey.id)
@@ -476,7 +476,11 @@ class _Step:
         return self.render(self.question)
 
     def render(self, question: Question) -> str:
-        return render_question(question, self.survey, self.language, self.t)
+        return self.spell(render_question(question, self.survey, self.language, self.t))
+
+    def spell(self, text: str) -> str:
+        """One of the survey's own texts as this channel gets it."""
+        return spell_for_channel(self.survey, text, self.channel)
 
     def hint(self, question: Question) -> str:
         t = self.t
@@ -572,6 +576,11 @@ def render_question(question: Question, survey: Survey, lang: str, t: SystemText
     if question.optional:
         lines.append(t.skip_prompt())
     return "\n".join(lines)
+
+
+def spell_for_channel(survey: Survey, text: str, channel: str) -> str:
+    """A survey text as sent: in plain GSM-7 letters on SMS when the survey asks for it."""
+    return to_gsm7(text) if channel == "sms" and survey.is_plain_on_sms else text
 
 
 def compose(parts: list[str]) -> list[str]:
