@@ -602,3 +602,105 @@ def test_a_survey_as_written_keeps_its_accents_on_sms(worker):
     w = worker()
     replies = w.script("TRABAJO", "1", "1", "2", "1", "1")
     assert any("¿Cuánto pagó en total, en dólares?" in reply for reply in replies), replies
+
+
+AGING_SURVEY = """\
+id: crew-check
+title: {es: Cuadrilla, en: Crew}
+languages: [es, en]
+keywords: {es: [CUADRILLA], en: [CREW]}
+questions:
+  - id: state
+    type: choice
+    profile: state
+    max_age_days: 30
+    text: {es: "¿En qué estado trabaja?", en: "Which state do you work in now?"}
+    choices:
+      - {value: FL, label: {es: Florida, en: Florida}}
+      - {value: CA, label: {es: California, en: California}}
+  - id: water
+    type: yes_no
+    text: {es: "¿Tiene agua limpia?", en: "Do you have clean water at work?"}
+"""
+EN_STATE_NOW = "Which state do you work in now?"
+EN_WATER = "Do you have clean water at work?"
+
+
+def import_state(app, state: str, days_ago: float, phone: str = "+15551230001") -> None:
+    """Import the worker with a state, as if the import had run that many days ago."""
+    from engage.db import utcnow
+    from engage.services.contacts import import_contacts, read_rows
+
+    lines = ["phone,language,consent_source,state\n", f"{phone},en,clinic,{state}\n"]
+    rows = read_rows(lines, default_region="US", name="contacts.csv")
+    with app.app_context(), db.transaction() as session:
+        vault = app.extensions["engage.vault"]
+        import_contacts(session, vault, rows, now=utcnow() - timedelta(days=days_ago))
+
+
+def publish_aging_survey(app, tmp_path: Path) -> None:
+    from conftest import publish
+
+    directory = tmp_path / "aging-surveys"
+    directory.mkdir()
+    (directory / "crew.yaml").write_text(AGING_SURVEY, encoding="utf-8")
+    publish(app, [directory])
+
+
+def profile_age_days(app, key: str) -> float:
+    from datetime import datetime
+
+    from engage.db import utcnow
+
+    set_at = datetime.fromisoformat(contact(app).profile_updated_at[key])
+    return (utcnow() - set_at).total_seconds() / 86400
+
+
+def test_an_imported_profile_value_older_than_max_age_is_asked_again(worker, app, tmp_path):
+    publish_aging_survey(app, tmp_path)
+    import_state(app, "CA", days_ago=31)
+    w = worker()
+    w.send("CREW")  # consent first
+    assert w.send("1").startswith(EN_STATE_NOW)
+    assert w.send("1").startswith(EN_WATER)  # Florida now
+    assert contact(app).profile["state"] == "FL"
+    assert profile_age_days(app, "state") < 1  # counted again from this answer
+    assert answers(app, "crew-check")["state"][:2] == ("answered", "FL")
+
+
+def test_a_fresh_imported_profile_value_is_not_asked_again(worker, app, tmp_path):
+    publish_aging_survey(app, tmp_path)
+    import_state(app, "CA", days_ago=29)
+    w = worker()
+    w.send("CREW")
+    assert w.send("1").startswith(EN_WATER)
+    assert answers(app, "crew-check")["state"][:2] == ("profile", "CA")
+    assert 28 < profile_age_days(app, "state") < 30  # not refreshed by being used
+
+
+def test_skipping_a_re_asked_profile_question_keeps_the_old_value(worker, app, tmp_path):
+    publish_aging_survey(app, tmp_path)
+    import_state(app, "CA", days_ago=45)
+    w = worker()
+    w.script("CREW", "1")
+    assert w.send("SKIP").startswith(EN_WATER)
+    assert contact(app).profile["state"] == "CA"
+    assert answers(app, "crew-check")["state"][:2] == ("profile", "CA")
+    assert profile_age_days(app, "state") > 44  # still old: asked again next time
+    w.send("1")
+    assert w.send("CREW").startswith("You already answered")
+
+
+def test_without_max_age_an_old_profile_value_is_never_asked_again(worker, app):
+    import_state(app, "CA", days_ago=400)
+    w = worker()
+    w.send("HOUSING")
+    assert "clean water" in w.send("1")
+    assert answers(app, "housing-check")["state"][:2] == ("profile", "CA")
+
+
+def test_a_profile_answer_in_a_conversation_records_when_it_was_given(worker, app):
+    w = worker()
+    w.script("WORK", "1", "2")  # state = California
+    assert contact(app).profile["state"] == "CA"
+    assert profile_age_days(app, "state") < 1
