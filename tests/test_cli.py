@@ -40,6 +40,44 @@ def test_shipped_survey_passes_the_check_with_segment_costs():
     assert not any("warning" in line for line in lines), result.stdout
 
 
+def test_surveys_check_shows_both_spellings_and_warns_on_what_sms_sends(tmp_path):
+    source = (ROOT / "surveys" / "h2a-working-conditions.yaml").read_text(encoding="utf-8")
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(source.replace("\nlanguages:", "\nsms_spelling: plain\nlanguages:", 1))
+    result = run("surveys", "check", str(plain), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = {tuple(line.split()[:2]): line for line in result.stdout.splitlines()}
+    # As written, the accents make this question UCS-2 and two segments; plain, it is one.
+    crop = lines[("crop", "es")]
+    assert crop.split()[2:4] == ["GSM-7", "1"], crop
+    assert "(plain; as written: UCS-2 2)" in crop
+    as_written = run("surveys", "check", str(ROOT / "surveys"), cwd=ROOT).stdout.splitlines()
+    crop = next(line for line in as_written if line.split()[:2] == ["crop", "es"])
+    assert crop.split()[2:4] == ["UCS-2", "2"], crop
+    assert "(as written; plain: GSM-7 1)" in crop
+
+
+def test_surveys_check_warns_when_the_sms_cost_is_over_budget(tmp_path):
+    long_question = "¿" + "Cuántas horas trabajó " * 8 + "?"
+    text = (
+        "id: long-question\n"
+        "title: {es: Demo, en: Demo}\n"
+        "languages: [es, en]\n"
+        "keywords: {es: [LARGA], en: [LONGQ]}\n"
+        "questions:\n"
+        f"  - {{id: q, type: yes_no, text: {{es: '{long_question}', en: b}}}}\n"
+    )
+    path = tmp_path / "long.yaml"
+    path.write_text(text, encoding="utf-8")
+    written = run("surveys", "check", str(path), cwd=tmp_path).stdout
+    line = next(ln for ln in written.splitlines() if ln.split()[:2] == ["q", "es"])
+    assert "warning: more than 2 segments on SMS" in line
+    path.write_text(text.replace("questions:", "sms_spelling: plain\nquestions:"))
+    plain = run("surveys", "check", str(path), cwd=tmp_path).stdout
+    line = next(ln for ln in plain.splitlines() if ln.split()[:2] == ["q", "es"])
+    assert "warning" not in line, line
+
+
 BROKEN = """\
 id: broken-survey
 title: {es: Roto, en: Broken}

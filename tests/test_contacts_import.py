@@ -76,3 +76,18 @@ def test_an_import_never_clears_an_opt_out(app, tmp_path, worker):
     contact = contacts(app)["+13055550100"]
     assert contact.is_opted_out
     assert contact.profile == {"state": "FL"}
+
+
+def test_an_import_records_when_each_profile_value_was_set(app, tmp_path):
+    from datetime import datetime, timedelta
+
+    from engage.db import utcnow
+
+    path = tmp_path / "contacts.csv"
+    path.write_text("phone,language,consent_source,state,crop\n(305) 555-0100,es,clinic,FL,\n")
+    before = utcnow()
+    assert run_import(app, path).exit_code == 0
+    florida = contacts(app)["+13055550100"]
+    assert set(florida.profile_updated_at) == {"state"}  # an empty cell sets nothing
+    set_at = datetime.fromisoformat(florida.profile_updated_at["state"])
+    assert before <= set_at <= utcnow() + timedelta(seconds=1)

@@ -543,3 +543,164 @@ def test_the_clock_expires_idle_conversations_without_waiting_for_a_message(work
     assert result.exit_code == 0, result.output
     statuses = [status for _survey, status in conversations(app)]
     assert statuses == ["expired", "expired"]  # the second one expired in its own step
+
+
+PLAIN_SURVEY = """\
+id: plain-spelling
+title: {es: Días de trabajo, en: Work days}
+languages: [es, en]
+keywords: {es: [DIAS], en: [DAYS]}
+sms_spelling: plain
+intro: {es: "Gracias por participar. Son sólo dos preguntas.", en: "Thank you."}
+questions:
+  - id: days
+    type: choice
+    text: {es: "¿Cuántos días trabajó esta semana?", en: "How many days did you work?"}
+    choices:
+      - {value: few, label: {es: "Menos de tres días", en: Fewer than three}}
+      - {value: many, label: {es: "Tres días o más", en: Three or more}}
+  - id: rest
+    type: yes_no
+    text: {es: "¿Tuvo un día de descanso?", en: "Did you have a day off?"}
+closing: {es: "¡Muchas gracias! Su información ayudará.", en: "Thank you!"}
+"""
+
+
+def publish_plain_survey(app, tmp_path: Path) -> None:
+    from conftest import publish
+
+    directory = tmp_path / "plain-surveys"
+    directory.mkdir()
+    (directory / "plain.yaml").write_text(PLAIN_SURVEY, encoding="utf-8")
+    publish(app, [directory])
+
+
+def test_a_plain_survey_goes_in_gsm7_letters_on_sms(worker, app, tmp_path):
+    from engage.survey.segments import is_gsm7
+
+    publish_plain_survey(app, tmp_path)
+    w = worker()
+    replies = w.script("DIAS", "1", "2", "1")
+    assert "¿Cuantos dias trabajo esta semana?" in replies[1]
+    assert "1 Menos de tres dias" in replies[1]
+    assert "Son solo dos preguntas." in replies[1]
+    assert "¡Muchas gracias! Su informacion ayudara." in replies[3]
+    assert all(is_gsm7(reply) for reply in replies), replies
+    assert conversations(app)[-1] == ("plain-spelling", "completed")
+
+
+def test_a_plain_survey_keeps_its_accents_on_whatsapp(worker, app, tmp_path):
+    publish_plain_survey(app, tmp_path)
+    w = worker("+5215512345678", channel="whatsapp")
+    replies = w.script("DIAS", "1", "2", "1")
+    assert "¿Cuántos días trabajó esta semana?" in replies[1]
+    assert "Son sólo dos preguntas." in replies[1]
+    assert "Su información ayudará." in replies[3]
+
+
+def test_a_survey_as_written_keeps_its_accents_on_sms(worker):
+    w = worker()
+    replies = w.script("TRABAJO", "1", "1", "2", "1", "1")
+    assert any("¿Cuánto pagó en total, en dólares?" in reply for reply in replies), replies
+
+
+AGING_SURVEY = """\
+id: crew-check
+title: {es: Cuadrilla, en: Crew}
+languages: [es, en]
+keywords: {es: [CUADRILLA], en: [CREW]}
+questions:
+  - id: state
+    type: choice
+    profile: state
+    max_age_days: 30
+    text: {es: "¿En qué estado trabaja?", en: "Which state do you work in now?"}
+    choices:
+      - {value: FL, label: {es: Florida, en: Florida}}
+      - {value: CA, label: {es: California, en: California}}
+  - id: water
+    type: yes_no
+    text: {es: "¿Tiene agua limpia?", en: "Do you have clean water at work?"}
+"""
+EN_STATE_NOW = "Which state do you work in now?"
+EN_WATER = "Do you have clean water at work?"
+
+
+def import_state(app, state: str, days_ago: float, phone: str = "+15551230001") -> None:
+    """Import the worker with a state, as if the import had run that many days ago."""
+    from engage.db import utcnow
+    from engage.services.contacts import import_contacts, read_rows
+
+    lines = ["phone,language,consent_source,state\n", f"{phone},en,clinic,{state}\n"]
+    rows = read_rows(lines, default_region="US", name="contacts.csv")
+    with app.app_context(), db.transaction() as session:
+        vault = app.extensions["engage.vault"]
+        import_contacts(session, vault, rows, now=utcnow() - timedelta(days=days_ago))
+
+
+def publish_aging_survey(app, tmp_path: Path) -> None:
+    from conftest import publish
+
+    directory = tmp_path / "aging-surveys"
+    directory.mkdir()
+    (directory / "crew.yaml").write_text(AGING_SURVEY, encoding="utf-8")
+    publish(app, [directory])
+
+
+def profile_age_days(app, key: str) -> float:
+    from datetime import datetime
+
+    from engage.db import utcnow
+
+    set_at = datetime.fromisoformat(contact(app).profile_updated_at[key])
+    return (utcnow() - set_at).total_seconds() / 86400
+
+
+def test_an_imported_profile_value_older_than_max_age_is_asked_again(worker, app, tmp_path):
+    publish_aging_survey(app, tmp_path)
+    import_state(app, "CA", days_ago=31)
+    w = worker()
+    w.send("CREW")  # consent first
+    assert w.send("1").startswith(EN_STATE_NOW)
+    assert w.send("1").startswith(EN_WATER)  # Florida now
+    assert contact(app).profile["state"] == "FL"
+    assert profile_age_days(app, "state") < 1  # counted again from this answer
+    assert answers(app, "crew-check")["state"][:2] == ("answered", "FL")
+
+
+def test_a_fresh_imported_profile_value_is_not_asked_again(worker, app, tmp_path):
+    publish_aging_survey(app, tmp_path)
+    import_state(app, "CA", days_ago=29)
+    w = worker()
+    w.send("CREW")
+    assert w.send("1").startswith(EN_WATER)
+    assert answers(app, "crew-check")["state"][:2] == ("profile", "CA")
+    assert 28 < profile_age_days(app, "state") < 30  # not refreshed by being used
+
+
+def test_skipping_a_re_asked_profile_question_keeps_the_old_value(worker, app, tmp_path):
+    publish_aging_survey(app, tmp_path)
+    import_state(app, "CA", days_ago=45)
+    w = worker()
+    w.script("CREW", "1")
+    assert w.send("SKIP").startswith(EN_WATER)
+    assert contact(app).profile["state"] == "CA"
+    assert answers(app, "crew-check")["state"][:2] == ("profile", "CA")
+    assert profile_age_days(app, "state") > 44  # still old: asked again next time
+    w.send("1")
+    assert w.send("CREW").startswith("You already answered")
+
+
+def test_without_max_age_an_old_profile_value_is_never_asked_again(worker, app):
+    import_state(app, "CA", days_ago=400)
+    w = worker()
+    w.send("HOUSING")
+    assert "clean water" in w.send("1")
+    assert answers(app, "housing-check")["state"][:2] == ("profile", "CA")
+
+
+def test_a_profile_answer_in_a_conversation_records_when_it_was_given(worker, app):
+    w = worker()
+    w.script("WORK", "1", "2")  # state = California
+    assert contact(app).profile["state"] == "CA"
+    assert profile_age_days(app, "state") < 1

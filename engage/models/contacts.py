@@ -27,6 +27,9 @@ class Contact(Base):
     is_menu_open: Mapped[bool] = mapped_column(default=False)
     is_simulated: Mapped[bool] = mapped_column(default=False)
     profile: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # When each profile value was last answered or imported ({key: ISO time}): a profile
+    # question with max_age_days asks again once its value is older.
+    profile_updated_at: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # Random, given once and never shown: the cell key of a published count is the sum of the
     # record keys of the people it counts (engage/results/disclosure.py). Copied onto the
     # contact's conversations and answers when they are written.

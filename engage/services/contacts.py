@@ -6,10 +6,12 @@ import csv
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engage.db import utcnow
 from engage.models import Contact
 from engage.privacy import PhoneNumberError, Vault, normalize_number
 from engage.services.quiet_hours import timezone_for
@@ -74,8 +76,14 @@ def read_rows(lines: Iterable[str], *, default_region: str, name: str) -> list[I
     return rows
 
 
-def import_contacts(session: Session, vault: Vault, rows: list[ImportRow]) -> ImportResult:
-    """Create or update contacts; a later row for the same number wins, an opt-out stays."""
+def import_contacts(
+    session: Session, vault: Vault, rows: list[ImportRow], *, now: datetime | None = None
+) -> ImportResult:
+    """Create or update contacts; a later row for the same number wins, an opt-out stays.
+
+    Each imported profile value counts as set now (a profile question's max_age_days).
+    """
+    set_at = (now or utcnow()).isoformat()
     merged: dict[str, ImportRow] = {}
     for row in rows:
         key = vault.phone_hash(row.e164)
@@ -108,6 +116,10 @@ def import_contacts(session: Session, vault: Vault, rows: list[ImportRow]) -> Im
         if row.consent_source:
             contact.consent_source = row.consent_source
         contact.profile = {**(contact.profile or {}), **row.profile}
+        contact.profile_updated_at = {
+            **(contact.profile_updated_at or {}),
+            **dict.fromkeys(row.profile, set_at),
+        }
         contact.timezone = timezone_for(contact.profile.get("state"), row.e164)
     session.flush()
     return ImportResult(created, updated, len(rows) - len(merged))

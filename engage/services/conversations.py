@@ -97,6 +97,7 @@ _CONTACT_STATE = (
     _contacts.c.is_menu_open,
     _contacts.c.is_simulated,
     _contacts.c.profile,
+    _contacts.c.profile_updated_at,
     _contacts.c.last_nudged_at,
     _contacts.c.phone_encrypted,
     _contacts.c.record_key,
@@ -117,6 +118,7 @@ _NEW_CONTACT_COLUMNS = (
     "is_menu_open",
     "is_simulated",
     "profile",
+    "profile_updated_at",
     "record_key",
     "created_at",
     "updated_at",
@@ -342,6 +344,7 @@ _CONTACT_FIELDS = (
     "is_opted_out",
     "is_menu_open",
     "profile",
+    "profile_updated_at",
     "last_nudged_at",
 )
 
@@ -417,6 +420,7 @@ def handle_inbound(
         is_menu_open=contact.is_menu_open,
         is_new=is_new,
         profile=dict(contact.profile or {}),
+        profile_updated_at=dict(contact.profile_updated_at or {}),
         completed_surveys=history.completed_surveys,
         last_nudged_at=contact.last_nudged_at,
     )
@@ -501,6 +505,7 @@ def _lock_contact(
             "is_menu_open": False,
             "is_simulated": is_simulated,
             "profile": {},
+            "profile_updated_at": {},
             "record_key": new_record_key(),
             "created_at": now,
             "updated_at": now,
@@ -557,8 +562,9 @@ def _write_contact(
         for name in _CONTACT_FIELDS
         if getattr(state, name) != getattr(contact, name)
     }
-    if "profile" in changes:
-        changes["profile"] = dict(state.profile)
+    for name in ("profile", "profile_updated_at"):
+        if name in changes:
+            changes[name] = dict(getattr(state, name))
     if state.has_consented and not contact.has_consented:
         changes["consented_at"] = now
     if state.is_opted_out and not contact.is_opted_out:

@@ -9,6 +9,8 @@ if TYPE_CHECKING:
     from engage.survey.expression import Expression
 
 QUESTION_TYPES = ("choice", "multi", "yes_no", "number", "text")
+# How a survey's own texts are spelled on SMS: as written, or in plain GSM-7 letters (á→a).
+SMS_SPELLINGS = ("as_written", "plain")
 
 # A text per language code, e.g. {"es": "¿Le pagan a tiempo?", "en": "Are you paid on time?"}.
 Texts = dict[str, str]
@@ -39,6 +41,8 @@ class Question:
     # Number questions: unit words per language that make a number reply a miss
     # ("10 horas al día" to a question about a week).
     wrong_units: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Profile questions: a known value older than this many days is asked again.
+    max_age_days: int | None = None
 
     def choice_by_value(self, value: str) -> Choice | None:
         """The choice with this stored value, if any."""
@@ -56,6 +60,7 @@ class Survey:
     whatsapp_template: Texts = field(default_factory=dict)
     intro: Texts = field(default_factory=dict)
     closing: Texts = field(default_factory=dict)
+    sms_spelling: str = "as_written"
     # A hash of the parsed definition: the survey version.
     version: str = ""
     # The parsed definition as plain data (what the version hashes); stored with each version.
@@ -64,6 +69,11 @@ class Survey:
     @property
     def default_language(self) -> str:
         return self.languages[0]
+
+    @property
+    def is_plain_on_sms(self) -> bool:
+        """Whether this survey's texts go in plain GSM-7 spelling on SMS."""
+        return self.sms_spelling == "plain"
 
     def question(self, question_id: str) -> Question:
         """The question with this id (KeyError when there is none)."""
@@ -113,6 +123,7 @@ def survey_from_source(source: dict[str, Any], version: str) -> Survey:
                 max=q.get("max"),
                 bins=tuple(q.get("bins") or ()),
                 wrong_units=_words(q.get("wrong_units")),
+                max_age_days=q.get("max_age_days"),
             )
         )
     return Survey(
@@ -125,6 +136,7 @@ def survey_from_source(source: dict[str, Any], version: str) -> Survey:
         whatsapp_template=_texts(source.get("whatsapp_template")),
         intro=_texts(source.get("intro")),
         closing=_texts(source.get("closing")),
+        sms_spelling=str(source.get("sms_spelling", "as_written")),
         version=version,
         source=source,
     )

@@ -10,13 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from engage.survey import keywords as kw
 from engage.survey.answers import COURTESY_WORDS, parse_answer, parse_yes_no
 from engage.survey.definition import Question, Survey
-from engage.survey.segments import count_segments
+from engage.survey.segments import count_segments, to_gsm7
 from engage.survey.texts import FALLBACK_LANGUAGE, SystemTexts
 
 CONSENT = "_consent"  # pending: waiting for the consent answer
@@ -54,6 +54,8 @@ class ContactState:
     profile: dict[str, Any] = field(default_factory=dict)
     completed_surveys: set[str] = field(default_factory=set)
     last_nudged_at: datetime | None = None
+    # When each profile value was last answered or imported: {key: ISO time}.
+    profile_updated_at: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -322,7 +324,7 @@ class _Step:
             self.contact.has_consented = True
             intro = self.survey.intro.get(conv.language)
             if intro:
-                self.say(intro)
+                self.say(self.spell(intro))
             conv.pending = None
             self.advance(start=True)
         else:
@@ -376,7 +378,7 @@ class _Step:
         if self.contact.has_consented:
             intro = survey.intro.get(lang)
             if intro:
-                self.say(intro)
+                self.say(self.spell(intro))
             self.advance(start=True)
         else:
             conv.pending = CONSENT
@@ -418,9 +420,12 @@ class _Step:
     def record(self, question: Question, status: str, value: Any, raw: str | None) -> None:
         conv = self.conv
         assert conv is not None
+        if status == "skipped" and self.is_profile_known(question):
+            # A re-asked profile value stands when the worker skips: written from the profile.
+            status, value, raw = "profile", self.contact.profile[question.profile], None
         conv.values[question.id] = value
         if question.profile and status == "answered":
-            self.contact.profile[question.profile] = value
+            self.set_profile(question.profile, value)
         self.out.answers.append(
             AnswerRecord(
                 conversation=conv,
@@ -445,7 +450,9 @@ class _Step:
             env = {**self.contact.profile, **conv.values}
             if question.when is not None and not question.when.evaluate(env):
                 continue
-            if question.profile and self.contact.profile.get(question.profile) is not None:
+            if self.is_profile_known(question) and not is_profile_stale(
+                self.contact, question, self.now
+            ):
                 self.record(question, "profile", self.contact.profile[question.profile], None)
                 continue
             conv.pending = question.id
@@ -453,11 +460,19 @@ class _Step:
             return
         closing = survey.closing.get(conv.language)
         if closing:
-            self.say(closing)
+            self.say(self.spell(closing))
         # On a shared phone the thread itself can put the worker at risk.
         self.say(self.t.may_delete())
         self.contact.completed_surveys.add(survey.id)
         self.end("completed")
+
+    def is_profile_known(self, question: Question) -> bool:
+        profile = question.profile
+        return profile is not None and self.contact.profile.get(profile) is not None
+
+    def set_profile(self, key: str, value: Any) -> None:
+        self.contact.profile[key] = value
+        self.contact.profile_updated_at[key] = self.now.isoformat()
 
     # -- rendering ---------------------------------------------------------------------------
 
@@ -476,7 +491,11 @@ class _Step:
         return self.render(self.question)
 
     def render(self, question: Question) -> str:
-        return render_question(question, self.survey, self.language, self.t)
+        return self.spell(render_question(question, self.survey, self.language, self.t))
+
+    def spell(self, text: str) -> str:
+        """One of the survey's own texts as this channel gets it."""
+        return spell_for_channel(self.survey, text, self.channel)
 
     def hint(self, question: Question) -> str:
         t = self.t
@@ -572,6 +591,32 @@ def render_question(question: Question, survey: Survey, lang: str, t: SystemText
     if question.optional:
         lines.append(t.skip_prompt())
     return "\n".join(lines)
+
+
+def is_profile_stale(contact: ContactState, question: Question, now: datetime) -> bool:
+    """Whether the contact's value for a profile question is older than its max_age_days.
+
+    A value without a recorded time (kept from before times were recorded) counts as old.
+    """
+    if question.profile is None or question.max_age_days is None:
+        return False
+    recorded = contact.profile_updated_at.get(question.profile)
+    try:
+        set_at = datetime.fromisoformat(recorded) if isinstance(recorded, str) else None
+    except ValueError:
+        set_at = None
+    if set_at is None:
+        return True
+    if set_at.tzinfo is None:
+        set_at = set_at.replace(tzinfo=UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    return now - set_at > timedelta(days=question.max_age_days)
+
+
+def spell_for_channel(survey: Survey, text: str, channel: str) -> str:
+    """A survey text as sent: in plain GSM-7 letters on SMS when the survey asks for it."""
+    return to_gsm7(text) if channel == "sms" and survey.is_plain_on_sms else text
 
 
 def compose(parts: list[str]) -> list[str]:

@@ -24,7 +24,14 @@ from ruamel.yaml.events import (
 )
 
 from engage.survey import keywords
-from engage.survey.definition import QUESTION_TYPES, Choice, Question, Survey, Texts
+from engage.survey.definition import (
+    QUESTION_TYPES,
+    SMS_SPELLINGS,
+    Choice,
+    Question,
+    Survey,
+    Texts,
+)
 from engage.survey.expression import ExpressionError, parse
 
 SURVEY_FIELDS = (
@@ -33,6 +40,7 @@ SURVEY_FIELDS = (
     "languages",
     "keywords",
     "repeat",
+    "sms_spelling",
     "whatsapp_template",
     "intro",
     "questions",
@@ -44,6 +52,7 @@ QUESTION_FIELDS = (
     "type",
     "text",
     "profile",
+    "max_age_days",
     "optional",
     "when",
     "choices",
@@ -511,6 +520,9 @@ class _Checker:
         title = self.texts(document, "title", "title") if "title" in document else {}
         survey_keywords = self.check_keywords(document) if "keywords" in document else {}
         repeat = self.boolean(document, "repeat", "repeat") if "repeat" in document else False
+        sms_spelling = (
+            self.check_sms_spelling(document) if "sms_spelling" in document else "as_written"
+        )
         templates = self.check_templates(document) if "whatsapp_template" in document else {}
         intro = self.texts(document, "intro", "intro") if "intro" in document else {}
         closing = self.texts(document, "closing", "closing") if "closing" in document else {}
@@ -529,6 +541,7 @@ class _Checker:
             whatsapp_template=templates,
             intro=intro,
             closing=closing,
+            sms_spelling=sms_spelling,
             version=_version(source),
             source=source,
         )
@@ -608,6 +621,17 @@ class _Checker:
             elif node[lang] == []:
                 self.error(_key_line(node, lang), f"no keyword for '{lang}'")
         return result
+
+    def check_sms_spelling(self, document: dict[Any, Any]) -> str:
+        value = document["sms_spelling"]
+        if value not in SMS_SPELLINGS:
+            shown = f"'{value}'" if isinstance(value, str) else _kind(value)
+            self.error(
+                _key_line(document, "sms_spelling"),
+                f"sms_spelling must be one of {', '.join(SMS_SPELLINGS)}, got {shown}",
+            )
+            return "as_written"
+        return str(value)
 
     def check_templates(self, document: dict[Any, Any]) -> Texts:
         node = document["whatsapp_template"]
@@ -756,6 +780,7 @@ class _Checker:
         optional = (
             self.boolean(item, "optional", f"optional of {name}") if "optional" in item else False
         )
+        max_age_days = self.check_max_age(item, name) if "max_age_days" in item else None
 
         choices: tuple[Choice, ...] = ()
         has_choices = question_type in ("choice", "multi")
@@ -798,7 +823,23 @@ class _Checker:
             max=bounds[1],
             bins=bounds[2],
             wrong_units=wrong_units,
+            max_age_days=max_age_days,
         )
+
+    def check_max_age(self, item: dict[Any, Any], name: str) -> int | None:
+        value = item["max_age_days"]
+        line = _key_line(item, "max_age_days")
+        if "profile" not in item:
+            self.error(line, f"max_age_days of {name} without profile: only a profile is re-asked")
+            return None
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            shown = _format_number(value) if _is_number(value) else _kind(value)
+            self.error(
+                line,
+                f"max_age_days of {name} must be a whole number of days, 1 or more, got {shown}",
+            )
+            return None
+        return int(value)
 
     def check_choices(
         self, item: dict[Any, Any], name: str, question_type: str | None

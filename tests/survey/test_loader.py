@@ -1901,3 +1901,76 @@ def test_find_survey_files(tmp_path: Path) -> None:
         tmp_path / "c.yaml",
     ]
     assert find_survey_files(str(tmp_path)) == find_survey_files(tmp_path)
+
+
+# --- sms_spelling and max_age_days -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["plain", "as_written"])
+def test_sms_spelling_is_read(tmp_path: Path, value: str) -> None:
+    survey, problems = load(tmp_path, COMPLETE.replace("repeat: false", f"sms_spelling: {value}"))
+    assert survey is not None, problems
+    assert survey.sms_spelling == value
+    assert survey.is_plain_on_sms == (value == "plain")
+
+
+def test_sms_spelling_defaults_to_as_written(tmp_path: Path) -> None:
+    survey, _ = load(tmp_path, COMPLETE)
+    assert survey is not None and survey.sms_spelling == "as_written"
+
+
+@pytest.mark.parametrize("value", ["ascii", "true", "1", "Plain"])
+def test_sms_spelling_must_be_plain_or_as_written(tmp_path: Path, value: str) -> None:
+    _, problems = load(tmp_path, COMPLETE.replace("repeat: false", f"sms_spelling: {value}"))
+    assert_only_error(problems, 6, "sms_spelling must be one of as_written, plain")
+
+
+def test_max_age_days_is_read_with_a_profile(tmp_path: Path) -> None:
+    text = COMPLETE.replace(
+        "    profile: work_state\n", "    profile: work_state\n    max_age_days: 30\n"
+    )
+    survey, problems = load(tmp_path, text)
+    assert survey is not None, problems
+    assert survey.question("state").max_age_days == 30
+    assert survey.question("paid_on_time").max_age_days is None
+
+
+def test_max_age_days_without_profile_is_an_error_at_its_line(tmp_path: Path) -> None:
+    _, problems = load(
+        tmp_path,
+        with_questions("""\
+        - id: paid
+          type: yes_no
+          max_age_days: 30
+          text: {es: "¿Pagado?", en: "Paid?"}
+        """),
+    )
+    assert_only_error(problems, 8, "max_age_days of question 'paid' without profile")
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "1.5", "'30'", "true", "[30]"])
+def test_max_age_days_must_be_a_positive_whole_number(tmp_path: Path, value: str) -> None:
+    _, problems = load(
+        tmp_path,
+        with_questions(f"""\
+        - id: paid
+          type: yes_no
+          profile: paid
+          max_age_days: {value}
+          text: {{es: "¿Pagado?", en: "Paid?"}}
+        """),
+    )
+    assert_only_error(problems, 9, "must be a whole number of days, 1 or more")
+
+
+def test_sms_spelling_and_max_age_survive_the_stored_definition(tmp_path: Path) -> None:
+    from engage.survey.definition import survey_from_source
+
+    text = COMPLETE.replace("repeat: false", "sms_spelling: plain").replace(
+        "    profile: work_state\n", "    profile: work_state\n    max_age_days: 30\n"
+    )
+    survey, problems = load(tmp_path, text)
+    assert survey is not None, problems
+    rebuilt = survey_from_source(json.loads(json.dumps(survey.source)), survey.version)
+    assert rebuilt.sms_spelling == "plain"
+    assert rebuilt.question("state").max_age_days == 30
