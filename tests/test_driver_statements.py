@@ -27,6 +27,7 @@ COLUMNS = (
     "profile",
     "last_nudged_at",
     "record_key",
+    "profile_updated_at",
     "created_at",
     "updated_at",
 )
@@ -44,6 +45,7 @@ def contact(phone_hash: str, **values) -> dict:
         "profile": {"state": "FL", "crop": 'tomates, ñ "1"', "n": [1, None]},
         "last_nudged_at": ELSEWHERE,
         "record_key": 200,
+        "profile_updated_at": {"state": WHEN.isoformat()},
         "created_at": WHEN,
         "updated_at": WHEN,
         **values,
