@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -181,3 +184,143 @@ def test_replies_are_never_flagged(worker, app):
     with app.app_context():
         flagged = db.session().scalars(select(Message).where(Message.is_urgent.is_(True))).all()
         assert [m.direction for m in flagged] == ["in"]
+
+
+# -- alerts ------------------------------------------------------------------------------------
+
+
+class AlertHook:
+    """A webhook on 127.0.0.1 that records what it gets; answers 500 while `is_failing`."""
+
+    def __init__(self) -> None:
+        self.received: list[dict] = []
+        self.raw: list[bytes] = []
+        self.is_failing = False
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                hook.raw.append(body)
+                if hook.is_failing:
+                    self.send_response(500)
+                else:
+                    hook.received.append(json.loads(body))
+                    self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> AlertHook:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def alert_hook():
+    with AlertHook() as hook:
+        yield hook
+
+
+@pytest.fixture
+def alert_app(app, alert_hook):
+    app.config["ENGAGE_ALERT_WEBHOOK"] = alert_hook.url
+    app.config["ENGAGE_PUBLIC_URL"] = "https://engage.example.org"
+    return app
+
+
+def test_an_urgent_message_is_posted_to_the_webhook_without_text_or_number(
+    worker, alert_app, alert_hook
+):
+    w = worker()
+    w.script("TRABAJO", "1")
+    w.send("me quitaron el pasaporte")
+    with alert_app.app_context():
+        message = db.session().scalars(select(Message).where(Message.is_urgent.is_(True))).one()
+        assert message.alert_sent_at is not None
+        contact_id, at = message.contact_id, message.created_at
+    assert alert_hook.received == [
+        {
+            "contact": f"contact-{contact_id}",
+            "topic": "documents",
+            "at": at.isoformat(),
+            "url": f"https://engage.example.org/staff/inbox/{contact_id}",
+            "is_simulated": True,
+        }
+    ]
+    raw = alert_hook.raw[0].decode()
+    for secret in ("pasaporte", "quitaron", PHONE, PHONE[1:], PHONE[-7:]):
+        assert secret not in raw
+    w.send("hola")  # not urgent: no alert
+    assert len(alert_hook.received) == 1
+
+
+def test_a_failed_alert_is_retried_by_the_clock_until_it_succeeds(worker, alert_app, alert_hook):
+    from engage.jobs.periodic import run_periodic
+
+    alert_hook.is_failing = True
+    worker().script("WORK", "1", "they won't let me leave")
+    assert len(alert_hook.raw) == 1 and alert_hook.received == []
+    with alert_app.app_context(), db.transaction() as session:
+        message = session.scalars(select(Message).where(Message.is_urgent.is_(True))).one()
+        assert message.alert_sent_at is None
+        message.created_at -= timedelta(minutes=2)  # past the job's own chance
+    with alert_app.app_context():
+        assert run_periodic()["alerts"] == 1  # still failing: tried again, still due
+    assert len(alert_hook.raw) == 2
+    alert_hook.is_failing = False
+    with alert_app.app_context():
+        run_periodic()
+        assert run_periodic()["alerts"] == 0  # delivered: nothing more to do
+    assert [a["topic"] for a in alert_hook.received] == ["not_free_to_leave"]
+    with alert_app.app_context():
+        assert db.session().scalars(select(Message.alert_sent_at).where(Message.is_urgent)).one()
+
+
+def test_without_a_webhook_nothing_is_posted_and_the_flag_stays(worker, app, alert_hook):
+    worker().script("TRABAJO", "1", "me pegan")
+    assert alert_hook.raw == []
+    assert inbound(app)[-1][2] is True
+
+
+def test_with_redis_the_alert_is_a_job_on_replies(worker, alert_app, alert_hook, redis_url):
+    from redis import Redis
+
+    from engage.jobs.worker import run_worker
+
+    alert_app.config["REDIS_URL"] = redis_url
+    worker().script("TRABAJO", "1", "nos tienen encerrados")
+    assert alert_hook.raw == []  # not in the step: queued
+    assert Redis.from_url(redis_url).lrange("rq:queue:replies", 0, -1) == [
+        b"alert-5"
+    ]  # the inbound row
+    with alert_app.app_context():
+        run_worker(burst=True)
+    assert [a["topic"] for a in alert_hook.received] == ["locked_in"]
+
+
+def test_an_urgent_message_through_the_twilio_webhook_is_alerted(
+    twilio_app, fake_twilio, alert_hook
+):
+    from twilio_helpers import PUBLIC_URL, inbound_form, post_signed
+
+    app = twilio_app(ENGAGE_ALERT_WEBHOOK=alert_hook.url)
+    client = app.test_client()
+    for body in ("TRABAJO", "1", "el mayordomo me amenaza, me amenazan todos"):
+        response = post_signed(
+            client, fake_twilio.auth_token, "/twilio/messages", inbound_form(PHONE, body)
+        )
+        assert response.status_code == 200
+    [alert] = alert_hook.received
+    assert alert["topic"] == "threats" and alert["is_simulated"] is False
+    assert alert["url"] == f"{PUBLIC_URL}/staff/inbox/1"
+    assert "amenaza" not in alert_hook.raw[0].decode()

@@ -35,7 +35,7 @@ def lists() -> SafetyWords:
 
 
 def test_the_format_has_topics_phrases_and_comments():
-    text = "# partners' notes\n[documents]\nMe quitaron el PASAPORTE  # a comment\n\n[debt]\nDeuda\n"
+    text = "# notes\n[documents]\nMe quitaron el PASAPORTE  # a comment\n\n[debt]\nDeuda\n"
     assert parse_safety_list(text) == (
         ("me quitaron el pasaporte", "documents"),
         ("deuda", "debt"),
