@@ -227,6 +227,9 @@ def load(env: Mapping[str, str], instance_path: str | Path) -> dict[str, Any]:
     api_url = env.get("ENGAGE_TWILIO_API_URL", "").rstrip("/")
     if api_url and is_production and not api_url.startswith("https://"):
         raise ConfigError("ENGAGE_TWILIO_API_URL must be https:// in production")
+    alert_webhook = env.get("ENGAGE_ALERT_WEBHOOK", "")
+    if alert_webhook and is_production and not alert_webhook.startswith("https://"):
+        raise ConfigError("ENGAGE_ALERT_WEBHOOK must be an https:// URL in production")
     send_rate = env.get("ENGAGE_SEND_RATE")
     send_concurrency = _int(env, "ENGAGE_SEND_CONCURRENCY", 4)
     if not 1 <= send_concurrency <= 64:
@@ -253,6 +256,7 @@ def load(env: Mapping[str, str], instance_path: str | Path) -> dict[str, Any]:
         "ENGAGE_ORG_NAME": env.get("ENGAGE_ORG_NAME", "Engage"),
         "ENGAGE_DEFAULT_REGION": env.get("ENGAGE_DEFAULT_REGION", "US"),
         "ENGAGE_IDLE_HOURS": _int(env, "ENGAGE_IDLE_HOURS", 72),
+        "ENGAGE_ALERT_WEBHOOK": alert_webhook,
         "ENGAGE_QUIET_HOURS": _quiet_hours(env.get("ENGAGE_QUIET_HOURS", "21-8")),
         "ENGAGE_SPOOL_DIR": env.get("ENGAGE_SPOOL_DIR", str(instance / "spool")),
         "ENGAGE_MIN_CELL": min_cell,

@@ -54,6 +54,7 @@ def test_production_refuses_to_start_without(missing, tmp_path):
         ({"ENGAGE_SECRET_KEY": "s" * 64}, "placeholder"),
         ({"ENGAGE_PUBLIC_URL": "http://engage.example.org"}, "ENGAGE_PUBLIC_URL must be an https"),
         ({"ENGAGE_PUBLIC_URL": "engage.example.org"}, "ENGAGE_PUBLIC_URL must be an https"),
+        ({"ENGAGE_ALERT_WEBHOOK": "http://hooks.example.org/t"}, "ALERT_WEBHOOK must be an https"),
         ({"DATABASE_URL": "sqlite:////srv/engage.db"}, "DATABASE_URL must be PostgreSQL"),
         ({"DATABASE_URL": "SQLite:///engage.db"}, "DATABASE_URL must be PostgreSQL"),
         ({"FLASK_DEBUG": "1"}, "FLASK_DEBUG is on"),

@@ -22,6 +22,7 @@ from engage import db
 from engage.db import utcnow
 from engage.intake import strip_control_characters
 from engage.jobs import REPLIES, dispatch_sends
+from engage.jobs.alerts import dispatch_alerts
 from engage.privacy import parse_sender
 from engage.services.conversations import (
     InboundResult,
@@ -129,6 +130,8 @@ def receive(form: InboundForm, *, now: datetime | None = None) -> InboundResult:
         # Only the type: database errors quote the message text.
         raise RefusedMessageError(type(exc).__name__) from exc
     dispatch_sends(result.outbound_ids, queue_name=REPLIES)
+    if result.urgent_message_id is not None:
+        dispatch_alerts([result.urgent_message_id])
     return result
 
 

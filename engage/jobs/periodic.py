@@ -9,6 +9,7 @@ from flask import current_app
 
 from engage import db
 from engage.jobs import BULK, REPLIES, dispatch_sends
+from engage.jobs.alerts import retry_alerts
 from engage.services import outbox
 from engage.services.maintenance import expire_idle_conversations
 
@@ -32,6 +33,7 @@ def run_periodic() -> dict[str, int]:
     counts["reconciling"] = dispatch_sends(dispatching) if dispatching else 0
     counts["replayed"] = replay_spool()
     counts["snapshots"] = take_snapshots()
+    counts["alerts"] = retry_alerts()
     if any(counts.values()):
         log.info("clock: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
     return counts

@@ -11,6 +11,7 @@ from flask import Flask
 
 from engage import db
 from engage.intake import strip_control_characters
+from engage.jobs.alerts import dispatch_alerts
 from engage.messaging.console import ConsoleSender
 from engage.privacy import parse_sender
 from engage.services import outbox
@@ -33,6 +34,9 @@ def simulate_message(app: Flask, phone: str, text: str, *, channel: str = "sms")
             body=strip_control_characters(text),
             is_simulated=True,
         )
+    # Staff see a simulated urgent message as any other (the alert says it is simulated).
+    if result.urgent_message_id is not None:
+        dispatch_alerts([result.urgent_message_id])
     # Always the console sender, never Twilio: a simulation reaches nobody's phone.
     sender = ConsoleSender(stream=io.StringIO())
     for message_id in result.outbound_ids:

@@ -35,6 +35,8 @@ class Contact(Base):
     # contact's conversations and answers when they are written.
     record_key: Mapped[int] = mapped_column(default=lambda: new_record_key())
     last_nudged_at: Mapped[datetime | None]
+    # When safety words found inside a message last got the help text (at most once in 24 h).
+    last_safety_help_at: Mapped[datetime | None]
     # WhatsApp's 24-hour customer-service window opens with each inbound WhatsApp message.
     last_whatsapp_inbound_at: Mapped[datetime | None]
     # IANA time zone for quiet hours (from the profile state or the phone's area code).

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engage.db import Base, utcnow
@@ -13,7 +13,11 @@ class Message(Base):
     """Every inbound and outbound message. Outbound rows are the outbox: written before sending."""
 
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_status_direction", "direction", "status"),)
+    __table_args__ = (
+        Index("ix_messages_status_direction", "direction", "status"),
+        # The clock's look-up of urgent messages whose alert has not gone out yet.
+        Index("ix_messages_urgent_alert", "is_urgent", "alert_sent_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     direction: Mapped[str] = mapped_column(String(3))  # in | out
@@ -30,6 +34,11 @@ class Message(Base):
     media_url: Mapped[str | None] = mapped_column(Text)
     kind: Mapped[str | None] = mapped_column(String(20))
     is_free_text: Mapped[bool] = mapped_column(default=False)
+    # A safety flag (DESIGN.md "Safety flags and the inbox"): the topic, never the words.
+    is_urgent: Mapped[bool] = mapped_column(default=False, server_default=false())
+    urgent_topic: Mapped[str | None] = mapped_column(String(30))
+    # When ENGAGE_ALERT_WEBHOOK took the alert for this urgent message; None: the clock retries.
+    alert_sent_at: Mapped[datetime | None]
     status: Mapped[str] = mapped_column(String(20), default="received")
     error_code: Mapped[int | None]
     queue: Mapped[str] = mapped_column(String(10), default="replies")

@@ -41,6 +41,7 @@ from engage.survey.engine import (
     Engine,
     Outcome,
 )
+from engage.survey.safety import safety_words
 from engage.survey.texts import SystemTexts
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ class InboundResult:
     is_duplicate: bool = False
     outbound_ids: list[int] = field(default_factory=list)
     replies: list[str] = field(default_factory=list)
+    # The inbound message when it was flagged urgent: its alert goes out after the commit.
+    urgent_message_id: int | None = None
 
 
 # Texts never change while a process runs: one SystemTexts per catalog, language and name.
@@ -74,7 +77,10 @@ def make_engine(session: Session | Connection, settings: Settings) -> Engine:
         return _system_texts(settings.locales_dir, lang, settings.org_name)
 
     return Engine(
-        DatabaseCatalog(session), texts=texts_for, idle=timedelta(hours=settings.idle_hours)
+        DatabaseCatalog(session),
+        texts=texts_for,
+        idle=timedelta(hours=settings.idle_hours),
+        safety=safety_words(settings.locales_dir),
     )
 
 
@@ -99,6 +105,7 @@ _CONTACT_STATE = (
     _contacts.c.profile,
     _contacts.c.profile_updated_at,
     _contacts.c.last_nudged_at,
+    _contacts.c.last_safety_help_at,
     _contacts.c.phone_encrypted,
     _contacts.c.record_key,
 )
@@ -346,6 +353,7 @@ _CONTACT_FIELDS = (
     "profile",
     "profile_updated_at",
     "last_nudged_at",
+    "last_safety_help_at",
 )
 
 
@@ -388,6 +396,8 @@ def handle_inbound(
         "conversation_id": None,
         "kind": "not_a_phone",
         "is_free_text": False,
+        "is_urgent": False,
+        "urgent_topic": None,
         "queue": "replies",
         "sequence": 0,
     }
@@ -423,6 +433,7 @@ def handle_inbound(
         profile_updated_at=dict(contact.profile_updated_at or {}),
         completed_surveys=history.completed_surveys,
         last_nudged_at=contact.last_nudged_at,
+        last_safety_help_at=contact.last_safety_help_at,
     )
     active = history.active
     conv_state = history.conversation_state()
@@ -446,6 +457,8 @@ def handle_inbound(
         conversation_id=current or (active.id if active is not None else None),
         kind=outcome.kind,
         is_free_text=outcome.is_free_text,
+        is_urgent=outcome.urgent_topic is not None,
+        urgent_topic=outcome.urgent_topic,
     )
     replies = [
         {
@@ -456,6 +469,8 @@ def handle_inbound(
             "body": text,
             "status": "pending",
             "is_free_text": False,
+            "is_urgent": False,
+            "urgent_topic": None,
             "sequence": index,
         }
         for index, text in enumerate(outcome.replies)
@@ -463,19 +478,22 @@ def handle_inbound(
     message_id, outbound_ids = _insert_messages(writes, inbound, replies)
     if message_id is None:
         raise RepeatedMessageError(f"inbound {sid}: stored by another step meanwhile")
+    # Never the words that raised a flag: the kind and whether it is urgent.
     log.info(
-        "message %s: %s from contact-%s, %d repl%s",
+        "message %s: %s from contact-%s, %d repl%s%s",
         message_id,
         outcome.kind,
         contact.id,
         len(outbound_ids),
         "y" if len(outbound_ids) == 1 else "ies",
+        ", urgent" if outcome.urgent_topic else "",
     )
     return InboundResult(
         message_id=message_id,
         contact_id=contact.id,
         outbound_ids=outbound_ids,
         replies=list(outcome.replies),
+        urgent_message_id=message_id if outcome.urgent_topic else None,
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from engage.survey import keywords as kw
 from engage.survey.answers import COURTESY_WORDS, parse_answer, parse_yes_no
 from engage.survey.definition import Question, Survey
+from engage.survey.safety import DISTRESS, SafetyMatch, SafetyWords, is_distress_keyword
 from engage.survey.segments import count_segments, to_gsm7
 from engage.survey.texts import FALLBACK_LANGUAGE, SystemTexts
 
@@ -40,6 +41,8 @@ _COURTESY_WORDS = frozenset(
 # us would only be noise (docs/twilio.md §6.1).
 _TWILIO_OPT_IN = frozenset({"start", "unstop", "yes"})
 _TWILIO_OPT_OUT = frozenset(kw.fold(w) for w in kw.TWILIO_OPT_OUT)
+# Safety words found inside other text get the help text at most this often per contact.
+SAFETY_HELP_INTERVAL = timedelta(hours=24)
 # Keyword -> (survey, language) per set of active survey versions (a version never changes).
 _keyword_indexes: dict[tuple[tuple[str, str], ...], dict[str, tuple[Survey, str]]] = {}
 
@@ -56,6 +59,7 @@ class ContactState:
     last_nudged_at: datetime | None = None
     # When each profile value was last answered or imported: {key: ISO time}.
     profile_updated_at: dict[str, str] = field(default_factory=dict)
+    last_safety_help_at: datetime | None = None
 
 
 @dataclass
@@ -99,6 +103,8 @@ class Outcome:
     # What the inbound message was, for the message row and the logs.
     kind: str = "text"
     is_free_text: bool = False
+    # A safety flag for staff: the topic of the safety words found (never the words).
+    urgent_topic: str | None = None
 
 
 class SurveyCatalog(Protocol):
@@ -115,10 +121,12 @@ class Engine:
         surveys: SurveyCatalog,
         texts: Callable[[str], SystemTexts],
         idle: timedelta = timedelta(hours=72),
+        safety: SafetyWords | None = None,
     ) -> None:
         self.surveys = surveys
         self.texts = texts
         self.idle = idle
+        self.safety = safety
 
     # -- entry points ---------------------------------------------------------------------
 
@@ -209,6 +217,7 @@ class _Step:
         self.out = Outcome()
         self.parts: list[str] = []
         self.twilio_confirmed = False
+        self._safety: tuple[str, SafetyMatch | None] | None = None
 
     # -- the rules, in precedence order ----------------------------------------------------
 
@@ -227,9 +236,13 @@ class _Step:
             elif kind == "help":
                 # They wrote to us, maybe in trouble: the help text, and nothing else changes.
                 self.out.kind = "help"
+                self.flag_distress(text)
                 self.say(self.t.help())
             else:
                 self.out.kind = "ignored"
+                # Nothing is sent, but staff see it.
+                if match := self.safety_match(text):
+                    self.out.urgent_topic = match.topic
             return
         if kind == "opt_out":
             contact.is_opted_out = True
@@ -247,6 +260,7 @@ class _Step:
                 return
         if kind == "help":
             self.out.kind = "help"
+            self.flag_distress(text)
             self.say(self.t.help(), *self.prompts())
             return
         if kind == "language":
@@ -274,6 +288,8 @@ class _Step:
             if self.answer_question(self.question, text):
                 return
         if self.start_by_keyword(text):
+            return
+        if self.answer_safety(text):
             return
         if self.conv is not None:
             self.miss(text)
@@ -307,8 +323,8 @@ class _Step:
         assert conv is not None
         answer = read_consent(text, self.languages())
         if answer is None:
-            if self.keyword(text) is not None:
-                return False  # a survey keyword: handled by start_by_keyword
+            if self.keyword(text) is not None or self.safety_match(text):
+                return False  # a survey keyword or safety words: handled after
             conv.consent_tries += 1
             self.out.kind = "consent"
             if conv.consent_tries >= MAX_CONSENT_TRIES:
@@ -343,6 +359,8 @@ class _Step:
         if answer is None:
             return False
         self.out.kind = "answer"
+        if question.type == "text":
+            self.flag_safety(text)  # the help text, then the answer is taken as usual
         value = list(answer.value) if isinstance(answer.value, tuple) else answer.value
         self.record(question, "answered", value, text)
         self.advance()
@@ -397,6 +415,49 @@ class _Step:
         if last is None or self.now - last >= timedelta(hours=24):
             contact.last_nudged_at = self.now
             self.say(self.t.no_conversation(self.keywords_for(self.language)))
+
+    # -- safety flags (DESIGN.md "Safety flags and the inbox") -------------------------------
+
+    def safety_match(self, text: str) -> SafetyMatch | None:
+        """Safety words in the text: the lists of its language, Spanish and English."""
+        if self._safety is None or self._safety[0] != text:
+            safety = self.engine.safety
+            langs = [self.language, self.contact.language or self.language, "es", "en"]
+            if self.conv is None and self.contact.language is None:
+                langs += kw.CATALOG_LANGUAGES  # no language known yet: every list
+            self._safety = (text, safety.find(text, langs) if safety and text else None)
+        return self._safety[1]
+
+    def flag_distress(self, text: str) -> None:
+        """A distress keyword (AUXILIO, ANMWE…) raises the flag; its help text always goes."""
+        if is_distress_keyword(text):
+            self.out.urgent_topic = DISTRESS
+            self.contact.last_safety_help_at = self.now
+
+    def flag_safety(self, text: str) -> bool:
+        """Flag safety words found in the text and say the help text, at most once in 24 h."""
+        match = self.safety_match(text)
+        if match is None:
+            return False
+        self.out.urgent_topic = match.topic
+        last = self.contact.last_safety_help_at
+        if last is None or self.now - last >= SAFETY_HELP_INTERVAL:
+            self.contact.last_safety_help_at = self.now
+            # Someone who never chose a language gets help in the words they wrote.
+            known = self.conv is not None or self.contact.language is not None
+            texts = self.engine.texts(self.language if known else match.language)
+            self.say((texts.sms if self.channel == "sms" else texts).help())
+        return True
+
+    def answer_safety(self, text: str) -> bool:
+        """A flagged message that is no answer: help, no hint, not a miss; the conversation
+        goes on (outside one, help replaces the no-conversation reply)."""
+        if not self.flag_safety(text):
+            return False
+        self.out.kind = "safety"
+        self.out.is_free_text = self.conv is None
+        self.say(*self.prompts())
+        return True
 
     # -- conversation mechanics --------------------------------------------------------------
 
