@@ -59,6 +59,7 @@ def message_rows(contact_id: int, conversation_id: int) -> list[dict]:
         "body": "Hola.\n\nResponda 1 para empezar.",
         "kind": "invitation",
         "is_free_text": False,
+        "is_urgent": False,
         "status": "pending",
         "sequence": 0,
         "is_simulated": False,

@@ -177,6 +177,7 @@ def invite_batch(
                     "body": body,
                     "kind": "invitation",
                     "is_free_text": False,
+                    "is_urgent": False,
                     "status": "pending",
                     "sequence": sequence,
                     "is_simulated": False,
