@@ -35,7 +35,7 @@ PLACEHOLDER_PHRASES = (
     "notsecret",
     "yoursecret",
 )
-# The floors below which published counts could identify a worker (docs/domain.md).
+# The floors below which published counts could identify a worker (docs/disclosure-control.md).
 PRODUCTION_MIN_CELL = 5
 PRODUCTION_MIN_ROUND_BASE = 3
 

@@ -126,7 +126,7 @@ def _ping_idle_connections(engine: Engine) -> None:
     webhook, though a connection reused a few milliseconds after its last transaction is
     nearly always alive. Idle ones are pinged here (a dead one is replaced by the pool);
     one that died anyway fails its transaction with an OperationalError, which the webhook
-    spools, and is discarded (engage/sql.py's driver_errors; Core does so for its own).
+    spools, and is discarded (Core invalidates a connection it finds disconnected).
     """
 
     @event.listens_for(engine, "checkin")

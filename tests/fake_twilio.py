@@ -11,7 +11,7 @@ In a test::
 Standalone, for benchmarks: ``python tests/fake_twilio.py --port 8999`` serves until killed and
 prints its base URL and credentials.
 
-It answers like Twilio's 2010 Messages API (docs/twilio.md §4): basic auth (401, code 20003),
+It answers like Twilio's 2010 Messages API: basic auth (401, code 20003),
 Twilio's JSON error shape, the create checks Twilio makes (21604, 21603, 21602, 21617, 21654),
 a 201 Message resource, fetch by SID (404, code 20404), and a filtered list newest first. Every
 create request is also checked against the CreateMessage schema of Twilio's OpenAPI description
@@ -578,8 +578,8 @@ class _Server(ThreadingHTTPServer):
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, address = super().get_request()
-        # Without this, Nagle + delayed ACK stall every keep-alive answer by ~40 ms
-        # (docs/performance.md): the fake would make every send look slow.
+        # Without this, Nagle + delayed ACK stall every keep-alive answer by ~40 ms, and
+        # the fake would make every send look slow.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._open_lock:
             self._open.add(sock)
@@ -655,7 +655,7 @@ _GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
 
 
 def _segments(body: str) -> int:
-    """SMS segments as Twilio counts them (docs/twilio.md §7.1), for num_segments."""
+    """SMS segments as Twilio counts them, for num_segments."""
     if not body:
         return 0
     if all(ch in _GSM7 or ch in _GSM7_EXTENSION for ch in body):

@@ -1,4 +1,4 @@
-"""engage.sql.DriverStatement reads and writes exactly what Core reads and writes."""
+"""engage.sql.StepStatement: statements built per dialect, reading and writing as Core does."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from engage import db
 from engage.db import insert_ignoring_conflicts
 from engage.models import Contact
-from engage.sql import DriverStatement
+from engage.sql import StepStatement
 
 contacts = Contact.__table__
 WHEN = datetime(2031, 3, 4, 16, 0, 0, 123456, tzinfo=UTC)
@@ -61,7 +61,7 @@ def as_text(connection, phone_hash: str) -> tuple:
 
 
 def test_insert_writes_what_core_writes(app) -> None:
-    statement = DriverStatement(insert(contacts), column_keys=COLUMNS)
+    statement = StepStatement(insert(contacts))
     with app.app_context(), db.engine().begin() as connection:
         connection.execute(insert(contacts), contact("by-core"))
         assert statement.rows(connection, contact("by-driver")) == []
@@ -81,7 +81,7 @@ def test_select_reads_what_core_reads(app) -> None:
     with app.app_context(), db.engine().begin() as connection:
         connection.execute(insert(contacts), contact("x"))
         core = connection.execute(query, {"phone_hash": "x"}).one()
-        row = DriverStatement(query).first(connection, {"phone_hash": "x"})
+        row = StepStatement(query).first(connection, {"phone_hash": "x"})
     assert tuple(row) == tuple(core)
     assert row.last_nudged_at == ELSEWHERE and row.last_nudged_at.tzinfo is not None
     assert row.has_consented is True and row.flag is False
@@ -89,10 +89,7 @@ def test_select_reads_what_core_reads(app) -> None:
 
 
 def test_update_sets_only_the_given_columns(app) -> None:
-    statement = DriverStatement(
-        update(contacts).where(contacts.c.id == bindparam("b_row_id")),
-        column_keys=("language", "profile", "updated_at"),
-    )
+    statement = StepStatement(update(contacts).where(contacts.c.id == bindparam("b_row_id")))
     with app.app_context(), db.engine().begin() as connection:
         row_id = connection.execute(
             insert(contacts).returning(contacts.c.id), contact("u")
@@ -108,11 +105,10 @@ def test_update_sets_only_the_given_columns(app) -> None:
 
 
 def test_conflicting_insert_returns_nothing(app) -> None:
-    statement = DriverStatement(
+    statement = StepStatement(
         lambda dialect: insert_ignoring_conflicts(dialect, contacts, "phone_hash").returning(
             contacts.c.id
         ),
-        column_keys=COLUMNS,
     )
     with app.app_context(), db.engine().begin() as connection:
         first = statement.rows(connection, contact("same"))
@@ -120,18 +116,20 @@ def test_conflicting_insert_returns_nothing(app) -> None:
     assert len(first) == 1 and again == []
 
 
-def test_a_column_default_left_out_is_refused(app) -> None:
-    """No Python-side default is applied on the driver's cursor: leaving one out is an error."""
-    statement = DriverStatement(insert(contacts), column_keys=("phone_hash", "phone_encrypted"))
+def test_a_column_default_left_out_is_applied_as_core_applies_it(app) -> None:
+    statement = StepStatement(insert(contacts))
     with app.app_context(), db.engine().begin() as connection:
-        with pytest.raises(ValueError, match="created_at"):
-            statement.rows(connection, {"phone_hash": "p", "phone_encrypted": "t"})
+        statement.rows(connection, {"phone_hash": "p", "phone_encrypted": "t"})
+        created, key = connection.execute(
+            select(contacts.c.created_at, contacts.c.record_key).where(contacts.c.phone_hash == "p")
+        ).one()
+    assert created is not None and 0 <= key < 256
 
 
 def test_driver_errors_are_raised_as_core_raises_them(app) -> None:
     """A broken constraint is SQLAlchemy's IntegrityError, as from Core: callers catch one
     family of errors whichever way a statement ran."""
-    statement = DriverStatement(insert(contacts), column_keys=COLUMNS)
+    statement = StepStatement(insert(contacts))
     with app.app_context(), db.engine().connect() as connection:
         with connection.begin():
             statement.rows(connection, contact("twice"))

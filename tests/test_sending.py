@@ -20,9 +20,16 @@ from engage import db
 from engage.config import ConfigError
 from engage.config import load as load_config
 from engage.db import utcnow
-from engage.jobs import BULK, REPLIES, SEND_JOB_OPTIONS, dispatch_sends, queue, redis_connection
+from engage.jobs import (
+    BULK,
+    REPLIES,
+    SEND_JOB_OPTIONS,
+    SEND_MESSAGE,
+    dispatch_sends,
+    queue,
+    redis_connection,
+)
 from engage.jobs.periodic import run_periodic
-from engage.jobs.reply_jobs import SEND_MESSAGE
 from engage.jobs.send import CHUNK_ROUNDS, send_batch, send_message
 from engage.jobs.worker import run_worker
 from engage.messaging import SendResult
@@ -98,7 +105,7 @@ def test_replies_are_queued_on_redis_and_sent_by_a_burst_worker(twilio_app, redi
 
 
 def test_a_reply_job_is_the_job_rq_itself_writes(twilio_app, redis_url):
-    """engage/jobs/reply_jobs.py writes RQ's job hash itself: the same, field by field."""
+    """A reply job is field for field the one RQ writes for the same call."""
     app = twilio_app(REDIS_URL=redis_url)
     with app.app_context():
         connection = redis_connection()

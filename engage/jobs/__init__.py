@@ -15,8 +15,6 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Retry
 
-from engage.jobs.reply_jobs import ReplyJobs
-
 log = logging.getLogger(__name__)
 
 REPLIES = "replies"
@@ -26,8 +24,9 @@ SEND_RETRY = Retry(max=6, interval=[2, 5, 15, 60, 300, 900])
 SEND_JOB_OPTIONS = {"retry": SEND_RETRY, "result_ttl": 0, "failure_ttl": 7 * 24 * 3600}
 # Bulk rows go to RQ in jobs of this many: RQ's own bookkeeping per job costs more than a send.
 BULK_BATCH = 100
-# Reply jobs written per Redis call (engage/jobs/reply_jobs.py).
-REPLY_BATCH = 500
+# Jobs enqueued per Redis pipeline.
+ENQUEUE_BATCH = 500
+SEND_MESSAGE = "engage.jobs.send.send_message"
 
 
 def redis_connection() -> Redis | None:
@@ -55,15 +54,6 @@ def queue(name: str, connection: Redis) -> Queue:
     return found[1]
 
 
-def reply_jobs(connection: Redis) -> ReplyJobs:
-    """The writer of `replies` send jobs, kept per app (it loads its script once)."""
-    found = current_app.extensions.get("engage.reply_jobs")
-    if found is None or found.queue.connection is not connection:
-        found = ReplyJobs(queue(REPLIES, connection), SEND_JOB_OPTIONS)
-        current_app.extensions["engage.reply_jobs"] = found
-    return found
-
-
 def dispatch_sends(message_ids: Iterable[int], *, queue_name: str = REPLIES) -> int:
     """Hand committed outbound rows to the senders; returns how many were handed over.
 
@@ -82,9 +72,16 @@ def dispatch_sends(message_ids: Iterable[int], *, queue_name: str = REPLIES) -> 
         return len(ids)
     try:
         if queue_name == REPLIES:
-            writer = reply_jobs(connection)
-            for start in range(0, len(ids), REPLY_BATCH):
-                writer.enqueue(ids[start : start + REPLY_BATCH])
+            # A job per reply, so that one slow send never holds up another worker's reply.
+            jobs = [
+                Queue.prepare_data(
+                    SEND_MESSAGE,
+                    args=(message_id,),
+                    job_id=f"send-{message_id}",
+                    **SEND_JOB_OPTIONS,
+                )
+                for message_id in ids
+            ]
         else:
             jobs = [
                 Queue.prepare_data(
@@ -96,8 +93,11 @@ def dispatch_sends(message_ids: Iterable[int], *, queue_name: str = REPLIES) -> 
                 )
                 for start in range(0, len(ids), BULK_BATCH)
             ]
+        for start in range(0, len(jobs), ENQUEUE_BATCH):
             with connection.pipeline() as pipe:
-                queue(queue_name, connection).enqueue_many(jobs, pipeline=pipe)
+                queue(queue_name, connection).enqueue_many(
+                    jobs[start : start + ENQUEUE_BATCH], pipeline=pipe
+                )
                 pipe.execute()
     except RedisError as exc:
         log.warning("queue: %d send(s) left for the sweep, Redis unavailable: %s", len(ids), exc)
@@ -113,7 +113,7 @@ def schedule_send(message_id: int, at: datetime, *, queue_name: str = BULK) -> b
     try:
         queue(queue_name, connection).enqueue_at(
             at,
-            "engage.jobs.send.send_message",
+            SEND_MESSAGE,
             message_id,
             job_id=f"send-{message_id}",
             retry=SEND_RETRY,

@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 # after the clock's look-up, for staff to decide. So: a few rows per thread, not a whole batch.
 CHUNK_ROUNDS = 4
 # A bulk job claims no new chunk after this long and hands the rest of its rows to a new job.
-# RQ stops a job after 180 s; under a shared rate limit of one send a second (a US long code,
-# docs/twilio.md §5) 100 rows take 100 s with one worker sending and 200 s with two.
+# RQ stops a job after 180 s; under a shared rate limit of one send a second (Twilio's default for
+# a US long code) 100 rows take 100 s with one worker sending and 200 s with two.
 BATCH_SECONDS = 120.0
 
 

@@ -72,7 +72,7 @@ def _done(answer: tuple[str, object]) -> Future[tuple[str, object]]:
 class SendPool:
     """Sends a chunk of messages with up to `concurrency` of them in flight.
 
-    Twilio is 100–300 ms away (docs/performance.md): one worker sending one message at a time
+    Twilio is 100–300 ms away: one worker sending one message at a time
     spends nearly all its time waiting, so a few requests in flight multiply what it sends. The
     threads live as long as the process, so each keeps its connection to Twilio open.
     """

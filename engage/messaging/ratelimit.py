@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from redis import Redis
 
-# docs/twilio.md §5, "Per-sender MPS". Twilio counts segments; we count sends, and Twilio queues
-# whatever a long message adds (up to 10 hours' worth per sender, same section).
+# Twilio's per-sender MPS (messages per second). Twilio counts segments; we count sends, and
+# Twilio queues whatever a long message adds (up to 10 hours' worth per sender).
 LONG_CODE_RATE = 1.0  # "US/CA long code: 1 MPS per number historically" [S22]
 TOLL_FREE_RATE = 3.0  # "US toll-free: 3 MPS default (SMS and MMS)" [S23]
 SHORT_CODE_RATE = 100.0  # "Short code: 'over 100 message segments per second'" [S22]
@@ -80,7 +80,7 @@ class Grant:
 
 
 def default_rate(sender: str) -> float:
-    """Sends per second Twilio allows by default for this sender address (docs/twilio.md §5)."""
+    """Sends per second Twilio allows by default for this sender address."""
     if _MESSAGING_SERVICE_SID.fullmatch(sender):
         return MESSAGING_SERVICE_RATE
     if sender.lower().startswith("whatsapp:"):

@@ -1,6 +1,6 @@
 """The real sender: Twilio's Messages API through the twilio package, errors sorted by what is safe.
 
-Twilio has no idempotency key for creating a message (docs/twilio.md §4.3), so every failure is
+Twilio has no idempotency key for creating a message, so every failure is
 sorted three ways: permanent (Twilio said no for good), transient (the message surely does not
 exist: safe to send again) and ambiguous (it may exist: `lookup` before anything else).
 """
@@ -37,7 +37,7 @@ from engage.messaging.twilio_http import TwilioApiHttpClient
 
 log = logging.getLogger(__name__)
 
-# docs/twilio.md §4.3. Codes that say "not now, later": the request was refused before a
+# Twilio's error codes that say "not now, later": the request was refused before a
 # message was created, so sending again is safe.
 TRANSIENT_CODES = frozenset(
     {
@@ -151,8 +151,8 @@ class TwilioSender:
                 sender = "whatsapp:" + sender  # a WhatsApp sender configured as a bare number
             params["from_"] = sender
         if message.content_sid:
-            # Outside the WhatsApp window Twilio refuses a Body sent with the template (63016,
-            # docs/twilio.md §4.2): the template alone, its variables as a JSON string.
+            # Outside the WhatsApp window Twilio refuses a Body sent with the template (63016):
+            # the template alone, its variables as a JSON string.
             params["content_sid"] = message.content_sid
             if message.content_variables:
                 params["content_variables"] = json.dumps(
@@ -231,7 +231,7 @@ def classify_send_error(exc: Exception) -> SendError:
             return PermanentSendError(code, text, status=status)
         if status >= 500:
             # Twilio answered, but with a server error after the request arrived: the message
-            # may have been created (docs/twilio.md §0 rule 2, §4.3 "5xx … → ambiguous").
+            # may have been created.
             return AmbiguousSendError(code, text, status=status)
         if 400 <= status < 500:
             return PermanentSendError(code, text, status=status)

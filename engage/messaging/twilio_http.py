@@ -4,9 +4,9 @@ twilio's own (`TwilioHttpClient`) goes through `requests`: about 0.7 ms of Pytho
 here, against 0.3 ms for urllib3, which requests is built on, making the same request (requests
 adds sessions, hooks, cookies and request and response objects of its own, none of which the
 twilio client uses). A worker's sends share one core, so that difference decides how many rows
-a worker sends a second (README, "Sending"). The twilio client takes any `HttpClient`
-(docs/twilio.md §8.1); this one sends what twilio's own would: form-encoded data, Basic auth,
-the client's headers, a connect and a read timeout, no retries, no redirects. It logs nothing:
+a worker sends a second (README, "Sending"). The twilio client takes any `HttpClient` (its
+documented `http_client` hook); this one sends what twilio's own would: form-encoded data, Basic
+auth, the client's headers, a connect and a read timeout, no retries, no redirects. It logs nothing:
 a look-up's query holds a worker's number.
 """
 
@@ -37,7 +37,7 @@ class TwilioApiHttpClient(HttpClient):
     thread-safe), each keeping its connection to Twilio open between requests.
 
     With `base_url`, every request meant for *.twilio.com goes there instead, path and query
-    kept (docs/twilio.md §8.2): the way the tests and benchmarks reach the fake Twilio, on the
+    kept: the way the tests and benchmarks reach the fake Twilio, on the
     same code path production runs. We take that over setting `client.api.base_url` (§8.3)
     because it covers every Twilio domain (api, content, messaging, …) and still works if an
     edge or region rewrote the host first.

@@ -33,7 +33,7 @@ from engage.models import Answer, Contact, Conversation, Message
 from engage.models.contacts import new_record_key
 from engage.privacy import Sender, Vault, has_one_form
 from engage.services.surveys import DatabaseCatalog
-from engage.sql import DriverStatement
+from engage.sql import StepStatement
 from engage.survey.engine import (
     AnswerRecord,
     ContactState,
@@ -93,8 +93,7 @@ _conversations = Conversation.__table__
 _answers = Answer.__table__
 _messages = Message.__table__
 
-# The step runs on every message: its statements are compiled once and run on the driver's
-# cursor (engage/sql.py).
+# The step runs on every message: its statements are built once per dialect (engage/sql.py).
 _CONTACT_STATE = (
     _contacts.c.id,
     _contacts.c.language,
@@ -109,7 +108,7 @@ _CONTACT_STATE = (
     _contacts.c.phone_encrypted,
     _contacts.c.record_key,
 )
-_LOCK_CONTACT = DriverStatement(
+_LOCK_CONTACT = StepStatement(
     select(
         *_CONTACT_STATE,
         exists().where(_messages.c.sid == bindparam("sid")).label("is_repeat"),
@@ -117,24 +116,10 @@ _LOCK_CONTACT = DriverStatement(
     .where(_contacts.c.phone_hash == bindparam("phone_hash"))
     .with_for_update(of=_contacts)
 )
-_NEW_CONTACT_COLUMNS = (
-    "phone_hash",
-    "phone_encrypted",
-    "has_consented",
-    "is_opted_out",
-    "is_menu_open",
-    "is_simulated",
-    "profile",
-    "profile_updated_at",
-    "record_key",
-    "created_at",
-    "updated_at",
-)
-_CREATE_CONTACT = DriverStatement(
+_CREATE_CONTACT = StepStatement(
     lambda dialect: insert_ignoring_conflicts(dialect, _contacts, "phone_hash").returning(
         *_CONTACT_STATE, literal(False).label("is_repeat")
     ),
-    column_keys=_NEW_CONTACT_COLUMNS,
 )
 # What the step reads after the lock: the contact's conversations, newest first, each with its
 # latest answers (question, value) as one JSON array: the open conversation's values, and what a
@@ -176,8 +161,8 @@ def _conversations_with_answers(dialect_name: str) -> Select[Any]:
     )
 
 
-_CONVERSATIONS = DriverStatement(_conversations_with_answers)
-_SUPERSEDE = DriverStatement(
+_CONVERSATIONS = StepStatement(_conversations_with_answers)
+_SUPERSEDE = StepStatement(
     update(_answers)
     .where(
         _answers.c.contact_id == bindparam("b_contact_id"),
@@ -203,30 +188,20 @@ _ANSWER_COLUMNS = (
     "record_key",
     "answered_at",
 )
-_INSERT_ANSWER = DriverStatement(insert(_answers), column_keys=_ANSWER_COLUMNS)
-# Statements whose columns vary from step to step: one per set of columns (a handful).
+_INSERT_ANSWER = StepStatement(insert(_answers))
+# UPDATE table SET (the columns given) WHERE id = :b_row_id, per table.
+_UPDATES = {
+    table: StepStatement(update(table).where(table.c.id == bindparam("b_row_id")))
+    for table in (_contacts, _conversations)
+}
+_INSERT_CONVERSATION = StepStatement(insert(_conversations).returning(_conversations.c.id))
 
 
 @lru_cache(maxsize=64)
-def _update(table: Table, columns: tuple[str, ...]) -> DriverStatement:
-    """UPDATE table SET (these columns) WHERE id = :b_row_id."""
-    return DriverStatement(
-        update(table).where(table.c.id == bindparam("b_row_id")), column_keys=columns
-    )
-
-
-@lru_cache(maxsize=64)
-def _insert_conversation(columns: tuple[str, ...]) -> DriverStatement:
-    return DriverStatement(
-        insert(_conversations).returning(_conversations.c.id), column_keys=columns
-    )
-
-
-@lru_cache(maxsize=64)
-def _insert_messages_claiming_sid(count: int, columns: tuple[str, ...]) -> DriverStatement:
+def _insert_messages_claiming_sid(count: int, columns: tuple[str, ...]) -> StepStatement:
     """One INSERT of `count` messages that skips (returns nothing for) a SID already stored."""
     rows = [{c: bindparam(f"{c}_{i}") for c in columns} for i in range(count)]
-    return DriverStatement(
+    return StepStatement(
         lambda dialect: (
             insert_ignoring_conflicts(dialect, _messages, "sid")
             .values(rows)
@@ -242,7 +217,7 @@ def _writes_then_messages(
     answers: int,
     messages: int,
     message_columns: tuple[str, ...],
-) -> DriverStatement:
+) -> StepStatement:
     """PostgreSQL: the step's updates, superseded answers and new answers as data-modifying
     CTEs of the messages' INSERT: the writes in one statement instead of one each.
 
@@ -278,7 +253,7 @@ def _writes_then_messages(
         statement = _insert_messages_claiming_sid(messages, message_columns).statement(dialect_name)
         return statement.add_cte(*ctes)
 
-    return DriverStatement(build)
+    return StepStatement(build)
 
 
 class _Writes:
@@ -295,7 +270,7 @@ class _Writes:
     def update(self, table: Table, row_id: int, values: dict[str, Any]) -> None:
         columns = tuple(sorted(values))
         if not self.is_merged:
-            _update(table, columns).rows(self.connection, {**values, "b_row_id": row_id})
+            _UPDATES[table].rows(self.connection, {**values, "b_row_id": row_id})
             return
         self.updates.append((table, columns, {**values, "row_id": row_id}))
 
@@ -643,7 +618,7 @@ def _write_conversations(
         )
         values["is_invited"] = False
         # Now, not with the other writes: the rows written after it need its id.
-        inserted = _insert_conversation(tuple(sorted(values))).first(writes.connection, values)
+        inserted = _INSERT_CONVERSATION.first(writes.connection, values)
         ids[key] = inserted.id
     return ids
 

@@ -428,7 +428,7 @@ def _response_rows(
         .order_by(Answer.conversation_id, Answer.id)
     )
     # Core rows (no ORM loading) and partitions with a size: with yield_per that streams, while
-    # partitions() without one made psycopg buffer the whole result (docs/performance.md).
+    # partitions() without one made psycopg buffer the whole result.
     result = session.connection().execute(stmt.execution_options(yield_per=STREAM_BATCH))
     rows = itertools.chain.from_iterable(result.partitions(STREAM_BATCH))
     types = {question_id: question.type for question_id, question in questions.items()}

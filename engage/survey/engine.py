@@ -38,7 +38,7 @@ _COURTESY_WORDS = frozenset(
     for word in _WORDS.findall(kw.fold(phrase))
 )
 # On SMS, Twilio answers its own English opt-out and opt-in words; a second confirmation from
-# us would only be noise (docs/twilio.md §6.1).
+# us would only be noise.
 _TWILIO_OPT_IN = frozenset({"start", "unstop", "yes"})
 _TWILIO_OPT_OUT = frozenset(kw.fold(w) for w in kw.TWILIO_OPT_OUT)
 # Safety words found inside other text get the help text at most this often per contact.

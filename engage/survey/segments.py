@@ -6,7 +6,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-# GSM 03.38 default alphabet (3GPP TS 23.038) without ESC, as in docs/twilio.md §7.2.
+# GSM 03.38 default alphabet (3GPP TS 23.038) without ESC.
 GSM7_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ"
     " !\"#¤%&'()*+,-./0123456789:;<=>?"

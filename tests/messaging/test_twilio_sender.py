@@ -154,7 +154,7 @@ def test_sends_reuse_one_connection_without_stalling(fake_twilio: FakeTwilio) ->
 
     assert len(fake_twilio.messages) == 50
     assert fake_twilio.connections == 1
-    # A Nagle/delayed-ACK stall costs ~40 ms per keep-alive request (docs/performance.md).
+    # A Nagle/delayed-ACK stall costs ~40 ms per keep-alive request.
     assert elapsed < 50 * 0.03, f"50 sends took {elapsed:.2f} s"
 
 

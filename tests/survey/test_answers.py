@@ -550,7 +550,7 @@ def test_answer_is_frozen() -> None:
         answer.value = "no"  # type: ignore[misc]
 
 
-# --- replies workers send (docs/worker-content.md §4) ---------------------------------------------
+# --- replies workers send ----------------------------------------------------------------------
 
 H2A_STATES = Question(
     "state",
