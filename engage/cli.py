@@ -74,7 +74,7 @@ def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION."""
     from engage.migrations import upgrade
 
-    upgrade(db.engine(), revision)
+    upgrade(db.engine(), revision, vault=current_app.extensions["engage.vault"])
     click.echo(f"database at {revision}")
 
 
@@ -278,6 +278,39 @@ def contacts_import(file: Path) -> None:
     click.echo(
         f"{result.created} created, {result.updated} updated, "
         f"{result.merged_in_file} duplicate row(s) merged"
+        + (f", {result.skipped_erased} erased number(s) skipped" if result.skipped_erased else "")
+    )
+
+
+@contacts_group.command("erase")
+@click.argument("phone")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_appcontext
+def contacts_erase(phone: str, yes: bool) -> None:
+    """Erase the contact with this number, as its BORRAR does (audited; sends nothing)."""
+    from engage.jobs.erasure import erase
+    from engage.privacy import PhoneNumberError, normalize_number
+    from engage.services.accounts import record_erasure
+    from engage.services.erasure import BY_CLI, find_contact
+
+    try:
+        e164 = normalize_number(phone, current_app.config["ENGAGE_DEFAULT_REGION"])
+    except PhoneNumberError as exc:
+        raise click.ClickException(str(exc)) from None
+    with db.engine().connect() as connection:
+        contact_id = find_contact(connection, current_app.extensions["engage.vault"], e164)
+    if contact_id is None:
+        raise click.ClickException("no contact has this number (or it was erased already)")
+    if not yes:
+        click.confirm(f"Erase contact-{contact_id}: its messages and number, for good?", abort=True)
+    erased = erase([contact_id], by=BY_CLI)
+    with db.transaction() as session:
+        record_erasure(session, actor=_actor(), contact_id=contact_id, by=BY_CLI)
+    if not erased:
+        raise click.ClickException(f"contact-{contact_id} was erased meanwhile")
+    click.echo(
+        f"contact-{contact_id} erased: {erased[0].deletions} message(s) to delete at Twilio "
+        f"(the clock does it), {erased[0].cancelled} send(s) cancelled"
     )
 
 
@@ -362,7 +395,10 @@ def export(
     try:
         if responses:
             staff_file = export_responses(
-                session, survey_id, secret_key=current_app.config["SECRET_KEY"]
+                session,
+                survey_id,
+                secret_key=current_app.config["SECRET_KEY"],
+                vault=current_app.extensions["engage.vault"],
             )
         else:
             report = build_report(session, survey_id, by, rule=report_rule(current_app.config))

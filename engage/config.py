@@ -230,6 +230,9 @@ def load(env: Mapping[str, str], instance_path: str | Path) -> dict[str, Any]:
     alert_webhook = env.get("ENGAGE_ALERT_WEBHOOK", "")
     if alert_webhook and is_production and not alert_webhook.startswith("https://"):
         raise ConfigError("ENGAGE_ALERT_WEBHOOK must be an https:// URL in production")
+    retention_days = _int(env, "ENGAGE_RETENTION_DAYS", 0) or None
+    if retention_days is not None and retention_days < 1:
+        raise ConfigError("ENGAGE_RETENTION_DAYS must be a number of days (empty: never)")
     send_rate = env.get("ENGAGE_SEND_RATE")
     send_concurrency = _int(env, "ENGAGE_SEND_CONCURRENCY", 4)
     if not 1 <= send_concurrency <= 64:
@@ -257,6 +260,7 @@ def load(env: Mapping[str, str], instance_path: str | Path) -> dict[str, Any]:
         "ENGAGE_DEFAULT_REGION": env.get("ENGAGE_DEFAULT_REGION", "US"),
         "ENGAGE_IDLE_HOURS": _int(env, "ENGAGE_IDLE_HOURS", 72),
         "ENGAGE_ALERT_WEBHOOK": alert_webhook,
+        "ENGAGE_RETENTION_DAYS": retention_days,
         "ENGAGE_QUIET_HOURS": _quiet_hours(env.get("ENGAGE_QUIET_HOURS", "21-8")),
         "ENGAGE_SPOOL_DIR": env.get("ENGAGE_SPOOL_DIR", str(instance / "spool")),
         "ENGAGE_MIN_CELL": min_cell,

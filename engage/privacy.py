@@ -1,4 +1,11 @@
-"""Phone numbers at rest: encrypted with Fernet, found again by a keyed hash; sender parsing."""
+"""Personal data at rest: encrypted with Fernet, numbers found again by a keyed hash; senders.
+
+Two keys. The PII key (the `Vault`) encrypts what belongs to no contact (spool files, the
+address of a sender that is not a phone) and wraps each contact's own key. A contact's key
+(`ContactCipher`) encrypts that contact's texts and every copy of its number; erasure destroys
+it (engage/services/erasure.py), so no copy left in WAL files or backups can be read with the
+live database's keys.
+"""
 
 from __future__ import annotations
 
@@ -67,8 +74,31 @@ def normalize_number(raw: str, default_region: str) -> str:
     return lookup_form(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
 
 
+class ContactErasedError(LookupError):
+    """The contact's key is gone: it was erased, and nothing of it can be read any more."""
+
+
+class ContactCipher:
+    """Encrypts and decrypts one contact's texts and number under the contact's own key."""
+
+    def __init__(self, key: bytes) -> None:
+        self._fernet = Fernet(key)
+
+    def encrypt(self, text: str) -> str:
+        return self._fernet.encrypt(text.encode()).decode()
+
+    def decrypt(self, token: str) -> str:
+        return self._fernet.decrypt(token.encode()).decode()
+
+    def encrypt_optional(self, text: str | None) -> str | None:
+        return None if text is None else self.encrypt(text)
+
+    def decrypt_optional(self, token: str | None) -> str | None:
+        return None if token is None else self.decrypt(token)
+
+
 class Vault:
-    """Encrypts and hashes phone numbers with the PII key."""
+    """Encrypts and hashes phone numbers with the PII key; wraps contacts' keys."""
 
     def __init__(self, pii_key: str) -> None:
         self._fernet = Fernet(pii_key.encode())
@@ -85,6 +115,17 @@ class Vault:
 
     def decrypt_bytes(self, token: bytes) -> bytes:
         return self._fernet.decrypt(token)
+
+    def new_contact_key(self) -> tuple[str, ContactCipher]:
+        """A new contact's key: as stored (wrapped with the PII key), and ready to use."""
+        key = Fernet.generate_key()
+        return self._fernet.encrypt(key).decode(), ContactCipher(key)
+
+    def contact_cipher(self, key_encrypted: str | None) -> ContactCipher:
+        """A contact's cipher from its stored key; ContactErasedError once the key is gone."""
+        if not key_encrypted:
+            raise ContactErasedError("the contact was erased")
+        return ContactCipher(self._fernet.decrypt(key_encrypted.encode()))
 
     def phone_hash(self, e164: str) -> str:
         """The keyed hash a contact is found by (of the folded look-up form)."""

@@ -116,6 +116,31 @@ class Spool:
                 os.close(fd)
             _fsync_directory(self.directory)  # the file itself must persist, not only its line
 
+    def forget_dead_letters(self, matches: Callable[[dict[str, Any]], bool]) -> int:
+        """Remove the dead letters whose entry `matches` (erasure); how many went.
+
+        The file is rewritten whole, atomically; a line that cannot be read is kept as it is.
+        """
+        if not self.has_dead_letters():
+            return 0
+        with self._lock(_APPEND_LOCK, fcntl.LOCK_EX):
+            try:
+                lines = self.dead_letters_path.read_bytes().splitlines(keepends=True)
+            except (FileNotFoundError, NotADirectoryError):
+                return 0
+            kept = []
+            for line in lines:
+                try:
+                    letter = json.loads(self._vault.decrypt_bytes(line.strip()))
+                    is_match = matches(letter.get("entry") or {})
+                except (InvalidToken, ValueError, TypeError, AttributeError):
+                    is_match = False
+                if not is_match:
+                    kept.append(line if line.endswith(b"\n") else line + b"\n")
+            if len(kept) < len(lines):
+                _write_atomically(self.dead_letters_path, b"".join(kept))
+            return len(lines) - len(kept)
+
     # -- reading ---------------------------------------------------------------------------
 
     def pending(self) -> Iterator[SpoolEntry]:

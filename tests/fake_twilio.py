@@ -57,6 +57,7 @@ _MESSAGES = {
     20503: "Service Unavailable",
     20504: "Gateway Timeout",
     21211: "Invalid 'To' Phone Number",
+    20009: "Cannot delete this resource before it is complete",
     21408: "Permission to send an SMS has not been enabled for the region indicated by the 'To'",
     21602: "Message body is required.",
     21603: "A 'From' phone number is required.",
@@ -145,6 +146,9 @@ class FakeTwilio:
         self._rejections: dict[str, tuple[int, int, str]] = {}
         self._delay = 0.0
         self._connections = 0
+        self._deleted: list[str] = []
+        self._unfinished = 0
+        self._known: set[str] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -222,6 +226,17 @@ class FakeTwilio:
         with self._lock:
             return self._connections
 
+    @property
+    def deleted(self) -> list[str]:
+        """The SIDs of the messages deleted, in order."""
+        with self._lock:
+            return list(self._deleted)
+
+    def know(self, *sids: str) -> None:
+        """Hold these SIDs as existing messages (inbound ones, which the fake never created)."""
+        with self._lock:
+            self._known.update(sids)
+
     def message(self, sid: str) -> dict[str, Any] | None:
         """A created Message resource by SID."""
         with self._lock:
@@ -252,6 +267,11 @@ class FakeTwilio:
         """Refuse every valid create to this address with a permanent error."""
         with self._lock:
             self._rejections[to] = (status, code, message or _MESSAGES.get(code, "Error"))
+
+    def refuse_deletes(self, n: int = 1) -> None:
+        """Answer the next n deletes with 20009: the message is not final yet (try later)."""
+        with self._lock:
+            self._unfinished += n
 
     def hang_next(self, n: int = 1, seconds: float = 2.0) -> None:
         """Create the next n messages, then wait this long before answering (the answer is lost)."""
@@ -313,6 +333,8 @@ class FakeTwilio:
             self._fetch(record, account, sid)
         elif method == "POST" and sid is None:
             self._create(record, account, form)
+        elif method == "DELETE" and sid is not None:
+            self._delete(record, account, sid)
         else:
             record.answer(405, _error(20004, "Method not allowed", 405))
 
@@ -429,6 +451,28 @@ class FakeTwilio:
         else:
             record.answer(200, stored.resource)
 
+    def _delete(self, record: _Recorder, account: str, sid: str) -> None:
+        """DELETE …/Messages/{Sid}.json: 204, 404 (20404) when unknown, 400 (20009) when held."""
+        with self._lock:
+            stored = self._by_sid.get(sid)
+            exists = sid in self._known or (
+                stored is not None and stored.resource["account_sid"] == account
+            )
+            unfinished = exists and self._unfinished > 0
+            if unfinished:
+                self._unfinished -= 1
+            elif exists:
+                self._by_sid.pop(sid, None)
+                self._stored = [s for s in self._stored if s is not stored]
+                self._known.discard(sid)
+                self._deleted.append(sid)
+        if not exists:
+            record.answer(404, _error(20404, _MESSAGES[20404], 404))
+        elif unfinished:
+            record.answer(400, _error(20009, _MESSAGES[20009], 400))
+        else:
+            record.answer(204, None)
+
     def _list(self, record: _Recorder, account: str, query: dict[str, list[str]]) -> None:
         to = _first(query, "To")
         from_ = _first(query, "From")
@@ -515,14 +559,14 @@ class _Recorder:
     def answer(
         self,
         status: int,
-        payload: dict[str, Any],
+        payload: dict[str, Any] | None,
         *,
         authenticate: bool = False,
         noted: bool = False,
     ) -> None:
         if not noted:
             self.note(status)
-        body = json.dumps(payload).encode()
+        body = b"" if payload is None else json.dumps(payload).encode()
         handler = self.handler
         handler.send_response(status)
         handler.send_header("Content-Type", "application/json; charset=utf-8")
@@ -555,6 +599,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.fake.handle(self, "GET")
+
+    def do_DELETE(self) -> None:
+        self.server.fake.handle(self, "DELETE")
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: the recording is the log

@@ -13,6 +13,7 @@ from twilio_helpers import inbound_form, post_signed
 from engage import db
 from engage.cli import main
 from engage.models import Campaign, Contact, Conversation, Message
+from tests import readback as rb
 
 
 def cli(app, *args):
@@ -264,8 +265,7 @@ def test_campaign_rows_hold_the_invitation_and_its_conversation(twilio_app, tmp_
         assert row.send_after == datetime(2031, 3, 4, 16, tzinfo=UTC)
         assert row.created_at == started
     with app.app_context():
-        vault = app.extensions["engage.vault"]
-        assert [vault.decrypt(r.their_address_encrypted) for r in rows] == [
+        assert [rb.address(app, r) for r in rows] == [
             "+13055550101",
             "+12065550102",
         ]

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from engage import db
 from engage.cli import main
 from engage.models import Contact
+from tests import readback as rb
 
 
 def run_import(app, path):
@@ -18,10 +19,9 @@ def run_import(app, path):
 
 
 def contacts(app):
-    vault = app.extensions["engage.vault"]
     with app.app_context():
         rows = db.session().scalars(select(Contact).order_by(Contact.id)).all()
-        return {vault.decrypt(c.phone_encrypted): c for c in rows}
+        return {rb.phone(app, c): c for c in rows}
 
 
 def test_import_normalises_numbers_and_merges_duplicates(app, tmp_path):

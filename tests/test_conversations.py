@@ -6,12 +6,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import InvalidToken
 from sqlalchemy import select
 
 from engage import db
 from engage.models import Answer, Contact, Conversation, Message
 from engage.privacy import has_one_form, lookup_form
 from engage.survey.texts import SystemTexts
+from tests import readback as rb
 
 LOCALES = Path(__file__).resolve().parent.parent / "locales"
 ES_CONSENT = "¿Participa? 1=Si 2=No"  # on SMS, system texts go in plain GSM-7 spelling
@@ -37,7 +39,10 @@ def answers(app, survey_id="working-conditions"):
         rows = db.session().scalars(
             select(Answer).where(Answer.survey_id == survey_id).order_by(Answer.id)
         )
-        return {a.question_id: (a.status, a.value.get("v"), a.raw_text, a.language) for a in rows}
+        return {
+            a.question_id: (a.status, rb.value(app, a), rb.raw_text(app, a), a.language)
+            for a in rows
+        }
 
 
 def age(app, model, column: str, hours: float) -> None:
@@ -413,10 +418,7 @@ def test_known_contact_without_conversation_gets_one_reply_a_day(worker, app):
     assert w.send("anyone there?") == ""
     age(app, Contact, "last_nudged_at", 25)
     assert "send HOUSING, PRUEBA, WORK." in w.send("hello again")
-    with app.app_context():
-        free = (
-            db.session().scalars(select(Message.body).where(Message.is_free_text.is_(True))).all()
-        )
+    free = rb.inbound_bodies(app, Message.is_free_text.is_(True))
     assert free == ["hello?", "anyone there?", "hello again"]
 
 
@@ -489,7 +491,11 @@ def test_phone_number_is_not_stored_in_clear_text(worker, app, database, tmp_pat
                     assert digits.decode() not in row
     c = contact(app)
     assert c.phone_encrypted.startswith("gAAAA")
-    assert app.extensions["engage.vault"].decrypt(c.phone_encrypted) == phone
+    vault = app.extensions["engage.vault"]
+    # Under the contact's own key, not the PII key.
+    assert vault.contact_cipher(c.key_encrypted).decrypt(c.phone_encrypted) == phone
+    with pytest.raises(InvalidToken):
+        vault.decrypt(c.phone_encrypted)
 
 
 @pytest.mark.parametrize(
@@ -514,9 +520,8 @@ def test_whatsapp_mexican_mobile_is_the_same_contact_as_its_sms_form(worker, app
     with app.app_context():
         assert db.session().scalar(select(Contact.id).order_by(Contact.id.desc())) == 1
         # Each message keeps the address it came from and its reply goes back there.
-        vault = app.extensions["engage.vault"]
         rows = db.session().scalars(select(Message).order_by(Message.id)).all()
-        addresses = [(m.direction, vault.decrypt(m.their_address_encrypted)) for m in rows]
+        addresses = [(m.direction, rb.address(app, m)) for m in rows]
     assert addresses[-2:] == [("in", "+525512345678"), ("out", "+525512345678")]
     assert addresses[0] == ("in", "whatsapp:+5215512345678")
 

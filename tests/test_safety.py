@@ -15,6 +15,7 @@ from sqlalchemy import select
 from engage import db
 from engage.models import Answer, Contact, Message
 from engage.survey.texts import SystemTexts
+from tests import readback as rb
 
 LOCALES = Path(__file__).resolve().parent.parent / "locales"
 PHONE = "+15551230001"
@@ -30,13 +31,13 @@ def inbound(app) -> list[tuple[str, str, bool, str | None]]:
         rows = db.session().scalars(
             select(Message).where(Message.direction == "in").order_by(Message.id)
         )
-        return [(m.body, m.kind, m.is_urgent, m.urgent_topic) for m in rows]
+        return [(rb.body(app, m), m.kind, m.is_urgent, m.urgent_topic) for m in rows]
 
 
 def answers(app) -> dict[str, tuple[str, object]]:
     with app.app_context():
         rows = db.session().scalars(select(Answer).order_by(Answer.id))
-        return {a.question_id: (a.status, a.value.get("v")) for a in rows}
+        return {a.question_id: (a.status, rb.value(app, a)) for a in rows}
 
 
 def misses(app) -> list[str]:
@@ -44,7 +45,7 @@ def misses(app) -> list[str]:
 
     with app.app_context():
         conversation = db.session().scalars(select(Conversation)).one()
-        return list((conversation.misses or {}).get("texts", []))
+        return rb.misses(app, conversation)
 
 
 def age_safety_help(app, hours: float) -> None:

@@ -35,6 +35,7 @@ from engage.jobs.worker import run_worker
 from engage.messaging import SendResult
 from engage.models import Contact, Message
 from engage.services import outbox
+from tests import readback as rb
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = "+15551230001"
@@ -364,11 +365,10 @@ def bulk_rows(app, phones, *, steps: int = 1, channel: str = "sms", **fields) ->
                 select(Contact).where(Contact.phone_hash == vault.phone_hash(phone))
             )
             if contact is None:
-                contact = Contact(
-                    phone_hash=vault.phone_hash(phone), phone_encrypted=vault.encrypt(phone)
-                )
+                contact, _ = rb.new_contact(app, phone)
                 session.add(contact)
                 session.flush()
+            cipher = vault.contact_cipher(contact.key_encrypted)
             address = f"whatsapp:{phone}" if channel == "whatsapp" else phone
             written_at = utcnow()
             for sequence in range(steps):
@@ -377,7 +377,7 @@ def bulk_rows(app, phones, *, steps: int = 1, channel: str = "sms", **fields) ->
                     contact_id=contact.id,
                     channel=channel,
                     our_address=f"whatsapp:{OUR_NUMBER}" if channel == "whatsapp" else OUR_NUMBER,
-                    their_address_encrypted=vault.encrypt(address),
+                    their_address_encrypted=cipher.encrypt(address),
                     body=f"invitation {phone} part {sequence + 1}",
                     kind="invitation",
                     status="pending",

@@ -17,6 +17,7 @@ from engage import db
 from engage.cli import main
 from engage.jobs.inbound import spool
 from engage.models import Answer, Message
+from tests import readback as rb
 
 WORKER = "+15551230001"
 
@@ -76,7 +77,7 @@ def test_an_entry_spooled_with_control_characters_is_replayed_without_them(twili
     result = CliRunner().invoke(main, ["spool", "replay"], obj=ScriptInfo(create_app=lambda: up))
     assert "1 replayed, 0 waiting" in result.output
     with up.app_context():
-        assert db.session().scalar(select(Message.body)) == "WORK"
+        assert rb.inbound_bodies(up) == ["WORK"]
     assert fake_twilio.requests[0].get("Body").startswith("Centro Campesino asks about your work.")
 
 

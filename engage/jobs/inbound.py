@@ -132,6 +132,10 @@ def receive(form: InboundForm, *, now: datetime | None = None) -> InboundResult:
     dispatch_sends(result.outbound_ids, queue_name=REPLIES)
     if result.urgent_message_id is not None:
         dispatch_alerts([result.urgent_message_id])
+    if result.erased is not None:
+        from engage.jobs.erasure import forget_dead_letters
+
+        forget_dead_letters([result.erased])
     return result
 
 

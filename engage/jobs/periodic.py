@@ -1,4 +1,5 @@
-"""Periodic work (the clock): expiry, the outbox sweep, reconciling lost answers, the spool."""
+"""Periodic work (the clock): expiry, the outbox sweep, reconciling lost answers, the spool,
+snapshots, alerts, and erasure's part (retention, deletions at Twilio)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from flask import current_app
 from engage import db
 from engage.jobs import BULK, REPLIES, dispatch_sends
 from engage.jobs.alerts import retry_alerts
+from engage.jobs.erasure import run_erasure_clock
 from engage.services import outbox
 from engage.services.maintenance import expire_idle_conversations
 
@@ -34,6 +36,7 @@ def run_periodic() -> dict[str, int]:
     counts["replayed"] = replay_spool()
     counts["snapshots"] = take_snapshots()
     counts["alerts"] = retry_alerts()
+    counts.update(run_erasure_clock())
     if any(counts.values()):
         log.info("clock: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
     return counts

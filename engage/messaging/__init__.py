@@ -30,6 +30,11 @@ class MessageSender(Protocol):
 
     def lookup(self, message: OutboundMessage, since: datetime) -> SendResult | None: ...
 
+    def delete(self, sid: str) -> bool:
+        """Delete a message where it was sent (erasure): True once it is gone, also when it
+        already was; False when it cannot be deleted yet. Other failures raise SendError."""
+        ...
+
 
 class SendError(Exception):
     """A message was not handed over; the subclass says whether trying again is safe."""

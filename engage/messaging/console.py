@@ -32,3 +32,7 @@ class ConsoleSender:
         """Whether an earlier attempt reached the console: it either printed or it did not."""
         found = next((m for m in self.sent if m.message_id == message.message_id), None)
         return SendResult(sid=f"console-{found.message_id}") if found else None
+
+    def delete(self, sid: str) -> bool:
+        """Nothing to delete: the console keeps no messages."""
+        return True

@@ -75,6 +75,8 @@ PERMANENT_CODES = frozenset(
         63016,  # outside the WhatsApp 24 h window without a template
     }
 )
+# DELETE of a message Twilio has not finished with: "wait several minutes and try again".
+NOT_FINAL_CODE = 20009
 STATUS_CALLBACK_PATH = "/twilio/status"  # DESIGN.md: POST /twilio/status
 # How far before the attempt `lookup` searches: Twilio's clock and ours may disagree a little.
 LOOKUP_SLACK = timedelta(minutes=2)
@@ -207,6 +209,21 @@ class TwilioSender:
             )
         log.info("message %s: found at Twilio sid=%s", message.message_id, found.sid)
         return SendResult(sid=found.sid or "", status=found.status or "queued")
+
+    def delete(self, sid: str) -> bool:
+        """Delete a message at Twilio (erasure; its media go with it): True once it is gone,
+        also when Twilio no longer has it; False while it is not final (20009: try later)."""
+        try:
+            self.client.messages(sid).delete()
+        except TwilioRestException as exc:
+            if exc.status == 404:
+                return True
+            if exc.code == NOT_FINAL_CODE:
+                return False
+            raise classify_send_error(exc) from exc
+        except (TwilioException, HTTPError) as exc:
+            raise classify_send_error(exc) from exc
+        return True
 
     def fetch_status(self, sid: str) -> str:
         """The message's current status at Twilio (queued, sent, delivered, …)."""

@@ -4,6 +4,7 @@ from engage.models.answers import Answer
 from engage.models.campaigns import Campaign
 from engage.models.contacts import Contact
 from engage.models.conversations import Conversation
+from engage.models.erasure import DoNotContact, ThreadNote, TwilioDeletion
 from engage.models.messages import Message
 from engage.models.snapshots import ResultSnapshot
 from engage.models.surveys import SurveyVersion
@@ -15,10 +16,13 @@ __all__ = [
     "Campaign",
     "Contact",
     "Conversation",
+    "DoNotContact",
     "Message",
     "ResultSnapshot",
     "SignInFailure",
     "SurveyVersion",
+    "ThreadNote",
+    "TwilioDeletion",
     "User",
     "UserSession",
 ]

@@ -11,13 +11,22 @@ from engage.db import Base, utcnow
 
 
 class Contact(Base):
-    """A worker, known only by an encrypted phone number and a keyed hash of it."""
+    """A worker, known only by an encrypted phone number and a keyed hash of it.
+
+    An erased contact keeps its row, holding nothing about anyone: its answers still count once
+    each (results group them by contact), under the same record key.
+    """
 
     __tablename__ = "contacts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # A keyed hash of the number (privacy.Vault.phone_hash); an erased contact's is random.
     phone_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The number, under the contact's own key; empty once erased.
     phone_encrypted: Mapped[str] = mapped_column(String(300))
+    # The contact's own key, wrapped with the PII key (privacy.Vault.contact_cipher): the
+    # contact's texts and every copy of its number are encrypted with it. None once erased.
+    key_encrypted: Mapped[str | None] = mapped_column(String(200))
     language: Mapped[str | None] = mapped_column(String(8))
     has_consented: Mapped[bool] = mapped_column(default=False)
     consented_at: Mapped[datetime | None]
@@ -39,6 +48,9 @@ class Contact(Base):
     last_safety_help_at: Mapped[datetime | None]
     # WhatsApp's 24-hour customer-service window opens with each inbound WhatsApp message.
     last_whatsapp_inbound_at: Mapped[datetime | None]
+    # BORRAR asked for confirmation at this time (it lapses: services/erasure.py).
+    erase_requested_at: Mapped[datetime | None]
+    erased_at: Mapped[datetime | None]
     # IANA time zone for quiet hours (from the profile state or the phone's area code).
     timezone: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

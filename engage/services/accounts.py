@@ -267,5 +267,19 @@ def record_publish(
     return entry
 
 
+def record_erasure(session: Session, *, actor: str, contact_id: int, by: str) -> AuditEntry:
+    """One line of the audit trail: a contact erased (its pseudonym: nothing else is left)."""
+    entry = AuditEntry(
+        user_id=None,
+        actor=actor,
+        action="erase",
+        survey_id=None,
+        parameters={"contact": f"contact-{contact_id}", "by": by},
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
 def audit_trail(session: Session, *, limit: int = 500) -> list[AuditEntry]:
     return list(session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)))

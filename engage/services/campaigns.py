@@ -13,7 +13,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from engage.db import id_in, insert_returning_ids, utcnow
-from engage.models import Campaign, Contact, Conversation, Message
+from engage.models import Campaign, Contact, Conversation, DoNotContact, Message
 from engage.privacy import Vault
 from engage.services.conversations import Settings, make_engine
 from engage.services.quiet_hours import next_allowed
@@ -72,8 +72,14 @@ def create_campaign(
 def matching_contact_ids(session: Session, campaign: Campaign, *, repeat: bool) -> list[int]:
     """Contacts to invite: not opted out, not mid-survey, not done with it (unless repeat)."""
     active = exists().where(Conversation.contact_id == Contact.id, Conversation.status == "active")
+    # Never an erased contact, nor a number once erased (the do-not-contact list).
+    erased_number = exists().where(DoNotContact.phone_hash == Contact.phone_hash)
     query = select(Contact.id).where(
-        Contact.is_opted_out.is_(False), Contact.is_simulated.is_(False), ~active
+        Contact.is_opted_out.is_(False),
+        Contact.is_simulated.is_(False),
+        Contact.erased_at.is_(None),
+        ~erased_number,
+        ~active,
     )
     if not repeat:
         query = query.where(
@@ -120,6 +126,7 @@ def invite_batch(
             Contact.profile,
             Contact.timezone,
             Contact.phone_encrypted,
+            Contact.key_encrypted,
             Contact.record_key,
         )
         .where(id_in(session, Contact.id, contact_ids))
@@ -161,7 +168,8 @@ def invite_batch(
         conversation_ids, invitations, strict=True
     ):
         if channel == "whatsapp":
-            address = vault.encrypt("whatsapp:" + vault.decrypt(contact.phone_encrypted))
+            cipher = vault.contact_cipher(contact.key_encrypted)
+            address = cipher.encrypt("whatsapp:" + cipher.decrypt(contact.phone_encrypted))
         else:
             address = contact.phone_encrypted  # the same plaintext: the E.164 number
         due = send_after(contact.timezone)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engage.db import utcnow
-from engage.models import Contact
+from engage.models import Contact, DoNotContact
 from engage.privacy import PhoneNumberError, Vault, normalize_number
 from engage.services.quiet_hours import timezone_for
 
@@ -43,6 +43,8 @@ class ImportResult:
     created: int
     updated: int
     merged_in_file: int
+    # Numbers on the do-not-contact list (erased before): never imported again.
+    skipped_erased: int = 0
 
 
 def read_rows(lines: Iterable[str], *, default_region: str, name: str) -> list[ImportRow]:
@@ -98,6 +100,11 @@ def import_contacts(
             )
         else:
             merged[key] = row
+    erased = set(
+        session.scalars(
+            select(DoNotContact.phone_hash).where(DoNotContact.phone_hash.in_(list(merged)))
+        )
+    )
     existing = {
         c.phone_hash: c
         for c in session.scalars(select(Contact).where(Contact.phone_hash.in_(list(merged))))
@@ -105,8 +112,16 @@ def import_contacts(
     created = updated = 0
     for key, row in merged.items():
         contact = existing.get(key)
+        if contact is None and key in erased:
+            continue
         if contact is None:
-            contact = Contact(phone_hash=key, phone_encrypted=vault.encrypt(row.e164), profile={})
+            key_encrypted, cipher = vault.new_contact_key()
+            contact = Contact(
+                phone_hash=key,
+                phone_encrypted=cipher.encrypt(row.e164),
+                key_encrypted=key_encrypted,
+                profile={},
+            )
             session.add(contact)
             created += 1
         else:
@@ -122,4 +137,5 @@ def import_contacts(
         }
         contact.timezone = timezone_for(contact.profile.get("state"), row.e164)
     session.flush()
-    return ImportResult(created, updated, len(rows) - len(merged))
+    skipped = len([key for key in erased if key not in existing])
+    return ImportResult(created, updated, len(rows) - len(merged), skipped)

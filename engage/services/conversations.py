@@ -31,7 +31,8 @@ from sqlalchemy.orm import Session
 from engage.db import insert_ignoring_conflicts, utcnow
 from engage.models import Answer, Contact, Conversation, Message
 from engage.models.contacts import new_record_key
-from engage.privacy import Sender, Vault, has_one_form
+from engage.privacy import ContactCipher, Sender, Vault, has_one_form
+from engage.services import erasure
 from engage.services.surveys import DatabaseCatalog
 from engage.sql import StepStatement
 from engage.survey.engine import (
@@ -66,6 +67,8 @@ class InboundResult:
     replies: list[str] = field(default_factory=list)
     # The inbound message when it was flagged urgent: its alert goes out after the commit.
     urgent_message_id: int | None = None
+    # The contact erased itself (BORRAR): the number's hash, for the spool's dead letters.
+    erased: erasure.Erased | None = None
 
 
 # Texts never change while a process runs: one SystemTexts per catalog, language and name.
@@ -106,19 +109,33 @@ _CONTACT_STATE = (
     _contacts.c.last_nudged_at,
     _contacts.c.last_safety_help_at,
     _contacts.c.phone_encrypted,
+    _contacts.c.key_encrypted,
     _contacts.c.record_key,
+    _contacts.c.erase_requested_at,
 )
 _LOCK_CONTACT = StepStatement(
     select(
         *_CONTACT_STATE,
         exists().where(_messages.c.sid == bindparam("sid")).label("is_repeat"),
+        # Anything sent to the contact since BORRAR asked for confirmation lapses it (a row
+        # still waiting for its time is not sent yet).
+        exists()
+        .where(
+            _messages.c.contact_id == _contacts.c.id,
+            _messages.c.direction == "out",
+            _messages.c.created_at > _contacts.c.erase_requested_at,
+            _messages.c.status.not_in(("pending", "cancelled")),
+        )
+        .label("has_sent_since_erase_request"),
     )
     .where(_contacts.c.phone_hash == bindparam("phone_hash"))
     .with_for_update(of=_contacts)
 )
 _CREATE_CONTACT = StepStatement(
     lambda dialect: insert_ignoring_conflicts(dialect, _contacts, "phone_hash").returning(
-        *_CONTACT_STATE, literal(False).label("is_repeat")
+        *_CONTACT_STATE,
+        literal(False).label("is_repeat"),
+        literal(False).label("has_sent_since_erase_request"),
     ),
 )
 # What the step reads after the lock: the contact's conversations, newest first, each with its
@@ -200,7 +217,10 @@ _INSERT_CONVERSATION = StepStatement(insert(_conversations).returning(_conversat
 @lru_cache(maxsize=64)
 def _insert_messages_claiming_sid(count: int, columns: tuple[str, ...]) -> StepStatement:
     """One INSERT of `count` messages that skips (returns nothing for) a SID already stored."""
-    rows = [{c: bindparam(f"{c}_{i}") for c in columns} for i in range(count)]
+    # Typed as their columns: a multi-row VALUES only types the first row's parameters itself.
+    rows = [
+        {c: bindparam(f"{c}_{i}", type_=_messages.c[c].type) for c in columns} for i in range(count)
+    ]
     return StepStatement(
         lambda dialect: (
             insert_ignoring_conflicts(dialect, _messages, "sid")
@@ -248,7 +268,10 @@ def _writes_then_messages(
             for i in range(supersedes)
         ]
         if answers:
-            rows = [{c: bindparam(f"a{i}_{c}") for c in _ANSWER_COLUMNS} for i in range(answers)]
+            rows = [
+                {c: bindparam(f"a{i}_{c}", type_=_answers.c[c].type) for c in _ANSWER_COLUMNS}
+                for i in range(answers)
+            ]
             ctes.append(insert(_answers).values(rows).cte("a"))
         statement = _insert_messages_claiming_sid(messages, message_columns).statement(dialect_name)
         return statement.add_cte(*ctes)
@@ -391,13 +414,18 @@ def handle_inbound(
     if is_repeat:
         log.info("inbound %s: repeat, ignored", sid)
         return InboundResult(message_id=None, is_duplicate=True)
+    # What the worker wrote and every copy of its number: under the contact's own key.
+    cipher = vault.contact_cipher(contact.key_encrypted)
+    history.decrypt(cipher)
     # An SMS sender's address is the contact's number: its ciphertext serves (as for campaigns)
     # unless the number has two forms and the contact may have been stored with the other.
     inbound["their_address_encrypted"] = (
         contact.phone_encrypted
         if sender.address == sender.e164 and has_one_form(sender.address)
-        else vault.encrypt(sender.address)
+        else cipher.encrypt(sender.address)
     )
+    inbound["body"] = cipher.encrypt(body)
+    inbound["media_url"] = cipher.encrypt_optional(media_url)
     state = ContactState(
         language=contact.language,
         has_consented=contact.has_consented,
@@ -409,6 +437,9 @@ def handle_inbound(
         completed_surveys=history.completed_surveys,
         last_nudged_at=contact.last_nudged_at,
         last_safety_help_at=contact.last_safety_help_at,
+        erase_requested=erasure.is_confirmation_pending(
+            contact.erase_requested_at, contact.has_sent_since_erase_request, now
+        ),
     )
     active = history.active
     conv_state = history.conversation_state()
@@ -423,9 +454,9 @@ def handle_inbound(
     )
     writes = _Writes(connection)
     _write_contact(writes, contact, state, now, whatsapp=sender.channel == "whatsapp")
-    ids = _write_conversations(writes, contact, state, outcome, sender.channel, now)
+    ids = _write_conversations(writes, contact, state, outcome, sender.channel, now, cipher)
     if outcome.answers:
-        _write_answers(writes, contact, state, outcome.answers, ids, history.latest, now)
+        _write_answers(writes, contact, state, outcome.answers, ids, history.latest, now, cipher)
     current = ids[id(outcome.conversation)] if outcome.conversation else None
     inbound.update(
         contact_id=contact.id,
@@ -450,6 +481,8 @@ def handle_inbound(
         }
         for index, text in enumerate(outcome.replies)
     ]
+    if outcome.erase:
+        return _erase_by_sender(writes, settings, inbound, replies, sender, contact.id, now)
     message_id, outbound_ids = _insert_messages(writes, inbound, replies)
     if message_id is None:
         raise RepeatedMessageError(f"inbound {sid}: stored by another step meanwhile")
@@ -472,6 +505,42 @@ def handle_inbound(
     )
 
 
+def _erase_by_sender(
+    writes: _Writes,
+    settings: Settings,
+    inbound: dict[str, Any],
+    replies: list[dict[str, Any]],
+    sender: Sender,
+    contact_id: int,
+    now: datetime,
+) -> InboundResult:
+    """BORRAR confirmed (or sent while opted out): store the message, erase the contact, and
+    send the last confirmation, if any, to the address the request came from, linked to
+    nobody (its address is forgotten once Twilio has answered for it)."""
+    message_id, _ = _insert_messages(writes, inbound, [])
+    if message_id is None:
+        raise RepeatedMessageError(f"inbound {inbound['sid']}: stored by another step meanwhile")
+    connection = writes.connection
+    erased = erasure.erase_contact(connection, contact_id, by=erasure.BY_SENDER, now=now)
+    outbound_ids = []
+    if replies:
+        confirmation = [
+            {
+                **reply,
+                "contact_id": None,
+                "conversation_id": None,
+                "kind": erasure.ERASED_KIND,
+                "their_address_encrypted": settings.vault.encrypt(sender.address),
+            }
+            for reply in replies
+        ]
+        _, outbound_ids = _insert_messages(_Writes(connection), None, confirmation)
+    log.info("message %s: erase from contact-%s", message_id, contact_id)
+    return InboundResult(
+        message_id=message_id, contact_id=contact_id, outbound_ids=outbound_ids, erased=erased
+    )
+
+
 def _lock_contact(
     connection: Connection,
     vault: Vault,
@@ -488,13 +557,17 @@ def _lock_contact(
     history = _History(_CONVERSATIONS.rows(connection, {"phone_hash": phone_hash}))
     if row is not None:
         return row, False, bool(row.is_repeat), history
+    key_encrypted, cipher = vault.new_contact_key()
+    # A number erased before makes a new contact; one that had opted out stays opted out.
+    was_opted_out = erasure.is_on_do_not_contact_list(connection, phone_hash)
     created = _CREATE_CONTACT.first(
         connection,
         {
             "phone_hash": phone_hash,
-            "phone_encrypted": vault.encrypt(e164),
+            "phone_encrypted": cipher.encrypt(e164),
+            "key_encrypted": key_encrypted,
             "has_consented": False,
-            "is_opted_out": False,
+            "is_opted_out": bool(was_opted_out),
             "is_menu_open": False,
             "is_simulated": is_simulated,
             "profile": {},
@@ -525,7 +598,18 @@ class _History:
                 value = (stored or {}).get("v")
                 self.latest[(conversation.survey_id, question_id)] = value
                 if conversation is self.active:
-                    self.values[question_id] = value
+                    # A free-text value stays as stored ({"c": …}) until decrypt().
+                    self.values[question_id] = stored if _is_encrypted(stored) else value
+        self.misses = list((self.active.misses or {}).get("texts", [])) if self.active else []
+
+    def decrypt(self, cipher: ContactCipher) -> None:
+        """The worker's own words in what was read: the open conversation's free-text values
+        and misses are stored under the contact's key."""
+        self.values = {
+            question_id: cipher.decrypt(value["c"]) if _is_encrypted(value) else value
+            for question_id, value in self.values.items()
+        }
+        self.misses = [cipher.decrypt(text) for text in self.misses]
 
     def conversation_state(self) -> ConversationState | None:
         row = self.active
@@ -539,7 +623,7 @@ class _History:
             last_activity_at=row.last_activity_at,
             status=row.status,
             pending=row.pending,
-            misses=list((row.misses or {}).get("texts", [])),
+            misses=list(self.misses),
             consent_tries=row.consent_tries,
             values=self.values,
             key=row.id,
@@ -562,6 +646,10 @@ def _write_contact(
         changes["consented_at"] = now
     if state.is_opted_out and not contact.is_opted_out:
         changes["opted_out_at"] = now
+    if state.erase_requested:
+        changes["erase_requested_at"] = now  # asked in this very step
+    elif contact.erase_requested_at is not None:
+        changes["erase_requested_at"] = None  # answered, or lapsed
     if whatsapp:
         changes["last_whatsapp_inbound_at"] = now  # the 24-hour window opens again
     if changes:
@@ -576,6 +664,7 @@ def _write_conversations(
     outcome: Outcome,
     channel: str,
     now: datetime,
+    cipher: ContactCipher,
 ) -> dict[int, int]:
     """Insert or update every conversation the step touched; their row ids by state object."""
     touched: dict[int, ConversationState] = {}
@@ -593,7 +682,7 @@ def _write_conversations(
             "language": conv_state.language,
             "status": conv_state.status,
             "pending": conv_state.pending,
-            "misses": {"texts": list(conv_state.misses)},
+            "misses": {"texts": [cipher.encrypt(text) for text in conv_state.misses]},
             "consent_tries": conv_state.consent_tries,
             "last_activity_at": conv_state.last_activity_at,
         }
@@ -631,6 +720,7 @@ def _write_answers(
     ids: dict[int, int],
     latest: dict[tuple[str, str], Any],
     now: datetime,
+    cipher: ContactCipher,
 ) -> None:
     """Answer rows, each the latest for its question; earlier latest rows marked as not."""
     answered = {(r.survey_id, r.question_id) for r in records}
@@ -648,8 +738,8 @@ def _write_answers(
             "version": record.version,
             "question_id": record.question_id,
             "status": record.status,
-            "value": {"v": record.value},
-            "raw_text": record.raw_text,
+            "value": _stored_value(record, cipher),
+            "raw_text": cipher.encrypt_optional(record.raw_text),
             "language": record.language,
             "profile": dict(state.profile),
             "is_simulated": contact.is_simulated,
@@ -662,14 +752,25 @@ def _write_answers(
         writes.answer(row)
 
 
+def _stored_value(record: AnswerRecord, cipher: ContactCipher) -> dict[str, Any]:
+    """An answer's value as stored: a text question's, the worker's own words, encrypted."""
+    if record.question_type == "text" and isinstance(record.value, str):
+        return {"c": cipher.encrypt(record.value)}
+    return {"v": record.value}
+
+
+def _is_encrypted(stored: Any) -> bool:
+    return isinstance(stored, dict) and "c" in stored
+
+
 def _insert_messages(
-    writes: _Writes, inbound: dict[str, Any], replies: list[dict[str, Any]]
+    writes: _Writes, inbound: dict[str, Any] | None, replies: list[dict[str, Any]]
 ) -> tuple[int | None, list[int]]:
     """Store the inbound message and its replies in one statement: their ids, in order.
 
     The inbound id is None when its MessageSid is already stored (its row is skipped).
     """
-    rows = writes.messages([inbound, *replies])
+    rows = writes.messages([*([inbound] if inbound else []), *replies])
     inbound_id = next((row.id for row in rows if row.direction == "in"), None)
     replies_in_order = sorted((row.sequence, row.id) for row in rows if row.direction == "out")
     return inbound_id, [row_id for _sequence, row_id in replies_in_order]

@@ -83,7 +83,10 @@ def prepare_send(
     if message is None or message.direction != "out":
         return SendPlan("done")
     if message.status == "dispatching":
-        outbound = _outbound(vault, message, None, content_sid=message.content_sid)
+        if message.their_address_encrypted is None:
+            return SendPlan("done")  # erased meanwhile: nothing left to look up with
+        contact = session.get(Contact, message.contact_id) if message.contact_id else None
+        outbound = _outbound(vault, message, contact, content_sid=message.content_sid)
         return SendPlan("reconcile", outbound, message.attempted_at)
     if message.status != "pending":
         return SendPlan("done")
@@ -92,9 +95,11 @@ def prepare_send(
     if _earlier_in_step_unsent(session, message):
         return SendPlan("done")  # the earlier row's job sends this one after it, in order
     contact = session.get(Contact, message.contact_id) if message.contact_id else None
-    if contact is not None and contact.is_opted_out and message.kind not in SENT_WHEN_OPTED_OUT:
+    if contact is not None and is_cancelled_for(
+        contact.is_opted_out, contact.erased_at, message.kind
+    ):
         message.status = "cancelled"
-        log.info("message %s: cancelled, %s opted out", message.id, contact.pseudonym)
+        log.info("message %s: cancelled, %s opted out or erased", message.id, contact.pseudonym)
         return SendPlan("done")
     content_sid = None
     if message.channel == "whatsapp" and not _inside_window(contact, now):
@@ -152,13 +157,32 @@ def _is_window_open(opened: datetime | None, now: datetime) -> bool:
     return opened is not None and now - opened < WHATSAPP_WINDOW
 
 
+def is_cancelled_for(is_opted_out: bool, erased_at: datetime | None, kind: str | None) -> bool:
+    """Whether a pending row is cancelled rather than sent: its contact was erased, or opted
+    out (but for the replies that still go to an opted-out contact)."""
+    return erased_at is not None or (is_opted_out and kind not in SENT_WHEN_OPTED_OUT)
+
+
+def address_of(vault: Vault, token: str | None, key_encrypted: str | None, *, linked: bool) -> str:
+    """A row's address: under its contact's own key, or under the PII key for a row linked to
+    nobody (the confirmation sent after an erasure)."""
+    if not linked:
+        return vault.decrypt(token or "")
+    return vault.contact_cipher(key_encrypted).decrypt(token or "")
+
+
 def _outbound(
     vault: Vault, message: Message, contact: Contact | None, *, content_sid: str | None = None
 ) -> OutboundMessage:
     return OutboundMessage(
         message_id=message.id,
         contact=contact.pseudonym if contact else f"contact-{message.contact_id}",
-        to=vault.decrypt(message.their_address_encrypted or ""),
+        to=address_of(
+            vault,
+            message.their_address_encrypted,
+            contact.key_encrypted if contact else None,
+            linked=message.contact_id is not None,
+        ),
         from_=message.our_address,
         body=message.body,
         content_sid=content_sid,
@@ -236,9 +260,11 @@ def claim_chunk(
         if row.is_after_unsent:
             continue
         contact = f"contact-{row.contact_id}"
-        if row.is_opted_out and row.kind not in SENT_WHEN_OPTED_OUT:
+        if row.contact_id is not None and is_cancelled_for(
+            row.is_opted_out, row.erased_at, row.kind
+        ):
             cancelled.append(row.id)
-            log.info("message %s: cancelled, %s opted out", row.id, contact)
+            log.info("message %s: cancelled, %s opted out or erased", row.id, contact)
             continue
         content_sid = None
         if row.channel == "whatsapp" and not _is_window_open(row.last_whatsapp_inbound_at, now):
@@ -251,7 +277,12 @@ def claim_chunk(
             OutboundMessage(
                 message_id=row.id,
                 contact=contact,
-                to=vault.decrypt(row.their_address_encrypted or ""),
+                to=address_of(
+                    vault,
+                    row.their_address_encrypted,
+                    row.key_encrypted,
+                    linked=row.contact_id is not None,
+                ),
                 from_=row.our_address,
                 body=row.body,
                 content_sid=content_sid,
@@ -322,6 +353,8 @@ def _claim_select() -> Select:
             m.content_variables,
             m.contact_id,
             _contacts.c.is_opted_out,
+            _contacts.c.erased_at,
+            _contacts.c.key_encrypted,
             _contacts.c.last_whatsapp_inbound_at,
             is_after_unsent.label("is_after_unsent"),
         )

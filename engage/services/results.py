@@ -32,7 +32,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engage.config import LOCALES_DIR
-from engage.models import Answer, Conversation, SurveyVersion
+from engage.models import Answer, Contact, Conversation, SurveyVersion
+from engage.privacy import Vault
 from engage.results import report as rp
 from engage.results.disclosure import (
     ALL,
@@ -389,8 +390,12 @@ class _SnapshotView:
 # -- the staff responses file -------------------------------------------------------------------
 
 
-def export_responses(session: Session, survey_id: str, *, secret_key: str) -> ResponsesExport:
+def export_responses(
+    session: Session, survey_id: str, *, secret_key: str, vault: Vault
+) -> ResponsesExport:
     """One row per response (conversation with answers), streamed; for staff, never policy.
+
+    Free-text answers are read with their contact's key (an erased contact's are gone).
 
     Raises SurveyNotFoundError at once; rows are read while the result is iterated, so the
     session must stay open until then.
@@ -399,12 +404,16 @@ def export_responses(session: Session, survey_id: str, *, secret_key: str) -> Re
     questions = {q.id: q for q in info.questions}
     columns = [*FIXED_COLUMNS, *questions]
     return ResponsesExport(
-        survey_id, columns, _response_rows(session, survey_id, questions, secret_key)
+        survey_id, columns, _response_rows(session, survey_id, questions, secret_key, vault)
     )
 
 
 def _response_rows(
-    session: Session, survey_id: str, questions: Mapping[str, Question], secret_key: str
+    session: Session,
+    survey_id: str,
+    questions: Mapping[str, Question],
+    secret_key: str,
+    vault: Vault,
 ) -> Iterator[list[Any]]:
     stmt = (
         select(
@@ -418,8 +427,12 @@ def _response_rows(
             Conversation.version,
             Conversation.language,
             Conversation.status,
+            # A free-text answer, under the contact's key, and that key.
+            Answer.value["c"].as_string(),
+            Contact.key_encrypted,
         )
         .join(Conversation, Conversation.id == Answer.conversation_id)
+        .join(Contact, Contact.id == Answer.contact_id)
         .where(
             Answer.survey_id == survey_id,
             Answer.is_simulated.is_(False),
@@ -434,8 +447,14 @@ def _response_rows(
     types = {question_id: question.type for question_id, question in questions.items()}
     for _conversation, answers in itertools.groupby(rows, key=lambda row: row[0]):
         cells: dict[str, Any] = {}
+        cipher = None
         for row in answers:
             _id, contact_id, question_id, status, text, answered_at, *conversation = row
+            *conversation, encrypted, key_encrypted = conversation
+            if encrypted is not None:
+                # One conversation is one contact's: its key is unwrapped once.
+                cipher = cipher or vault.contact_cipher(key_encrypted)
+                text = cipher.decrypt(encrypted)
             question_type = types.get(question_id)
             value = stored_value(question_type, text)
             cells[question_id] = answer_cell(question_type, status, value)

@@ -60,6 +60,9 @@ class ContactState:
     # When each profile value was last answered or imported: {key: ISO time}.
     profile_updated_at: dict[str, str] = field(default_factory=dict)
     last_safety_help_at: datetime | None = None
+    # BORRAR asked for confirmation and it has not lapsed (the caller decides: it knows what
+    # was sent since); set when asked, cleared by any other reply.
+    erase_requested: bool = False
 
 
 @dataclass
@@ -92,6 +95,7 @@ class AnswerRecord:
     value: Any
     raw_text: str | None
     language: str
+    question_type: str = ""
 
 
 @dataclass
@@ -105,6 +109,9 @@ class Outcome:
     is_free_text: bool = False
     # A safety flag for staff: the topic of the safety words found (never the words).
     urgent_topic: str | None = None
+    # The contact asked to be erased and confirmed (or is opted out): the caller erases it,
+    # and sends the replies, if any, to the address the request came from.
+    erase: bool = False
 
 
 class SurveyCatalog(Protocol):
@@ -226,6 +233,12 @@ class _Step:
         if self.conv is not None and self.engine.expire(self.conv, self.now):
             self.end("expired")
         kind = kw.system_keyword(text)
+        if contact.erase_requested:
+            contact.erase_requested = False
+            if self.is_erase_confirmed(text):
+                self.erase()
+                return
+            # Any other reply cancels it, and is then handled as usual.
 
         if contact.is_opted_out:
             if kind == "opt_in":
@@ -233,6 +246,8 @@ class _Step:
                 self.out.kind = "opt_in"
                 if not self.is_confirmed_by_twilio(text, _TWILIO_OPT_IN):
                     self.say(self.t.opted_in())
+            elif kind == "erase":
+                self.erase()  # at once, and nothing is sent
             elif kind == "help":
                 # They wrote to us, maybe in trouble: the help text, and nothing else changes.
                 self.out.kind = "help"
@@ -252,6 +267,12 @@ class _Step:
                 self.end("opted_out")
             if not self.is_confirmed_by_twilio(text, _TWILIO_OPT_OUT):
                 self.say(self.t.opted_out())
+            return
+
+        if kind == "erase":
+            contact.erase_requested = True
+            self.out.kind = "erase_request"
+            self.say(self.t.erase_confirm())
             return
 
         if contact.is_menu_open:
@@ -295,6 +316,16 @@ class _Step:
             self.miss(text)
             return
         self.no_conversation()
+
+    def is_erase_confirmed(self, text: str) -> bool:
+        """BORRAR's confirmation: 1, or a yes in any of the catalogs' languages."""
+        return read_consent(text, list(kw.CATALOG_LANGUAGES)) == "yes"
+
+    def erase(self) -> None:
+        self.out.kind = "erase"
+        self.out.erase = True
+        if not self.contact.is_opted_out:
+            self.say(self.t.erased())
 
     def is_confirmed_by_twilio(self, text: str, twilio_words: frozenset[str]) -> bool:
         return self.twilio_confirmed or (self.channel == "sms" and kw.fold(text) in twilio_words)
@@ -497,6 +528,7 @@ class _Step:
                 value=value,
                 raw_text=raw,
                 language=conv.language,
+                question_type=question.type,
             )
         )
 

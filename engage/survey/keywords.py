@@ -18,6 +18,7 @@ HELP = frozenset("HELP INFO AYUDA ED AIDE EDE".split())
 DISTRESS = frozenset({"AUXILIO", "SOCORRO", "AYUDENME", "AYUDAME", "ANMWE", "HELP ME"})
 LANGUAGE = frozenset("IDIOMA LANGUAGE LANG LANGUE".split())
 SKIP = frozenset("SALTAR SKIP SOTE".split())
+ERASE = frozenset("BORRAR DELETE ERASE EFASE".split())
 
 # Fixed numbering: a language keeps its number in every menu.
 # (code, native name, other names a worker may type)
@@ -56,11 +57,13 @@ SYSTEM_KEYWORDS: dict[str, frozenset[str]] = {
     "help": _folded(HELP | DISTRESS),
     "language": _folded(LANGUAGE),
     "skip": _folded(SKIP),
+    "erase": _folded(ERASE),
 }
 
 
 def system_keyword(text: str) -> str | None:
-    """The kind of system keyword a message is (opt_out, opt_in, help, language, skip), or None."""
+    """The kind of system keyword a message is (opt_out, opt_in, help, language, skip, erase),
+    or None."""
     folded = fold(text)
     for kind, words in SYSTEM_KEYWORDS.items():
         if folded in words:

@@ -127,6 +127,20 @@ class SystemTexts:
         _ = self.gettext
         return _("You will get our messages again. HELP for information, STOP to quit.")
 
+    def erase_confirm(self) -> str:
+        _ = self.gettext
+        return _(
+            "Erase your messages and your number from our records? Reply 1 to erase. Any other "
+            "reply cancels."
+        )
+
+    def erased(self) -> str:
+        _ = self.gettext
+        return _(
+            "Your messages and your number are erased. You may delete these messages from your "
+            "phone too."
+        )
+
     def already_answered(self) -> str:
         _ = self.gettext
         return _("You already answered this survey. Thank you!")

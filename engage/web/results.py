@@ -184,7 +184,12 @@ def responses(survey_id: str) -> Response:
         abort(404)
     _audit(survey_id, {"format": "csv", "kind": "responses"})
     session = db.session()
-    staff_file = export_responses(session, survey_id, secret_key=current_app.config["SECRET_KEY"])
+    staff_file = export_responses(
+        session,
+        survey_id,
+        secret_key=current_app.config["SECRET_KEY"],
+        vault=current_app.extensions["engage.vault"],
+    )
     log.info("user %s: responses of %s downloaded", current_user.id, survey_id)
 
     def stream() -> Iterator[str]:

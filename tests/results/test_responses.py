@@ -40,7 +40,9 @@ WORKING_CONDITIONS = [
 
 def export_text(app, survey_id: str = "working-conditions", secret: str = SECRET) -> str:
     with app.app_context():
-        staff_file = export_responses(db.session(), survey_id, secret_key=secret)
+        staff_file = export_responses(
+            db.session(), survey_id, secret_key=secret, vault=app.extensions["engage.vault"]
+        )
         return "".join(iter_responses_csv(staff_file))
 
 
@@ -301,7 +303,9 @@ def test_rows_are_streamed_across_result_partitions(app):
         ]
         session.execute(insert(Answer), answers)
     with app.app_context():
-        staff_file = export_responses(db.session(), "housing-check", secret_key=SECRET)
+        staff_file = export_responses(
+            db.session(), "housing-check", secret_key=SECRET, vault=app.extensions["engage.vault"]
+        )
         assert isinstance(staff_file.rows, Iterator)
         got = [(row[5], row[6]) for row in staff_file.rows]
     assert len(got) == conversations

@@ -1,0 +1,321 @@
+"""Erasure: a contact's texts and number made unreadable for good, what is linked to nobody kept.
+
+One path for every way in (DESIGN.md, "Erasure"): the BORRAR keyword confirmed (the step calls
+`erase_contact` in its own transaction), an admin, `engage contacts erase PHONE` and the clock
+for contacts inactive longer than `ENGAGE_RETENTION_DAYS`.
+
+The contact's texts and every copy of its number were only ever stored under the contact's own
+key (privacy.ContactCipher), so destroying that key leaves every copy (WAL files, replicas,
+backups) unreadable with the live database's keys; the columns are cleared as well. Kept, linked
+to nobody: the contact row (a random hash instead of the number's; no key, no number, no
+profile), MessageSid claims, choice and number answers and profile values with their record
+key (published counts do not move), and the number's keyed hash on the do-not-contact list.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, delete, exists, insert, null, select, update
+
+from engage.db import insert_ignoring_conflicts, utcnow
+from engage.messaging import MessageSender, SendError
+from engage.models import (
+    Answer,
+    Contact,
+    Conversation,
+    DoNotContact,
+    Message,
+    ThreadNote,
+    TwilioDeletion,
+)
+from engage.privacy import Vault
+
+log = logging.getLogger(__name__)
+
+# BORRAR's confirmation lapses after this, or as soon as anything else is sent to the contact.
+CONFIRMATION_TIME = timedelta(minutes=10)
+# Who erased: the worker by keyword, an admin, the CLI, the clock (retention).
+BY_SENDER, BY_STAFF, BY_CLI, BY_RETENTION = "sender", "staff", "cli", "retention"
+# The kind of the one message sent after an erasure: linked to nobody, its address is
+# forgotten once Twilio has answered for it.
+ERASED_KIND = "erased"
+# Only Twilio's SIDs are deleted at Twilio (not the console's or a simulation's).
+_TWILIO_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
+# How long the clock waits before trying a deletion again, doubling up to a day.
+_FIRST_RETRY = timedelta(minutes=2)
+_LAST_RETRY = timedelta(days=1)
+
+_contacts = Contact.__table__
+_messages = Message.__table__
+_answers = Answer.__table__
+_conversations = Conversation.__table__
+_notes = ThreadNote.__table__
+_deletions = TwilioDeletion.__table__
+_do_not_contact = DoNotContact.__table__
+
+
+@dataclass(frozen=True)
+class Erased:
+    """What an erasure did, for the caller's log and audit (nothing about the person)."""
+
+    contact_id: int
+    phone_hash: str  # the hash the contact had, for the spool's dead letters
+    deletions: int  # messages queued for deletion at Twilio
+    cancelled: int  # pending sends cancelled
+    notes: list[int] = field(default_factory=list)
+
+
+def is_confirmation_pending(
+    requested_at: datetime | None, has_sent_since: bool, now: datetime
+) -> bool:
+    """Whether a BORRAR asked at `requested_at` still waits for its "1"."""
+    return (
+        requested_at is not None and not has_sent_since and now - requested_at <= CONFIRMATION_TIME
+    )
+
+
+def find_contact(connection: Connection, vault: Vault, e164: str) -> int | None:
+    """The id of the live contact with this number, if any."""
+    return connection.scalar(
+        select(_contacts.c.id).where(_contacts.c.phone_hash == vault.phone_hash(e164))
+    )
+
+
+def is_on_do_not_contact_list(connection: Connection, phone_hash: str) -> bool | None:
+    """None when the number was never erased; else whether it was opted out when it was."""
+    return connection.scalar(
+        select(_do_not_contact.c.is_opted_out).where(_do_not_contact.c.phone_hash == phone_hash)
+    )
+
+
+def erase_contact(
+    connection: Connection, contact_id: int, *, by: str, now: datetime | None = None
+) -> Erased | None:
+    """Erase one contact in the caller's transaction; None when there is none or it is erased.
+
+    Everything the contact wrote and every copy of its number become unreadable; its pending
+    sends are cancelled; its messages are queued for deletion at Twilio (`delete_at_twilio`);
+    an urgent message its sender erased leaves staff a note with no content.
+    """
+    now = now or utcnow()
+    contact = connection.execute(
+        select(_contacts.c.id, _contacts.c.phone_hash, _contacts.c.is_opted_out)
+        .where(_contacts.c.id == contact_id, _contacts.c.erased_at.is_(None))
+        .with_for_update()
+    ).first()
+    if contact is None:
+        return None
+    mine = _messages.c.contact_id == contact_id
+    sids = list(
+        connection.scalars(select(_messages.c.sid).where(mine, _messages.c.sid.is_not(None)))
+    )
+    _queue_deletions(connection, sids, now)
+    notes = []
+    if by == BY_SENDER:
+        urgent = connection.execute(
+            select(_messages.c.urgent_topic)
+            .where(mine, _messages.c.direction == "in", _messages.c.is_urgent.is_(True))
+            .order_by(_messages.c.id)
+        ).all()
+        for (topic,) in urgent:
+            notes.append(
+                connection.execute(
+                    insert(_notes)
+                    .values(
+                        contact_id=contact_id, kind="erased_urgent", topic=topic, created_at=now
+                    )
+                    .returning(_notes.c.id)
+                ).scalar_one()
+            )
+    # Staff's own notes on the thread may quote the worker: their words go too.
+    connection.execute(update(_notes).where(_notes.c.contact_id == contact_id).values(body=null()))
+    cancelled = connection.execute(
+        update(_messages)
+        .where(mine, _messages.c.direction == "out", _messages.c.status == "pending")
+        .values(status="cancelled")
+    ).rowcount
+    connection.execute(
+        update(_messages)
+        .where(mine)
+        .values(body="", media_url=None, their_address_encrypted=None, content_variables=None)
+    )
+    connection.execute(
+        update(_answers).where(_answers.c.contact_id == contact_id).values(raw_text=None)
+    )
+    # Free-text answers (stored encrypted, as {"c": …}); choice and number answers stay.
+    connection.execute(
+        update(_answers)
+        .where(_answers.c.contact_id == contact_id, _answers.c.value["c"].as_string().is_not(None))
+        .values(value={"v": None})
+    )
+    connection.execute(
+        update(_conversations)
+        .where(_conversations.c.contact_id == contact_id)
+        .values(misses={"texts": []})
+    )
+    _add_to_do_not_contact(connection, contact.phone_hash, contact.is_opted_out, now)
+    connection.execute(
+        update(_contacts)
+        .where(_contacts.c.id == contact_id)
+        .values(
+            # Random, never a number's: the number's own hash is free for a new contact.
+            phone_hash="erased-" + secrets.token_hex(24),
+            phone_encrypted="",
+            key_encrypted=None,
+            language=None,
+            consent_source=None,
+            profile={},
+            profile_updated_at={},
+            timezone=None,
+            is_menu_open=False,
+            erase_requested_at=None,
+            erased_at=now,
+            updated_at=now,
+        )
+    )
+    deletions = len([sid for sid in sids if _TWILIO_SID.match(sid)])
+    log.info(
+        "contact-%s: erased (%s); %d to delete at Twilio, %d sends cancelled",
+        contact_id,
+        by,
+        deletions,
+        cancelled,
+    )
+    return Erased(contact_id, contact.phone_hash, deletions, cancelled, notes)
+
+
+def _add_to_do_not_contact(
+    connection: Connection, phone_hash: str, is_opted_out: bool, now: datetime
+) -> None:
+    """The number's hash on the list; an opt-out once recorded there stays."""
+    connection.execute(
+        insert_ignoring_conflicts(connection.dialect.name, _do_not_contact, "phone_hash"),
+        {"phone_hash": phone_hash, "is_opted_out": is_opted_out, "created_at": now},
+    )
+    if is_opted_out:
+        connection.execute(
+            update(_do_not_contact)
+            .where(_do_not_contact.c.phone_hash == phone_hash)
+            .values(is_opted_out=True)
+        )
+
+
+def inactive_contacts(connection: Connection, *, days: int, now: datetime) -> list[int]:
+    """Contacts with nothing from them, no import and no change for `days` days."""
+    cutoff = now - timedelta(days=days)
+    recent_inbound = exists().where(
+        _messages.c.contact_id == _contacts.c.id,
+        _messages.c.direction == "in",
+        _messages.c.created_at > cutoff,
+    )
+    return list(
+        connection.scalars(
+            select(_contacts.c.id)
+            .where(
+                _contacts.c.erased_at.is_(None),
+                _contacts.c.is_simulated.is_(False),
+                _contacts.c.created_at <= cutoff,
+                _contacts.c.updated_at <= cutoff,
+                ~recent_inbound,
+            )
+            .order_by(_contacts.c.id)
+        )
+    )
+
+
+def forget_erasure_confirmations(connection: Connection, *, now: datetime) -> int:
+    """The clock's part for the message sent after an erasure: once Twilio has answered for it
+    (sent, delivered, failed…), its address and body go and it is queued for deletion at
+    Twilio like the contact's other messages. How many were forgotten."""
+    done = connection.execute(
+        select(_messages.c.id, _messages.c.sid).where(
+            _messages.c.kind == ERASED_KIND,
+            _messages.c.their_address_encrypted.is_not(None),
+            _messages.c.status.not_in(("pending", "dispatching")),
+        )
+    ).all()
+    if not done:
+        return 0
+    connection.execute(
+        update(_messages)
+        .where(_messages.c.id.in_([row.id for row in done]))
+        .values(their_address_encrypted=None, body="")
+    )
+    _queue_deletions(connection, [row.sid for row in done if row.sid], now)
+    return len(done)
+
+
+def _queue_deletions(connection: Connection, sids: list[str], now: datetime) -> None:
+    """Messages for the clock to delete at Twilio (Twilio's own SIDs only)."""
+    rows = [
+        {"sid": sid, "attempts": 0, "next_attempt_at": now, "created_at": now}
+        for sid in sids
+        if _TWILIO_SID.match(sid)
+    ]
+    if rows:
+        connection.execute(
+            insert_ignoring_conflicts(connection.dialect.name, _deletions, "sid"), rows
+        )
+
+
+@dataclass(frozen=True)
+class DeletionRun:
+    deleted: int
+    waiting: int  # not final at Twilio yet, or a failure: tried again later
+
+
+def due_deletions(connection: Connection, *, now: datetime, limit: int = 200) -> list[str]:
+    """SIDs whose deletion at Twilio is due, oldest first."""
+    return list(
+        connection.scalars(
+            select(_deletions.c.sid)
+            .where(_deletions.c.next_attempt_at <= now)
+            .order_by(_deletions.c.next_attempt_at)
+            .limit(limit)
+        )
+    )
+
+
+def delete_at_twilio(
+    connection: Connection, sender: MessageSender, sids: list[str], *, now: datetime
+) -> DeletionRun:
+    """Delete these messages at Twilio; those that cannot go yet wait longer each time."""
+    deleted = waiting = 0
+    for sid in sids:
+        try:
+            is_gone = sender.delete(sid)
+        except SendError as exc:
+            log.warning("deletion at Twilio failed (code %s); tried again later", exc.code)
+            is_gone = False
+        if is_gone:
+            connection.execute(delete(_deletions).where(_deletions.c.sid == sid))
+            deleted += 1
+            continue
+        waiting += 1
+        attempts = connection.scalar(select(_deletions.c.attempts).where(_deletions.c.sid == sid))
+        wait = min(_FIRST_RETRY * 2 ** (attempts or 0), _LAST_RETRY)
+        connection.execute(
+            update(_deletions)
+            .where(_deletions.c.sid == sid)
+            .values(attempts=_deletions.c.attempts + 1, next_attempt_at=now + wait)
+        )
+    if deleted or waiting:
+        log.info("deletions at Twilio: %d done, %d waiting", deleted, waiting)
+    return DeletionRun(deleted, waiting)
+
+
+def erased_urgent_notes(connection: Connection) -> list[tuple[int, str | None, datetime]]:
+    """(contact, topic, when) of every urgent message erased by its sender, newest first."""
+    return [
+        (row.contact_id, row.topic, row.created_at)
+        for row in connection.execute(
+            select(_notes.c.contact_id, _notes.c.topic, _notes.c.created_at)
+            .where(_notes.c.kind == "erased_urgent")
+            .order_by(_notes.c.created_at.desc(), _notes.c.id.desc())
+        )
+    ]
