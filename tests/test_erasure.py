@@ -35,7 +35,7 @@ from tests import readback as rb
 from tests.conftest import SHIPPED_SURVEYS, TEST_SURVEYS, publish
 
 LOCALES = Path(__file__).resolve().parent.parent / "locales"
-ERASURE_SURVEYS = Path(__file__).resolve().parent / "surveys_erasure"
+MORE_SURVEYS = Path(__file__).resolve().parent / "surveys_more"
 PHONE = "+15551230001"
 OTHER = "+15551230002"
 SECRET_WORDS = "Me quitaron el pasaporte y no me dejan salir"
@@ -50,7 +50,7 @@ def texts(language: str) -> SystemTexts:
 
 @pytest.fixture
 def app(app):
-    publish(app, [SHIPPED_SURVEYS, TEST_SURVEYS, ERASURE_SURVEYS])
+    publish(app, [SHIPPED_SURVEYS, TEST_SURVEYS, MORE_SURVEYS])
     return app
 
 
@@ -233,7 +233,7 @@ def database_bytes(app, database: str, tmp_path: Path) -> list[bytes]:
 @pytest.fixture
 def wired(twilio_app):
     app = twilio_app()
-    publish(app, [SHIPPED_SURVEYS, TEST_SURVEYS, ERASURE_SURVEYS])
+    publish(app, [SHIPPED_SURVEYS, TEST_SURVEYS, MORE_SURVEYS])
     return app
 
 
@@ -338,7 +338,7 @@ def requests_to(fake_twilio, phone: str):
 
 def test_retention_erases_inactive_contacts_only_and_sends_nothing(twilio_app, fake_twilio):
     app = twilio_app(ENGAGE_RETENTION_DAYS="30")
-    publish(app, [SHIPPED_SURVEYS, TEST_SURVEYS, ERASURE_SURVEYS])
+    publish(app, [SHIPPED_SURVEYS, TEST_SURVEYS, MORE_SURVEYS])
     post(app, fake_twilio, PHONE, "CUENTE")
     post(app, fake_twilio, OTHER, "CUENTE")
     requests = len(fake_twilio.requests)
