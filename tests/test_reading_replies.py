@@ -1,5 +1,5 @@
-"""Replies as workers write them (worker-content.md §4), read through `engage simulate` in each
-language, on SQLite and PostgreSQL."""
+"""Replies as workers write them (a line copied from the list, an article, courtesy words,
+number words, "1y3"), read through `engage simulate` in each language, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
