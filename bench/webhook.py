@@ -319,8 +319,9 @@ def verify_engage(sent: set[str], order: dict[str, int]) -> list[tuple[str, bool
                 OR kind NOT IN ('keyword', 'consent', 'answer', 'skip'))
             """
         ).fetchone()[0]
-    queued = [job.decode() for job in redis_client().lrange("rq:queue:replies", 0, -1)]
-    queued_ids = [int(job.removeprefix("send-")) for job in queued]
+    # No worker runs during the benchmark: the replies wait, and a job is queued to send them
+    # (one per minute at most: the wake-up expires after REPLY_SENDER_WAKE_TTL).
+    queued = redis_client().lrange("rq:queue:replies", 0, -1)
     stored = [sid for sid, _ in inbound]
     unique = set(stored)
     # Steps ran in the order each contact sent: their times follow the file's order per contact.
@@ -359,9 +360,9 @@ def verify_engage(sent: set[str], order: dict[str, int]) -> list[tuple[str, bool
             " (more contacts, --contacts, keep the traffic representative)",
         ),
         (
-            "every reply queued once on `replies`",
-            len(queued_ids) == len(set(queued_ids)) and set(queued_ids) == set(outbound),
-            f"{len(queued_ids)} jobs for {len(outbound)} outbound rows ({pending} pending)",
+            "every reply pending, with a job (one a minute at most) queued on `replies`",
+            1 <= len(queued) <= 5 and pending == len(outbound),
+            f"{len(queued)} job(s) for {len(outbound)} outbound rows ({pending} pending)",
         ),
     ]
 

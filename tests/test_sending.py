@@ -7,11 +7,10 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from rq import Queue
 from rq.job import Job
 from sqlalchemy import select
 from twilio_helpers import OUR_NUMBER, inbound_form, post_signed, twilio_overrides
@@ -24,13 +23,13 @@ from engage.jobs import (
     BULK,
     REPLIES,
     SEND_JOB_OPTIONS,
-    SEND_MESSAGE,
+    SEND_REPLIES,
     dispatch_sends,
     queue,
     redis_connection,
 )
 from engage.jobs.periodic import run_periodic
-from engage.jobs.send import CHUNK_ROUNDS, send_batch, send_message
+from engage.jobs.send import CHUNK_ROUNDS, reconcile, send_batch, send_message
 from engage.jobs.worker import run_worker
 from engage.messaging import SendResult
 from engage.models import Contact, Message
@@ -97,7 +96,9 @@ def test_replies_are_queued_on_redis_and_sent_by_a_burst_worker(twilio_app, redi
     [row] = rows(app)
     assert row.status == "pending"
     with app.app_context():
-        assert queue(REPLIES, redis_connection()).job_ids == [f"send-{row.id}"]
+        [job_id] = queue(REPLIES, redis_connection()).job_ids
+        job = queue(REPLIES, redis_connection()).fetch_job(job_id)
+        assert (job.func_name, tuple(job.args)) == (SEND_REPLIES, ())
     work(app)
     assert [r.get("Body")[:16] for r in fake_twilio.requests] == ["Centro Campesino"]
     assert rows(app)[0].status == "queued"
@@ -105,41 +106,33 @@ def test_replies_are_queued_on_redis_and_sent_by_a_burst_worker(twilio_app, redi
     assert len(fake_twilio.requests) == 1
 
 
-def test_a_reply_job_is_the_job_rq_itself_writes(twilio_app, redis_url):
-    """A reply job is field for field the one RQ writes for the same call."""
+def test_a_burst_of_replies_wakes_one_job_written_as_rq_writes_it(twilio_app, redis_url):
+    """Replies wake the reply sender once while its job waits; the job is field for field the
+    one RQ writes for the same call."""
     app = twilio_app(REDIS_URL=redis_url)
     with app.app_context():
         connection = redis_connection()
         replies = queue(REPLIES, connection)
-        written = {}
-        for how in ("rq", "engage"):
-            if how == "rq":
-                call = Queue.prepare_data(
-                    SEND_MESSAGE, args=(42,), job_id="send-42", **SEND_JOB_OPTIONS
-                )
-                with connection.pipeline() as pipe:
-                    replies.enqueue_many([call], pipeline=pipe)
-                    pipe.execute()
-            else:
-                assert dispatch_sends([42, 43]) == 2
-            written[how] = connection.hgetall(Job.key_for("send-42"))
-            assert replies.job_ids[:1] == ["send-42"]
-            assert connection.smembers(Queue.redis_queues_keys) == {replies.key.encode()}
-            if how == "rq":
-                connection.delete(Job.key_for("send-42"), replies.key, Queue.redis_queues_keys)
-        assert replies.job_ids == ["send-42", "send-43"]
-        times = (b"created_at", b"enqueued_at")
-        assert written["engage"].keys() == written["rq"].keys()
-        for field, value in written["rq"].items():
-            if field in times:
-                assert datetime.fromisoformat(written["engage"][field].decode()) >= (
-                    datetime.fromisoformat(value.decode())
-                )
-            else:
-                assert written["engage"][field] == value, field
-        job = Job.fetch("send-43", connection=connection, serializer=replies.serializer)
-        assert (job.func_name, tuple(job.args), job.kwargs) == (SEND_MESSAGE, (43,), {})
-        assert (job.retries_left, job.origin, job.get_status()) == (6, REPLIES, "queued")
+        rq_job = replies.enqueue(SEND_REPLIES, **SEND_JOB_OPTIONS)
+        written_by_rq = connection.hgetall(Job.key_for(rq_job.id))
+        replies.empty()
+        assert dispatch_sends([42, 43]) == 2
+        assert dispatch_sends([44]) == 1  # the job already waits: no second one
+        [job_id] = replies.job_ids
+        written = connection.hgetall(Job.key_for(job_id))
+        job = Job.fetch(job_id, connection=connection, serializer=replies.serializer)
+        assert (job.func_name, tuple(job.args), job.origin) == (SEND_REPLIES, (), REPLIES)
+        varying = (b"created_at", b"enqueued_at", b"id")
+        assert written.keys() == written_by_rq.keys()
+        for field, value in written_by_rq.items():
+            if field not in varying:
+                assert written[field] == value, field
+        # Once the job has started, new replies wake another.
+        from engage.jobs import reply_sender_woken
+
+        reply_sender_woken()
+        dispatch_sends([45])
+        assert len(replies.job_ids) == 2
 
 
 def test_replies_are_drained_before_bulk(twilio_app, redis_url, fake_twilio):
@@ -219,7 +212,8 @@ def test_a_lost_answer_is_looked_up_not_resent(twilio_app, fake_twilio):
     [row] = rows(app)
     assert row.status == "dispatching" and row.sid is None
     with app.app_context():
-        assert send_message(row.id) == "reconciled"
+        assert send_message(row.id) == "done"  # never claimed again: only looked up
+        assert reconcile(row.id) == "reconciled"
     [created] = fake_twilio.messages
     row = rows(app)[0]
     assert (row.sid, row.status) == (created["sid"], "queued")
@@ -237,7 +231,7 @@ def test_a_send_that_never_reached_twilio_is_flagged_not_guessed(twilio_app, fak
         row.status, row.sid, row.attempted_at = "dispatching", None, utcnow()
         row_id = row.id
     with app.app_context():
-        assert send_message(row_id) == "unconfirmed"
+        assert reconcile(row_id) == "unconfirmed"
     assert fake_twilio.requests == []
     assert rows(app)[0].status == "unconfirmed"
 
@@ -279,9 +273,7 @@ def test_a_worker_killed_in_the_middle_of_a_send(twilio_app, redis_url, fake_twi
     assert row.status == "dispatching"
     age(app, "attempted_at", 600)
     with app.app_context():
-        assert run_periodic()["reconciling"] == 1
-        assert queue(REPLIES, redis_connection()).count == 1
-    work(app)
+        assert run_periodic()["looked_up"] == 1  # by the clock itself, never sent again
     row = rows(app)[0]
     assert row.sid == fake_twilio.messages[0]["sid"]
     assert len(fake_twilio.requests) == 1  # exactly one Twilio message for the row
@@ -514,8 +506,7 @@ def test_a_batch_leaves_a_lost_answer_dispatching_and_the_clock_looks_it_up(
     assert sorted(status for status, _ in statuses(app, ids)) == ["dispatching"] + ["queued"] * 4
     age(app, "attempted_at", 600)
     with app.app_context():
-        assert run_periodic()["reconciling"] == 1
-    work(app)
+        assert run_periodic()["looked_up"] == 1
     done = rows(app, Message.id.in_(ids))
     assert {r.status for r in done} == {"queued"}
     assert sorted(r.sid for r in done) == sorted(m["sid"] for m in fake_twilio.messages)
@@ -607,8 +598,7 @@ def test_a_worker_killed_mid_batch_leaves_at_most_two_chunks_to_look_up(
     age(app, "attempted_at", 600)
     with app.app_context():
         queue(BULK, redis_connection()).empty()
-        assert run_periodic()["reconciling"] == len(dispatching)
-    work(app)
+        assert run_periodic()["looked_up"] == len(dispatching)
     created = {m["sid"] for m in fake_twilio.messages}
     # (A create cut short by the kill arrives without its fields: it created nothing.)
     posted = [cb for r in fake_twilio.requests if (cb := r.get("StatusCallback"))]
@@ -617,3 +607,36 @@ def test_a_worker_killed_mid_batch_leaves_at_most_two_chunks_to_look_up(
     # Each looked-up row was either found (it reached Twilio) or flagged for staff, never resent.
     assert {r.status for r in left} <= {"queued", "unconfirmed"}
     assert all(r.sid in created for r in left if r.status == "queued")
+
+
+def test_a_bulk_job_sends_due_replies_first_under_the_rate_limit(
+    twilio_app, redis_url, fake_twilio
+):
+    app = twilio_app(REDIS_URL=redis_url, ENGAGE_SEND_RATE="50")
+    ids = bulk_rows(app, phones(6))
+    post_signed(
+        app.test_client(), fake_twilio.auth_token, "/twilio/messages", inbound_form(WORKER, "WORK")
+    )
+    with app.app_context():
+        assert send_batch(ids) == 7  # the reply too: a campaign never holds a reply back
+    assert [r.get("To") for r in fake_twilio.requests][0] == WORKER
+    assert len(fake_twilio.requests) == 7
+
+
+def test_a_contacts_replies_go_one_at_a_time_in_the_order_written(
+    twilio_app, redis_url, fake_twilio
+):
+    app = twilio_app(REDIS_URL=redis_url, ENGAGE_SEND_CONCURRENCY="4")
+    client = app.test_client()
+    for text in ("WORK", "1", "1", "1"):
+        post_signed(client, fake_twilio.auth_token, "/twilio/messages", inbound_form(WORKER, text))
+    written = [r.body for r in rows(app, Message.direction == "out")]
+    assert len(written) == 4
+    with app.app_context():
+        assert len(queue(REPLIES, redis_connection()).job_ids) == 1  # one wake-up for the burst
+    fake_twilio.delay(0.05)  # sends in flight together would overtake one another
+    work(app)
+    assert [r.get("Body") for r in fake_twilio.requests] == written
+    # Each went out only once the one before was answered: never two in flight for a contact.
+    answered = [r.time for r in fake_twilio.requests]
+    assert answered == sorted(answered)

@@ -8,25 +8,28 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import datetime
 
 from flask import current_app
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Queue, Retry
+from rq import Queue
 
 log = logging.getLogger(__name__)
 
 REPLIES = "replies"
 BULK = "bulk"
-# Transient Twilio errors: retry with backoff (seconds).
-SEND_RETRY = Retry(max=6, interval=[2, 5, 15, 60, 300, 900])
-SEND_JOB_OPTIONS = {"retry": SEND_RETRY, "result_ttl": 0, "failure_ttl": 7 * 24 * 3600}
+SEND_JOB_OPTIONS = {"result_ttl": 0, "failure_ttl": 7 * 24 * 3600}
 # Bulk rows go to RQ in jobs of this many: RQ's own bookkeeping per job costs more than a send.
 BULK_BATCH = 100
 # Jobs enqueued per Redis pipeline.
 ENQUEUE_BATCH = 500
-SEND_MESSAGE = "engage.jobs.send.send_message"
+SEND_REPLIES = "engage.jobs.send.send_replies"
+SEND_BATCH = "engage.jobs.send.send_batch"
+# Set while a reply-sending job is queued and has not started: more replies wake no other job.
+# It expires by itself, so a job lost with Redis never stops replies for longer than this (the
+# clock's sweep hands over what is still pending meanwhile).
+REPLY_SENDER_WOKEN = "engage:reply-sender-woken"
+REPLY_SENDER_WAKE_TTL = 60
 
 
 def redis_connection() -> Redis | None:
@@ -57,45 +60,38 @@ def queue(name: str, connection: Redis) -> Queue:
 def dispatch_sends(message_ids: Iterable[int], *, queue_name: str = REPLIES) -> int:
     """Hand committed outbound rows to the senders; returns how many were handed over.
 
-    Called only after the commit. If Redis is unreachable the rows stay pending and the sweep
-    enqueues them later: nothing is lost, the worker just hears of them late.
+    Called only after the commit. Replies wake the reply sender, which sends every due reply
+    (one job for a burst of them); bulk rows go in jobs of BULK_BATCH. Without Redis the rows
+    are sent in this process, now. If Redis is unreachable the rows stay pending and the sweep
+    hands them over later: nothing is lost, the worker just hears of them late.
     """
     ids = list(message_ids)
     if not ids:
         return 0
     connection = redis_connection()
     if connection is None:
-        from engage.jobs.send import send_message
+        from engage.jobs.send import send_batch, send_replies
 
-        for message_id in ids:
-            send_message(message_id)
-        return len(ids)
-    try:
         if queue_name == REPLIES:
-            # A job per reply, so that one slow send never holds up another worker's reply.
-            jobs = [
-                Queue.prepare_data(
-                    SEND_MESSAGE,
-                    args=(message_id,),
-                    job_id=f"send-{message_id}",
-                    **SEND_JOB_OPTIONS,
-                )
-                for message_id in ids
-            ]
+            send_replies()
         else:
-            jobs = [
-                Queue.prepare_data(
-                    "engage.jobs.send.send_batch",
-                    args=(ids[start : start + BULK_BATCH],),
-                    job_id=f"send-batch-{ids[start]}-{len(ids[start : start + BULK_BATCH])}",
-                    result_ttl=0,
-                    failure_ttl=SEND_JOB_OPTIONS["failure_ttl"],
-                )
-                for start in range(0, len(ids), BULK_BATCH)
-            ]
+            send_batch(ids)
+        return len(ids)
+    if queue_name == REPLIES:
+        return len(ids) if wake_reply_sender() else 0
+    jobs = [
+        Queue.prepare_data(
+            SEND_BATCH,
+            args=(ids[start : start + BULK_BATCH],),
+            job_id=f"send-batch-{ids[start]}-{len(ids[start : start + BULK_BATCH])}",
+            **SEND_JOB_OPTIONS,
+        )
+        for start in range(0, len(ids), BULK_BATCH)
+    ]
+    try:
         for start in range(0, len(jobs), ENQUEUE_BATCH):
             with connection.pipeline() as pipe:
-                queue(queue_name, connection).enqueue_many(
+                queue(BULK, connection).enqueue_many(
                     jobs[start : start + ENQUEUE_BATCH], pipeline=pipe
                 )
                 pipe.execute()
@@ -105,21 +101,27 @@ def dispatch_sends(message_ids: Iterable[int], *, queue_name: str = REPLIES) -> 
     return len(ids)
 
 
-def schedule_send(message_id: int, at: datetime, *, queue_name: str = BULK) -> bool:
-    """Enqueue a send for a later time (quiet hours, --at); False when Redis is unavailable."""
+def wake_reply_sender() -> bool:
+    """Make sure a reply-sending job will run: enqueue one unless one is queued and not yet
+    started. False when Redis is unavailable (the sweep hands the replies over later)."""
     connection = redis_connection()
     if connection is None:
-        return False  # the in-process clock sends it when due
+        return False
     try:
-        queue(queue_name, connection).enqueue_at(
-            at,
-            SEND_MESSAGE,
-            message_id,
-            job_id=f"send-{message_id}",
-            retry=SEND_RETRY,
-            result_ttl=0,
-        )
+        if connection.set(REPLY_SENDER_WOKEN, 1, nx=True, ex=REPLY_SENDER_WAKE_TTL):
+            queue(REPLIES, connection).enqueue(SEND_REPLIES, **SEND_JOB_OPTIONS)
     except RedisError as exc:
-        log.warning("queue: send %s left for the sweep, Redis unavailable: %s", message_id, exc)
+        log.warning("queue: replies left for the sweep, Redis unavailable: %s", exc)
         return False
     return True
+
+
+def reply_sender_woken() -> None:
+    """A reply-sending job has started: replies written from now on wake another."""
+    connection = redis_connection()
+    if connection is None:
+        return
+    try:
+        connection.delete(REPLY_SENDER_WOKEN)
+    except RedisError as exc:
+        log.warning("queue: could not clear the reply sender's wake-up: %s", exc)

@@ -32,7 +32,7 @@ def run_periodic() -> dict[str, int]:
         )
         dispatching = outbox.stale_dispatching_ids(session, older_than=DISPATCH_GRACE)
     counts["swept"] = sweep_pending()
-    counts["reconciling"] = dispatch_sends(dispatching) if dispatching else 0
+    counts["looked_up"] = look_up_lost(dispatching)
     counts["replayed"] = replay_spool()
     counts["snapshots"] = take_snapshots()
     counts["alerts"] = retry_alerts()
@@ -40,6 +40,13 @@ def run_periodic() -> dict[str, int]:
     if any(counts.values()):
         log.info("clock: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
     return counts
+
+
+def look_up_lost(message_ids: list[int]) -> int:
+    """Look up at Twilio the rows whose answer was lost; how many were settled."""
+    from engage.jobs.send import reconcile
+
+    return sum(reconcile(message_id) in ("reconciled", "unconfirmed") for message_id in message_ids)
 
 
 def sweep_pending(batch: int = 5000, max_rounds: int = 100) -> int:

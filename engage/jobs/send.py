@@ -1,21 +1,21 @@
-"""The send job: one outbound row to Twilio, at most once."""
+"""The send jobs: outbound rows to Twilio, at most once each, a chunk at a time."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections import deque
+from collections.abc import Sequence
 
 from flask import current_app
-from rq import get_current_job
+from sqlalchemy.orm import Session
 
 from engage import db
-from engage.jobs import BULK, dispatch_sends, redis_connection
+from engage.jobs import BULK, dispatch_sends, redis_connection, wake_reply_sender
 from engage.messaging import (
     AmbiguousSendError,
     MessageSender,
     OutboundMessage,
-    PermanentSendError,
     TransientSendError,
 )
 from engage.messaging.pool import Flight, Outcomes, SendPool
@@ -89,27 +89,78 @@ def status_callback_url(message_id: int) -> str | None:
     return f"{base}/twilio/status?m={message_id}" if base else None
 
 
-def send_message(message_id: int) -> str:
-    """Send one outbound row, then the rest of its step in order; idempotent."""
-    outcome = send_one(message_id)
-    while outcome in ("sent", "reconciled", "failed"):
-        with db.transaction() as session:
-            following = outbox.next_in_step(session, message_id)
-        if following is None:
-            break
-        message_id = following
-        outcome = send_one(message_id)
-    return outcome
+def send_replies() -> int:
+    """RQ entry point (`replies`): send every due reply, a chunk at a time, several in flight;
+    returns how many Twilio accepted. A burst of webhooks wakes one such job, not one each
+    (`engage.jobs.wake_reply_sender`)."""
+    from engage.jobs import reply_sender_woken
+
+    reply_sender_woken()
+    return _send(_Rows())
 
 
 def send_batch(message_ids: list[int]) -> int:
-    """Send bulk rows a chunk at a time, several in flight; returns how many Twilio accepted.
+    """RQ entry point (`bulk`): send these bulk rows a chunk at a time, several in flight, with
+    every due reply first: a reply never waits behind a campaign. Returns how many Twilio
+    accepted."""
+    return _send(_Rows(message_ids))
 
-    One transaction per chunk records the answers of the chunk sent before and claims the next
+
+def send_message(message_id: int) -> str:
+    """Send one row now, as a chunk of one (and the rest of its step after it, in order): what
+    became of it, `sent`, `failed`, `retry` (a transient error: pending again), `lost` (the
+    answer was lost: the clock looks it up) or `done` (nothing to send)."""
+    rows = _Rows([message_id], with_replies=False)
+    _send(rows)
+    return rows.outcome.get(message_id, "done")
+
+
+class _Rows:
+    """What a send job works through: due replies first, then its own rows, if any."""
+
+    def __init__(self, message_ids: Sequence[int] = (), *, with_replies: bool = True) -> None:
+        self.todo = deque(message_ids)
+        self.with_replies = with_replies
+        # Replies with a transient error: left for the sweep, not taken again by this job.
+        self.left: set[int] = set()
+        self.outcome: dict[int, str] = {}
+
+    def next_chunk(self, session: Session, size: int) -> list[int]:
+        if self.with_replies:
+            replies = outbox.due_replies(session, limit=size, exclude=sorted(self.left))
+            if replies:
+                return replies
+        return [self.todo.popleft() for _ in range(min(size, len(self.todo)))]
+
+    def not_claimed(self, message_ids: set[int]) -> None:
+        """Rows a claim left (not due, cancelled, waiting for an earlier one): not asked for
+        again by this job, so that it always moves on."""
+        self.left.update(message_ids)
+
+    def answered(self, session: Session, answers: Outcomes) -> int:
+        """Write what Twilio answered; the rows of those steps that come next go first."""
+        outbox.record_chunk(session, sent=answers.sent, failed=answers.failed, retry=answers.retry)
+        done = [message_id for message_id, _ in answers.sent + answers.failed]
+        self.todo.extendleft(reversed(outbox.following_rows(session, done)))
+        self.left.update(answers.retry)
+        for kind, ids in (
+            ("sent", [i for i, _ in answers.sent]),
+            ("failed", [i for i, _ in answers.failed]),
+            ("retry", answers.retry),
+            ("lost", answers.lost),
+        ):
+            self.outcome.update(dict.fromkeys(ids, kind))
+        return len(answers.sent)
+
+
+def _send(rows: _Rows) -> int:
+    """Claim, send and record chunks until nothing is due; returns how many Twilio accepted.
+
+    One transaction per round records the answers of the chunk sent before and claims the next
     one, while the chunk after it is being sent: the database work overlaps the waiting on
     Twilio. A row that must wait (a transient error, a lost answer) is left to the clock's sweep
-    and reconcile, not retried by RQ: one slow row must not hold up a hundred others. After
-    BATCH_SECONDS the rows not yet claimed go to a new job, before RQ's timeout stops this one.
+    and look-up, never retried here: one slow row must not hold up the others. After
+    BATCH_SECONDS no new chunk is claimed and the rest goes to new jobs, before RQ's timeout.
     """
     vault = current_app.extensions["engage.vault"]
     sender = message_sender()
@@ -119,108 +170,64 @@ def send_batch(message_ids: list[int]) -> int:
     # row per thread and one chunk out at a time, so that few rows sit `dispatching` waiting.
     chunk_size = pool.concurrency * (1 if limiter is not None else CHUNK_ROUNDS)
     ahead = 1 if limiter is not None else 2
-    todo = deque(message_ids)
     flights: deque[Flight] = deque()
     answered: Outcomes | None = None
     sent = 0
     deadline = time.monotonic() + BATCH_SECONDS
     while True:
         claims: list[list[OutboundMessage]] = []
+        overdue = time.monotonic() > deadline
         with db.transaction() as session:
             if answered is not None:
-                outbox.record_chunk(
-                    session, sent=answered.sent, failed=answered.failed, retry=answered.retry
-                )
-                # A step's later rows were skipped while the earlier one was unsent: send them
-                # next, before the rest of the batch (send_message's order, for a whole chunk).
-                done = [message_id for message_id, _ in answered.sent + answered.failed]
-                todo.extendleft(reversed(outbox.following_rows(session, done)))
-                sent += len(answered.sent)
+                sent += rows.answered(session, answered)
             # At most two chunks out at once: one being sent, the next queued behind it.
-            overdue = time.monotonic() > deadline
-            while todo and len(flights) + len(claims) < ahead and not overdue:
-                chunk = [todo.popleft() for _ in range(min(chunk_size, len(todo)))]
+            while len(flights) + len(claims) < ahead and not overdue:
+                chunk = rows.next_chunk(session, chunk_size)
+                if not chunk:
+                    break
                 claimed = outbox.claim_chunk(
                     session, vault, chunk, status_callback=status_callback_url
                 )
+                rows.not_claimed(set(chunk) - {m.message_id for m in claimed})
                 if claimed:
                     claims.append(claimed)
         # Sent only once the claim is committed: a rollback never leaves a row sent unmarked.
         flights.extend(pool.submit(sender, limiter, claimed) for claimed in claims)
         if not flights:
-            if todo:
-                log.info(
-                    "batch: %d row(s) left after %.0f s, handed to a new job",
-                    len(todo),
-                    BATCH_SECONDS,
-                )
-                dispatch_sends(list(todo), queue_name=BULK)
+            if overdue:
+                _hand_over(rows)
             return sent
         answered = flights.popleft().outcomes()
 
 
-def send_one(message_id: int) -> str:
-    """Send one outbound row; does nothing when it is already sent, cancelled or not due."""
-    vault = current_app.extensions["engage.vault"]
-    sender = message_sender()
-    limiter = rate_limiter()
-    if limiter is not None:
-        with db.transaction() as session:
-            from_address = outbox.sender_of(session, message_id)
-        if from_address:
-            limiter.acquire(from_address)
-    with db.transaction() as session:
-        plan = outbox.prepare_send(
-            session, vault, message_id, status_callback=status_callback_url(message_id)
+def _hand_over(rows: _Rows) -> None:
+    """Out of time: what is left goes to new jobs."""
+    if rows.todo:
+        log.info(
+            "batch: %d row(s) left after %.0f s, handed to a new job", len(rows.todo), BATCH_SECONDS
         )
-    if plan.action == "done" or plan.message is None:
-        return "done"
-    if plan.action == "reconcile":
-        return _reconcile(sender, plan)
-    try:
-        result = sender.send(plan.message)
-    except PermanentSendError as exc:
-        with db.transaction() as session:
-            outbox.record_failure(session, message_id, exc.code, permanent=True)
-        return "failed"
-    except TransientSendError as exc:
-        with db.transaction() as session:
-            outbox.record_failure(session, message_id, exc.code, permanent=False)
-        _retry_or_leave(message_id)
-        return "retry"
-    except AmbiguousSendError:
-        # The request may have reached Twilio: the row stays `dispatching`, and the retry
-        # looks it up instead of sending it again.
-        log.warning("message %s: answer lost, will look it up", message_id)
-        _retry_or_leave(message_id)
-        return "ambiguous"
+        dispatch_sends(list(rows.todo), queue_name=BULK)
+    if rows.with_replies:
+        wake_reply_sender()
+
+
+def reconcile(message_id: int) -> str:
+    """The clock's look-up of a row whose answer was lost: `reconciled` when Twilio has it,
+    `unconfirmed` when it does not (staff decide, it is never resent), `retry` when Twilio
+    could not be asked now, `done` when there is nothing to look up."""
+    vault = current_app.extensions["engage.vault"]
     with db.transaction() as session:
-        outbox.record_sent(session, message_id, result)
-    return "sent"
-
-
-def _reconcile(sender: MessageSender, plan: outbox.SendPlan) -> str:
-    assert plan.message is not None and plan.attempted_at is not None
-    message_id = plan.message.message_id
+        lost = outbox.lost_message(session, vault, message_id)
+    if lost is None:
+        return "done"
+    message, attempted_at = lost
     try:
-        found = sender.lookup(plan.message, since=plan.attempted_at)
+        found = message_sender().lookup(message, since=attempted_at)
     except (TransientSendError, AmbiguousSendError):
-        _retry_or_leave(message_id)
-        return "retry"
+        return "retry"  # the clock asks again on its next round
     with db.transaction() as session:
         if found is not None:
-            outbox.record_sent(session, message_id, found)
-            log.info("message %s: found at Twilio as %s, not resent", message_id, found.sid)
+            outbox.record_found(session, message_id, found)
             return "reconciled"
         outbox.record_unconfirmed(session, message_id)
     return "unconfirmed"
-
-
-def _retry_or_leave(message_id: int) -> None:
-    """Under RQ, raise so its Retry policy runs the job again later; in-process, the sweep does."""
-    if get_current_job() is not None:
-        raise RetryLaterError(f"message {message_id}: retry")
-
-
-class RetryLaterError(RuntimeError):
-    """Raised inside an RQ job so the job's Retry (backoff) takes over."""

@@ -1,6 +1,6 @@
 """`engage simulate` and `engage chat`: the webhook's service, the console sender, no Twilio.
 
-Like the webhook and the send job, it owns its transactions: one for the step, one per reply.
+Like the webhook and the send job, it owns its transactions: one for the step, two per reply.
 """
 
 from __future__ import annotations
@@ -37,11 +37,13 @@ def simulate_message(app: Flask, phone: str, text: str, *, channel: str = "sms")
     # Staff see a simulated urgent message as any other (the alert says it is simulated).
     if result.urgent_message_id is not None:
         dispatch_alerts([result.urgent_message_id])
-    # Always the console sender, never Twilio: a simulation reaches nobody's phone.
+    # Always the console sender, never Twilio: a simulation reaches nobody's phone. Each reply
+    # goes through the same claim and record as any other send.
     sender = ConsoleSender(stream=io.StringIO())
     for message_id in result.outbound_ids:
         with db.transaction() as session:
-            plan = outbox.prepare_send(session, vault, message_id)
-            if plan.action == "send" and plan.message is not None:
-                outbox.record_sent(session, message_id, sender.send(plan.message))
+            claimed = outbox.claim_chunk(session, vault, [message_id])
+        sent = [(m.message_id, sender.send(m)) for m in claimed]
+        with db.transaction() as session:
+            outbox.record_chunk(session, sent=sent)
     return [m.body for m in sender.sent]

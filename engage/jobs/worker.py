@@ -1,4 +1,5 @@
-"""The RQ worker: `replies` before `bulk`, with RQ's scheduler for delayed sends and retries."""
+"""The RQ worker: `replies` before `bulk`. Sends wait for their time in the database (the clock's
+sweep hands them over when due), so RQ's scheduler is not needed."""
 
 from __future__ import annotations
 
@@ -10,21 +11,6 @@ from engage import db
 from engage.jobs import BULK, REPLIES, queue, redis_connection
 
 log = logging.getLogger(__name__)
-
-
-class SendWorker(SimpleWorker):
-    """RQ's SimpleWorker, stopping its command listener without a one-second wait."""
-
-    def unsubscribe(self) -> None:
-        """Stop the pub/sub thread first, then unsubscribe (RQ does it the other way round).
-
-        The thread waits for a message for up to 60 s. The UNSUBSCRIBE reply wakes it; if it is
-        still marked running then, it waits again, and RQ gives up joining it after 1 s: every
-        stop of a worker (burst end, deploy) took a second longer than its work.
-        """
-        if self.pubsub_thread:
-            self.pubsub_thread.stop()
-        super().unsubscribe()
 
 
 def run_worker(*, burst: bool = False) -> int:
@@ -39,13 +25,13 @@ def run_worker(*, burst: bool = False) -> int:
         raise RuntimeError("REDIS_URL is not set")
     # No pooled connection opened before this point may be shared with the work loop.
     db.engine().dispose()
-    worker = SendWorker(
+    worker = SimpleWorker(
         [queue(REPLIES, connection), queue(BULK, connection)],
         connection=connection,
         serializer="rq.serializers.JSONSerializer",
     )
     try:
-        worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
+        worker.work(burst=burst, logging_level="WARNING")
     finally:
         # Say goodbye to PostgreSQL and Redis now: worker.py leaves without Python's teardown.
         db.engine().dispose()

@@ -1,15 +1,15 @@
 """The outbox: outbound rows become at most one Twilio message each.
 
-A send happens in three steps, each its own transaction, owned by the job:
-`prepare_send` claims a pending row (status `dispatching`, with the time of the attempt), the
-sender calls Twilio outside any transaction, then `record_sent` / `record_failure` write what
-Twilio answered. A row found still `dispatching` means an earlier answer was lost (a timeout, a
-killed worker): `reconcile` looks it up at Twilio instead of sending it again.
+Every send takes three steps, each its own transaction, owned by the job, a chunk of rows at a
+time (a single row is a chunk of one): `claim_chunk` checks and claims the rows that are due
+(status `dispatching`, with the time of the attempt) in set-based statements, the job sends
+them outside any transaction, and `record_chunk` writes what Twilio answered. The rules (opted
+out or erased, the WhatsApp window, not yet due, the order of a step's rows and of a contact's
+replies) live in `claim_chunk` and the statements it runs, nowhere else.
 
-Bulk rows take the same three steps a chunk at a time, in set-based statements: `claim_chunk`
-checks and claims every row of the chunk in one transaction, the job sends them, and
-`record_chunk` writes every answer in another (the rules are the ones `prepare_send` applies to
-a single row).
+A row found still `dispatching` means an earlier answer was lost (a timeout, a killed worker):
+it is never claimed again; the clock looks it up at Twilio instead (`lost_message`,
+`record_found`, `record_unconfirmed`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cache
 
@@ -43,114 +42,18 @@ from engage.privacy import Vault
 from engage.services.delivery import (
     OPTED_OUT_CODE,
     RANK,
-    advance_status,
     lower_statuses,
     mark_opted_out,
 )
 
 log = logging.getLogger(__name__)
 
+REPLIES = "replies"
 WHATSAPP_WINDOW = timedelta(hours=24)
 # Replies that still go to an opted-out contact: the opt-out confirmation, and the help text
 # for one who writes a help or distress word (they wrote to us).
 SENT_WHEN_OPTED_OUT = frozenset({"opt_out", "help"})
 OUTSIDE_WINDOW_CODE = 63016
-
-
-@dataclass(frozen=True)
-class SendPlan:
-    action: str  # send | reconcile | done
-    message: OutboundMessage | None = None
-    attempted_at: datetime | None = None
-
-
-def sender_of(session: Session, message_id: int) -> str | None:
-    """The address a row will be sent from (for the rate limit), without locking it."""
-    return session.scalar(select(Message.our_address).where(Message.id == message_id))
-
-
-def prepare_send(
-    session: Session,
-    vault: Vault,
-    message_id: int,
-    *,
-    status_callback: str | None = None,
-    now: datetime | None = None,
-) -> SendPlan:
-    """Claim a pending row for sending, or say it needs reconciling, or that nothing is to do."""
-    now = now or utcnow()
-    message = session.scalar(select(Message).where(Message.id == message_id).with_for_update())
-    if message is None or message.direction != "out":
-        return SendPlan("done")
-    if message.status == "dispatching":
-        if message.their_address_encrypted is None:
-            return SendPlan("done")  # erased meanwhile: nothing left to look up with
-        contact = session.get(Contact, message.contact_id) if message.contact_id else None
-        outbound = _outbound(vault, message, contact, content_sid=message.content_sid)
-        return SendPlan("reconcile", outbound, message.attempted_at)
-    if message.status != "pending":
-        return SendPlan("done")
-    if message.send_after is not None and message.send_after > now:
-        return SendPlan("done")  # scheduled for later; the scheduler or sweeper brings it back
-    if _earlier_in_step_unsent(session, message):
-        return SendPlan("done")  # the earlier row's job sends this one after it, in order
-    contact = session.get(Contact, message.contact_id) if message.contact_id else None
-    if contact is not None and is_cancelled_for(
-        contact.is_opted_out, contact.erased_at, message.kind
-    ):
-        message.status = "cancelled"
-        log.info("message %s: cancelled, %s opted out or erased", message.id, contact.pseudonym)
-        return SendPlan("done")
-    content_sid = None
-    if message.channel == "whatsapp" and not _inside_window(contact, now):
-        if not message.content_sid:
-            # Twilio would refuse it (63016): fail it clearly here, for staff to see.
-            message.status = "failed"
-            message.error_code = OUTSIDE_WINDOW_CODE
-            log.warning("message %s: outside the WhatsApp 24 h window, no template", message.id)
-            return SendPlan("done")
-        content_sid = message.content_sid
-    message.status = "dispatching"
-    message.attempted_at = now
-    session.flush()
-    outbound = replace(
-        _outbound(vault, message, contact, content_sid=content_sid), status_callback=status_callback
-    )
-    return SendPlan("send", outbound, now)
-
-
-def _step_rows(message: Message):
-    """Rows written by the same step as this one (same contact, same moment), in order."""
-    return select(Message).where(
-        Message.direction == "out",
-        Message.contact_id == message.contact_id,
-        Message.created_at == message.created_at,
-        Message.conversation_id == message.conversation_id,
-    )
-
-
-def _earlier_in_step_unsent(session: Session, message: Message) -> bool:
-    if message.sequence == 0:
-        return False
-    earlier = session.scalar(_step_rows(message).where(Message.sequence == message.sequence - 1))
-    return earlier is not None and earlier.status in ("pending", "dispatching")
-
-
-def next_in_step(session: Session, message_id: int) -> int | None:
-    """The row to send after this one, when a step's replies did not fit one message."""
-    message = session.get(Message, message_id)
-    if message is None:
-        return None
-    following = session.scalar(
-        _step_rows(message).where(
-            Message.sequence == message.sequence + 1, Message.status == "pending"
-        )
-    )
-    return following.id if following else None
-
-
-def _inside_window(contact: Contact | None, now: datetime) -> bool:
-    return _is_window_open(contact.last_whatsapp_inbound_at if contact else None, now)
 
 
 def _is_window_open(opened: datetime | None, now: datetime) -> bool:
@@ -171,49 +74,49 @@ def address_of(vault: Vault, token: str | None, key_encrypted: str | None, *, li
     return vault.contact_cipher(key_encrypted).decrypt(token or "")
 
 
-def _outbound(
-    vault: Vault, message: Message, contact: Contact | None, *, content_sid: str | None = None
-) -> OutboundMessage:
-    return OutboundMessage(
-        message_id=message.id,
-        contact=contact.pseudonym if contact else f"contact-{message.contact_id}",
+def lost_message(
+    session: Session, vault: Vault, message_id: int
+) -> tuple[OutboundMessage, datetime] | None:
+    """A row still `dispatching` (its answer lost) as it was sent, and when: to look it up."""
+    row = session.execute(
+        select(
+            _messages.c.id,
+            _messages.c.contact_id,
+            _messages.c.our_address,
+            _messages.c.their_address_encrypted,
+            _messages.c.body,
+            _messages.c.content_sid,
+            _messages.c.content_variables,
+            _messages.c.attempted_at,
+            _contacts.c.key_encrypted,
+        )
+        .select_from(_messages.outerjoin(_contacts, _contacts.c.id == _messages.c.contact_id))
+        .where(_messages.c.id == message_id, _messages.c.status == "dispatching")
+    ).first()
+    if row is None or row.their_address_encrypted is None or row.attempted_at is None:
+        return None  # sent, or erased meanwhile: nothing left to look up with
+    message = OutboundMessage(
+        message_id=row.id,
+        contact=f"contact-{row.contact_id}",
         to=address_of(
             vault,
-            message.their_address_encrypted,
-            contact.key_encrypted if contact else None,
-            linked=message.contact_id is not None,
+            row.their_address_encrypted,
+            row.key_encrypted,
+            linked=row.contact_id is not None,
         ),
-        from_=message.our_address,
-        body=message.body,
-        content_sid=content_sid,
-        content_variables=message.content_variables if content_sid else None,
+        from_=row.our_address,
+        body=row.body,
+        content_sid=row.content_sid,
+        content_variables=row.content_variables if row.content_sid else None,
     )
+    return message, row.attempted_at
 
 
-def record_sent(session: Session, message_id: int, result: SendResult) -> None:
-    """Twilio accepted the message: keep its SID; the status only moves forward."""
-    session.execute(update(Message).where(Message.id == message_id).values(sent_at=utcnow()))
-    advance_status(session, message_id, result.status or "queued", sid=result.sid)
-    session.flush()
-    log.info("message %s: sent sid=%s", message_id, result.sid)
-
-
-def record_failure(session: Session, message_id: int, code: int | None, *, permanent: bool) -> None:
-    """A permanent error fails the row (21610 also opts the contact out); else it waits again."""
-    message = session.get(Message, message_id)
-    if message is None:
-        return
-    if not permanent:
-        message.status = "pending"
-        message.attempted_at = None
-        log.info("message %s: transient error %s, will retry", message_id, code)
-    else:
-        message.status = "failed"
-        message.error_code = code
-        log.warning("message %s: failed, Twilio error %s", message_id, code)
-        if code == OPTED_OUT_CODE and message.contact_id is not None:
-            mark_opted_out(session, message.contact_id)
-    session.flush()
+def record_found(session: Session, message_id: int, result: SendResult) -> None:
+    """A lost answer looked up: Twilio has the message. Its SID is kept, the status only moves
+    forward (`record_chunk`'s rule for one row)."""
+    session.execute(_record_sent(result.status or "queued", {message_id: result.sid}, utcnow()))
+    log.info("message %s: found at Twilio as %s, not resent", message_id, result.sid)
 
 
 def record_unconfirmed(session: Session, message_id: int) -> None:
@@ -239,11 +142,13 @@ def claim_chunk(
 ) -> list[OutboundMessage]:
     """Claim the rows of a chunk that are due, in a few set-based statements; what to send.
 
-    The rules are `prepare_send`'s. A row is left as it is when it is not pending (already sent,
-    or `dispatching`: only the clock reconciles those, so a row another worker is sending right
-    now is never looked up under it), when it is not due yet, or when an earlier row of its step
-    is unsent (it goes after that one: see `following_rows`). Opted-out contacts' rows are
-    cancelled, WhatsApp free-form rows outside the 24 h window fail with 63016.
+    Every rule of sending lives here. A row is left as it is when it is not pending (already
+    sent, or `dispatching`: only the clock looks those up, so a row another worker is sending
+    right now is never looked up under it), when it is not due yet, when an earlier row of its
+    step is unsent (it goes after that one: see `following_rows`), or, for a reply, when an
+    earlier reply to the same contact is unsent. Rows of opted-out or erased contacts are
+    cancelled (but for SENT_WHEN_OPTED_OUT), WhatsApp free-form rows outside the 24 h window
+    fail with 63016.
     """
     if not message_ids:
         return []
@@ -321,6 +226,7 @@ def _claim_select() -> Select:
     earlier = _messages.alias("earlier")
     m = _messages.c
     is_after_unsent = case(
+        (m.queue == REPLIES, _earlier_reply_unsent()),
         # Only a step's later rows have an earlier one, and most rows are first: the CASE
         # spares them the sub-query.
         (
@@ -367,6 +273,54 @@ def _claim_select() -> Select:
         # here, and the second then finds the row `dispatching` or sent and leaves it.
         .with_for_update(of=_messages)
     )
+
+
+def _earlier_reply_unsent() -> ColumnElement[bool]:
+    """Replies go out one at a time per contact, in the order they were written: a reply waits
+    while an earlier reply to the same contact is unsent (one scheduled for later excepted)."""
+    earlier = _messages.alias("earlier_reply")
+    m = _messages.c
+    return (
+        select(earlier.c.id)
+        .where(
+            earlier.c.contact_id == m.contact_id,
+            earlier.c.direction == "out",
+            earlier.c.queue == REPLIES,
+            earlier.c.id < m.id,
+            earlier.c.status.in_(("pending", "dispatching")),
+            earlier.c.send_after.is_(None),
+        )
+        .exists()
+    )
+
+
+def due_replies(
+    session: Session, *, limit: int, now: datetime | None = None, exclude: Sequence[int] = ()
+) -> list[int]:
+    """Reply rows to send now, oldest first, each only after the contact's earlier replies.
+
+    On PostgreSQL the rows are locked, skipping those another worker holds: two workers
+    draining replies at once take different rows. `exclude`: rows this worker leaves for the
+    sweep (a transient error).
+    """
+    now = now or utcnow()
+    m = _messages.c
+    query = (
+        select(m.id)
+        .where(
+            m.direction == "out",
+            m.queue == REPLIES,
+            m.status == "pending",
+            or_(m.send_after.is_(None), m.send_after <= now),
+            ~_earlier_reply_unsent(),
+        )
+        .order_by(m.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if exclude:
+        query = query.where(m.id.not_in(list(exclude)))
+    return list(session.scalars(query))
 
 
 def _where_ids_in_state() -> ColumnElement[bool]:
@@ -426,8 +380,9 @@ def record_chunk(
     """Write what Twilio answered for a claimed chunk, in a few set-based statements.
 
     `sent` rows keep their SID, and their status only moves forward: a status callback may have
-    reached the row first (`record_sent`'s rule). `failed` rows (permanent errors, with the code)
-    fail, and 21610 opts their contacts out. `retry` rows (transient errors) are pending again.
+    reached the row first (`record_found` applies the same rule to one row). `failed` rows
+    (permanent errors, with the code) fail, and 21610 opts their contacts out. `retry` rows
+    (transient errors) are pending again.
     Rows whose answer was lost are not passed: they stay `dispatching`, for the clock to look up.
     """
     now = utcnow()
@@ -485,7 +440,7 @@ def _step_keys() -> Select:
 
 
 def following_rows(session: Session, message_ids: Sequence[int]) -> list[int]:
-    """The pending rows that come right after these in their steps (`next_in_step`, set-based)."""
+    """The pending rows that come right after these in their steps."""
     if not message_ids:
         return []
     # Most steps are one row: first ask whether any later row of these contacts waits at all.

@@ -1,0 +1,240 @@
+"""Benchmark 4: what a worker waits for, the whole loop, with 16 conversations going at once.
+
+Each conversation posts a signed inbound message to gunicorn (sync, two workers), waits until
+the reply's create reaches the fake Twilio (one `worker.py` sends it), then posts its next
+message: a closed loop, as 16 workers answering as soon as each reply arrives. It measures steps
+per second end to end and the time from the inbound POST to the reply's create at Twilio.
+
+Ceiling, in the same run: the same loop against the webhook alone (each conversation posts its
+next message as soon as the webhook answers; no worker runs). Each conversation texts the
+shipped survey's keyword, then "1" to everything (a valid consent, choice, yes/no, number and
+text), and starts again as a new contact once its survey is done.
+
+.venv/bin/python -m bench.loop [--seconds 20] [--rate-limit]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+import requests
+from twilio.request_validator import RequestValidator
+
+from bench.common import (
+    AUTH_TOKEN,
+    BIN,
+    OUR_NUMBER,
+    PUBLIC_URL,
+    PYTHON,
+    ROOT,
+    Process,
+    Target,
+    engage_env,
+    free_port,
+    fresh_engage,
+    log,
+    print_table,
+)
+
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fake_twilio import FakeTwilio  # noqa: E402
+
+CONVERSATIONS = 16
+STEPS_PER_CONTACT = 16  # the keyword, consent and answers; then a new contact starts
+PATH = "/twilio/messages"
+GUNICORN_ARGS = ("--worker-class", "sync", "--workers", "2")
+REPLY_TIMEOUT = 10.0
+TARGET_STEPS = 250.0
+TARGET_P99_MS = 150.0
+
+
+class WatchedTwilio(FakeTwilio):
+    """The tests' fake Twilio, telling the loop when a create for a number arrives."""
+
+    def __init__(self) -> None:
+        super().__init__(validate_schema=False)
+        self._arrived: dict[str, threading.Event] = {}
+        self._arrived_lock = threading.Lock()
+
+    def expect(self, to: str) -> threading.Event:
+        event = threading.Event()
+        with self._arrived_lock:
+            self._arrived[to] = event
+        return event
+
+    def _create(self, record, account, form):  # type: ignore[no-untyped-def]
+        super()._create(record, account, form)
+        to = (form.get("To") or [""])[0]
+        with self._arrived_lock:
+            event = self._arrived.pop(to, None)
+        if event is not None:
+            event.set()
+
+
+class Loop:
+    """CONVERSATIONS threads, each one conversation after another, for `seconds`."""
+
+    def __init__(self, port: int, fake: WatchedTwilio | None, first_contact: int) -> None:
+        self.url = f"http://127.0.0.1:{port}{PATH}"
+        self.fake = fake
+        self.first_contact = first_contact
+        self.latencies: list[float] = []
+        self.lost = 0
+        self.errors = 0
+        self._lock = threading.Lock()
+        self._validator = RequestValidator(AUTH_TOKEN)
+
+    def run(self, seconds: float) -> float:
+        """Steps per second over the run."""
+        stop = time.monotonic() + seconds
+        threads = [
+            threading.Thread(target=self._converse, args=(n, stop)) for n in range(CONVERSATIONS)
+        ]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return len(self.latencies) / (time.monotonic() - started)
+
+    def _converse(self, n: int, stop: float) -> None:
+        session = requests.Session()
+        contact = self.first_contact + n * 10_000
+        step = 0
+        while time.monotonic() < stop:
+            phone = f"+1555{contact:07d}"
+            body = "WORK" if step == 0 else "1"
+            form = {
+                "MessageSid": f"SM{contact:016x}{step:016x}",
+                "AccountSid": "AC" + "a" * 32,
+                "From": phone,
+                "To": OUR_NUMBER,
+                "Body": body,
+                "NumMedia": "0",
+            }
+            signature = self._validator.compute_signature(PUBLIC_URL + PATH, form)
+            arrived = self.fake.expect(phone) if self.fake else None
+            began = time.perf_counter()
+            response = session.post(
+                self.url,
+                data=urlencode(form),
+                headers={
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "X-Twilio-Signature": signature,
+                },
+                timeout=REPLY_TIMEOUT,
+            )
+            if response.status_code != 200:
+                with self._lock:
+                    self.errors += 1
+            elif arrived is not None and not arrived.wait(REPLY_TIMEOUT):
+                with self._lock:
+                    self.lost += 1
+            else:
+                with self._lock:
+                    self.latencies.append(time.perf_counter() - began)
+            step += 1
+            if step == STEPS_PER_CONTACT:
+                contact, step = contact + 1, 0
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
+
+
+def run(*, seconds: int = 20, rate_limit: bool = False) -> list[Target]:
+    fresh_engage()
+    fake = WatchedTwilio().start()
+    env = engage_env(ENGAGE_TWILIO_API_URL=fake.base_url)
+    if rate_limit:
+        env.pop("ENGAGE_SEND_RATE")  # the default limit per sender kind
+    port = free_port()
+    web = Process(
+        "loop-web",
+        [str(BIN / "gunicorn"), *GUNICORN_ARGS, "--bind", f"127.0.0.1:{port}", "wsgi:app"],
+        env,
+    )
+    worker = Process("loop-worker", [PYTHON, str(ROOT / "worker.py")], env)
+    try:
+        web.start()
+        web.wait_for_port(port)
+        log(f"loop: the webhook alone, {seconds} s")
+        alone = Loop(port, None, first_contact=1)
+        Loop(port, None, first_contact=5_000_000).run(3)  # warm-up
+        ceiling = alone.run(seconds)
+        worker.start()
+        time.sleep(2)  # the worker connects and finds the queue empty
+        log(f"loop: end to end, {seconds} s")
+        Loop(port, fake, first_contact=6_000_000).run(3)  # warm-up
+        whole = Loop(port, fake, first_contact=3_000_000)
+        rate = whole.run(seconds)
+    finally:
+        worker.stop()
+        web.stop()
+        fake.stop()
+    p50 = 1000 * percentile(whole.latencies, 0.50)
+    p99 = 1000 * percentile(whole.latencies, 0.99)
+    print_table(
+        f"Closed loop, {CONVERSATIONS} conversations{' (rate limit on)' if rate_limit else ''}",
+        ["", "steps/s", "p50 ms", "p99 ms", "lost", "errors", "/ ceiling"],
+        [
+            (
+                "webhook alone",
+                f"{ceiling:.0f}",
+                f"{1000 * percentile(alone.latencies, 0.5):.1f}",
+                f"{1000 * percentile(alone.latencies, 0.99):.1f}",
+                alone.lost,
+                alone.errors,
+                "1.00",
+            ),
+            (
+                "end to end",
+                f"{rate:.0f}",
+                f"{p50:.1f}",
+                f"{p99:.1f}",
+                whole.lost,
+                whole.errors,
+                f"{rate / ceiling:.2f}",
+            ),
+        ],
+    )
+    return [
+        Target(
+            "loop: >= 250 steps/s end to end",
+            rate >= TARGET_STEPS,
+            f"{rate:.0f} steps/s ({rate / ceiling:.2f} of the webhook alone, {ceiling:.0f})",
+        ),
+        Target(
+            "loop: p99 inbound POST -> reply at Twilio <= 150 ms",
+            p99 <= TARGET_P99_MS,
+            f"p50 {p50:.1f} ms, p99 {p99:.1f} ms",
+        ),
+        Target(
+            "loop: every reply arrived",
+            whole.lost == 0 and whole.errors == 0 and alone.errors == 0,
+            f"{whole.lost} lost, {whole.errors + alone.errors} non-200",
+        ),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--rate-limit", action="store_true")
+    args = parser.parse_args()
+    targets = run(seconds=args.seconds, rate_limit=args.rate_limit)
+    for target in targets:
+        print(f"{'PASS' if target.passed else 'FAIL'} {target.name}: {target.detail}")
+    sys.exit(0 if all(t.passed for t in targets) else 1)
+
+
+if __name__ == "__main__":
+    Path(ROOT / "bench" / "out").mkdir(parents=True, exist_ok=True)
+    main()
