@@ -22,7 +22,7 @@ def main() -> int:
     from engage.jobs.worker import run_worker
 
     with app.app_context():
-        return run_worker(burst=bool(os.environ.get("ENGAGE_WORKER_BURST")))
+        return run_worker(burst=app.config["ENGAGE_WORKER_BURST"])
 
 
 def exit_now(code: int) -> NoReturn:

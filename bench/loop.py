@@ -45,8 +45,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from fake_twilio import FakeTwilio  # noqa: E402
 
+from engage.survey.texts import SystemTexts  # noqa: E402
+
 CONVERSATIONS = 16
-STEPS_PER_CONTACT = 16  # the keyword, consent and answers; then a new contact starts
+# The webhook alone sends this many steps per contact (the keyword, consent, answers, then a
+# little after the end); end to end, a contact starts again once its survey's closing arrives.
+STEPS_PER_CONTACT = 14
 PATH = "/twilio/messages"
 GUNICORN_ARGS = ("--worker-class", "sync", "--workers", "2")
 REPLY_TIMEOUT = 10.0
@@ -54,27 +58,43 @@ TARGET_STEPS = 250.0
 TARGET_P99_MS = 150.0
 
 
+# The system line after every closing, in each language: a conversation's survey is done.
+CLOSINGS = tuple(
+    SystemTexts(ROOT / "locales", language, "Engage").sms.may_delete()
+    for language in ("es", "en", "ht")
+)
+
+
+class Reply:
+    """A reply the loop waits for: set when its create reaches the fake Twilio."""
+
+    def __init__(self) -> None:
+        self.arrived = threading.Event()
+        self.body = ""
+
+
 class WatchedTwilio(FakeTwilio):
     """The tests' fake Twilio, telling the loop when a create for a number arrives."""
 
     def __init__(self) -> None:
         super().__init__(validate_schema=False)
-        self._arrived: dict[str, threading.Event] = {}
-        self._arrived_lock = threading.Lock()
+        self._expected: dict[str, Reply] = {}
+        self._expected_lock = threading.Lock()
 
-    def expect(self, to: str) -> threading.Event:
-        event = threading.Event()
-        with self._arrived_lock:
-            self._arrived[to] = event
-        return event
+    def expect(self, to: str) -> Reply:
+        reply = Reply()
+        with self._expected_lock:
+            self._expected[to] = reply
+        return reply
 
     def _create(self, record, account, form):  # type: ignore[no-untyped-def]
         super()._create(record, account, form)
         to = (form.get("To") or [""])[0]
-        with self._arrived_lock:
-            event = self._arrived.pop(to, None)
-        if event is not None:
-            event.set()
+        with self._expected_lock:
+            reply = self._expected.pop(to, None)
+        if reply is not None:
+            reply.body = (form.get("Body") or [""])[0]
+            reply.arrived.set()
 
 
 class Loop:
@@ -119,7 +139,7 @@ class Loop:
                 "NumMedia": "0",
             }
             signature = self._validator.compute_signature(PUBLIC_URL + PATH, form)
-            arrived = self.fake.expect(phone) if self.fake else None
+            reply = self.fake.expect(phone) if self.fake else None
             began = time.perf_counter()
             response = session.post(
                 self.url,
@@ -133,14 +153,15 @@ class Loop:
             if response.status_code != 200:
                 with self._lock:
                     self.errors += 1
-            elif arrived is not None and not arrived.wait(REPLY_TIMEOUT):
+            elif reply is not None and not reply.arrived.wait(REPLY_TIMEOUT):
                 with self._lock:
                     self.lost += 1
             else:
                 with self._lock:
                     self.latencies.append(time.perf_counter() - began)
             step += 1
-            if step == STEPS_PER_CONTACT:
+            is_done = reply is not None and any(line in reply.body for line in CLOSINGS)
+            if is_done or step == STEPS_PER_CONTACT:
                 contact, step = contact + 1, 0
 
 

@@ -50,6 +50,19 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
 
 
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be more than 0 seconds, got {raw!r}")
+    return value
+
+
 def _quiet_hours(raw: str) -> tuple[int, int]:
     try:
         start, end = (int(part) for part in raw.split("-"))
@@ -167,6 +180,21 @@ def _instance_secret(instance: Path, name: str, make: Any) -> str:
     return path.read_text().strip()
 
 
+def survey_settings(env: Mapping[str, str]) -> dict[str, str]:
+    """The settings `engage surveys check` needs, which runs without an app (and its secrets)."""
+    return {
+        "ENGAGE_SURVEYS_DIR": str(Path(env.get("ENGAGE_SURVEYS_DIR", "surveys"))),
+        "ENGAGE_ORG_NAME": env.get("ENGAGE_ORG_NAME", "Engage"),
+    }
+
+
+def instance_path(env: Mapping[str, str]) -> str:
+    """The instance folder (development keys, the SQLite file, the spool): known before the
+    app is made, as Flask takes it when it is created."""
+    explicit = env.get("INSTANCE_PATH") or env.get("ENGAGE_INSTANCE_PATH")
+    return str(Path(explicit).resolve()) if explicit else str(Path.cwd() / "instance")
+
+
 def load(env: Mapping[str, str], instance_path: str | Path) -> dict[str, Any]:
     """Flask config keys from the environment; ConfigError for a missing must or an unsafe value."""
     instance = Path(instance_path)
@@ -254,9 +282,10 @@ def load(env: Mapping[str, str], instance_path: str | Path) -> dict[str, Any]:
         "ENGAGE_TWILIO_API_URL": api_url,
         "ENGAGE_SEND_RATE": None if send_rate in (None, "") else _int(env, "ENGAGE_SEND_RATE", 0),
         "ENGAGE_SEND_CONCURRENCY": send_concurrency,
-        "ENGAGE_SURVEYS_DIR": str(Path(env.get("ENGAGE_SURVEYS_DIR", "surveys"))),
+        "ENGAGE_WORKER_BURST": bool(env.get("ENGAGE_WORKER_BURST")),
+        "TWILIO_TIMEOUT": _seconds(env, "TWILIO_TIMEOUT", 10.0),
+        **survey_settings(env),
         "ENGAGE_LOCALES_DIR": str(LOCALES_DIR),
-        "ENGAGE_ORG_NAME": env.get("ENGAGE_ORG_NAME", "Engage"),
         "ENGAGE_DEFAULT_REGION": env.get("ENGAGE_DEFAULT_REGION", "US"),
         "ENGAGE_IDLE_HOURS": _int(env, "ENGAGE_IDLE_HOURS", 72),
         "ENGAGE_ALERT_WEBHOOK": alert_webhook,

@@ -197,7 +197,7 @@ def test_a_contact_who_consented_before_is_invited_without_consent(
 def test_bulk_invitations_go_to_rq_in_batches_and_a_worker_sends_them(
     twilio_app, fake_twilio, redis_url, tmp_path
 ):
-    from engage.jobs import BULK, queue, redis_connection
+    from engage.jobs import BULK, queue
     from engage.jobs.worker import run_worker
 
     app = twilio_app(REDIS_URL=redis_url)
@@ -213,7 +213,7 @@ def test_bulk_invitations_go_to_rq_in_batches_and_a_worker_sends_them(
         from engage.jobs import dispatch_sends
 
         dispatch_sends(ids, queue_name=BULK)
-        assert queue(BULK, redis_connection()).count == 2  # 100 + 50 rows
+        assert queue(BULK).count == 2  # 100 + 50 rows
         run_worker(burst=True)
     assert len(fake_twilio.requests) == 150
     assert {r.status for r in outbound(app)} == {"queued"}

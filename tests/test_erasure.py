@@ -17,9 +17,9 @@ from twilio_helpers import inbound_form, new_sid, post_signed
 
 from engage import db
 from engage.cli import main
+from engage.clock import run_erasure_clock
 from engage.db import utcnow
-from engage.jobs.erasure import run_erasure_clock
-from engage.jobs.inbound import spool
+from engage.intake import spool
 from engage.models import (
     Answer,
     AuditEntry,

@@ -26,7 +26,7 @@ def test_a_fresh_development_app_keeps_its_files_to_its_owner(tmp_path, monkeypa
                 connection.exec_driver_sql("SELECT count(*) FROM users").all()
                 assert mode(instance / "engage.db-wal") == "0o600"
                 assert mode(instance / "engage.db-shm") == "0o600"
-            from engage.jobs.inbound import spool
+            from engage.intake import spool
 
             spool().append({"sid": "SM1", "from": "+15550100001", "body": "hola"})
         app.extensions["engage.engine"].dispose()

@@ -266,7 +266,7 @@ def test_an_urgent_message_is_posted_to_the_webhook_without_text_or_number(
 
 
 def test_a_failed_alert_is_retried_by_the_clock_until_it_succeeds(worker, alert_app, alert_hook):
-    from engage.jobs.periodic import run_periodic
+    from engage.clock import run_periodic
 
     alert_hook.is_failing = True
     worker().script("WORK", "1", "they won't let me leave")
@@ -293,13 +293,25 @@ def test_without_a_webhook_nothing_is_posted_and_the_flag_stays(worker, app, ale
     assert inbound(app)[-1][2] is True
 
 
-def test_with_redis_the_alert_is_a_job_on_replies(worker, alert_app, alert_hook, redis_url):
+def test_with_redis_the_alert_is_a_job_on_replies(
+    request, tmp_path, database, alert_hook, redis_url
+):
     from redis import Redis
 
     from engage.jobs.worker import run_worker
+    from tests.conftest import SHIPPED_SURVEYS, TEST_SURVEYS, Worker, make_app, publish
 
-    alert_app.config["REDIS_URL"] = redis_url
-    worker().script("TRABAJO", "1", "nos tienen encerrados")
+    pg = request.getfixturevalue("pg_url") if database == "postgresql" else None
+    alert_app = make_app(
+        tmp_path,
+        database,
+        pg,
+        REDIS_URL=redis_url,
+        ENGAGE_ALERT_WEBHOOK=alert_hook.url,
+        ENGAGE_PUBLIC_URL="https://engage.example.org",
+    )
+    publish(alert_app, [SHIPPED_SURVEYS, TEST_SURVEYS])
+    Worker(alert_app, "+15551230001").script("TRABAJO", "1", "nos tienen encerrados")
     assert alert_hook.raw == []  # not in the step: queued
     assert Redis.from_url(redis_url).lrange("rq:queue:replies", 0, -1) == [
         b"alert-5"

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from twilio_helpers import OUR_NUMBER, inbound_form, post_signed, twilio_overrides
 
 from engage import db
+from engage.clock import run_periodic
 from engage.config import ConfigError
 from engage.config import load as load_config
 from engage.db import utcnow
@@ -28,7 +29,6 @@ from engage.jobs import (
     queue,
     redis_connection,
 )
-from engage.jobs.periodic import run_periodic
 from engage.jobs.send import CHUNK_ROUNDS, reconcile, send_batch, send_message
 from engage.jobs.worker import run_worker
 from engage.messaging import SendResult
@@ -96,8 +96,8 @@ def test_replies_are_queued_on_redis_and_sent_by_a_burst_worker(twilio_app, redi
     [row] = rows(app)
     assert row.status == "pending"
     with app.app_context():
-        [job_id] = queue(REPLIES, redis_connection()).job_ids
-        job = queue(REPLIES, redis_connection()).fetch_job(job_id)
+        [job_id] = queue(REPLIES).job_ids
+        job = queue(REPLIES).fetch_job(job_id)
         assert (job.func_name, tuple(job.args)) == (SEND_REPLIES, ())
     work(app)
     assert [r.get("Body")[:16] for r in fake_twilio.requests] == ["Centro Campesino"]
@@ -112,7 +112,7 @@ def test_a_burst_of_replies_wakes_one_job_written_as_rq_writes_it(twilio_app, re
     app = twilio_app(REDIS_URL=redis_url)
     with app.app_context():
         connection = redis_connection()
-        replies = queue(REPLIES, connection)
+        replies = queue(REPLIES)
         rq_job = replies.enqueue(SEND_REPLIES, **SEND_JOB_OPTIONS)
         written_by_rq = connection.hgetall(Job.key_for(rq_job.id))
         replies.empty()
@@ -144,8 +144,7 @@ def test_replies_are_drained_before_bulk(twilio_app, redis_url, fake_twilio):
         # Move the first reply to bulk, as if it were an invitation, then add a real reply.
         session.get(Message, bulk_id).queue = BULK
     with app.app_context():
-        connection = redis_connection()
-        queue(REPLIES, connection).empty()
+        queue(REPLIES).empty()
         dispatch_sends([bulk_id], queue_name=BULK)
     post_signed(
         client, fake_twilio.auth_token, "/twilio/messages", inbound_form("+15551230002", "TRABAJO")
@@ -597,7 +596,7 @@ def test_a_worker_killed_mid_batch_leaves_at_most_two_chunks_to_look_up(
     assert 0 < len(dispatching) <= 2 * chunk
     age(app, "attempted_at", 600)
     with app.app_context():
-        queue(BULK, redis_connection()).empty()
+        queue(BULK).empty()
         assert run_periodic()["looked_up"] == len(dispatching)
     created = {m["sid"] for m in fake_twilio.messages}
     # (A create cut short by the kill arrives without its fields: it created nothing.)
@@ -633,7 +632,7 @@ def test_a_contacts_replies_go_one_at_a_time_in_the_order_written(
     written = [r.body for r in rows(app, Message.direction == "out")]
     assert len(written) == 4
     with app.app_context():
-        assert len(queue(REPLIES, redis_connection()).job_ids) == 1  # one wake-up for the burst
+        assert len(queue(REPLIES).job_ids) == 1  # one wake-up for the burst
     fake_twilio.delay(0.05)  # sends in flight together would overtake one another
     work(app)
     assert [r.get("Body") for r in fake_twilio.requests] == written

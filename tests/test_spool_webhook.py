@@ -15,7 +15,7 @@ from twilio_helpers import inbound_form, post_signed
 import engage.spool as spool_module
 from engage import db
 from engage.cli import main
-from engage.jobs.inbound import spool
+from engage.intake import spool
 from engage.models import Answer, Message
 from tests import readback as rb
 

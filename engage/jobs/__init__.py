@@ -33,28 +33,21 @@ REPLY_SENDER_WAKE_TTL = 60
 
 
 def redis_connection() -> Redis | None:
-    """The app's Redis, or None in the embedded default."""
-    url = current_app.config["REDIS_URL"]
-    if not url:
-        return None
-    connection = current_app.extensions.get("engage.redis")
-    if connection is None:
-        connection = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
-        current_app.extensions["engage.redis"] = connection
-    return connection
+    """The app's Redis (made in create_app), or None in the embedded default."""
+    return current_app.extensions["engage.redis"]
 
 
-def queue(name: str, connection: Redis) -> Queue:
-    """An RQ queue with JSON jobs; kept per app, since building one checks its serializer."""
-    queues = current_app.extensions.setdefault("engage.queues", {})
-    key = (name, id(connection))
-    found = queues.get(key)
-    if found is None or found[0] is not connection:
-        found = queues[key] = (
-            connection,
-            Queue(name, connection=connection, serializer="rq.serializers.JSONSerializer"),
-        )
-    return found[1]
+def queue(name: str) -> Queue:
+    """One of the app's RQ queues (made in create_app, with JSON jobs)."""
+    return current_app.extensions["engage.queues"][name]
+
+
+def make_queues(connection: Redis) -> dict[str, Queue]:
+    """The queues workers listen to, `replies` before `bulk`, for create_app."""
+    return {
+        name: Queue(name, connection=connection, serializer="rq.serializers.JSONSerializer")
+        for name in (REPLIES, BULK)
+    }
 
 
 def dispatch_sends(message_ids: Iterable[int], *, queue_name: str = REPLIES) -> int:
@@ -91,9 +84,7 @@ def dispatch_sends(message_ids: Iterable[int], *, queue_name: str = REPLIES) -> 
     try:
         for start in range(0, len(jobs), ENQUEUE_BATCH):
             with connection.pipeline() as pipe:
-                queue(BULK, connection).enqueue_many(
-                    jobs[start : start + ENQUEUE_BATCH], pipeline=pipe
-                )
+                queue(BULK).enqueue_many(jobs[start : start + ENQUEUE_BATCH], pipeline=pipe)
                 pipe.execute()
     except RedisError as exc:
         log.warning("queue: %d send(s) left for the sweep, Redis unavailable: %s", len(ids), exc)
@@ -109,7 +100,7 @@ def wake_reply_sender() -> bool:
         return False
     try:
         if connection.set(REPLY_SENDER_WOKEN, 1, nx=True, ex=REPLY_SENDER_WAKE_TTL):
-            queue(REPLIES, connection).enqueue(SEND_REPLIES, **SEND_JOB_OPTIONS)
+            queue(REPLIES).enqueue(SEND_REPLIES, **SEND_JOB_OPTIONS)
     except RedisError as exc:
         log.warning("queue: replies left for the sweep, Redis unavailable: %s", exc)
         return False

@@ -32,10 +32,7 @@ TIMEOUT = urllib3.Timeout(connect=3.0, read=5.0)
 
 
 def _http() -> urllib3.PoolManager:
-    pool = current_app.extensions.get("engage.alert_http")
-    if pool is None:
-        pool = current_app.extensions["engage.alert_http"] = urllib3.PoolManager()
-    return pool
+    return current_app.extensions["engage.alert_http"]
 
 
 def send_alert(message_id: int) -> bool:
@@ -82,7 +79,7 @@ def dispatch_alerts(message_ids: Iterable[int]) -> int:
             send_alert(message_id)
         return len(ids)
     try:
-        replies = queue(REPLIES, connection)
+        replies = queue(REPLIES)
         for message_id in ids:
             replies.enqueue(
                 SEND_ALERT,

@@ -11,7 +11,7 @@ from flask import current_app
 from sqlalchemy.orm import Session
 
 from engage import db
-from engage.jobs import BULK, dispatch_sends, redis_connection, wake_reply_sender
+from engage.jobs import BULK, dispatch_sends, wake_reply_sender
 from engage.messaging import (
     AmbiguousSendError,
     MessageSender,
@@ -19,6 +19,7 @@ from engage.messaging import (
     TransientSendError,
 )
 from engage.messaging.pool import Flight, Outcomes, SendPool
+from engage.messaging.ratelimit import RateLimiter
 from engage.services import outbox
 
 log = logging.getLogger(__name__)
@@ -35,53 +36,19 @@ BATCH_SECONDS = 120.0
 
 
 def message_sender() -> MessageSender:
-    """This process's sender: Twilio with credentials, else the console (development)."""
-    sender = current_app.extensions.get("engage.sender")
-    if sender is None:
-        config = current_app.config
-        if config["TWILIO_ACCOUNT_SID"] and config["TWILIO_AUTH_TOKEN"]:
-            from engage.messaging.twilio import TwilioSender
-
-            sender = TwilioSender(
-                config["TWILIO_ACCOUNT_SID"],
-                config["TWILIO_AUTH_TOKEN"],
-                api_url=config["ENGAGE_TWILIO_API_URL"] or None,
-                timeout=config.get("TWILIO_TIMEOUT", 10.0),
-            )
-            # The client imports its REST modules on first use: do it now, not between a
-            # rate-limit grant and the send it grants.
-            sender.client.messages  # noqa: B018
-        else:
-            from engage.messaging.console import ConsoleSender
-
-            sender = ConsoleSender()
-        current_app.extensions["engage.sender"] = sender
-    return sender
+    """This process's sender (made in create_app)."""
+    return current_app.extensions["engage.sender"]
 
 
-def rate_limiter():
-    """The per-sender rate limit shared by every worker (None without Redis)."""
-    limiter = current_app.extensions.get("engage.ratelimiter")
-    if limiter is None:
-        if current_app.config["ENGAGE_SEND_RATE"] == 0:
-            return None  # explicitly no limit (mocks, tests): not even a look-up per send
-        connection = redis_connection()
-        if connection is None:
-            return None
-        from engage.messaging.ratelimit import RateLimiter
-
-        limiter = RateLimiter(connection, current_app.config["ENGAGE_SEND_RATE"])
-        current_app.extensions["engage.ratelimiter"] = limiter
-    return limiter
+def rate_limiter() -> RateLimiter | None:
+    """The per-sender rate limit shared by every worker (None without Redis or with a rate of
+    0: no look-up per send at all)."""
+    return current_app.extensions["engage.ratelimiter"]
 
 
 def send_pool() -> SendPool:
     """This process's send threads (ENGAGE_SEND_CONCURRENCY), kept for every job it runs."""
-    pool = current_app.extensions.get("engage.send_pool")
-    if pool is None:
-        pool = SendPool(current_app.config["ENGAGE_SEND_CONCURRENCY"])
-        current_app.extensions["engage.send_pool"] = pool
-    return pool
+    return current_app.extensions["engage.send_pool"]
 
 
 def status_callback_url(message_id: int) -> str | None:

@@ -26,7 +26,7 @@ def run_worker(*, burst: bool = False) -> int:
     # No pooled connection opened before this point may be shared with the work loop.
     db.engine().dispose()
     worker = SimpleWorker(
-        [queue(REPLIES, connection), queue(BULK, connection)],
+        [queue(REPLIES), queue(BULK)],
         connection=connection,
         serializer="rq.serializers.JSONSerializer",
     )

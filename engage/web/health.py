@@ -8,8 +8,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from engage import db
+from engage.intake import spool
 from engage.jobs import redis_connection
-from engage.jobs.inbound import spool
 
 bp = Blueprint("health", __name__)
 

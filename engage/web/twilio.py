@@ -7,7 +7,7 @@ import logging
 from flask import Blueprint, Response, abort, request
 
 from engage import db
-from engage.jobs.inbound import InboundForm, MalformedWebhookError, accept
+from engage.intake import InboundForm, MalformedWebhookError, accept
 from engage.services.delivery import record_callback
 from engage.web.decorators import twilio_signed
 

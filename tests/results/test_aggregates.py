@@ -421,7 +421,7 @@ def test_downloads_read_a_snapshot_the_clock_takes_daily_after_enough_new_respon
 
 
 def test_the_clock_takes_the_snapshots_of_every_survey(app, seed):
-    from engage.jobs.periodic import run_periodic
+    from engage.clock import run_periodic
 
     seed_population(seed)
     for _ in range(11):

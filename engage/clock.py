@@ -1,18 +1,22 @@
-"""Periodic work (the clock): expiry, the outbox sweep, reconciling lost answers, the spool,
-snapshots, alerts, and erasure's part (retention, deletions at Twilio)."""
+"""The clock: periodic work in its own process (`engage clock`), or a thread of the development
+server without Redis. Expiry, the outbox sweep, looking up lost answers, the spool, snapshots,
+alerts, and erasure's part (retention, deletions at Twilio); erasure by staff or the CLI too."""
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from flask import current_app
 
 from engage import db
+from engage.db import utcnow
+from engage.intake import forget_dead_letters, replay_spooled
 from engage.jobs import BULK, REPLIES, dispatch_sends
 from engage.jobs.alerts import retry_alerts
-from engage.jobs.erasure import run_erasure_clock
-from engage.services import outbox
+from engage.jobs.send import message_sender, reconcile
+from engage.services import erasure, outbox
 from engage.services.maintenance import expire_idle_conversations
 
 log = logging.getLogger(__name__)
@@ -44,8 +48,6 @@ def run_periodic() -> dict[str, int]:
 
 def look_up_lost(message_ids: list[int]) -> int:
     """Look up at Twilio the rows whose answer was lost; how many were settled."""
-    from engage.jobs.send import reconcile
-
     return sum(reconcile(message_id) in ("reconciled", "unconfirmed") for message_id in message_ids)
 
 
@@ -85,6 +87,38 @@ def take_snapshots() -> int:
 
 def replay_spool() -> int:
     """Replay this host's spool of webhooks taken while the database was down."""
-    from engage.jobs.inbound import replay_spooled
-
     return replay_spooled().replayed
+
+
+def erase(
+    contact_ids: Iterable[int], *, by: str, now: datetime | None = None
+) -> list[erasure.Erased]:
+    """Erase contacts, one transaction each, then their dead letters; what was erased."""
+    done = []
+    for contact_id in contact_ids:
+        with db.engine().begin() as connection:
+            erased = erasure.erase_contact(connection, contact_id, by=by, now=now)
+        if erased is not None:
+            done.append(erased)
+    forget_dead_letters(done)
+    return done
+
+
+def run_erasure_clock(now: datetime | None = None) -> dict[str, int]:
+    """Retention, the addresses of sent erasure confirmations, and deletions at Twilio."""
+    now = now or utcnow()
+    counts = {"retention": 0}
+    days = current_app.config["ENGAGE_RETENTION_DAYS"]
+    if days:
+        with db.engine().begin() as connection:
+            inactive = erasure.inactive_contacts(connection, days=days, now=now)
+        counts["retention"] = len(erase(inactive, by=erasure.BY_RETENTION, now=now))
+    with db.engine().begin() as connection:
+        counts["confirmations"] = erasure.forget_erasure_confirmations(connection, now=now)
+        due = erasure.due_deletions(connection, now=now)
+    counts["deleted"] = 0
+    if due:
+        sender = message_sender()
+        with db.engine().begin() as connection:
+            counts["deleted"] = erasure.delete_at_twilio(connection, sender, due, now=now).deleted
+    return counts

@@ -45,7 +45,7 @@ def _start_in_process_clock(app: Flask, interval: float = 30.0) -> None:
     """Without Redis there is no clock process: run periodic work in a thread of this one."""
     import threading
 
-    from engage.jobs.periodic import run_periodic
+    from engage.clock import run_periodic
 
     def loop() -> None:
         while True:
@@ -90,10 +90,12 @@ def surveys_group() -> None:
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 def surveys_check(paths: tuple[Path, ...]) -> None:
     """Validate survey files; problems as FILE:LINE: message, else segment costs."""
+    from engage.config import survey_settings
     from engage.services.survey_report import check_files
 
-    files = _survey_files(paths or (Path(os.environ.get("ENGAGE_SURVEYS_DIR", "surveys")),))
-    ok, lines = check_files(files, org_name=os.environ.get("ENGAGE_ORG_NAME", "Engage"))
+    settings = survey_settings(os.environ)
+    files = _survey_files(paths or (Path(settings["ENGAGE_SURVEYS_DIR"]),))
+    ok, lines = check_files(files, org_name=settings["ENGAGE_ORG_NAME"])
     for line in lines:
         click.echo(line)
     if not ok:
@@ -171,7 +173,7 @@ def _refuse_production(allow_production: bool) -> None:
 @with_appcontext
 def simulate(phone: str, text: str, channel: str, allow_production: bool) -> None:
     """Run one inbound message through the webhook's service; print each reply."""
-    from engage.jobs.simulation import simulate_message
+    from engage.cli.simulation import simulate_message
 
     _refuse_production(allow_production)
     replies = simulate_message(current_app, phone, text, channel=channel)
@@ -186,7 +188,7 @@ def simulate(phone: str, text: str, channel: str, allow_production: bool) -> Non
 @with_appcontext
 def chat(phone: str, channel: str, allow_production: bool) -> None:
     """An interactive conversation in the terminal, as the worker at PHONE."""
-    from engage.jobs.simulation import simulate_message
+    from engage.cli.simulation import simulate_message
 
     _refuse_production(allow_production)
     click.echo("Type a message as the worker would (empty line or Ctrl-D to quit).", err=True)
@@ -211,7 +213,7 @@ def chat(phone: str, channel: str, allow_production: bool) -> None:
 @with_appcontext
 def clock(once: bool, interval: int) -> None:
     """Periodic work: expiry, the outbox sweep, reconciling lost sends, the spool."""
-    from engage.jobs.periodic import run_periodic
+    from engage.clock import run_periodic
 
     while True:
         run_periodic()
@@ -229,7 +231,7 @@ def spool_group() -> None:
 @with_appcontext
 def spool_replay() -> None:
     """Replay this host's spool now, in order; say what is waiting and what is set aside."""
-    from engage.jobs.inbound import replay_spooled, spool
+    from engage.intake import replay_spooled, spool
 
     result = replay_spooled()
     dead = spool().dead_letter_count()
@@ -288,7 +290,7 @@ def contacts_import(file: Path) -> None:
 @with_appcontext
 def contacts_erase(phone: str, yes: bool) -> None:
     """Erase the contact with this number, as its BORRAR does (audited; sends nothing)."""
-    from engage.jobs.erasure import erase
+    from engage.clock import erase
     from engage.privacy import PhoneNumberError, normalize_number
     from engage.services.accounts import record_erasure
     from engage.services.erasure import BY_CLI, find_contact
