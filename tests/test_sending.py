@@ -136,7 +136,8 @@ def test_a_burst_of_replies_wakes_one_job_written_as_rq_writes_it(twilio_app, re
 
 
 def test_replies_are_drained_before_bulk(twilio_app, redis_url, fake_twilio):
-    app = twilio_app(REDIS_URL=redis_url)
+    # One send at a time: rows in flight together may reach Twilio in either order.
+    app = twilio_app(REDIS_URL=redis_url, ENGAGE_SEND_CONCURRENCY="1")
     client = app.test_client()
     post_signed(client, fake_twilio.auth_token, "/twilio/messages", inbound_form(WORKER, "WORK"))
     bulk_id = rows(app)[0].id

@@ -14,10 +14,12 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
 
+from engage.states import QueueName
+
 log = logging.getLogger(__name__)
 
-REPLIES = "replies"
-BULK = "bulk"
+REPLIES = QueueName.REPLIES
+BULK = QueueName.BULK
 SEND_JOB_OPTIONS = {"result_ttl": 0, "failure_ttl": 7 * 24 * 3600}
 # Bulk rows go to RQ in jobs of this many: RQ's own bookkeeping per job costs more than a send.
 BULK_BATCH = 100

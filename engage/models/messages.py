@@ -7,6 +7,7 @@ from sqlalchemy import ForeignKey, Index, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engage.db import Base, utcnow
+from engage.states import MessageStatus, QueueName
 
 
 class Message(Base):
@@ -20,7 +21,7 @@ class Message(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    direction: Mapped[str] = mapped_column(String(3))  # in | out
+    direction: Mapped[str] = mapped_column(String(3))  # states.Direction
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
     channel: Mapped[str] = mapped_column(String(10), default="sms")
@@ -39,9 +40,9 @@ class Message(Base):
     urgent_topic: Mapped[str | None] = mapped_column(String(30))
     # When ENGAGE_ALERT_WEBHOOK took the alert for this urgent message; None: the clock retries.
     alert_sent_at: Mapped[datetime | None]
-    status: Mapped[str] = mapped_column(String(20), default="received")
+    status: Mapped[str] = mapped_column(String(20), default=MessageStatus.RECEIVED)
     error_code: Mapped[int | None]
-    queue: Mapped[str] = mapped_column(String(10), default="replies")
+    queue: Mapped[str] = mapped_column(String(10), default=QueueName.REPLIES)
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
     # A WhatsApp Content template, for invitations outside the 24-hour window.
     content_sid: Mapped[str | None] = mapped_column(String(40))

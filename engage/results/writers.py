@@ -28,11 +28,6 @@ from engage.results.report import AggregateRow, Report, SurveyInfo, bin_labels, 
 from engage.results.responses import ResponsesExport
 
 FORMATS = ("csv", "xlsx", "json")
-MEDIA_TYPES = {
-    "csv": "text/csv; charset=utf-8",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "json": "application/json",
-}
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 BOM = "\ufeff"
 RULE_QUESTION_ID = "_rule"

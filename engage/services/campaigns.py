@@ -17,7 +17,9 @@ from engage.models import Campaign, Contact, Conversation, DoNotContact, Message
 from engage.privacy import Vault
 from engage.services.conversations import Settings, make_engine
 from engage.services.quiet_hours import next_allowed
+from engage.services.rows import message_row
 from engage.services.surveys import DatabaseCatalog
+from engage.states import Direction, QueueName
 from engage.survey.definition import Survey
 from engage.survey.engine import ContactState, Engine
 
@@ -175,27 +177,22 @@ def invite_batch(
         due = send_after(contact.timezone)
         for sequence, body in enumerate(replies):
             rows.append(
-                {
-                    "direction": "out",
-                    "contact_id": contact.id,
-                    "conversation_id": conversation_id,
-                    "channel": channel,
-                    "our_address": sender,
-                    "their_address_encrypted": address,
-                    "body": body,
-                    "kind": "invitation",
-                    "is_free_text": False,
-                    "is_urgent": False,
-                    "status": "pending",
-                    "sequence": sequence,
-                    "is_simulated": False,
-                    "queue": "bulk",
-                    "campaign_id": campaign_id,
-                    "content_sid": template.get(language) if sequence == 0 else None,
-                    "content_variables": None,
-                    "send_after": None if due <= now else due,
-                    "created_at": now,
-                }
+                message_row(
+                    direction=Direction.OUT,
+                    contact_id=contact.id,
+                    conversation_id=conversation_id,
+                    channel=channel,
+                    our_address=sender,
+                    their_address_encrypted=address,
+                    body=body,
+                    kind="invitation",
+                    sequence=sequence,
+                    queue=QueueName.BULK,
+                    campaign_id=campaign_id,
+                    content_sid=template.get(language) if sequence == 0 else None,
+                    send_after=None if due <= now else due,
+                    created_at=now,
+                )
             )
     message_ids = insert_returning_ids(session, Message.__table__, rows)
     # In SQL, not read-modify-write: batches of one campaign may commit side by side.

@@ -33,8 +33,10 @@ from engage.models import Answer, Contact, Conversation, Message
 from engage.models.contacts import new_record_key
 from engage.privacy import ContactCipher, Sender, Vault, has_one_form
 from engage.services import erasure
+from engage.services.rows import message_row
 from engage.services.surveys import DatabaseCatalog
 from engage.sql import StepStatement
+from engage.states import Direction, MessageStatus
 from engage.survey.engine import (
     AnswerRecord,
     ContactState,
@@ -122,9 +124,9 @@ _LOCK_CONTACT = StepStatement(
         exists()
         .where(
             _messages.c.contact_id == _contacts.c.id,
-            _messages.c.direction == "out",
+            _messages.c.direction == Direction.OUT,
             _messages.c.created_at > _contacts.c.erase_requested_at,
-            _messages.c.status.not_in(("pending", "cancelled")),
+            _messages.c.status.not_in((MessageStatus.PENDING, MessageStatus.CANCELLED)),
         )
         .label("has_sent_since_erase_request"),
     )
@@ -379,26 +381,18 @@ def handle_inbound(
     """
     now = now or utcnow()
     vault = settings.vault
-    inbound: dict[str, Any] = {
-        "direction": "in",
-        "sid": sid,
-        "channel": sender.channel,
-        "our_address": to,
-        "their_address_encrypted": None,
-        "body": body,
-        "media_url": media_url,
-        "status": "received",
-        "is_simulated": is_simulated,
-        "created_at": now,
-        "contact_id": None,
-        "conversation_id": None,
-        "kind": "not_a_phone",
-        "is_free_text": False,
-        "is_urgent": False,
-        "urgent_topic": None,
-        "queue": "replies",
-        "sequence": 0,
-    }
+    inbound = message_row(
+        direction=Direction.IN,
+        sid=sid,
+        channel=sender.channel,
+        our_address=to,
+        their_address_encrypted=None,
+        body=body,
+        media_url=media_url,
+        is_simulated=is_simulated,
+        created_at=now,
+        kind="not_a_phone",
+    )
     if not sender.is_phone:
         inbound["their_address_encrypted"] = vault.encrypt(sender.address)
         message_id, _ = _insert_messages(_Writes(connection), inbound, [])
@@ -467,18 +461,19 @@ def handle_inbound(
         urgent_topic=outcome.urgent_topic,
     )
     replies = [
-        {
-            **inbound,
-            "direction": "out",
-            "sid": None,
-            "media_url": None,
-            "body": text,
-            "status": "pending",
-            "is_free_text": False,
-            "is_urgent": False,
-            "urgent_topic": None,
-            "sequence": index,
-        }
+        message_row(
+            direction=Direction.OUT,
+            channel=sender.channel,
+            our_address=to,
+            their_address_encrypted=inbound["their_address_encrypted"],
+            body=text,
+            kind=outcome.kind,
+            created_at=now,
+            contact_id=contact.id,
+            conversation_id=inbound["conversation_id"],
+            is_simulated=is_simulated,
+            sequence=index,
+        )
         for index, text in enumerate(outcome.replies)
     ]
     if outcome.erase:
@@ -771,8 +766,10 @@ def _insert_messages(
     The inbound id is None when its MessageSid is already stored (its row is skipped).
     """
     rows = writes.messages([*([inbound] if inbound else []), *replies])
-    inbound_id = next((row.id for row in rows if row.direction == "in"), None)
-    replies_in_order = sorted((row.sequence, row.id) for row in rows if row.direction == "out")
+    inbound_id = next((row.id for row in rows if row.direction == Direction.IN), None)
+    replies_in_order = sorted(
+        (row.sequence, row.id) for row in rows if row.direction == Direction.OUT
+    )
     return inbound_id, [row_id for _sequence, row_id in replies_in_order]
 
 

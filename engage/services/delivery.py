@@ -9,23 +9,24 @@ from sqlalchemy.orm import Session
 
 from engage.db import utcnow
 from engage.models import Contact, Message
+from engage.states import Direction, MessageStatus
 
 log = logging.getLogger(__name__)
 
 # queued < sending < sent < delivered|undelivered|failed < read (DESIGN.md). Our own states
 # before Twilio has the message rank lowest.
 RANK = {
-    "pending": 0,
-    "dispatching": 0,
-    "accepted": 1,
-    "scheduled": 1,
-    "queued": 1,
-    "sending": 2,
-    "sent": 3,
-    "delivered": 4,
-    "undelivered": 4,
-    "failed": 4,
-    "read": 5,
+    MessageStatus.PENDING: 0,
+    MessageStatus.DISPATCHING: 0,
+    MessageStatus.ACCEPTED: 1,
+    MessageStatus.SCHEDULED: 1,
+    MessageStatus.QUEUED: 1,
+    MessageStatus.SENDING: 2,
+    MessageStatus.SENT: 3,
+    MessageStatus.DELIVERED: 4,
+    MessageStatus.UNDELIVERED: 4,
+    MessageStatus.FAILED: 4,
+    MessageStatus.READ: 5,
 }
 OPTED_OUT_CODE = 21610
 
@@ -85,7 +86,7 @@ def record_callback(
             return "mismatch"
     if message is None:
         message = session.scalar(select(Message).where(Message.sid == sid))
-    if message is None or message.direction != "out":
+    if message is None or message.direction != Direction.OUT:
         log.info("status %s: unknown message (%s)", sid, status)
         return "unknown"
     if status not in RANK:

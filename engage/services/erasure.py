@@ -34,6 +34,7 @@ from engage.models import (
     TwilioDeletion,
 )
 from engage.privacy import Vault
+from engage.states import UNSENT, Direction, MessageStatus
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def erase_contact(
     if by == BY_SENDER:
         urgent = connection.execute(
             select(_messages.c.urgent_topic)
-            .where(mine, _messages.c.direction == "in", _messages.c.is_urgent.is_(True))
+            .where(mine, _messages.c.direction == Direction.IN, _messages.c.is_urgent.is_(True))
             .order_by(_messages.c.id)
         ).all()
         for (topic,) in urgent:
@@ -136,8 +137,12 @@ def erase_contact(
     connection.execute(update(_notes).where(_notes.c.contact_id == contact_id).values(body=null()))
     cancelled = connection.execute(
         update(_messages)
-        .where(mine, _messages.c.direction == "out", _messages.c.status == "pending")
-        .values(status="cancelled")
+        .where(
+            mine,
+            _messages.c.direction == Direction.OUT,
+            _messages.c.status == MessageStatus.PENDING,
+        )
+        .values(status=MessageStatus.CANCELLED)
     ).rowcount
     connection.execute(
         update(_messages)
@@ -210,7 +215,7 @@ def inactive_contacts(connection: Connection, *, days: int, now: datetime) -> li
     cutoff = now - timedelta(days=days)
     recent_inbound = exists().where(
         _messages.c.contact_id == _contacts.c.id,
-        _messages.c.direction == "in",
+        _messages.c.direction == Direction.IN,
         _messages.c.created_at > cutoff,
     )
     return list(
@@ -236,7 +241,7 @@ def forget_erasure_confirmations(connection: Connection, *, now: datetime) -> in
         select(_messages.c.id, _messages.c.sid).where(
             _messages.c.kind == ERASED_KIND,
             _messages.c.their_address_encrypted.is_not(None),
-            _messages.c.status.not_in(("pending", "dispatching")),
+            _messages.c.status.not_in(UNSENT),
         )
     ).all()
     if not done:

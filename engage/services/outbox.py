@@ -45,10 +45,10 @@ from engage.services.delivery import (
     lower_statuses,
     mark_opted_out,
 )
+from engage.states import UNSENT, Direction, MessageStatus, QueueName
 
 log = logging.getLogger(__name__)
 
-REPLIES = "replies"
 WHATSAPP_WINDOW = timedelta(hours=24)
 # Replies that still go to an opted-out contact: the opt-out confirmation, and the help text
 # for one who writes a help or distress word (they wrote to us).
@@ -91,7 +91,7 @@ def lost_message(
             _contacts.c.key_encrypted,
         )
         .select_from(_messages.outerjoin(_contacts, _contacts.c.id == _messages.c.contact_id))
-        .where(_messages.c.id == message_id, _messages.c.status == "dispatching")
+        .where(_messages.c.id == message_id, _messages.c.status == MessageStatus.DISPATCHING)
     ).first()
     if row is None or row.their_address_encrypted is None or row.attempted_at is None:
         return None  # sent, or erased meanwhile: nothing left to look up with
@@ -123,8 +123,8 @@ def record_unconfirmed(session: Session, message_id: int) -> None:
     """An earlier attempt's answer was lost and Twilio shows no such message: staff decide."""
     session.execute(
         update(Message)
-        .where(Message.id == message_id, Message.status == "dispatching")
-        .values(status="unconfirmed")
+        .where(Message.id == message_id, Message.status == MessageStatus.DISPATCHING)
+        .values(status=MessageStatus.UNCONFIRMED)
     )
     session.flush()
     log.warning(
@@ -158,7 +158,7 @@ def claim_chunk(
     cancelled: list[int] = []
     outside_window: list[int] = []
     for row in rows:
-        if row.direction != "out" or row.status != "pending":
+        if row.direction != Direction.OUT or row.status != MessageStatus.PENDING:
             continue
         if row.send_after is not None and row.send_after > now:
             continue
@@ -196,19 +196,22 @@ def claim_chunk(
             )
         )
     if cancelled:
-        session.execute(_set_status(), {"ids": cancelled, "old": "pending", "new": "cancelled"})
+        session.execute(
+            _set_status(),
+            {"ids": cancelled, "old": MessageStatus.PENDING, "new": MessageStatus.CANCELLED},
+        )
     if outside_window:
         session.execute(
             _set_failed(),
-            {"ids": outside_window, "old": "pending", "code": OUTSIDE_WINDOW_CODE},
+            {"ids": outside_window, "old": MessageStatus.PENDING, "code": OUTSIDE_WINDOW_CODE},
         )
     if claimed:
         session.execute(
             _set_attempt(),
             {
                 "ids": [m.message_id for m in claimed],
-                "old": "pending",
-                "new": "dispatching",
+                "old": MessageStatus.PENDING,
+                "new": MessageStatus.DISPATCHING,
                 "attempted_at": now,
             },
         )
@@ -226,19 +229,19 @@ def _claim_select() -> Select:
     earlier = _messages.alias("earlier")
     m = _messages.c
     is_after_unsent = case(
-        (m.queue == REPLIES, _earlier_reply_unsent()),
+        (m.queue == QueueName.REPLIES, _earlier_reply_unsent()),
         # Only a step's later rows have an earlier one, and most rows are first: the CASE
         # spares them the sub-query.
         (
             m.sequence > 0,
             select(earlier.c.id)
             .where(
-                earlier.c.direction == "out",
+                earlier.c.direction == Direction.OUT,
                 earlier.c.contact_id == m.contact_id,
                 earlier.c.created_at == m.created_at,
                 earlier.c.conversation_id.is_not_distinct_from(m.conversation_id),
                 earlier.c.sequence == m.sequence - 1,
-                earlier.c.status.in_(("pending", "dispatching")),
+                earlier.c.status.in_(UNSENT),
             )
             .exists(),
         ),
@@ -284,10 +287,10 @@ def _earlier_reply_unsent() -> ColumnElement[bool]:
         select(earlier.c.id)
         .where(
             earlier.c.contact_id == m.contact_id,
-            earlier.c.direction == "out",
-            earlier.c.queue == REPLIES,
+            earlier.c.direction == Direction.OUT,
+            earlier.c.queue == QueueName.REPLIES,
             earlier.c.id < m.id,
-            earlier.c.status.in_(("pending", "dispatching")),
+            earlier.c.status.in_(UNSENT),
             earlier.c.send_after.is_(None),
         )
         .exists()
@@ -308,9 +311,9 @@ def due_replies(
     query = (
         select(m.id)
         .where(
-            m.direction == "out",
-            m.queue == REPLIES,
-            m.status == "pending",
+            m.direction == Direction.OUT,
+            m.queue == QueueName.REPLIES,
+            m.status == MessageStatus.PENDING,
             or_(m.send_after.is_(None), m.send_after <= now),
             ~_earlier_reply_unsent(),
         )
@@ -351,7 +354,7 @@ def _set_failed() -> Update:
     return (
         update(_messages)
         .where(_where_ids_in_state())
-        .values(status="failed", error_code=bindparam("code"))
+        .values(status=MessageStatus.FAILED, error_code=bindparam("code"))
     )
 
 
@@ -399,14 +402,19 @@ def record_chunk(
         by_code[code].append(message_id)
         log.warning("message %s: failed, Twilio error %s", message_id, code)
     for code, ids in by_code.items():
-        session.execute(_set_failed(), {"ids": ids, "old": "dispatching", "code": code})
+        session.execute(_set_failed(), {"ids": ids, "old": MessageStatus.DISPATCHING, "code": code})
     if OPTED_OUT_CODE in by_code:
         opted_out = select(Message.contact_id).where(Message.id.in_(by_code[OPTED_OUT_CODE]))
         mark_opted_out(session, *session.scalars(opted_out))
     if retry:
         session.execute(
             _set_attempt(),
-            {"ids": list(retry), "old": "dispatching", "new": "pending", "attempted_at": None},
+            {
+                "ids": list(retry),
+                "old": MessageStatus.DISPATCHING,
+                "new": MessageStatus.PENDING,
+                "attempted_at": None,
+            },
         )
         for message_id in retry:
             log.info("message %s: transient error, left for the sweep", message_id)
@@ -423,8 +431,8 @@ def _later_rows_of_contacts() -> Select:
                 .where(_messages.c.id.in_(bindparam("ids", expanding=True)))
                 .scalar_subquery()
             ),
-            m.direction == "out",
-            m.status == "pending",
+            m.direction == Direction.OUT,
+            m.status == MessageStatus.PENDING,
             m.sequence > 0,
         )
         .order_by(m.id)
@@ -466,8 +474,8 @@ def stale_pending_ids(
     rows = session.execute(
         select(Message.id, Message.send_after, Message.queue)
         .where(
-            Message.direction == "out",
-            Message.status == "pending",
+            Message.direction == Direction.OUT,
+            Message.status == MessageStatus.PENDING,
             Message.created_at < now - older_than,
             or_(Message.send_after.is_(None), Message.send_after <= now),
             Message.id > after_id,
@@ -486,8 +494,8 @@ def stale_dispatching_ids(
         session.scalars(
             select(Message.id)
             .where(
-                Message.direction == "out",
-                Message.status == "dispatching",
+                Message.direction == Direction.OUT,
+                Message.status == MessageStatus.DISPATCHING,
                 Message.attempted_at < utcnow() - older_than,
             )
             .order_by(Message.id)

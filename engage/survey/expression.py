@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 MAX_DEPTH = 32
 
 _COMPARISONS = ("==", "!=", "<=", ">=", "<", ">")
-_MEMBERSHIP = ("in", "not in")
 _RESERVED = frozenset({"and", "or", "not", "in"})
 _NUMBER_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 

@@ -1,0 +1,59 @@
+"""Message rows written by hand (the step's statements, a campaign's set-based inserts): one
+builder, so every writer gives every column, and the same ones (a multi-row INSERT needs that)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from engage.states import Direction, MessageStatus, QueueName
+
+
+def message_row(
+    *,
+    direction: Direction,
+    channel: str,
+    our_address: str | None,
+    their_address_encrypted: str | None,
+    body: str,
+    kind: str,
+    created_at: datetime,
+    contact_id: int | None = None,
+    conversation_id: int | None = None,
+    sid: str | None = None,
+    media_url: str | None = None,
+    is_free_text: bool = False,
+    is_urgent: bool = False,
+    urgent_topic: str | None = None,
+    queue: QueueName = QueueName.REPLIES,
+    sequence: int = 0,
+    is_simulated: bool = False,
+    campaign_id: int | None = None,
+    content_sid: str | None = None,
+    send_after: datetime | None = None,
+) -> dict[str, Any]:
+    """A row of `messages`: inbound ones are received, outbound ones wait to be claimed."""
+    return {
+        "direction": direction,
+        "status": MessageStatus.RECEIVED if direction == Direction.IN else MessageStatus.PENDING,
+        "channel": channel,
+        "our_address": our_address,
+        "their_address_encrypted": their_address_encrypted,
+        "body": body,
+        "kind": kind,
+        "created_at": created_at,
+        "contact_id": contact_id,
+        "conversation_id": conversation_id,
+        "sid": sid,
+        "media_url": media_url,
+        "is_free_text": is_free_text,
+        "is_urgent": is_urgent,
+        "urgent_topic": urgent_topic,
+        "queue": queue,
+        "sequence": sequence,
+        "is_simulated": is_simulated,
+        "campaign_id": campaign_id,
+        "content_sid": content_sid,
+        "content_variables": None,
+        "send_after": send_after,
+    }

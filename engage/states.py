@@ -1,0 +1,41 @@
+"""The states and names stored as text, each in one place: a member compares equal to its text."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class MessageStatus(StrEnum):
+    """A message row's status: ours before Twilio has it, then Twilio's, which only move
+    forward (services/delivery.py)."""
+
+    RECEIVED = "received"  # inbound
+    PENDING = "pending"  # outbound, waiting to be claimed
+    DISPATCHING = "dispatching"  # claimed: the send began
+    CANCELLED = "cancelled"  # opted out or erased before it went
+    UNCONFIRMED = "unconfirmed"  # its answer was lost and Twilio shows no such message
+    ACCEPTED = "accepted"
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    READ = "read"
+
+
+# Rows still on their way to Twilio: what comes after them in order waits for them.
+UNSENT = (MessageStatus.PENDING, MessageStatus.DISPATCHING)
+
+
+class QueueName(StrEnum):
+    """The RQ queues, in the order workers take them: replies never wait behind bulk."""
+
+    REPLIES = "replies"
+    BULK = "bulk"
+
+
+class Direction(StrEnum):
+    IN = "in"
+    OUT = "out"
