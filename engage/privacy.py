@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import phonenumbers
 from cryptography.fernet import Fernet
 
+from engage.channels import split_address
+
 _E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 
 
@@ -28,7 +30,7 @@ class PhoneNumberError(ValueError):
 class Sender:
     """Who wrote: the channel, the E.164 number, and the address to reply to as Twilio wrote it."""
 
-    channel: str  # sms | whatsapp
+    channel: str  # a name in channels.CHANNELS
     e164: str | None  # None when the sender is not a phone number (short code, alphanumeric)
     address: str
 
@@ -40,10 +42,8 @@ class Sender:
 def parse_sender(raw: str) -> Sender:
     """Read a Twilio `From` (`+1…` or `whatsapp:+52…`); Twilio has authenticated it already."""
     raw = raw.strip()
-    channel, number = (
-        ("whatsapp", raw[len("whatsapp:") :]) if raw.startswith("whatsapp:") else ("sms", raw)
-    )
-    return Sender(channel=channel, e164=number if _E164.match(number) else None, address=raw)
+    channel, number = split_address(raw)
+    return Sender(channel=channel.name, e164=number if _E164.match(number) else None, address=raw)
 
 
 # WhatsApp writes Mexican and Argentine mobiles with a 1 or 9 after the country code; SMS

@@ -14,6 +14,7 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from engage import create_app, db
+from engage.channels import CHANNELS
 
 log = logging.getLogger("engage.cli")
 
@@ -168,7 +169,7 @@ def _refuse_production(allow_production: bool) -> None:
 @main.command("simulate")
 @click.argument("phone")
 @click.argument("text")
-@click.option("--channel", type=click.Choice(["sms", "whatsapp"]), default="sms")
+@click.option("--channel", type=click.Choice(list(CHANNELS)), default="sms")
 @click.option("--allow-production", is_flag=True, help="Simulate against a production database.")
 @with_appcontext
 def simulate(phone: str, text: str, channel: str, allow_production: bool) -> None:
@@ -183,7 +184,7 @@ def simulate(phone: str, text: str, channel: str, allow_production: bool) -> Non
 
 @main.command("chat")
 @click.argument("phone")
-@click.option("--channel", type=click.Choice(["sms", "whatsapp"]), default="sms")
+@click.option("--channel", type=click.Choice(list(CHANNELS)), default="sms")
 @click.option("--allow-production", is_flag=True, help="Chat against a production database.")
 @with_appcontext
 def chat(phone: str, channel: str, allow_production: bool) -> None:
@@ -350,7 +351,7 @@ def _parse_at(value: str | None):
 @campaigns_group.command("start")
 @click.argument("survey_id")
 @click.option("--where", "where", multiple=True, help="ATTR=VALUE, repeatable.")
-@click.option("--channel", type=click.Choice(["sms", "whatsapp"]), default="sms")
+@click.option("--channel", type=click.Choice(list(CHANNELS)), default="sms")
 @click.option("--at", "at", help="Start time, ISO 8601 with an offset.")
 @with_appcontext
 def campaigns_start(survey_id: str, where: tuple[str, ...], channel: str, at: str | None) -> None:

@@ -10,6 +10,7 @@ import io
 from flask import Flask
 
 from engage import db
+from engage.channels import channel_named
 from engage.intake import strip_control_characters
 from engage.jobs.alerts import dispatch_alerts
 from engage.messaging.console import ConsoleSender
@@ -23,14 +24,15 @@ SIMULATED_TO = "+15550000000"
 def simulate_message(app: Flask, phone: str, text: str, *, channel: str = "sms") -> list[str]:
     """One inbound message from PHONE; returns the texts actually delivered to it, in order."""
     vault = app.extensions["engage.vault"]
-    address = f"whatsapp:{phone}" if channel == "whatsapp" else phone
+    described = channel_named(channel)
+    address = described.address(phone)
     settings = settings_from(app.config, vault)
     with db.engine().begin() as connection:
         result = handle_inbound(
             connection,
             settings,
             sender=parse_sender(address),
-            to=f"whatsapp:{SIMULATED_TO}" if channel == "whatsapp" else SIMULATED_TO,
+            to=described.address(SIMULATED_TO),
             body=strip_control_characters(text),
             is_simulated=True,
         )

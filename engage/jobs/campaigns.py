@@ -11,6 +11,7 @@ from datetime import datetime
 from flask import current_app
 
 from engage import db
+from engage.channels import channel_named
 from engage.jobs import BULK, dispatch_sends
 from engage.models import Campaign
 from engage.services.campaigns import (
@@ -46,12 +47,12 @@ def start_campaign(
 ) -> CampaignSummary:
     """Create the campaign and invite every matching contact."""
     config = current_app.config
-    sender = config["TWILIO_WHATSAPP_FROM"] if channel == "whatsapp" else config["TWILIO_SMS_FROM"]
+    described = channel_named(channel)
+    sender = config[described.sender_setting]
     if not sender:
         if config["IS_PRODUCTION"]:
-            name = "TWILIO_WHATSAPP_FROM" if channel == "whatsapp" else "TWILIO_SMS_FROM"
-            raise CampaignError(f"{name} is not set: no number to send from")
-        sender = "whatsapp:+15550000000" if channel == "whatsapp" else "+15550000000"
+            raise CampaignError(f"{described.sender_setting} is not set: no number to send from")
+        sender = described.development_sender
     settings = settings_from(config, current_app.extensions["engage.vault"])
     with db.transaction() as session:
         campaign = create_campaign(session, survey_id, where=where, channel=channel, start_at=at)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from redis import Redis
 
+from engage.channels import WHATSAPP, split_address
+
 # Twilio's per-sender MPS (messages per second). Twilio counts segments; we count sends, and
 # Twilio queues whatever a long message adds (up to 10 hours' worth per sender).
 LONG_CODE_RATE = 1.0  # "US/CA long code: 1 MPS per number historically" [S22]
@@ -83,7 +85,7 @@ def default_rate(sender: str) -> float:
     """Sends per second Twilio allows by default for this sender address."""
     if _MESSAGING_SERVICE_SID.fullmatch(sender):
         return MESSAGING_SERVICE_RATE
-    if sender.lower().startswith("whatsapp:"):
+    if split_address(sender.lower())[0] is WHATSAPP:
         return WHATSAPP_RATE
     if _SHORT_CODE.fullmatch(sender):
         return SHORT_CODE_RATE

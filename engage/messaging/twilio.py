@@ -25,6 +25,7 @@ from urllib3.exceptions import (
     SSLError,
 )
 
+from engage.channels import split_address
 from engage.messaging import (
     AmbiguousSendError,
     OutboundMessage,
@@ -149,8 +150,9 @@ class TwilioSender:
         if sender and sender.startswith("MG"):
             params["messaging_service_sid"] = sender
         elif sender:
-            if message.to.startswith("whatsapp:") and not sender.startswith("whatsapp:"):
-                sender = "whatsapp:" + sender  # a WhatsApp sender configured as a bare number
+            channel, _number = split_address(message.to)
+            if channel.prefix and not sender.startswith(channel.prefix):
+                sender = channel.prefix + sender  # a sender configured as a bare number
             params["from_"] = sender
         if message.content_sid:
             # Outside the WhatsApp window Twilio refuses a Body sent with the template (63016):

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
+from engage.channels import channel_named
 from engage.db import id_in, insert_returning_ids, utcnow
 from engage.models import Campaign, Contact, Conversation, DoNotContact, Message
 from engage.privacy import Vault
@@ -135,7 +136,8 @@ def invite_batch(
         .order_by(Contact.id)
     ).all()
     channel, campaign_id = campaign.channel, campaign.id  # read once: ORM attributes are slow
-    invitation = _invitations(engine, survey, now, whatsapp=channel == "whatsapp")
+    described = channel_named(channel)
+    invitation = _invitations(engine, survey, now, joined=described.joins_parts)
     start_at = max(campaign.start_at, now)
     # The first time outside quiet hours, worked out once per time zone.
     send_after = cache(lambda zone: next_allowed(start_at, zone, quiet_hours))
@@ -169,9 +171,9 @@ def invite_batch(
     for conversation_id, (contact, language, replies) in zip(
         conversation_ids, invitations, strict=True
     ):
-        if channel == "whatsapp":
+        if described.prefix:
             cipher = vault.contact_cipher(contact.key_encrypted)
-            address = cipher.encrypt("whatsapp:" + cipher.decrypt(contact.phone_encrypted))
+            address = cipher.encrypt(described.address(cipher.decrypt(contact.phone_encrypted)))
         else:
             address = contact.phone_encrypted  # the same plaintext: the E.164 number
         due = send_after(contact.timezone)
@@ -203,7 +205,7 @@ def invite_batch(
 
 
 def _invitations(
-    engine: Engine, survey: Survey, now: datetime, *, whatsapp: bool
+    engine: Engine, survey: Survey, now: datetime, *, joined: bool
 ) -> Callable[[str | None, bool, dict[str, Any] | None], tuple[str, str | None, list[str]]]:
     """The invitation for a contact's state: language, pending step and texts, worked out once.
 
@@ -226,8 +228,8 @@ def _invitations(
             conv = outcome.conversation
             assert conv is not None
             replies = list(outcome.replies)
-            if whatsapp:
-                # One message: outside the 24 h window it goes as the template instead.
+            if joined:
+                # One message: outside the window it goes as the template instead.
                 replies = ["\n\n".join(replies)]
             known[key] = (conv.language, conv.pending, replies)
         return known[key]

@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from engage.channels import channel_named
 from engage.db import insert_ignoring_conflicts, utcnow
 from engage.models import Answer, Contact, Conversation, Message
 from engage.models.contacts import new_record_key
@@ -447,7 +448,9 @@ def handle_inbound(
         twilio_confirmed=twilio_confirmed,
     )
     writes = _Writes(connection)
-    _write_contact(writes, contact, state, now, whatsapp=sender.channel == "whatsapp")
+    _write_contact(
+        writes, contact, state, now, opens_window=channel_named(sender.channel).window is not None
+    )
     ids = _write_conversations(writes, contact, state, outcome, sender.channel, now, cipher)
     if outcome.answers:
         _write_answers(writes, contact, state, outcome.answers, ids, history.latest, now, cipher)
@@ -626,7 +629,7 @@ class _History:
 
 
 def _write_contact(
-    writes: _Writes, contact: Row, state: ContactState, now: datetime, *, whatsapp: bool
+    writes: _Writes, contact: Row, state: ContactState, now: datetime, *, opens_window: bool
 ) -> None:
     """Write back what the step changed in the contact, if anything."""
     changes: dict[str, Any] = {
@@ -645,8 +648,8 @@ def _write_contact(
         changes["erase_requested_at"] = now  # asked in this very step
     elif contact.erase_requested_at is not None:
         changes["erase_requested_at"] = None  # answered, or lapsed
-    if whatsapp:
-        changes["last_whatsapp_inbound_at"] = now  # the 24-hour window opens again
+    if opens_window:
+        changes["last_whatsapp_inbound_at"] = now  # the window opens again
     if changes:
         changes["updated_at"] = now
         writes.update(_contacts, contact.id, changes)

@@ -35,6 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from engage.channels import channel_named
 from engage.db import utcnow
 from engage.messaging import OutboundMessage, SendResult
 from engage.models import Contact, Message
@@ -49,15 +50,10 @@ from engage.states import UNSENT, Direction, MessageStatus, QueueName
 
 log = logging.getLogger(__name__)
 
-WHATSAPP_WINDOW = timedelta(hours=24)
 # Replies that still go to an opted-out contact: the opt-out confirmation, and the help text
 # for one who writes a help or distress word (they wrote to us).
 SENT_WHEN_OPTED_OUT = frozenset({"opt_out", "help"})
 OUTSIDE_WINDOW_CODE = 63016
-
-
-def _is_window_open(opened: datetime | None, now: datetime) -> bool:
-    return opened is not None and now - opened < WHATSAPP_WINDOW
 
 
 def is_cancelled_for(is_opted_out: bool, erased_at: datetime | None, kind: str | None) -> bool:
@@ -172,7 +168,7 @@ def claim_chunk(
             log.info("message %s: cancelled, %s opted out or erased", row.id, contact)
             continue
         content_sid = None
-        if row.channel == "whatsapp" and not _is_window_open(row.last_whatsapp_inbound_at, now):
+        if not channel_named(row.channel).is_window_open(row.last_whatsapp_inbound_at, now):
             if not row.content_sid:
                 outside_window.append(row.id)
                 log.warning("message %s: outside the WhatsApp 24 h window, no template", row.id)

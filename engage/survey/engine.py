@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from engage.channels import channel_named
 from engage.survey import keywords as kw
 from engage.survey.answers import COURTESY_WORDS, parse_answer, parse_yes_no
 from engage.survey.definition import Question, Survey
@@ -328,7 +329,9 @@ class _Step:
             self.say(self.t.erased())
 
     def is_confirmed_by_twilio(self, text: str, twilio_words: frozenset[str]) -> bool:
-        return self.twilio_confirmed or (self.channel == "sms" and kw.fold(text) in twilio_words)
+        return self.twilio_confirmed or (
+            channel_named(self.channel).counts_segments and kw.fold(text) in twilio_words
+        )
 
     def pick_language(self, text: str) -> bool:
         survey = self.survey if self.conv is not None else None
@@ -477,7 +480,7 @@ class _Step:
             # Someone who never chose a language gets help in the words they wrote.
             known = self.conv is not None or self.contact.language is not None
             texts = self.engine.texts(self.language if known else match.language)
-            self.say((texts.sms if self.channel == "sms" else texts).help())
+            self.say((texts.sms if channel_named(self.channel).counts_segments else texts).help())
         return True
 
     def answer_safety(self, text: str) -> bool:
@@ -629,7 +632,7 @@ class _Step:
     def t(self) -> SystemTexts:
         texts = self.engine.texts(self.language)
         # System texts on SMS go in plain GSM-7 spelling, whatever the survey's own spelling.
-        return texts.sms if self.channel == "sms" else texts
+        return texts.sms if channel_named(self.channel).counts_segments else texts
 
     @property
     def survey(self) -> Survey:
@@ -709,7 +712,8 @@ def is_profile_stale(contact: ContactState, question: Question, now: datetime) -
 
 def spell_for_channel(survey: Survey, text: str, channel: str) -> str:
     """A survey text as sent: in plain GSM-7 letters on SMS when the survey asks for it."""
-    return to_gsm7(text) if channel == "sms" and survey.is_plain_on_sms else text
+    is_plain = channel_named(channel).counts_segments and survey.is_plain_on_sms
+    return to_gsm7(text) if is_plain else text
 
 
 def compose(parts: list[str]) -> list[str]:
