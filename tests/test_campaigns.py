@@ -131,8 +131,8 @@ def test_a_reply_to_an_invitation_is_read_against_it(twilio_app, fake_twilio, tm
     )
     # Consent given: the intro, then the crop (state is known from the import, not re-asked).
     body = fake_twilio.requests[0].get("Body")
-    assert body.startswith("Gracias. Son unas 10 preguntas")
-    assert "¿En qué cultivo trabaja más?" in body and "Elija el estado" not in body
+    assert body.startswith("Gracias. Son unas 15 preguntas")
+    assert "¿En qué cultivo trabaja mas?" in body and "¿En qué estado" not in body
 
 
 def test_whatsapp_invitation_uses_the_template_outside_the_window(

@@ -42,19 +42,21 @@ def test_shipped_survey_passes_the_check_with_segment_costs():
 
 def test_surveys_check_shows_both_spellings_and_warns_on_what_sms_sends(tmp_path):
     source = (ROOT / "surveys" / "h2a-working-conditions.yaml").read_text(encoding="utf-8")
-    plain = tmp_path / "plain.yaml"
-    plain.write_text(source.replace("\nlanguages:", "\nsms_spelling: plain\nlanguages:", 1))
-    result = run("surveys", "check", str(plain), cwd=tmp_path)
+    plain = run("surveys", "check", str(ROOT / "surveys"), cwd=ROOT).stdout.splitlines()
+    # As written, the accents make this question UCS-2 and two segments; plain, it is one.
+    days = next(line for line in plain if line.split()[:2] == ["days_worked", "es"])
+    assert days.split()[2:4] == ["GSM-7", "1"], days
+    assert "(plain; as written: UCS-2 2)" in days
+    as_written = tmp_path / "as-written.yaml"
+    as_written.write_text(source.replace('\nsms_spelling: "plain"\n', "\n", 1))
+    result = run("surveys", "check", str(as_written), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = {tuple(line.split()[:2]): line for line in result.stdout.splitlines()}
-    # As written, the accents make this question UCS-2 and two segments; plain, it is one.
-    crop = lines[("crop", "es")]
-    assert crop.split()[2:4] == ["GSM-7", "1"], crop
-    assert "(plain; as written: UCS-2 2)" in crop
-    as_written = run("surveys", "check", str(ROOT / "surveys"), cwd=ROOT).stdout.splitlines()
-    crop = next(line for line in as_written if line.split()[:2] == ["crop", "es"])
-    assert crop.split()[2:4] == ["UCS-2", "2"], crop
-    assert "(as written; plain: GSM-7 1)" in crop
+    days = lines[("days_worked", "es")]
+    assert days.split()[2:4] == ["UCS-2", "2"], days
+    assert "(as written; plain: GSM-7 1)" in days
+    # The crop list is 4 segments as written: the warning names the cost SMS would send.
+    assert "warning: more than 2 segments on SMS" in lines[("main_crop", "es")]
 
 
 def test_surveys_check_warns_when_the_sms_cost_is_over_budget(tmp_path):
@@ -188,7 +190,7 @@ def test_chat_is_an_interactive_conversation(tmp_path):
     result = run("chat", "+15557654000", cwd=tmp_path, stdin="WORK\n1\ncali\n")
     assert result.returncode == 0, result.stderr
     assert "Join? 1=Yes 2=No" in result.stdout
-    assert "Which state do you work in?" in result.stdout
+    assert "Which state do you work in now?" in result.stdout
     assert "Which crop do you work in most?" in result.stdout
 
 

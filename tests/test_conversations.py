@@ -18,15 +18,29 @@ from tests import readback as rb
 LOCALES = Path(__file__).resolve().parent.parent / "locales"
 ES_CONSENT = "¿Participa? 1=Si 2=No"  # on SMS, system texts go in plain GSM-7 spelling
 EN_CONSENT = "Join? 1=Yes 2=No"
-ES_STATE = "Elija el estado donde trabaja:"
-EN_STATE = "Which state do you work in?"
+ES_STATE = "¿En qué estado trabaja ahora?"
+EN_STATE = "Which state do you work in now?"
 EN_CROP = "Which crop do you work in most?"
-EN_FEE = "Did you have to pay a recruiter"
-EN_FEE_AMOUNT = "How much did you pay in total"
-EN_PROMISED = "Are the job and pay what your contract says?"
-ES_PROMISED = "¿El trabajo y el pago son como dice su contrato?"
-EN_ON_TIME = "Are you paid on time?"
+EN_SEASON = "Is this your first work season in the United States?"
+EN_DAYS = "How many days did you work last week?"
+EN_HOURS = "On a usual work day, how many hours do you work?"
+EN_PAY = "How are you paid?"
+EN_DEDUCTIONS = "Is money taken from your pay for any of these?"
+EN_HEAT = "On hot days, can you rest in the shade when you need to?"
+EN_HAZARDS = "At this job, has any of this happened to you?"
+EN_HOUSING = "Where you live now, is any of this true?"
+EN_CONTRACT = "When did you get your work contract?"
+EN_UNDERSTOOD = "Did you understand what your contract says?"
+EN_FEE = "How much did you have to pay a recruiter"
+EN_DEBT = "Do you still owe money that you borrowed"
+EN_PASSPORT = "Who has your passport now?"
+EN_PASSPORT_BACK = "If you ask for it, do they give your passport back?"
+EN_THREATS = "At this job, has anyone threatened you"
+EN_COMMENTS = "Anything else you want to tell us?"
 HOTLINE = "1-888-373-7888"
+# The shipped survey, answered from its first question to `comments` (the last) on the shortest
+# path: worked 6 days, 10 hours a day, a contract before the visa, no fee, their own passport.
+TO_COMMENTS = ("1", "1", "1", "6", "10", "1", "5", "1", "5", "7", "1", "1", "1", "1", "5")
 
 
 def sms_texts(language: str) -> SystemTexts:
@@ -96,44 +110,82 @@ def test_full_survey_in_english_with_forgiving_answers(worker, app):
     w = worker()
     assert EN_CONSENT in w.send("work")
     first = w.send("yes")
-    assert first.startswith("Thank you. About 10 short questions")
+    assert first.startswith("Thank you. About 15 short questions")
     assert EN_STATE in first and "1 Florida" in first
     assert EN_CROP in w.send("cali")  # a match word
-    assert EN_FEE in w.send("strawberries")
-    assert EN_FEE_AMOUNT in w.send("1")  # yes: the follow-up applies
-    assert EN_PROMISED in w.send("two")  # a number word
-    assert "language you understand" in w.send("PARTLY!")  # a label, any case and punctuation
-    assert EN_ON_TIME in w.send("y")
-    w.send("1")
-    assert "Any problems in your housing?" in w.send("forty five")
-    assert "passport" in w.send("1, 3 and pests")
-    w.script("2", "1")
+    assert EN_SEASON in w.send("strawberries")
+    assert EN_DAYS in w.send("Nope!")  # a no word, any case and punctuation
+    assert EN_HOURS in w.send("six")  # a number word
+    assert EN_PAY in w.send("ten hours")
+    assert EN_DEDUCTIONS in w.send("BY THE HOUR!")  # a label, any case and punctuation
+    assert EN_HEAT in w.send("1 and meals")
+    assert EN_HAZARDS in w.send("sometimes")
+    assert EN_HOUSING in w.send("2,4")
+    assert EN_CONTRACT in w.send("1, 3 and rats")
+    assert EN_UNDERSTOOD in w.send("before")
+    assert EN_FEE in w.send("part")
+    assert EN_DEBT in w.send("3")  # 200 to 499 dollars: the debt question applies
+    assert EN_PASSPORT in w.send("2")
+    assert EN_THREATS in w.send("I have it")
+    assert EN_COMMENTS in w.send("none")
     closing = w.send("The boss is fine")
     assert "Thank you for taking part!" in closing
     assert closing.endswith("\n\n" + sms_texts("en").may_delete())  # one line after the closing
     got = answers(app)
     assert got["state"][:2] == ("answered", "CA")
-    assert got["crop"][:2] == ("answered", "berries")
-    assert got["paid_fee"][:2] == ("answered", "yes")
-    assert got["job_as_promised"][:2] == ("answered", "partly")
-    assert got["hours_last_week"][:2] == ("answered", 45)
-    assert got["housing"][:2] == ("answered", ["crowded", "broken_bath_kitchen", "pests"])
+    assert got["main_crop"][:2] == ("answered", "berries")
+    assert got["first_season"][:2] == ("answered", "no")
+    assert got["days_worked"][:2] == ("answered", 6)
+    assert got["hours_per_day"][:2] == ("answered", 10)
+    assert got["pay_basis"][:2] == ("answered", "hourly")
+    assert got["deductions"][:2] == ("answered", ["transport", "meals"])
+    assert got["heat"][:2] == ("answered", "sometimes")
+    assert got["work_hazards"][:2] == ("answered", ["no_water", "no_medical_care"])
+    assert got["housing_conditions"][:2] == ("answered", ["charged", "no_clean_water", "pests"])
+    assert got["contract_timing"][:2] == ("answered", "before_visa")
+    assert got["contract_understood"][:2] == ("answered", "part")
+    assert got["recruit_fee"][:2] == ("answered", "from_200")
+    assert got["debt"][:2] == ("answered", "no_debt")
+    assert got["passport_holder"][:2] == ("answered", "self")
+    assert "passport_back" not in got  # asked only when someone else holds the passport
+    assert got["threats"][:2] == ("answered", ["none"])
     assert got["comments"][:3] == ("answered", "The boss is fine", "The boss is fine")
     assert {a[3] for a in got.values()} == {"en"}
     assert conversations(app) == [("working-conditions", "completed")]
-    assert contact(app).profile == {"state": "CA", "crop": "berries"}
+    assert contact(app).profile == {"state": "CA", "crop": "berries", "first_season": "no"}
 
 
 def test_skip_logic_leaves_out_a_question_whose_condition_is_false(worker, app):
     w = worker()
-    w.script("WORK", "1", "2", "3")
-    assert EN_PROMISED in w.send("no")  # no fee paid: fee_amount is not asked
-    assert "fee_amount" not in answers(app)
-    # No contract: contract_language is left out by its `when` too.
-    assert EN_ON_TIME in w.send("no contract")
+    w.script("WORK", "1", "2", "3", "2")
+    assert EN_PAY in w.send("0")  # no days worked last week: hours per day is not asked
+    w.script("1", "5", "1", "5", "7")
+    assert EN_FEE in w.send("no contract")  # no contract: whether it was understood is not
+    assert EN_PASSPORT in w.send("nothing")  # no fee paid: debt is not asked
+    assert EN_THREATS in w.send("1")  # their own passport: whether it is given back is not
     got = answers(app)
-    assert got["job_as_promised"][1] == "no_contract"
-    assert "contract_language" not in got
+    assert got["days_worked"][1] == 0
+    assert got["contract_timing"][1] == "no_contract"
+    assert got["recruit_fee"][1] == "none"
+    assert got["passport_holder"][1] == "self"
+    skipped = {"hours_per_day", "contract_understood", "debt", "passport_back"}
+    assert not skipped & set(got)  # not even stored as skipped: never asked
+
+
+def test_a_follow_up_is_asked_when_its_condition_holds(worker, app):
+    w = worker()
+    w.script("WORK", "1", "2", "3", "2", "5", "8", "1", "5", "1", "5", "7")
+    assert EN_UNDERSTOOD in w.send("after")
+    w.send("1")
+    assert EN_DEBT in w.send("prefer not")  # the fee not said: debt is asked
+    assert EN_PASSPORT in w.send("3")
+    assert EN_PASSPORT_BACK in w.send("the employer or contractor")
+    assert EN_THREATS in w.send("4")
+    got = answers(app)
+    assert got["hours_per_day"][1] == 8
+    assert got["contract_understood"][1] == "all"
+    assert got["debt"][1] == "prefer_not"
+    assert got["passport_back"][1] == "prefer_not"
 
 
 def test_keyword_starts_in_its_language_and_consent_is_asked_once(worker, app):
@@ -214,7 +266,7 @@ def test_three_misses_move_on_and_keep_the_raw_texts(worker, app):
     w = worker()
     w.script("WORK", "1")
     first_miss = w.send("Oregon")
-    assert first_miss.startswith("Please answer with a number from 1 to 12.")
+    assert first_miss.startswith("Please answer with a number from 1 to 16.")
     assert EN_STATE in first_miss
     assert EN_STATE in w.send("99")
     assert EN_CROP in w.send("0")
@@ -225,18 +277,21 @@ def test_three_misses_move_on_and_keep_the_raw_texts(worker, app):
 
 def test_misses_hint_in_spanish(worker):
     w = worker()
-    w.script("TRABAJO", "1", "1", "1", "1")  # state, crop, fee yes → fee_amount
+    w.script("TRABAJO", "1", "1")  # consent, state → main_crop, 12 choices
     reply = w.send("mucho")
-    assert reply.startswith(sms_texts("es").hint_choice(5))
-    assert reply.startswith("Por favor, responda con un numero del 1 al 5.")  # GSM-7 spelling
+    assert reply.startswith(sms_texts("es").hint_choice(12))
+    assert reply.startswith("Por favor, responda con un numero del 1 al 12.")  # GSM-7 spelling
 
 
-def test_number_hint_names_the_range(worker):
+def test_number_hint_names_the_range(worker, app):
     w = worker()
-    w.script("WORK", "1", "1", "1", "2", "1", "1")
-    assert "How many hours" in w.send("1")
-    assert w.send("200").startswith("Please answer with a number from 0 to 120.")
-    assert "Any problems in your housing?" in w.send("unas cuarenta horas")
+    w.script("WORK", "1", "1", "1")
+    assert EN_DAYS in w.send("1")
+    assert w.send("9").startswith("Please answer with a number from 0 to 7.")
+    assert EN_HOURS in w.send("seis")
+    assert w.send("30").startswith("Please answer with a number from 1 to 24.")
+    assert EN_PAY in w.send("unas diez horas")
+    assert answers(app)["hours_per_day"][:2] == ("answered", 10)
 
 
 def test_skip_stores_skipped_for_any_question_and_zero_is_not_a_skip(worker, app):
@@ -245,14 +300,13 @@ def test_skip_stores_skipped_for_any_question_and_zero_is_not_a_skip(worker, app
     assert "¿En qué cultivo" in w.send("SALTAR")
     assert answers(app)["state"][:2] == ("skipped", None)
     assert "Por favor" in w.send("0")
-    assert "reclutador" in w.send("skip")
-    assert answers(app)["crop"][0] == "skipped"
+    assert "primera temporada" in w.send("skip")
+    assert answers(app)["main_crop"][0] == "skipped"
 
 
 def test_optional_question_mentions_skip_in_the_workers_language(worker, app):
     w = worker()
-    w.script("TRABAJO", "1", "1", "1", "2", "1", "1", "1", "50", "5", "2")
-    comments = w.send("1")
+    comments = w.script("TRABAJO", "1", *TO_COMMENTS)[-1]
     assert "(SALTAR para saltar)" in comments
     closing = w.send("saltar")
     assert closing.startswith("¡Muchas gracias por participar!")
@@ -268,7 +322,7 @@ def test_help_mid_survey_gives_the_hotline_and_the_question_again(worker, app):
     assert HOTLINE in reply and "233733" in reply
     assert sms_texts("es").help() in reply
     assert "No somos el gobierno ni su patron" in reply
-    assert reply.rstrip().endswith("12 Otro")  # the pending question again
+    assert reply.rstrip().endswith("16 Otro")  # the pending question again
     assert "state" not in answers(app)  # help is not a miss, not an answer
     en = worker("+15551230009")
     en.script("WORK", "1")
@@ -284,8 +338,8 @@ def test_language_switch_mid_survey_asks_the_question_again_in_the_new_language(
     switched = w.send("2")
     assert switched.startswith(EN_CROP)
     assert contact(app).language == "en"
-    assert EN_FEE in w.send("3")
-    assert answers(app)["crop"][3] == "en"
+    assert EN_SEASON in w.send("3")
+    assert answers(app)["main_crop"][3] == "en"
     assert answers(app)["state"][3] == "es"
 
 
@@ -337,7 +391,7 @@ def test_distress_words_mid_survey_get_help_and_the_question_again(worker, app, 
     w.script("TRABAJO", "1")
     reply = w.send(text)
     assert reply.startswith(sms_texts("es").help())
-    assert reply.rstrip().endswith("12 Otro")
+    assert reply.rstrip().endswith("16 Otro")
     assert "state" not in answers(app)
 
 
@@ -374,7 +428,7 @@ def test_stop_as_first_message_creates_the_contact_opted_out(worker, app):
 def test_profile_question_is_not_asked_again_in_a_second_survey(worker, app):
     w = worker()
     w.script("WORK", "1", "2")  # state = California
-    w.script(*["1", "2", "4", "1", "40", "5", "2", "1", "skip"])
+    w.script(*TO_COMMENTS[1:], "skip")
     assert conversations(app)[-1] == ("working-conditions", "completed")
     first = w.send("HOUSING")
     assert "Which state" not in first
@@ -447,11 +501,11 @@ def test_a_survey_started_again_supersedes_the_earlier_rows_of_its_questions(wor
     assert [(a.conversation_id, a.question_id, a.status, a.is_latest) for a in rows] == [
         (ends[0].id, "state", "answered", False),
         (ends[1].id, "state", "profile", True),
-        (ends[1].id, "crop", "answered", True),
+        (ends[1].id, "main_crop", "answered", True),
     ]
     assert [(c.last_question_id, c.last_profile.get("state")) for c in ends] == [
         ("state", "CA"),
-        ("crop", "CA"),
+        ("main_crop", "CA"),
     ]
 
 
@@ -603,10 +657,29 @@ def test_a_plain_survey_keeps_its_accents_on_whatsapp(worker, app, tmp_path):
     assert "Su información ayudará." in replies[3]
 
 
-def test_a_survey_as_written_keeps_its_accents_on_sms(worker):
-    w = worker()
-    replies = w.script("TRABAJO", "1", "1", "2", "1", "1")
-    assert any("¿Cuánto pagó en total, en dólares?" in reply for reply in replies), replies
+def test_the_shipped_survey_goes_plain_on_sms_and_keeps_its_accents_on_whatsapp(worker):
+    from engage.survey.segments import is_gsm7
+
+    sms = worker().script("TRABAJO", "1", "1")
+    assert "¿En qué cultivo trabaja mas?\n1 Fresa, arandano o mora" in sms[-1]
+    assert all(is_gsm7(reply) for reply in sms), sms
+    whatsapp = worker("+5215512345678", channel="whatsapp").script("TRABAJO", "1", "1")
+    assert "¿En qué cultivo trabaja más?\n1 Fresa, arándano o mora" in whatsapp[-1]
+
+
+def test_a_survey_as_written_keeps_its_accents_on_sms(worker, app, tmp_path):
+    from conftest import SHIPPED_SURVEYS, publish
+
+    # The shipped survey without `sms_spelling: plain`: a new version, spelled as written.
+    source = (SHIPPED_SURVEYS / "h2a-working-conditions.yaml").read_text(encoding="utf-8")
+    as_written = source.replace('\nsms_spelling: "plain"\n', "\n", 1)
+    assert as_written != source
+    directory = tmp_path / "as-written"
+    directory.mkdir()
+    (directory / "h2a.yaml").write_text(as_written, encoding="utf-8")
+    publish(app, [directory])
+    replies = worker().script("TRABAJO", "1", "1")
+    assert "¿En qué cultivo trabaja más?\n1 Fresa, arándano o mora" in replies[-1], replies
 
 
 AGING_SURVEY = """\

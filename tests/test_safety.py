@@ -54,18 +54,20 @@ def age_safety_help(app, hours: float) -> None:
             row.last_safety_help_at -= timedelta(hours=hours)
 
 
-# To the last question (`comments`, free text), in each language.
+# To the last question (`comments`, free text), in each language: consent, then the shortest
+# path (worked 6 days, 10 hours a day; a contract before the visa; no fee; their own passport).
+TO_END = ("1", "1", "1", "1", "6", "10", "1", "5", "1", "5", "7", "1", "1", "1", "1", "5")
 TO_COMMENTS = {
-    "es": ("TRABAJO", "1", "1", "1", "no", "3", "1", "1", "40", "5", "1", "1"),
-    "en": ("WORK", "1", "1", "1", "no", "3", "1", "1", "40", "5", "1", "1"),
-    "ht": ("TRAVAY", "1", "1", "1", "non", "3", "1", "1", "40", "5", "1", "1"),
+    "es": ("TRABAJO", *TO_END[:3], "no", *TO_END[4:]),
+    "en": ("WORK", *TO_END[:3], "no", *TO_END[4:]),
+    "ht": ("TRAVAY", *TO_END[:3], "non", *TO_END[4:]),
 }
 COMMENTS_PROMPT = {
-    "es": "¿Quiere contarnos algo más?",
+    "es": "¿Quiere contarnos algo mas?",  # on SMS, in plain GSM-7 spelling
     "en": "Anything else you want to tell us?",
     "ht": "Ou vle di nou yon lòt bagay?",
 }
-STATE_PROMPT = {"es": "Elija el estado donde trabaja:", "en": "Which state do you work in?"}
+STATE_PROMPT = {"es": "¿En qué estado trabaja ahora?", "en": "Which state do you work in now?"}
 
 
 @pytest.mark.parametrize(
@@ -128,17 +130,17 @@ def test_a_safety_phrase_that_is_no_answer_is_no_miss_and_gets_no_hint(
     reply = w.send(text)
     t = sms_texts(language)
     assert reply.startswith(t.help())
-    assert t.hint_choice(12) not in reply
+    assert t.hint_choice(16) not in reply
     assert STATE_PROMPT[language] in reply  # the question again, after the help
     assert misses(app) == []
     assert inbound(app)[-1][1:3] == ("safety", True)
     # Again within the day: the question again, still no hint and no miss.
     again = w.send(text)
-    assert t.help() not in again and t.hint_choice(12) not in again
+    assert t.help() not in again and t.hint_choice(16) not in again
     assert STATE_PROMPT[language] in again
     assert misses(app) == []
     # An ordinary miss still counts.
-    assert t.hint_choice(12) in w.send("no se")
+    assert t.hint_choice(16) in w.send("no se")
     assert misses(app) == ["no se"]
 
 
@@ -165,9 +167,9 @@ def test_a_first_message_with_safety_words_gets_help_in_its_language(worker, app
 
 def test_a_valid_answer_is_never_flagged(worker, app):
     w = worker()
-    w.script(*TO_COMMENTS["en"][:-3])
+    w.script(*TO_COMMENTS["en"][:5])  # to the days worked
     w.send("no money")  # a miss, nothing urgent
-    w.send("40")
+    w.send("6")
     assert not any(urgent for _b, _k, urgent, _t in inbound(app))
 
 

@@ -52,7 +52,7 @@ def test_outage_spools_then_replay_processes_in_order_once(
     assert "3 replayed, 0 waiting" in result.output
     bodies = [r.get("Body") for r in fake_twilio.requests]
     assert bodies[0].startswith("Centro Campesino asks about your work.")
-    assert "Which state do you work in?" in bodies[1]
+    assert "Which state do you work in now?" in bodies[1]
     assert bodies[2].startswith("Which crop")
     with up.app_context():
         state = db.session().scalar(select(Answer).where(Answer.question_id == "state"))
@@ -241,5 +241,5 @@ def test_a_connection_the_server_dropped_costs_no_message(
     with app.app_context():
         assert not spool().has_entries()
         questions = db.session().scalars(select(Answer.question_id).order_by(Answer.id)).all()
-    assert questions == ["state", "crop"]
+    assert questions == ["state", "main_crop"]
     assert len(fake_twilio.requests) == 4

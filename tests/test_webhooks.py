@@ -174,7 +174,7 @@ def test_messages_from_one_contact_at_the_same_instant_run_one_step_at_a_time(ap
         from engage.models import Answer
 
         answered = db.session().scalars(select(Answer.question_id).order_by(Answer.id)).all()
-    assert answered == ["state", "crop", "paid_fee"]
+    assert answered == ["state", "main_crop", "first_season"]
     assert len(fake_twilio.requests) == 5
 
 

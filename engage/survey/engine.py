@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from engage.channels import channel_named
 from engage.survey import keywords as kw
-from engage.survey.answers import COURTESY_WORDS, parse_answer, parse_yes_no
+from engage.survey.answers import COURTESY_WORDS, has_wrong_unit, parse_answer, parse_yes_no
 from engage.survey.definition import Question, Survey
 from engage.survey.safety import DISTRESS, SafetyMatch, SafetyWords, is_distress_keyword
 from engage.survey.segments import count_segments, to_gsm7
@@ -409,7 +409,7 @@ class _Step:
             self.record(question, "missed", None, "\n".join(conv.misses))
             self.advance()
         else:
-            self.say(self.hint(question), self.prompt())
+            self.say(self.hint(question, text), self.prompt())
 
     def start_by_keyword(self, text: str) -> bool:
         found = self.keyword(text)
@@ -593,7 +593,7 @@ class _Step:
         """One of the survey's own texts as this channel gets it."""
         return spell_for_channel(self.survey, text, self.channel)
 
-    def hint(self, question: Question) -> str:
+    def hint(self, question: Question, text: str) -> str:
         t = self.t
         if question.type == "choice":
             return t.hint_choice(len(question.choices))
@@ -601,6 +601,8 @@ class _Step:
             return t.hint_multi()
         if question.type == "yes_no":
             return t.hint_yes_no()
+        if has_wrong_unit(text, question):
+            return t.hint_wrong_unit()
         return t.hint_number(question.min, question.max)
 
     def menu(self) -> str:

@@ -181,3 +181,8 @@ class SystemTexts:
             "min": self.number(low),
             "max": self.number(high),
         }
+
+    def hint_wrong_unit(self) -> str:
+        """For a number reply in another unit ("10 horas al día" to a question about days)."""
+        _ = self.gettext
+        return _("Please answer with one number, counted as the question asks.")

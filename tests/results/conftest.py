@@ -156,21 +156,22 @@ def seed_population(seed: Seeder) -> None:
 
     By state the groups are CA, FL and `_other` (WA and unknown: 11 people); by crop berries 25,
     grapes 15, citrus 15 and `_other` (tree_fruit and unknown: 11).
-    paid_on_time: CA 28 yes 12 no; FL 12 yes 3 no; WA 3 yes; unknown 6 yes 2 skipped.
-    hours_last_week: CA 45 x20, 65 x15, 85 x5; FL 30 x15; WA 50 x3; unknown 10 x7, missed x1.
-    housing: CA crowded+pests x15, crowded x15, none x10; FL no_clean_water x15; WA crowded x3.
+    first_season: CA 28 yes 12 no; FL 12 yes 3 no; WA 3 yes; unknown 6 yes 2 skipped.
+    hours_per_day: CA 8 x20, 10 x15, 12 x5; FL 6 x15; WA 9 x3; unknown 3 x7, missed x1.
+    housing_conditions: CA crowded+pests x15, crowded x15, none x10; FL no_clean_water x15;
+    WA crowded x3.
     """
     for i in range(40):
         crop = "berries" if i < 25 else "grapes"
-        hours = 45 if i < 20 else 65 if i < 35 else 85
+        hours = 8 if i < 20 else 10 if i < 35 else 12
         housing = ["crowded", "pests"] if i < 15 else ["crowded"] if i < 30 else ["none"]
         seed.response(
             {
                 "state": "CA",
-                "crop": crop,
-                "paid_on_time": "yes" if i < 28 else "no",
-                "hours_last_week": hours,
-                "housing": housing,
+                "main_crop": crop,
+                "first_season": "yes" if i < 28 else "no",
+                "hours_per_day": hours,
+                "housing_conditions": housing,
                 "comments": "llame al 555-123-4567" if i < 3 else "todo bien",
             },
             profile={"state": "CA", "crop": crop},
@@ -179,10 +180,10 @@ def seed_population(seed: Seeder) -> None:
         seed.response(
             {
                 "state": "FL",
-                "crop": "citrus",
-                "paid_on_time": "yes" if i < 12 else "no",
-                "hours_last_week": 30,
-                "housing": ["no_clean_water"],
+                "main_crop": "citrus",
+                "first_season": "yes" if i < 12 else "no",
+                "hours_per_day": 6,
+                "housing_conditions": ["no_clean_water"],
             },
             profile={"state": "FL", "crop": "citrus"},
         )
@@ -190,10 +191,10 @@ def seed_population(seed: Seeder) -> None:
         seed.response(
             {
                 "state": "WA",
-                "crop": "tree_fruit",
-                "paid_on_time": "yes",
-                "hours_last_week": 50,
-                "housing": ["crowded"],
+                "main_crop": "tree_fruit",
+                "first_season": "yes",
+                "hours_per_day": 9,
+                "housing_conditions": ["crowded"],
             },
             profile={"state": "WA", "crop": "tree_fruit"},
         )
@@ -201,8 +202,8 @@ def seed_population(seed: Seeder) -> None:
         seed.response(
             {
                 "state": SKIP,
-                "paid_on_time": "yes" if i < 6 else SKIP,
-                "hours_last_week": 10 if i < 7 else MISS,
+                "first_season": "yes" if i < 6 else SKIP,
+                "hours_per_day": 3 if i < 7 else MISS,
             }
         )
 

@@ -99,11 +99,14 @@ def test_rows_come_with_reserved_values_labels_and_question_texts_in_the_default
 ):
     seed_population(seed)
     rows = csv_rows(app)
-    values = [r["value"] for r in rows if r["question_id"] == "paid_on_time"]
+    values = [r["value"] for r in rows if r["question_id"] == "first_season"]
     assert values == ["_answered", "_asked", "_skipped", "yes", "no"]
-    assert pick(rows, "paid_on_time", "yes")["label"] == "Sí"
-    assert pick(rows, "paid_on_time", "yes")["question"] == "¿Le pagan a tiempo?"
-    assert pick(rows, "crop", "berries")["label"] == "Fresa o arándano"
+    assert pick(rows, "first_season", "yes")["label"] == "Sí"
+    assert (
+        pick(rows, "first_season", "yes")["question"]
+        == "¿Es su primera temporada de trabajo en Estados Unidos?"
+    )
+    assert pick(rows, "main_crop", "berries")["label"] == "Fresa, arándano o mora"
     rule_rows = [r for r in rows if r["question_id"] == "_rule"]
     assert [(r["value"], r["count"]) for r in rule_rows][:4] == [
         ("min_cell", "11"),
@@ -125,14 +128,16 @@ def test_every_published_count_is_its_true_count_rounded_by_its_cell_key(app, se
     rows = csv_rows(app, ("state",))
     checked = 0
     for r in rows:
-        if r["question_id"] not in ("paid_on_time", "state", "crop") or r["suppressed"] == "true":
+        if r["question_id"] not in ("first_season", "state", "main_crop"):
+            continue
+        if r["suppressed"] == "true":
             continue
         n, key = truth.cell(r["question_id"], r["value"], {"state": STATE_GROUPS[r["state"]]})
         assert int(r["count"]) == RULE.publish(n, key), (r, n, key)
         checked += 1
     assert checked > 20
     # Small values are merged: WA (3) and the unknown (8) make one group of 11.
-    assert groups_of(rows, "paid_on_time", ("state",)) == {(ALL,), ("CA",), ("FL",), (OTHER,)}
+    assert groups_of(rows, "first_season", ("state",)) == {(ALL,), ("CA",), ("FL",), (OTHER,)}
     # A value nobody gave in a shown group is a true 0.
     assert count(rows, "state", "GA", state=ALL) == 0
 
@@ -141,17 +146,17 @@ def test_counts_round_up_or_down_by_cell_key_and_never_below_fifteen(app, seed):
     seed.record_key = 0  # every cell key 0: every count rounds up
     seed_population(seed)
     rows = csv_rows(app, ("state",))
-    assert count(rows, "paid_on_time", "_asked", state=ALL) == 70  # 66
-    assert count(rows, "paid_on_time", "yes", state="CA") == 30  # 28
-    assert count(rows, "paid_on_time", "no", state="CA") == 15  # 12: never below 15
-    assert count(rows, "paid_on_time", "_answered", state="FL") == 15  # 15: a multiple stays
-    assert count(rows, "paid_on_time", "no", state="FL") is None  # 3: hidden
+    assert count(rows, "first_season", "_asked", state=ALL) == 70  # 66
+    assert count(rows, "first_season", "yes", state="CA") == 30  # 28
+    assert count(rows, "first_season", "no", state="CA") == 15  # 12: never below 15
+    assert count(rows, "first_season", "_answered", state="FL") == 15  # 15: a multiple stays
+    assert count(rows, "first_season", "no", state="FL") is None  # 3: hidden
 
 
 def test_two_attributes_give_every_combination_with_all(app, seed):
     seed_population(seed)
     rows = csv_rows(app, ("state", "crop"))
-    groups = groups_of(rows, "paid_on_time", ("state", "crop"))
+    groups = groups_of(rows, "first_season", ("state", "crop"))
     assert groups == {
         (ALL, ALL),
         (ALL, "berries"),
@@ -166,26 +171,30 @@ def test_two_attributes_give_every_combination_with_all(app, seed):
         (OTHER, ALL),
         (OTHER, OTHER),
     }
-    assert count(rows, "paid_on_time", "_answered", state="CA", crop="berries") == 25
+    assert count(rows, "first_season", "_answered", state="CA", crop="berries") == 25
 
 
 def test_a_breakdown_that_would_single_out_a_few_is_refused(app, seed):
     seed_population(seed)
     profile = {"state": "TX", "crop": "berries"}
     for _ in range(12):
-        seed.response({"state": "TX", "crop": "berries", "paid_on_time": "no"}, profile=profile)
+        seed.response(
+            {"state": "TX", "main_crop": "berries", "first_season": "no"}, profile=profile
+        )
     # TX (12) is a group of its own now, and WA with the unknown (11) stay together; every
     # pair of state and crop holds 11 or more (or nobody): allowed.
     rows = csv_rows(app, ("state", "crop"))
-    assert ("TX", "berries") in groups_of(rows, "paid_on_time", ("state", "crop"))
+    assert ("TX", "berries") in groups_of(rows, "first_season", ("state", "crop"))
     # One CA worker picking citrus makes (CA, citrus) a group of one: the pair is refused,
     # each attribute alone is not (in the next snapshot, with ten more in FL).
     for state in ["CA"] + ["FL"] * 10:
         profile = {"state": state, "crop": "citrus"}
-        seed.response({"state": state, "crop": "citrus", "paid_on_time": "no"}, profile=profile)
+        seed.response(
+            {"state": state, "main_crop": "citrus", "first_season": "no"}, profile=profile
+        )
     later = LATER + timedelta(days=2)
     assert clock(app, later) is not None
-    assert ("TX",) in groups_of(csv_rows(app, ("state",), now=later), "paid_on_time", ("state",))
+    assert ("TX",) in groups_of(csv_rows(app, ("state",), now=later), "first_season", ("state",))
     with pytest.raises(BreakdownRefusedError):
         report(app, ("state", "crop"), now=later)
 
@@ -193,24 +202,24 @@ def test_a_breakdown_that_would_single_out_a_few_is_refused(app, seed):
 def test_one_small_value_left_over_refuses_the_breakdown(app, seed):
     for state, n in (("FL", 40), ("TX", 1)):
         for _ in range(n):
-            seed.response({"state": state, "paid_on_time": "yes"}, profile={"state": state})
+            seed.response({"state": state, "first_season": "yes"}, profile={"state": state})
     with pytest.raises(BreakdownRefusedError, match="fewer than 11 people"):
         report(app, ("state",))
-    assert count(csv_rows(app), "paid_on_time", "_answered") in (40, 45)
+    assert count(csv_rows(app), "first_season", "_answered") in (40, 45)
 
 
 def test_missed_counts_as_skipped_and_profile_rows_as_answered(app, seed):
     seed_population(seed)
     for _ in range(12):
-        seed.response({"state": FromProfile("CA"), "paid_on_time": "yes"}, profile={"state": "CA"})
+        seed.response({"state": FromProfile("CA"), "first_season": "yes"}, profile={"state": "CA"})
     truth = Truth.read(app)
     rows = csv_rows(app, ("state",))
     n, key = truth.cell("state", "CA", {"state": {"CA"}})
     assert n == 52
     assert count(rows, "state", "CA", state="CA") == RULE.publish(n, key)
-    n, key = truth.cell("hours_last_week", "_skipped")
+    n, key = truth.cell("hours_per_day", "_skipped")
     assert n == 1  # the missed one: hidden
-    assert count(rows, "hours_last_week", "_skipped", state=ALL) is None
+    assert count(rows, "hours_per_day", "_skipped", state=ALL) is None
 
 
 def test_simulated_answers_and_conversations_never_count(app, seed):
@@ -218,7 +227,7 @@ def test_simulated_answers_and_conversations_never_count(app, seed):
     before = csv_rows(app, ("state",), now=LATER)
     for _ in range(20):
         seed.response(
-            {"state": "CA", "paid_on_time": "no", "hours_last_week": 99},
+            {"state": "CA", "first_season": "no", "hours_per_day": 20},
             profile={"state": "CA"},
             simulated=True,
             invited=True,
@@ -256,21 +265,22 @@ def test_number_answers_are_counted_in_bins_with_medians_from_published_counts(a
     bins = [
         (r["value"], r["label"], r["count"])
         for r in rows
-        if r["question_id"] == "hours_last_week" and not r["value"].startswith("_")
+        if r["question_id"] == "hours_per_day" and not r["value"].startswith("_")
     ]
     # True counts 7, 15, 23, 15, 5, all rounded up.
     assert bins == [
-        ("0-19", "0-19", ""),
-        ("20-39", "20-39", "15"),
-        ("40-59", "40-59", "25"),
-        ("60-79", "60-79", "15"),
-        ("80-120", "80-120", ""),
+        ("1-5", "1-5", ""),
+        ("6-7", "6-7", "15"),
+        ("8-9", "8-9", "25"),
+        ("10-11", "10-11", "15"),
+        ("12-24", "12-24", ""),
     ]
-    medians = report(app, ("state",)).medians["hours_last_week"]
-    # From the published 15, 25, 15 alone: the middle (27.5) is 12.5 into 40-59's 25.
-    assert medians[(ALL,)] == 50
-    # CA: 20 (45 h) and 15 (65 h) published as 20 and 15, 5 (85 h) hidden: 17.5 into 40-59.
-    assert medians[("CA",)] == 57.5
+    medians = report(app, ("state",)).medians["hours_per_day"]
+    # From the published 15, 25, 15 alone: the middle (27.5) is 12.5 into 8-9's 25.
+    assert medians[(ALL,)] == 9
+    # CA: 20 (8 h) and 15 (10 h) published as 20 and 15, 5 (12 h) hidden: 17.5 into 8-9,
+    # 9.75, given with one decimal.
+    assert medians[("CA",)] == 9.8
     assert medians[("FL",)] is None  # 15 answers: fewer than the percentage base
     assert medians[(OTHER,)] is None
 
@@ -294,14 +304,16 @@ def test_multi_counts_each_option_once_per_respondent(app, seed):
     seed.record_key = 0
     seed_population(seed)
     for _ in range(11):
-        seed.response({"housing": ["pests", "broken_bath_kitchen"]})
+        seed.response({"housing_conditions": ["pests", "broken_bath_kitchen"]})
     rows = csv_rows(app)
-    assert count(rows, "housing", "_answered") == 70  # 69
-    assert count(rows, "housing", "crowded") == 35  # 33
-    assert count(rows, "housing", "pests") == 30  # 26
-    assert count(rows, "housing", "broken_bath_kitchen") == 15  # 11
-    assert count(rows, "housing", "none") is None  # 10 workers: hidden
-    assert pick(rows, "housing", "crowded")["percent"] == "50.0"  # 35 of 70, as published
+    assert count(rows, "housing_conditions", "_answered") == 70  # 69
+    assert count(rows, "housing_conditions", "crowded") == 35  # 33
+    assert count(rows, "housing_conditions", "pests") == 30  # 26
+    assert count(rows, "housing_conditions", "broken_bath_kitchen") == 15  # 11
+    assert count(rows, "housing_conditions", "none") is None  # 10 workers: hidden
+    assert (
+        pick(rows, "housing_conditions", "crowded")["percent"] == "50.0"
+    )  # 35 of 70, as published
 
 
 def test_free_text_answers_never_appear(app, seed):
@@ -325,7 +337,7 @@ def test_the_funnel_counts_people_and_the_report_says_where_people_stopped(app, 
         seed.response({}, status="declined")
     for _ in range(11):
         seed.response(
-            {"state": "CA", "paid_on_time": "no"}, status="abandoned", profile={"state": "CA"}
+            {"state": "CA", "first_season": "no"}, status="abandoned", profile={"state": "CA"}
         )
     seed.response({"state": "CA"}, status="active", profile={"state": "CA"})
     built = report(app, ("state",))
@@ -340,7 +352,7 @@ def test_the_funnel_counts_people_and_the_report_says_where_people_stopped(app, 
     assert count(rows, "_funnel", "invited", state="CA") == 0
     assert built.funnel_stops["stopped"] == 30  # 27
     assert built.funnel_stops["last_answered"]["_none"]["count"] == 20  # 16
-    assert built.funnel_stops["last_answered"]["paid_on_time"]["count"] == 15  # 11
+    assert built.funnel_stops["last_answered"]["first_season"]["count"] == 15  # 11
 
 
 # -- disclosure control on real tables -----------------------------------------------------------
@@ -372,20 +384,21 @@ def test_a_hidden_groups_zeros_are_hidden_too(app, seed):
     """H4: TX `_answered` 3 and `yes` hidden, but `no` = 0 shown, said every TX worker's
     answer. A group with few answers shows nothing at all."""
     for _ in range(20):
-        seed.response({"state": "TX", "paid_on_time": "no"}, profile={"state": "TX"})
+        seed.response({"state": "TX", "first_season": "no"}, profile={"state": "TX"})
     for _ in range(3):
         seed.response(
-            {"state": "TX", "paid_on_time": "no", "housing": ["pests"]}, profile={"state": "TX"}
+            {"state": "TX", "first_season": "no", "housing_conditions": ["pests"]},
+            profile={"state": "TX"},
         )
     rows = csv_rows(app, ("state",))
     for value in ("_answered", "_asked", "pests", "crowded", "none"):
-        row = pick(rows, "housing", value, state="TX")
+        row = pick(rows, "housing_conditions", value, state="TX")
         assert row["suppressed"] == "true" and row["count"] == "", row
     # And with no breakdown the same: three answers show no zero.
     rows = csv_rows(app)
-    assert all(r["suppressed"] == "true" for r in rows if r["question_id"] == "housing"), [
-        r for r in rows if r["question_id"] == "housing"
-    ]
+    assert all(
+        r["suppressed"] == "true" for r in rows if r["question_id"] == "housing_conditions"
+    ), [r for r in rows if r["question_id"] == "housing_conditions"]
 
 
 # -- snapshots -----------------------------------------------------------------------------------
@@ -393,7 +406,7 @@ def test_a_hidden_groups_zeros_are_hidden_too(app, seed):
 
 def test_downloads_read_a_snapshot_the_clock_takes_daily_after_enough_new_respondents(app, seed):
     for _ in range(10):
-        seed.response({"state": "CA", "paid_on_time": "no"}, profile={"state": "CA"})
+        seed.response({"state": "CA", "first_season": "no"}, profile={"state": "CA"})
     # Ten people: not enough for a first snapshot, by a download or by the clock.
     assert report(app, now=LATER).snapshot is None
     assert clock(app, LATER) is None
@@ -401,7 +414,7 @@ def test_downloads_read_a_snapshot_the_clock_takes_daily_after_enough_new_respon
     first = report(app, now=LATER)
     assert first.snapshot is not None and first.snapshot.taken_at == LATER
     # One more worker: nothing moves, however long one waits.
-    seed.response({"state": "CA", "paid_on_time": "no"}, profile={"state": "CA"})
+    seed.response({"state": "CA", "first_season": "no"}, profile={"state": "CA"})
     for later in (timedelta(minutes=5), timedelta(days=3)):
         assert clock(app, LATER + later) is None
         again = report(app, now=LATER + later)
@@ -409,14 +422,14 @@ def test_downloads_read_a_snapshot_the_clock_takes_daily_after_enough_new_respon
         assert again.rows == first.rows
     # Ten more (11 new in all): the clock takes one once a day has passed, not before.
     for _ in range(10):
-        seed.response({"state": "CA", "paid_on_time": "no"}, profile={"state": "CA"})
+        seed.response({"state": "CA", "first_season": "no"}, profile={"state": "CA"})
     assert clock(app, LATER + timedelta(hours=23)) is None
     taken = clock(app, LATER + timedelta(days=4))
     assert taken is not None and taken.taken_at == LATER + timedelta(days=4)
     assert report(app, now=LATER + timedelta(days=4)).snapshot == taken
     # And a download never takes one itself: the next day's is the clock's again.
     for _ in range(11):
-        seed.response({"state": "FL", "paid_on_time": "no"}, profile={"state": "FL"})
+        seed.response({"state": "FL", "first_season": "no"}, profile={"state": "FL"})
     assert report(app, now=LATER + timedelta(days=9)).snapshot == taken
 
 
@@ -441,7 +454,7 @@ def test_an_admin_may_ask_sooner_but_never_with_fewer_new_respondents(app, seed)
             take_snapshot(db.session(), "working-conditions", rule=RULE, requested_by=None)
         db.session().rollback()
     for _ in range(11):
-        seed.response({"state": "FL", "paid_on_time": "no"}, profile={"state": "FL"})
+        seed.response({"state": "FL", "first_season": "no"}, profile={"state": "FL"})
     with app.app_context():
         taken = take_snapshot(
             db.session(), "working-conditions", rule=RULE, requested_by=None, now=LATER
@@ -453,7 +466,7 @@ def test_an_admin_may_ask_sooner_but_never_with_fewer_new_respondents(app, seed)
 
 def test_no_snapshot_while_nobody_has_answered(app):
     assert report(app).snapshot is None
-    assert count(csv_rows(app), "paid_on_time", "_asked") == 0
+    assert count(csv_rows(app), "first_season", "_asked") == 0
 
 
 # -- versions, errors -------------------------------------------------------------------------
@@ -478,9 +491,9 @@ def test_versions_are_merged_by_question_id_with_the_current_texts(app, seed):
 
 
 def test_a_bad_breakdown_names_the_valid_attributes(app):
-    with pytest.raises(BreakdownError, match="valid: crop, state") as caught:
+    with pytest.raises(BreakdownError, match="valid: crop, first_season, state") as caught:
         report(app, ("farm",))
-    assert caught.value.valid == ("crop", "state")
+    assert caught.value.valid == ("crop", "first_season", "state")
     with pytest.raises(BreakdownError, match="valid: state"):
         report(app, ("crop",), survey="housing-check")
     with pytest.raises(BreakdownError, match="at most 2"):
@@ -571,7 +584,7 @@ def test_only_an_admin_asks_for_a_snapshot_and_it_is_audited(web_app, seed, role
         return
     assert response.location.endswith("snapshot=refused")
     for _ in range(11):
-        seed.response({"state": "FL", "paid_on_time": "no"}, profile={"state": "FL"})
+        seed.response({"state": "FL", "first_season": "no"}, profile={"state": "FL"})
     response = client.post(f"{page}/snapshot", data={"csrf_token": token})
     assert response.status_code == 302 and "refused" not in response.location
     with web_app.app_context():

@@ -187,7 +187,7 @@ def test_the_shipped_survey_refuses_a_breakdown_by_a_free_text_answer(app, polic
     choice and yes/no profile questions only."""
     response = policy.get("/results/working-conditions/export.csv?by=comments")
     assert response.status_code == 400
-    assert "valid: crop, state" in response.get_data(as_text=True)
+    assert "valid: crop, first_season, state" in response.get_data(as_text=True)
 
 
 def window(count: int | None, rule=RULE) -> tuple[int, int]:
@@ -207,23 +207,24 @@ def difference(a: int | None, b: int | None) -> set[int]:
 
 
 def working_conditions_crowd(seed) -> None:
-    """The shapes of the review's findings, in the shipped survey: 46 answered paid_fee (6 no);
-    31 answered job_as_promised (4 without a contract); 2 skipped paid_on_time; 3 stopped."""
+    """The shapes of the review's findings, in the shipped survey: 46 answered recruit_fee (6
+    paid nothing, so debt was asked of 40); 31 answered contract_timing (4 without a contract);
+    2 skipped first_season; 3 stopped."""
     rng = random.Random(11)
     for i in range(46):
         seed.record_key = rng.randrange(256)
         answers = {
             "state": "FL",
-            "crop": "berries",
-            "paid_fee": "yes" if i < 40 else "no",
-            "paid_on_time": SKIP if i < 2 else "yes",
+            "main_crop": "berries",
+            "first_season": SKIP if i < 2 else "yes",
+            "recruit_fee": "under_200" if i < 30 else "from_500" if i < 40 else "none",
         }
         if i < 40:
-            answers["fee_amount"] = "under_500" if i < 30 else "from_500"
+            answers["debt"] = "owes" if i < 30 else "no_debt"
         if i < 31:
-            answers["job_as_promised"] = "no_contract" if i < 4 else "yes_same"
+            answers["contract_timing"] = "no_contract" if i < 4 else "before_visa"
             if i >= 4:
-                answers["contract_language"] = "yes"
+                answers["contract_understood"] = "all"
         seed.response(answers, profile={"state": "FL", "crop": "berries"})
     for _ in range(3):
         seed.response({"state": "FL"}, status="abandoned", profile={"state": "FL"})
@@ -233,22 +234,22 @@ def working_conditions_crowd(seed) -> None:
     ("finding", "hidden", "total", "part"),
     [
         (
-            "fee_amount._asked gave paid_fee no = 6",
-            ("paid_fee", "no"),
-            ("paid_fee", "_answered"),
-            ("fee_amount", "_asked"),
+            "debt._asked gave recruit_fee none = 6",
+            ("recruit_fee", "none"),
+            ("recruit_fee", "_answered"),
+            ("debt", "_asked"),
         ),
         (
-            "contract_language._asked gave job_as_promised no_contract = 4",
-            ("job_as_promised", "no_contract"),
-            ("job_as_promised", "_answered"),
-            ("contract_language", "_asked"),
+            "contract_understood._asked gave contract_timing no_contract = 4",
+            ("contract_timing", "no_contract"),
+            ("contract_timing", "_answered"),
+            ("contract_understood", "_asked"),
         ),
         (
-            "paid_on_time _asked - _answered gave _skipped = 2",
-            ("paid_on_time", "_skipped"),
-            ("paid_on_time", "_asked"),
-            ("paid_on_time", "_answered"),
+            "first_season _asked - _answered gave _skipped = 2",
+            ("first_season", "_skipped"),
+            ("first_season", "_asked"),
+            ("first_season", "_answered"),
         ),
         (
             "the funnel's started - completed gave the 3 who stopped",
@@ -284,7 +285,7 @@ def test_h3_workers_words_never_reach_a_policy_download_and_nothing_runs(app, se
     for text in words:
         for _ in range(11):
             seed.response(
-                {"state": "FL", "paid_on_time": "yes", "comments": text},
+                {"state": "FL", "first_season": "yes", "comments": text},
                 profile={"state": "FL", "crop": text},
             )
     for fmt in ("csv", "json", "xlsx"):

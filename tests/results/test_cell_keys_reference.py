@@ -34,7 +34,7 @@ SEED = 20131011
 @dataclass
 class Person:
     state: str
-    paid_on_time: str  # yes, no, or SKIPPED
+    first_season: str  # yes, no, or SKIPPED
     housing: list[str] = field(default_factory=list)
     record_key: int = 0
 
@@ -55,9 +55,9 @@ def microdata(crowd: list[Person]) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "state": [p.state for p in crowd],
-            "paid_on_time": [p.paid_on_time for p in crowd],
+            "first_season": [p.first_season for p in crowd],
             ASKED: [ASKED] * len(crowd),
-            ANSWERED: [ANSWERED if p.paid_on_time != SKIPPED else "-" for p in crowd],
+            ANSWERED: [ANSWERED if p.first_season != SKIPPED else "-" for p in crowd],
             **{option: [option in p.housing for p in crowd] for option in HOUSING},
             "record_key": [p.record_key for p in crowd],
         }
@@ -91,9 +91,9 @@ def ons_cells(data: pd.DataFrame, geog: list[str], tab_vars: list[str]) -> dict[
 def seed_people(seed, crowd: list[Person]) -> None:
     for person in crowd:
         seed.record_key = person.record_key
-        paid = SKIP if person.paid_on_time == SKIPPED else person.paid_on_time
+        first = SKIP if person.first_season == SKIPPED else person.first_season
         seed.response(
-            {"state": person.state, "paid_on_time": paid, "housing": person.housing},
+            {"state": person.state, "first_season": first, "housing_conditions": person.housing},
             profile={"state": person.state},
         )
 
@@ -119,13 +119,13 @@ def engage_cells(app, by: tuple[str, ...]) -> dict[str, dict[tuple, tuple[int, i
 
 
 def published(app, by: tuple[str, ...]) -> dict[tuple, int | None]:
-    """The download's counts of paid_on_time, by (group…, value)."""
+    """The download's counts of first_season, by (group…, value)."""
     with app.app_context():
         report = build_report(db.session(), SURVEY, by, rule=RULE, now=T0)
         return {
             (*row.group, row.value): row.count
             for row in report.rows
-            if row.question_id == "paid_on_time"
+            if row.question_id == "first_season"
         }
 
 
@@ -144,10 +144,10 @@ def test_the_seeded_keys_sum_past_256(crowd):
 
 def test_one_way_cell_keys_are_those_of_ons_reference_code(app, crowd):
     data = microdata(crowd)
-    expected = ons_cells(data, [], ["paid_on_time"])
+    expected = ons_cells(data, [], ["first_season"])
     expected |= ons_cells(data, [], [ASKED])
     expected |= {k: v for k, v in ons_cells(data, [], [ANSWERED]).items() if k != ("-",)}
-    engage = engage_cells(app, ())["paid_on_time"]
+    engage = engage_cells(app, ())["first_season"]
     assert {key: engage[key] for key in expected} == expected
     assert set(engage) == {(v,) for v in ("yes", "no", ANSWERED, ASKED, SKIPPED)}
     # And the download publishes each of ONS's counts rounded by ONS's cell key.
@@ -158,10 +158,10 @@ def test_one_way_cell_keys_are_those_of_ons_reference_code(app, crowd):
 
 def test_two_way_cell_keys_are_those_of_ons_reference_code(app, crowd):
     data = microdata(crowd)
-    by_state = ons_cells(data, ["state"], ["paid_on_time"])
-    overall = ons_cells(data, [], ["paid_on_time"])
+    by_state = ons_cells(data, ["state"], ["first_season"])
+    overall = ons_cells(data, [], ["first_season"])
     expected = by_state | {(ALL, value): cell for (value,), cell in overall.items()}
-    engage = engage_cells(app, ("state",))["paid_on_time"]
+    engage = engage_cells(app, ("state",))["first_season"]
     assert {key: engage[key] for key in expected} == expected
     # Every state has someone in every value: no cell is a key of 0 by default.
     assert all(n > 0 for n, _key in by_state.values())
@@ -173,7 +173,7 @@ def test_two_way_cell_keys_are_those_of_ons_reference_code(app, crowd):
 
 def test_cell_keys_of_a_multi_choice_count_each_person_once_per_option(app, crowd):
     data = microdata(crowd)
-    engage = engage_cells(app, ("state",))["housing"]
+    engage = engage_cells(app, ("state",))["housing_conditions"]
     for option in HOUSING:
         by_state = ons_cells(data, ["state"], [option])
         expected = {(state, option): by_state[(state, True)] for state in STATES}

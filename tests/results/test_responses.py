@@ -24,16 +24,22 @@ from tests.test_web_access import sign_in
 SECRET = "a-secret-key-for-tests"
 WORKING_CONDITIONS = [
     "state",
-    "crop",
-    "paid_fee",
-    "fee_amount",
-    "job_as_promised",
-    "contract_language",
-    "paid_on_time",
-    "hours_last_week",
-    "housing",
-    "documents_held",
-    "free_to_leave",
+    "main_crop",
+    "first_season",
+    "days_worked",
+    "hours_per_day",
+    "pay_basis",
+    "deductions",
+    "heat",
+    "work_hazards",
+    "housing_conditions",
+    "contract_timing",
+    "contract_understood",
+    "recruit_fee",
+    "debt",
+    "passport_holder",
+    "passport_back",
+    "threats",
     "comments",
 ]
 
@@ -65,7 +71,7 @@ def test_one_row_per_response_with_version_language_status_and_the_day_only(app,
     contact_id = seed.contact({"state": "CA"})
     seed.response({"state": "CA"}, contact_id=contact_id, status="abandoned")
     seed.response(
-        {"state": FromProfile("CA"), "paid_on_time": "yes"},
+        {"state": FromProfile("CA"), "first_season": "yes"},
         contact_id=contact_id,
         at=T0 + timedelta(days=3, hours=9),
         language="en",
@@ -101,21 +107,21 @@ def test_answer_cells_show_values_skips_and_misses(app, seed):
     seed.response(
         {
             "state": FromProfile("CA"),
-            "crop": SKIP,
-            "paid_on_time": MISS,
-            "hours_last_week": 45.0,
-            "housing": ["crowded", "pests"],
+            "main_crop": SKIP,
+            "first_season": MISS,
+            "hours_per_day": 10.0,
+            "housing_conditions": ["crowded", "pests"],
             "comments": "Todo bien",
         }
     )
     row = export_rows(app)[0]
     assert row["state"] == "CA"
-    assert row["crop"] == "_skipped"
-    assert row["paid_on_time"] == "_missed"
-    assert row["hours_last_week"] == "45"
-    assert row["housing"] == "crowded;pests"
+    assert row["main_crop"] == "_skipped"
+    assert row["first_season"] == "_missed"
+    assert row["hours_per_day"] == "10"
+    assert row["housing_conditions"] == "crowded;pests"
     assert row["comments"] == "Todo bien"
-    assert row["paid_fee"] == ""  # never asked
+    assert row["recruit_fee"] == ""  # never asked
 
 
 @pytest.mark.parametrize(

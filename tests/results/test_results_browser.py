@@ -107,7 +107,7 @@ def test_policy_signs_in_breaks_down_by_state_and_downloads_csv(app, seed, live_
     assert "Condiciones de trabajo" in text_of(browser, By.TAG_NAME, "h1", "Condiciones de trabajo")
     charts = browser.find_elements(By.CSS_SELECTOR, "section.question svg.chart")
     assert charts, "each question is drawn as a bar chart"
-    on_time = browser.find_element(By.ID, "q-paid_on_time").text
+    on_time = browser.find_element(By.ID, "q-first_season").text
     assert "Sí" in on_time and "No" in on_time
 
     Select(browser.find_element(By.ID, "by")).select_by_value("state")
@@ -115,10 +115,10 @@ def test_policy_signs_in_breaks_down_by_state_and_downloads_csv(app, seed, live_
     while "by=state" not in browser.current_url and time.monotonic() < deadline:
         time.sleep(0.1)
     assert "by=state" in browser.current_url
-    section = text_of(browser, By.ID, "q-paid_on_time", "FL")
+    section = text_of(browser, By.ID, "q-first_season", "FL")
     assert "CA" in section and "FL" in section
     # Three workers in WA: their counts are hidden, and the page says why.
-    assert "oculto (menos de 11" in browser.find_element(By.ID, "q-hours_last_week").text
+    assert "oculto (menos de 11" in browser.find_element(By.ID, "q-hours_per_day").text
 
     browser.find_element(By.ID, "download-csv").click()
     csv_file = wait_for_file(browser.downloads, "*.csv")
@@ -135,8 +135,8 @@ def test_admin_sees_the_snapshot_asks_for_a_new_one_and_a_refused_breakdown_says
     from selenium.webdriver.common.by import By
 
     for _ in range(40):
-        seed.response({"state": "FL", "paid_on_time": "yes"}, profile={"state": "FL"})
-    seed.response({"state": "TX", "paid_on_time": "no"}, profile={"state": "TX"})
+        seed.response({"state": "FL", "first_season": "yes"}, profile={"state": "FL"})
+    seed.response({"state": "TX", "first_season": "no"}, profile={"state": "TX"})
     with app.app_context(), db.transaction() as session:
         create_user(session, "admin@example.org", PASSWORD, "admin")
 
@@ -154,4 +154,4 @@ def test_admin_sees_the_snapshot_asks_for_a_new_one_and_a_refused_breakdown_says
     browser.get(f"{live_server}/results/working-conditions?by=state")
     message = text_of(browser, By.ID, "refused", "11")
     assert "menos de 11 personas" in message
-    assert "TX" not in browser.find_element(By.ID, "q-paid_on_time").text
+    assert "TX" not in browser.find_element(By.ID, "q-first_season").text

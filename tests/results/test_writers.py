@@ -398,7 +398,7 @@ def test_export_writes_json_and_xlsx(app, seed, tmp_path):
     assert result.exit_code == 0, result.output
     got = json.loads(result.stdout)
     assert got["rule"]["min_cell"] == 11
-    assert got["medians"]["hours_last_week"] == {"_all": 50}
+    assert got["medians"]["hours_per_day"] == {"_all": 9}
     target = tmp_path / "results.xlsx"
     result = run_export(app, "working-conditions", "--format", "xlsx", "-o", str(target))
     assert result.exit_code == 0, result.output
@@ -416,7 +416,7 @@ def test_export_refuses_xlsx_to_standard_output(app):
 def test_export_names_the_valid_attributes_for_a_bad_breakdown(app):
     result = run_export(app, "working-conditions", "--by", "farm")
     assert result.exit_code == 1
-    assert "valid: crop, state" in result.output
+    assert "valid: crop, first_season, state" in result.output
     assert result.stdout == "" or "question_id" not in result.stdout
 
 
