@@ -598,6 +598,10 @@ class _Step:
             return t.hint_multi()
         if question.type == "yes_no":
             return t.hint_yes_no()
+        if question.type == "text":
+            # Only an empty reply misses a text question: it counts as no answer, and the hint
+            # asks for words (a number hint would only puzzle the worker).
+            return t.answer_by_text()
         return t.hint_number(question.min, question.max)
 
     def menu(self) -> str:

@@ -547,6 +547,10 @@ def test_an_answer_of_each_type_is_stored_and_the_next_question_asked(
         ("hours", "10 al día", lambda t: t.hint_number(0, 100)),  # a wrong unit
         ("hours", "muchas", lambda t: t.hint_number(0, 100)),
         ("hours", "8 o 9", lambda t: t.hint_number(0, 100)),
+        # An empty reply to a text question is no answer: a miss, whose hint asks for words
+        # (a number hint there would only puzzle).
+        ("comments", "   ", lambda t: t.answer_by_text()),
+        ("comments", "\n\t ", lambda t: t.answer_by_text()),
     ],
 )
 def test_a_miss_gets_a_short_hint_and_the_question_again(engine, pending, text, hint):
