@@ -299,8 +299,11 @@ class _Step:
             return
         if has_media and not text:
             self.out.kind = "media"
-            self.say(self.t.answer_by_text(), *self.prompts())
-            return
+            # Outside a conversation there is nothing to answer by text: the photo is then a
+            # message like any other (the menu for a new number, else the no-conversation reply).
+            if self.conv is not None:
+                self.say(self.t.answer_by_text(), *self.prompts())
+                return
 
         if self.conv is not None and self.conv.pending in (CONSENT, INVITATION):
             if self.answer_consent(text):

@@ -280,8 +280,8 @@ def records(outcome: Outcome) -> list[tuple[str, str, Any, str | None]]:
 
 @pytest.mark.parametrize(
     ("text", "media"),
-    [("hola", False), ("Buenos días, ¿quién es?", False), ("2", False)],
-    ids=["greeting", "question", "a-number"],
+    [("hola", False), ("Buenos días, ¿quién es?", False), ("2", False), ("", True)],
+    ids=["greeting", "question", "a-number", "media-only"],
 )
 def test_a_first_message_from_a_new_number_gets_the_language_menu(engine, text, media):
     contact = ContactState(is_new=True)
@@ -616,10 +616,24 @@ def test_keywords_and_media_do_not_count_as_misses(engine, text, media, expected
             lambda: said(system("es").answer_by_text(), shown("paid")),
             "media",
         ),
+        (
+            lambda: worker(last_nudged_at=None),
+            lambda: None,
+            lambda: system("es").no_conversation(KEYWORDS["es"]),
+            "media",
+        ),
+        (
+            lambda: worker(last_nudged_at=NOW - timedelta(hours=2)),
+            lambda: None,
+            lambda: "",
+            "media",
+        ),
     ],
-    ids=["mid-survey"],
+    ids=["mid-survey", "no-conversation", "no-conversation-nudged-today"],
 )
 def test_media_without_text(engine, contact, conversation, expected, kind):
+    # Outside a conversation there is no question to answer by text: a photo is a message
+    # like any other (the media URL is kept for staff by the caller).
     contact, conv = contact(), conversation()
     out = step(engine, contact, conv, None, media=True)
     assert replies(out) == expected()
