@@ -349,6 +349,8 @@ class _Step:
             self.conv.language = code
             self.say(self.prompt())
         else:
+            # It ends with the no-conversation reply: that counts as the day's one.
+            self.contact.last_nudged_at = self.now
             self.say(self.t.language_set(), self.t.no_conversation(self.keywords_for(code)))
         return True
 

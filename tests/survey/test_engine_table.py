@@ -314,6 +314,14 @@ def test_a_menu_pick_with_no_survey_confirms_and_names_the_keywords(engine, text
     assert out.conversation is None
 
 
+def test_the_no_conversation_reply_after_a_menu_pick_counts_for_the_day(engine):
+    contact = worker(None, consented=False, is_menu_open=True)
+    step(engine, contact, None, "2")
+    later = step(engine, contact, None, "hello?", now=NOW + timedelta(hours=1))
+    assert later.replies == []
+    assert later.is_free_text
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
