@@ -270,6 +270,8 @@ class _Step:
             return
 
         if kind == "erase":
+            # Its confirmation replaces the menu: a "2" for "do not erase" is no language pick.
+            contact.is_menu_open = False
             contact.erase_requested = True
             self.out.kind = "erase_request"
             self.say(self.t.erase_confirm())

@@ -1064,6 +1064,17 @@ def test_any_other_reply_cancels_the_erasure_and_is_handled_as_usual(
     assert records(out) == recorded
 
 
+def test_the_erase_keyword_closes_the_language_menu(engine):
+    # The confirmation replaced the menu on the worker's screen: "2" then means "do not erase",
+    # not English.
+    contact = worker(is_menu_open=True)
+    step(engine, contact, None, "BORRAR")
+    assert not contact.is_menu_open
+    out = step(engine, contact, None, "2")
+    assert not out.erase and contact.language == "es"
+    assert out.replies == [system("es").no_conversation(KEYWORDS["es"])]
+
+
 @pytest.mark.parametrize("word", ["BORRAR", "DELETE"])
 def test_the_erase_keyword_while_opted_out_erases_at_once_and_sends_nothing(engine, word):
     contact = worker(is_opted_out=True)
