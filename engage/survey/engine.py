@@ -424,12 +424,15 @@ class _Step:
         if self.conv is not None and self.conv.survey_id == survey.id:
             self.say(self.prompt())
             return True
+        if survey.id in self.contact.completed_surveys and not survey.repeat:
+            # Nothing starts, so a survey in progress goes on: the worker keeps their place.
+            if self.conv is None:
+                self.contact.language = lang
+            self.say(self.t.already_answered(), *self.prompts())
+            return True
         if self.conv is not None:
             self.end("abandoned")
         self.contact.language = lang
-        if survey.id in self.contact.completed_surveys and not survey.repeat:
-            self.say(self.t.already_answered())
-            return True
         conv = self.open(survey, lang)
         if self.contact.has_consented:
             intro = survey.intro.get(lang)

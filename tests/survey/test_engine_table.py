@@ -700,6 +700,15 @@ def test_the_keyword_of_a_completed_survey_without_repeat_says_already_answered(
     assert out.conversation is None and out.ended == []
 
 
+def test_the_keyword_of_a_completed_survey_mid_another_keeps_the_one_in_progress(engine):
+    # Nothing starts, so nothing is given up: the worker keeps their place.
+    contact = worker(completed_surveys={"housing"})
+    conv = talking(pending="paid", values={"state": "CA"})
+    out = step(engine, contact, conv, "VIVIENDA")
+    assert replies(out) == said(system("es").already_answered(), shown("paid"))
+    assert conv.is_open and out.conversation is conv and out.ended == []
+
+
 def test_a_survey_with_repeat_starts_again_after_it_was_completed(engine):
     contact = worker(completed_surveys={"pulse"})
     out = step(engine, contact, None, "PULSO")
