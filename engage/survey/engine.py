@@ -422,6 +422,8 @@ class _Step:
         survey, lang = found
         self.out.kind = "keyword"
         if self.conv is not None and self.conv.survey_id == survey.id:
+            # The keyword's language wins here too, as when it starts the survey.
+            self.contact.language = self.conv.language = lang
             self.say(self.prompt())
             return True
         if survey.id in self.contact.completed_surveys and not survey.repeat:

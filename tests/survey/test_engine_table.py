@@ -655,7 +655,7 @@ def test_media_without_text(engine, contact, conversation, expected, kind):
 
 @pytest.mark.parametrize(
     ("text", "language"),
-    [("TRABAJO", "es"), ("trabajo.", "es")],
+    [("TRABAJO", "es"), ("trabajo.", "es"), ("WORK", "en")],
 )
 def test_the_same_surveys_keyword_mid_survey_asks_the_pending_question_again(
     engine, text, language
@@ -663,6 +663,7 @@ def test_the_same_surveys_keyword_mid_survey_asks_the_pending_question_again(
     contact = worker()
     conv = talking(pending="paid", misses=["x"], values={"state": "CA"})
     out = step(engine, contact, conv, text)
+    # In the keyword's language, as a keyword always sets it.
     assert replies(out) == shown("paid", language)
     assert out.conversation is conv and conv.is_open and out.ended == []
     assert conv.pending == "paid" and conv.misses == ["x"] and conv.values == {"state": "CA"}
