@@ -376,11 +376,7 @@ class _Step:
         self.out.kind = "consent"
         if answer == "yes":
             self.contact.has_consented = True
-            intro = self.survey.intro.get(conv.language)
-            if intro:
-                self.say(self.spell(intro))
-            conv.pending = None
-            self.advance(start=True)
+            self.start_questions()
         else:
             self.decline()
         return True
@@ -424,7 +420,10 @@ class _Step:
         if self.conv is not None and self.conv.survey_id == survey.id:
             # The keyword's language wins here too, as when it starts the survey.
             self.contact.language = self.conv.language = lang
-            self.say(self.prompt())
+            if self.conv.pending == INVITATION:
+                self.start_questions()  # invited, consent given: its keyword means "start"
+            else:
+                self.say(self.prompt())
             return True
         if survey.id in self.contact.completed_surveys and not survey.repeat:
             # Nothing starts, so a survey in progress goes on: the worker keeps their place.
@@ -437,10 +436,7 @@ class _Step:
         self.contact.language = lang
         conv = self.open(survey, lang)
         if self.contact.has_consented:
-            intro = survey.intro.get(lang)
-            if intro:
-                self.say(self.spell(intro))
-            self.advance(start=True)
+            self.start_questions()
         else:
             conv.pending = CONSENT
             self.say(self.prompt())
@@ -570,6 +566,13 @@ class _Step:
         self.say(self.t.may_delete())
         self.contact.completed_surveys.add(survey.id)
         self.end("completed")
+
+    def start_questions(self) -> None:
+        """The survey's intro with its first question that applies."""
+        intro = self.survey.intro.get(self.language)
+        if intro:
+            self.say(self.spell(intro))
+        self.advance(start=True)
 
     def is_profile_known(self, question: Question) -> bool:
         profile = question.profile

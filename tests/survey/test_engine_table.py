@@ -815,6 +815,7 @@ def test_an_invitation_opens_a_conversation_awaiting_consent(
     [
         (True, "1", lambda: said(INTRO["es"], shown("state")), "state"),
         (True, "Sí", lambda: said(INTRO["es"], shown("state")), "state"),
+        (True, "TRABAJO", lambda: said(INTRO["es"], shown("state")), "state"),
         (True, "hola", lambda: system("es").invitation("Condiciones de trabajo"), INVITATION),
         (False, "1", lambda: said(INTRO["es"], shown("state")), "state"),
         (False, "hola", lambda: system("es").consent_hint(), CONSENT),
@@ -823,6 +824,7 @@ def test_an_invitation_opens_a_conversation_awaiting_consent(
     ids=[
         "invited-1",
         "invited-si",
+        "invited-keyword",
         "invited-non-answer",
         "consent-1",
         "consent-non-answer",
