@@ -225,7 +225,8 @@ def _invitations(
             state = ContactState(
                 language=language, has_consented=has_consented, profile=dict(profile or {})
             )
-            outcome = engine.invite(state, survey, now=now)
+            channel = "whatsapp" if whatsapp else "sms"
+            outcome = engine.invite(state, survey, now=now, channel=channel)
             conv = outcome.conversation
             assert conv is not None
             replies = list(outcome.replies)

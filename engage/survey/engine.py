@@ -159,10 +159,16 @@ class Engine:
         return run.finish()
 
     def invite(
-        self, contact: ContactState, survey: Survey, *, now: datetime, language: str | None = None
+        self,
+        contact: ContactState,
+        survey: Survey,
+        *,
+        now: datetime,
+        language: str | None = None,
+        channel: str = "sms",
     ) -> Outcome:
         """Open a conversation for a campaign invitation (consent first when not yet given)."""
-        run = _Step(self, contact, None, now, "sms")
+        run = _Step(self, contact, None, now, channel)
         lang = language or contact.language
         if lang not in survey.languages:
             lang = survey.default_language

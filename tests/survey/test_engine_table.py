@@ -810,6 +810,13 @@ def test_an_invitation_opens_a_conversation_awaiting_consent(
     assert conv.started_at == NOW and out.kind == "invitation"
 
 
+def test_an_invitation_on_whatsapp_keeps_its_accents():
+    engine = make_engine()
+    out = engine.invite(worker(consented=False), surveys()["work"], now=NOW, channel="whatsapp")
+    assert out.replies == [texts("es").consent()]
+    assert texts("es").consent() != texts("es").sms.consent()
+
+
 @pytest.mark.parametrize(
     ("consented", "text", "expected", "pending"),
     [
