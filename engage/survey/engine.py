@@ -629,7 +629,11 @@ class _Step:
         survey = self.survey if self.conv is not None else None
         lines = [self.t.language_menu_header()]
         for code in self.engine.menu_languages(survey):
-            lines.append(f"{kw.menu_number(code)} {kw.language_name(code)}")
+            name = kw.language_name(code)
+            if self.channel == "sms":
+                # The names are system text too: one "á" (Diidxazá) would make it all UCS-2.
+                name = to_gsm7(name)
+            lines.append(f"{kw.menu_number(code)} {name}")
         return "\n".join(lines)
 
     def say(self, *parts: str) -> None:

@@ -29,6 +29,7 @@ from engage.survey.engine import (
 )
 from engage.survey.loader import load_surveys
 from engage.survey.safety import SafetyWords
+from engage.survey.segments import Segments, count_segments
 from engage.survey.texts import SystemTexts
 
 LOCALES = Path(__file__).resolve().parents[2] / "locales"
@@ -109,6 +110,18 @@ questions:
     type: yes_no
     text: {es: "¿Todo bien esta semana?", en: "All well this week?", mix: "¿Va'a?"}
 """
+# Zapoteco's native name is written with an accent GSM-7 lacks (Diidxazá).
+ZAPOTECO = """\
+id: zap-check
+title: {es: Prueba, zap: Prueba}
+languages: [es, zap]
+keywords: {es: [PRUEBA], zap: [GUENDA]}
+questions:
+  - id: ok
+    type: yes_no
+    text: {es: "¿Todo bien?", zap: "¿Todo bien?"}
+"""
+
 # How each question reads, in the survey's words; system lines come from the catalogs.
 SHOWN: dict[tuple[str, str], Callable[[SystemTexts], list[str]]] = {
     ("state", "es"): lambda t: ["¿En qué estado trabaja?", "1 Florida", "2 California", "3 Otro"],
@@ -188,6 +201,7 @@ def surveys() -> dict[str, Survey]:
         "work2": load_yaml(WORK_V2),
         "housing": load_yaml(HOUSING),
         "pulse": load_yaml(PULSE),
+        "zap": load_yaml(ZAPOTECO),
     }
 
 
@@ -201,12 +215,13 @@ def system(language: str, channel: str = "sms") -> SystemTexts:
     return texts(language).sms if channel == "sms" else texts(language)
 
 
-def make_engine(*, new_version: bool = False) -> Engine:
+def make_engine(*, new_version: bool = False, more: tuple[str, ...] = ()) -> Engine:
     s = surveys()
+    extra = [s[name] for name in more]
     if new_version:
         catalog = MemoryCatalog([s["work2"], s["housing"], s["pulse"]], older=(s["work"],))
     else:
-        catalog = MemoryCatalog([s["work"], s["housing"], s["pulse"]])
+        catalog = MemoryCatalog([s["work"], s["housing"], s["pulse"], *extra])
     return Engine(catalog, texts=texts, idle=IDLE, safety=SafetyWords(LOCALES))
 
 
@@ -289,6 +304,19 @@ def test_a_first_message_from_a_new_number_gets_the_language_menu(engine, text, 
     assert out.replies == [said("\n".join([system("es").language_menu_header(), *FULL_MENU]))]
     assert contact.is_menu_open and contact.language is None
     assert out.conversation is None and out.is_free_text
+
+
+@pytest.mark.parametrize(
+    ("channel", "zapoteco"),
+    [("sms", "5 Diidxaza (Zapoteco)"), ("whatsapp", "5 Diidxazá (Zapoteco)")],
+)
+def test_the_menu_on_sms_is_in_plain_gsm7_letters(channel, zapoteco):
+    engine = make_engine(more=("zap",))
+    out = step(engine, ContactState(is_new=True), None, "hola", channel=channel)
+    header = system("es", channel).language_menu_header()
+    assert out.replies == ["\n".join([header, *FULL_MENU, zapoteco])]
+    if channel == "sms":
+        assert count_segments(out.replies[0]) == Segments("GSM-7", len(out.replies[0]), 1)
 
 
 @pytest.mark.parametrize(
