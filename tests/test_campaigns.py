@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from click.testing import CliRunner
@@ -13,7 +14,10 @@ from twilio_helpers import inbound_form, post_signed
 from engage import db
 from engage.cli import main
 from engage.models import Campaign, Contact, Conversation, Message
+from engage.survey.texts import SystemTexts
 from tests import readback as rb
+
+LOCALES = Path(__file__).resolve().parent.parent / "locales"
 
 
 def cli(app, *args):
@@ -367,3 +371,16 @@ def test_one_batch_mixing_languages_and_consent_gives_each_contact_its_own_invit
     assert bodies[2] == "Condiciones de trabajo: una encuesta corta. Responda 1 para empezar."
     assert bodies[3] == "Working conditions: a short survey. Reply 1 to start."
     assert bodies[4].startswith("Centro Campesino asks about your work.")
+
+
+def test_a_whatsapp_invitation_keeps_the_accents_of_its_texts(twilio_app, fake_twilio, tmp_path):
+    app = twilio_app()
+    import_contacts(app, tmp_path, ["+13055550101,es,clinic,FL,"])
+    result = cli(
+        app, "campaigns", "start", "housing-check", "--channel", "whatsapp", "--at", DAYTIME
+    )
+    assert result.exit_code == 0, result.output
+    [row] = outbound(app)
+    texts = SystemTexts(LOCALES, "es", "Centro Campesino")
+    # Only SMS gets the plain GSM-7 spelling (¿Participa? 1=Sí 2=No).
+    assert row.body == texts.consent() != texts.sms.consent()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from engage import db
-from engage.models import SurveyVersion
+from engage.models import Contact, SurveyVersion
 from engage.services.surveys import PublishError, publish_surveys
 from engage.survey.loader import load_survey_file
 
@@ -76,6 +77,9 @@ def test_a_removed_file_deactivates_its_keywords(app, worker):
     assert deactivated == {"working-conditions", "mixteco-test"}
     w = worker()
     w.send("hello")
-    assert "send HOUSING." in w.send("2")
-    # WORK is no longer a keyword: it gets the once-a-day reply naming the active ones.
+    assert "send HOUSING." in w.send("2")  # the pick's reply is the day's no-conversation reply
+    with app.app_context(), db.transaction() as session:
+        for contact in session.scalars(select(Contact)):
+            contact.last_nudged_at -= timedelta(hours=25)
+    # WORK is no longer a keyword: a day later it gets the reply naming the active ones.
     assert w.send("WORK") == "To answer a survey, send HOUSING. HELP for information, STOP to quit."

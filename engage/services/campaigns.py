@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from engage.channels import channel_named
+from engage.channels import Channel, channel_named
 from engage.db import id_in, insert_returning_ids, utcnow
 from engage.models import Campaign, Contact, Conversation, DoNotContact, Message
 from engage.privacy import Vault
@@ -137,7 +137,7 @@ def invite_batch(
     ).all()
     channel, campaign_id = campaign.channel, campaign.id  # read once: ORM attributes are slow
     described = channel_named(channel)
-    invitation = _invitations(engine, survey, now, joined=described.joins_parts)
+    invitation = _invitations(engine, survey, now, channel=described)
     start_at = max(campaign.start_at, now)
     # The first time outside quiet hours, worked out once per time zone.
     send_after = cache(lambda zone: next_allowed(start_at, zone, quiet_hours))
@@ -205,7 +205,7 @@ def invite_batch(
 
 
 def _invitations(
-    engine: Engine, survey: Survey, now: datetime, *, joined: bool
+    engine: Engine, survey: Survey, now: datetime, *, channel: Channel
 ) -> Callable[[str | None, bool, dict[str, Any] | None], tuple[str, str | None, list[str]]]:
     """The invitation for a contact's state: language, pending step and texts, worked out once.
 
@@ -224,11 +224,11 @@ def _invitations(
             state = ContactState(
                 language=language, has_consented=has_consented, profile=dict(profile or {})
             )
-            outcome = engine.invite(state, survey, now=now)
+            outcome = engine.invite(state, survey, now=now, channel=channel.name)
             conv = outcome.conversation
             assert conv is not None
             replies = list(outcome.replies)
-            if joined:
+            if channel.joins_parts:
                 # One message: outside the window it goes as the template instead.
                 replies = ["\n\n".join(replies)]
             known[key] = (conv.language, conv.pending, replies)

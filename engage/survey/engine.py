@@ -160,10 +160,16 @@ class Engine:
         return run.finish()
 
     def invite(
-        self, contact: ContactState, survey: Survey, *, now: datetime, language: str | None = None
+        self,
+        contact: ContactState,
+        survey: Survey,
+        *,
+        now: datetime,
+        language: str | None = None,
+        channel: str = "sms",
     ) -> Outcome:
         """Open a conversation for a campaign invitation (consent first when not yet given)."""
-        run = _Step(self, contact, None, now, "sms")
+        run = _Step(self, contact, None, now, channel)
         lang = language or contact.language
         if lang not in survey.languages:
             lang = survey.default_language
@@ -271,6 +277,8 @@ class _Step:
             return
 
         if kind == "erase":
+            # Its confirmation replaces the menu: a "2" for "do not erase" is no language pick.
+            contact.is_menu_open = False
             contact.erase_requested = True
             self.out.kind = "erase_request"
             self.say(self.t.erase_confirm())
@@ -300,8 +308,11 @@ class _Step:
             return
         if has_media and not text:
             self.out.kind = "media"
-            self.say(self.t.answer_by_text(), *self.prompts())
-            return
+            # Outside a conversation there is nothing to answer by text: the photo is then a
+            # message like any other (the menu for a new number, else the no-conversation reply).
+            if self.conv is not None:
+                self.say(self.t.answer_by_text(), *self.prompts())
+                return
 
         if self.conv is not None and self.conv.pending in (CONSENT, INVITATION):
             if self.answer_consent(text):
@@ -349,6 +360,8 @@ class _Step:
             self.conv.language = code
             self.say(self.prompt())
         else:
+            # It ends with the no-conversation reply: that counts as the day's one.
+            self.contact.last_nudged_at = self.now
             self.say(self.t.language_set(), self.t.no_conversation(self.keywords_for(code)))
         return True
 
@@ -372,11 +385,7 @@ class _Step:
         self.out.kind = "consent"
         if answer == "yes":
             self.contact.has_consented = True
-            intro = self.survey.intro.get(conv.language)
-            if intro:
-                self.say(self.spell(intro))
-            conv.pending = None
-            self.advance(start=True)
+            self.start_questions()
         else:
             self.decline()
         return True
@@ -418,20 +427,25 @@ class _Step:
         survey, lang = found
         self.out.kind = "keyword"
         if self.conv is not None and self.conv.survey_id == survey.id:
-            self.say(self.prompt())
+            # The keyword's language wins here too, as when it starts the survey.
+            self.contact.language = self.conv.language = lang
+            if self.conv.pending == INVITATION:
+                self.start_questions()  # invited, consent given: its keyword means "start"
+            else:
+                self.say(self.prompt())
+            return True
+        if survey.id in self.contact.completed_surveys and not survey.repeat:
+            # Nothing starts, so a survey in progress goes on: the worker keeps their place.
+            if self.conv is None:
+                self.contact.language = lang
+            self.say(self.t.already_answered(), *self.prompts())
             return True
         if self.conv is not None:
             self.end("abandoned")
         self.contact.language = lang
-        if survey.id in self.contact.completed_surveys and not survey.repeat:
-            self.say(self.t.already_answered())
-            return True
         conv = self.open(survey, lang)
         if self.contact.has_consented:
-            intro = survey.intro.get(lang)
-            if intro:
-                self.say(self.spell(intro))
-            self.advance(start=True)
+            self.start_questions()
         else:
             conv.pending = CONSENT
             self.say(self.prompt())
@@ -562,6 +576,13 @@ class _Step:
         self.contact.completed_surveys.add(survey.id)
         self.end("completed")
 
+    def start_questions(self) -> None:
+        """The survey's intro with its first question that applies."""
+        intro = self.survey.intro.get(self.language)
+        if intro:
+            self.say(self.spell(intro))
+        self.advance(start=True)
+
     def is_profile_known(self, question: Question) -> bool:
         profile = question.profile
         return profile is not None and self.contact.profile.get(profile) is not None
@@ -601,6 +622,10 @@ class _Step:
             return t.hint_multi()
         if question.type == "yes_no":
             return t.hint_yes_no()
+        if question.type == "text":
+            # Only an empty reply misses a text question: it counts as no answer, and the hint
+            # asks for words (a number hint would only puzzle the worker).
+            return t.answer_by_text()
         if has_wrong_unit(text, question):
             return t.hint_wrong_unit()
         return t.hint_number(question.min, question.max)
@@ -609,7 +634,11 @@ class _Step:
         survey = self.survey if self.conv is not None else None
         lines = [self.t.language_menu_header()]
         for code in self.engine.menu_languages(survey):
-            lines.append(f"{kw.menu_number(code)} {kw.language_name(code)}")
+            name = kw.language_name(code)
+            if channel_named(self.channel).counts_segments:
+                # The names are system text too: one "á" (Diidxazá) would make it all UCS-2.
+                name = to_gsm7(name)
+            lines.append(f"{kw.menu_number(code)} {name}")
         return "\n".join(lines)
 
     def say(self, *parts: str) -> None:
