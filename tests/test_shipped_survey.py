@@ -16,6 +16,7 @@ from engage.survey.definition import Survey
 from engage.survey.engine import render_question, spell_for_channel
 from engage.survey.loader import load_survey_file
 from engage.survey.segments import count_segments, is_gsm7
+from tests import readback as rb
 from tests.test_conversations import answers, contact, conversations, import_state, sms_texts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +42,7 @@ def sent_on_sms(survey: Survey, question_id: str, language: str) -> str:
 def conversation_misses(app) -> list[str]:
     with app.app_context():
         conversation = db.session().scalars(select(Conversation)).one()
-        return list((conversation.misses or {}).get("texts", []))
+        return rb.misses(app, conversation)
 
 
 # -- the file ------------------------------------------------------------------------------------

@@ -580,7 +580,7 @@ def test_an_answer_of_each_type_is_stored_and_the_next_question_asked(
         ("problems", "1 3", lambda t: t.hint_multi()),  # "none" with another
         ("problems", "1 y 7", lambda t: t.hint_multi()),
         ("hours", "200", lambda t: t.hint_number(0, 100)),
-        ("hours", "10 al día", lambda t: t.hint_number(0, 100)),  # a wrong unit
+        ("hours", "10 al día", lambda t: t.hint_wrong_unit()),  # a wrong unit: its own hint
         ("hours", "muchas", lambda t: t.hint_number(0, 100)),
         ("hours", "8 o 9", lambda t: t.hint_number(0, 100)),
         # An empty reply to a text question is no answer: a miss, whose hint asks for words
