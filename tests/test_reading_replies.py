@@ -1,4 +1,4 @@
-"""Replies as workers write them (worker-content.md §4), read through `engage simulate` in each
+"""Replies as workers write them (docs/conversation.md §5), read through `engage simulate` in each
 language, on SQLite and PostgreSQL."""
 
 from __future__ import annotations

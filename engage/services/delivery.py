@@ -12,7 +12,7 @@ from engage.models import Contact, Message
 
 log = logging.getLogger(__name__)
 
-# queued < sending < sent < delivered|undelivered|failed < read (DESIGN.md). Our own states
+# queued < sending < sent < delivered|undelivered|failed < read (docs/twilio.md §3). Our states
 # before Twilio has the message rank lowest.
 RANK = {
     "pending": 0,
