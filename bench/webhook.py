@@ -55,7 +55,8 @@ from bench.common import (
 )
 
 PATH = "/twilio/messages"
-# Chosen after measuring (README.md, "Gunicorn settings"): sync workers, two, one per core.
+# Chosen after measuring (bench/README.md, "Gunicorn settings"; docs/performance.md §3.2): sync
+# workers, two, one per core.
 GUNICORN_ARGS = ("--worker-class", "sync", "--workers", "2")
 CONNECTIONS = 16
 WRK_THREADS = 2
@@ -285,7 +286,8 @@ def verify_engage(sent: set[str], order: dict[str, int]) -> list[tuple[str, bool
         inbound = conn.execute(
             "SELECT sid, contact_id FROM messages WHERE direction = 'in' ORDER BY created_at, id"
         ).fetchall()
-        # Free text outside any survey gets one nudge a day (DESIGN.md); a later one gets none.
+        # Free text outside any survey gets one nudge a day (docs/conversation.md §7); a later one
+        # gets none.
         without_reply, nudged_before = conn.execute(
             """
             SELECT count(*) FILTER (WHERE NOT nudged), count(*) FILTER (WHERE nudged)

@@ -86,7 +86,7 @@ def test_compiled_catalogs_chain_to_spanish(language, expected):
     assert SystemTexts(ROOT / "locales", language, "Org").language_set() == expected
 
 
-# The longest organisation name the segment budgets are promised for (DESIGN.md).
+# The longest organisation name the segment budgets are promised for (docs/conversation.md §11).
 ORG_25 = "Alianza Campesina del Sur"
 
 

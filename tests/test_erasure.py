@@ -1,4 +1,4 @@
-"""Erasure (DESIGN.md "Erasure"): by BORRAR, by the CLI and by retention, on SQLite and
+"""Erasure (docs/architecture.md §4.3): by BORRAR, by the CLI and by retention, on SQLite and
 PostgreSQL; what is left is read back from the database files themselves."""
 
 from __future__ import annotations

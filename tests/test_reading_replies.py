@@ -1,5 +1,6 @@
-"""Replies as workers write them (a line copied from the list, an article, courtesy words,
-number words, "1y3"), read through `engage simulate` in each language, on SQLite and PostgreSQL."""
+"""Replies as workers write them (docs/conversation.md §5): a line copied from the list, an
+article, courtesy words, number words, "1y3"; read through `engage simulate` in each language, on
+SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

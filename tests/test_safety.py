@@ -1,5 +1,5 @@
-"""Safety flags: help at once, urgent messages for staff, alerts to a webhook (DESIGN.md
-"Safety flags and the inbox"), through `engage simulate`, on SQLite and PostgreSQL."""
+"""Safety flags: help at once, urgent messages for staff, alerts to a webhook
+(docs/conversation.md §8), through `engage simulate`, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

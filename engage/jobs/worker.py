@@ -17,8 +17,9 @@ def run_worker(*, burst: bool = False) -> int:
     """Work until stopped (or, with burst, until the queues are empty). Needs an app context.
 
     SimpleWorker runs each job in this process: a send is one HTTP call, and forking a work
-    horse per job (RQ's default Worker) costs more than the call itself (docs: ~14 vs ~150
-    jobs/s). Jobs are idempotent and short, so the isolation a fork gives buys little here.
+    horse per job (RQ's default Worker) costs more than the call itself (~14 vs ~150 jobs/s,
+    docs/performance.md §4.1). Jobs are idempotent and short, so the isolation a fork gives buys
+    little here.
     """
     connection = redis_connection()
     if connection is None:

@@ -1,6 +1,6 @@
 """Per-sender send rate limits, shared through Redis by every worker process.
 
-The contract (DESIGN.md, "Rate limits"): for a rate of N per second, no one-second window, wherever
+The contract (docs/twilio.md §9): for a rate of N per second, no one-second window, wherever
 it starts, holds more than N sends from one sender. A token bucket does not give that: a full
 bucket of N refilling at N/s hands out N at once and then more within the same second. So this is a
 sliding-window log: a sorted set per sender of the last grant times, read and written by one Lua
@@ -19,13 +19,14 @@ from redis import Redis
 
 from engage.channels import WHATSAPP, split_address
 
-# Twilio's per-sender MPS (messages per second). Twilio counts segments; we count sends, and
-# Twilio queues whatever a long message adds (up to 10 hours' worth per sender).
-LONG_CODE_RATE = 1.0  # "US/CA long code: 1 MPS per number historically" [S22]
-TOLL_FREE_RATE = 3.0  # "US toll-free: 3 MPS default (SMS and MMS)" [S23]
-SHORT_CODE_RATE = 100.0  # "Short code: 'over 100 message segments per second'" [S22]
-WHATSAPP_RATE = 80.0  # "WhatsApp sender: 80 MPS default (text and media)" [S19]
-# §5 gives no figure for a Messaging Service: the "Scaler" spreads sends over a pool we cannot
+# Twilio's default per-sender MPS (messages per second), docs/twilio.md §9. Twilio counts
+# segments; we count sends, and Twilio queues whatever a long message adds (up to 10 hours' worth
+# per sender).
+LONG_CODE_RATE = 1.0  # US/CA long code
+TOLL_FREE_RATE = 3.0  # US toll-free (SMS and MMS)
+SHORT_CODE_RATE = 100.0  # short code
+WHATSAPP_RATE = 80.0  # WhatsApp sender (text and media)
+# Twilio gives no figure for a Messaging Service: it spreads sends over a pool we cannot
 # see. The smallest pool is one US long code, so assume that; set ENGAGE_SEND_RATE for more.
 MESSAGING_SERVICE_RATE = LONG_CODE_RATE
 

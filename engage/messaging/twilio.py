@@ -1,8 +1,9 @@
 """The real sender: Twilio's Messages API through the twilio package, errors sorted by what is safe.
 
-Twilio has no idempotency key for creating a message, so every failure is
-sorted three ways: permanent (Twilio said no for good), transient (the message surely does not
-exist: safe to send again) and ambiguous (it may exist: `lookup` before anything else).
+Twilio has no idempotency key for creating a message (docs/twilio.md §5), so every failure is
+sorted three ways (docs/twilio.md §4): permanent (Twilio said no for good), transient (the
+message surely does not exist: safe to send again) and ambiguous (it may exist: `lookup` before
+anything else).
 """
 
 from __future__ import annotations
@@ -76,9 +77,9 @@ PERMANENT_CODES = frozenset(
         63016,  # outside the WhatsApp 24 h window without a template
     }
 )
-# DELETE of a message Twilio has not finished with: "wait several minutes and try again".
+# DELETE of a message Twilio has not finished with: try again later (docs/twilio.md §10).
 NOT_FINAL_CODE = 20009
-STATUS_CALLBACK_PATH = "/twilio/status"  # DESIGN.md: POST /twilio/status
+STATUS_CALLBACK_PATH = "/twilio/status"  # docs/twilio.md §3
 # How far before the attempt `lookup` searches: Twilio's clock and ours may disagree a little.
 LOOKUP_SLACK = timedelta(minutes=2)
 LOOKUP_LIMIT = 50
@@ -117,7 +118,7 @@ class TwilioSender:
         if client is None:
             http_client = TwilioApiHttpClient(timeout=self._timeout, base_url=self._api_url)
             # environment={}: no TWILIO_EDGE/TWILIO_REGION from the process environment; Engage
-            # reads its configuration once, in create_app (STYLE.md).
+            # reads its configuration once, in create_app (docs/architecture.md §7).
             client = Client(
                 self.account_sid, self._auth_token, http_client=http_client, environment={}
             )

@@ -4,7 +4,7 @@ twilio's own (`TwilioHttpClient`) goes through `requests`: about 0.7 ms of Pytho
 here, against 0.3 ms for urllib3, which requests is built on, making the same request (requests
 adds sessions, hooks, cookies and request and response objects of its own, none of which the
 twilio client uses). A worker's sends share one core, so that difference decides how many rows
-a worker sends a second (README, "Sending"). The twilio client takes any `HttpClient` (its
+a worker sends a second (docs/performance.md §4.3). The twilio client takes any `HttpClient` (its
 documented `http_client` hook); this one sends what twilio's own would: form-encoded data, Basic
 auth, the client's headers, a connect and a read timeout, no retries, no redirects. It logs nothing:
 a look-up's query holds a worker's number.
@@ -38,9 +38,9 @@ class TwilioApiHttpClient(HttpClient):
 
     With `base_url`, every request meant for *.twilio.com goes there instead, path and query
     kept: the way the tests and benchmarks reach the fake Twilio, on the
-    same code path production runs. We take that over setting `client.api.base_url` (§8.3)
+    same code path production runs. We take that over setting `client.api.base_url`
     because it covers every Twilio domain (api, content, messaging, …) and still works if an
-    edge or region rewrote the host first.
+    edge or region rewrote the host first (docs/twilio.md §11).
     """
 
     def __init__(self, *, timeout: float, base_url: str | None = None) -> None:
@@ -114,7 +114,7 @@ def _pool_for(url: str, timeout: float) -> urllib3.PoolManager:
 
     requests reads HTTPS_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE on every request (it walks the
     whole environment); they are read here once, when the client is made, as all configuration
-    is (STYLE.md). requests' own reading is used so the rules stay exactly its rules.
+    is (docs/architecture.md §7). requests' own reading is used so the rules stay exactly its rules.
     """
     with requests.Session() as session:
         settings = session.merge_environment_settings(url, {}, None, None, None)

@@ -35,7 +35,7 @@ class Message(Base):
     media_url: Mapped[str | None] = mapped_column(Text)
     kind: Mapped[str | None] = mapped_column(String(20))
     is_free_text: Mapped[bool] = mapped_column(default=False)
-    # A safety flag (DESIGN.md "Safety flags and the inbox"): the topic, never the words.
+    # A safety flag (docs/conversation.md §8): the topic, never the words.
     is_urgent: Mapped[bool] = mapped_column(default=False, server_default=false())
     urgent_topic: Mapped[str | None] = mapped_column(String(30))
     # When ENGAGE_ALERT_WEBHOOK took the alert for this urgent message; None: the clock retries.

@@ -13,7 +13,7 @@ from engage.states import Direction, MessageStatus
 
 log = logging.getLogger(__name__)
 
-# queued < sending < sent < delivered|undelivered|failed < read (DESIGN.md). Our own states
+# queued < sending < sent < delivered|undelivered|failed < read (docs/twilio.md §3). Our states
 # before Twilio has the message rank lowest.
 RANK = {
     MessageStatus.PENDING: 0,

@@ -1,6 +1,6 @@
 """Erasure: a contact's texts and number made unreadable for good, what is linked to nobody kept.
 
-One path for every way in (DESIGN.md, "Erasure"): the BORRAR keyword confirmed (the step calls
+One path for every way in (docs/architecture.md §4.3): the BORRAR keyword confirmed (the step calls
 `erase_contact` in its own transaction), an admin, `engage contacts erase PHONE` and the clock
 for contacts inactive longer than `ENGAGE_RETENTION_DAYS`.
 

@@ -122,7 +122,7 @@ class SurveyCatalog(Protocol):
 
 
 class Engine:
-    """Decides what a message means and what to answer, from DESIGN.md's conversation rules."""
+    """Decides what a message means and what to answer: the rules of docs/conversation.md."""
 
     def __init__(
         self,
@@ -464,7 +464,7 @@ class _Step:
             contact.last_nudged_at = self.now
             self.say(self.t.no_conversation(self.keywords_for(self.language)))
 
-    # -- safety flags (DESIGN.md "Safety flags and the inbox") -------------------------------
+    # -- safety flags (docs/conversation.md §8) ------------------------------------------------
 
     def safety_match(self, text: str) -> SafetyMatch | None:
         """Safety words in the text: the lists of its language, Spanish and English."""

@@ -67,8 +67,9 @@ class SystemTexts:
         """A number written the way this language writes it."""
         return format_decimal(value, locale=self._locale, group_separator=False)
 
-    # Consent and help follow DESIGN.md's conversation rules; both are measured against their
-    # segment budgets in tests (2 and 3 in GSM-7 spelling, with a 25-character organisation).
+    # Consent and help follow the conversation rules (docs/conversation.md §2, §4); both are
+    # measured against their segment budgets in tests (2 and 3 in GSM-7 spelling, with a
+    # 25-character organisation: docs/conversation.md §11).
     def consent(self) -> str:
         _ = self.gettext
         return _(

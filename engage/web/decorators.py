@@ -23,7 +23,7 @@ def public_url() -> str:
     """The URL Twilio called: the configured public base + path + raw query string.
 
     Behind a TLS-terminating proxy request.url says http:// and the internal host, and the
-    signature (computed by Twilio over the URL it called) would never match.
+    signature (computed by Twilio over the URL it called) would never match (docs/twilio.md §1).
     """
     base = current_app.config["ENGAGE_PUBLIC_URL"] or request.host_url.rstrip("/")
     query = request.query_string.decode("latin-1")

@@ -19,7 +19,8 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 
 def twiml() -> Response:
-    # text/xml, never text/plain: Twilio would send a plain-text body to the worker as an SMS.
+    # text/xml, never text/plain: Twilio would send a plain-text body to the worker as an SMS
+    # (docs/twilio.md §2).
     return Response(EMPTY_TWIML, status=200, mimetype="text/xml")
 
 

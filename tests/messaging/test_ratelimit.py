@@ -50,7 +50,8 @@ def most_in_any_window(grants_us: list[int], width_us: int) -> int:
 @pytest.mark.parametrize(
     ("sender", "rate"),
     [
-        ("MG" + "0123456789abcdef" * 2, 1.0),  # Messaging Service: no figure in §5, one long code
+        # Messaging Service: no figure from Twilio (docs/twilio.md §9), so one long code
+        ("MG" + "0123456789abcdef" * 2, 1.0),
         ("whatsapp:+14155238886", 80.0),
         ("whatsapp:+18005550100", 80.0),  # a toll-free number on WhatsApp is a WhatsApp sender
         ("12345", 100.0),

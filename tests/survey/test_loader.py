@@ -18,7 +18,7 @@ from engage.survey.loader import (
 )
 
 COMPLETE = """\
-# Working conditions, as in DESIGN.md
+# Working conditions, as in surveys/README.md
 id: working-conditions
 title: {es: Condiciones de trabajo, en: Working conditions}
 languages: [es, en]
@@ -157,7 +157,7 @@ def test_the_version_ignores_comments_key_order_and_flow_style(tmp_path: Path) -
     int(survey.version, 16)
 
     reshaped = (
-        COMPLETE.replace("# Working conditions, as in DESIGN.md\n", "")
+        COMPLETE.replace("# Working conditions, as in surveys/README.md\n", "")
         .replace("id: working-conditions\ntitle:", "title:")
         .replace("repeat: false\n", "repeat: false  # asked once\nid: working-conditions\n")
         .replace(
