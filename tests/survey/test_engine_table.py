@@ -1,4 +1,4 @@
-"""The conversation engine on its own: DESIGN.md's "Conversation rules", row by row.
+"""The conversation engine on its own: the conversation rules (docs/conversation.md), row by row.
 
 No database, no app: surveys come from YAML text through the project's loader into an in-memory
 catalog, system texts from the repository's gettext catalogs (`make catalogs`). Each case states
