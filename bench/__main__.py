@@ -1,6 +1,6 @@
 """Run every benchmark, print the figures and ratios, exit 1 when a target is missed.
 
-.venv/bin/python -m bench [--only webhook,sending,fanout] [--seconds 30]
+.venv/bin/python -m bench [--only webhook,loop,sending,fanout] [--seconds 30]
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import os
 import sys
 import time
 
-from bench import fanout, sending, webhook
+from bench import fanout, loop, sending, webhook
 from bench.common import Target, idle_share, log, print_table
 
-BENCHMARKS = ("webhook", "sending", "fanout")
+BENCHMARKS = ("webhook", "loop", "sending", "fanout")
 
 
 def main() -> int:
@@ -38,6 +38,8 @@ def main() -> int:
         try:
             if name == "webhook":
                 targets += webhook.run(seconds=args.seconds)
+            elif name == "loop":
+                targets += loop.run(seconds=min(args.seconds, 20))
             elif name == "sending":
                 targets += sending.run(rows=args.rows)
             else:
