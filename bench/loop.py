@@ -52,7 +52,7 @@ from engage.survey.texts import SystemTexts  # noqa: E402
 CONVERSATIONS = 16
 # The webhook alone sends this many steps per contact (the keyword, consent, answers, then a
 # little after the end); end to end, a contact starts again once its survey's closing arrives.
-STEPS_PER_CONTACT = 14
+STEPS_PER_CONTACT = 18
 PATH = "/twilio/messages"
 GUNICORN_ARGS = ("--worker-class", "sync", "--workers", "2")
 REPLY_TIMEOUT = 10.0

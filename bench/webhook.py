@@ -7,7 +7,7 @@ so a contact's next message leaves only after its previous one was answered.
 
 Why 1,600 contacts (--contacts): every message Engage answers should advance a survey, as in a
 campaign. Engage answers about 15,000 requests in 30 s; with 1,600 contacts that is the first
-ten of the survey's fourteen messages, while with a few hundred most of its traffic would be the
+ten of the survey's eighteen messages, while with a few hundred most of its traffic would be the
 chatter after the end (a nudge, then silence), which costs far less. The run counts the steps
 that did not advance a survey and fails above 5 %. A contact's next message is 1,600 requests
 after its previous one, seconds later; the run checks that every contact's steps ran in order.
@@ -60,9 +60,10 @@ PATH = "/twilio/messages"
 GUNICORN_ARGS = ("--worker-class", "sync", "--workers", "2")
 CONNECTIONS = 16
 WRK_THREADS = 2
-# The shipped survey answered in full (consent, 12 questions, the free text skipped), then what
-# people send after the end: the keyword again, HELP, a stray answer. Every step has a reply.
-SURVEY_TEXTS = ("WORK", "1", "1", "2", "1", "1", "2", "2", "1", "50", "5", "2", "1", "SKIP")
+# The shipped survey answered in full (consent, 16 questions on this path, the free text
+# skipped), then what people send after the end: the keyword again, HELP, a stray answer. Every
+# step has a reply.
+SURVEY_TEXTS = ("WORK", "1", "1", "1", "1", "5", "10") + ("1",) * 10 + ("SKIP",)
 AFTER_TEXTS = ("WORK", "HELP", "1")
 WARMUP_CONTACTS = 200
 WARMUP_CONTACT_OFFSET = 900_000  # warm-up contacts are other people than the measured ones
