@@ -1,6 +1,6 @@
 """Run every benchmark, print the figures and ratios, exit 1 when a target is missed.
 
-.venv/bin/python -m bench [--only webhook,loop,sending,fanout] [--seconds 30]
+.venv/bin/python -m bench [--only webhook,webhook-gthread,loop,sending,fanout] [--seconds 30]
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 from bench import fanout, loop, sending, webhook
 from bench.common import Target, idle_share, log, print_table
 
-BENCHMARKS = ("webhook", "loop", "sending", "fanout")
+BENCHMARKS = ("webhook", "webhook-gthread", "loop", "sending", "fanout")
 
 
 def main() -> int:
@@ -38,6 +38,8 @@ def main() -> int:
         try:
             if name == "webhook":
                 targets += webhook.run(seconds=args.seconds)
+            elif name == "webhook-gthread":
+                targets += webhook.run(seconds=args.seconds, settings=webhook.GTHREAD_ARGS)
             elif name == "loop":
                 targets += loop.run(seconds=min(args.seconds, 20))
             elif name == "sending":
