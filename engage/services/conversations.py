@@ -217,37 +217,29 @@ _UPDATES = {
 _INSERT_CONVERSATION = StepStatement(insert(_conversations).returning(_conversations.c.id))
 
 
-@lru_cache(maxsize=64)
-def _insert_messages_claiming_sid(count: int, columns: tuple[str, ...]) -> StepStatement:
-    """One INSERT of `count` messages that skips (returns nothing for) a SID already stored."""
-    # Typed as their columns: a multi-row VALUES only types the first row's parameters itself.
-    rows = [
-        {c: bindparam(f"{c}_{i}", type_=_messages.c[c].type) for c in columns} for i in range(count)
-    ]
-    return StepStatement(
-        lambda dialect: (
-            insert_ignoring_conflicts(dialect, _messages, "sid")
-            .values(rows)
-            .returning(_messages.c.id, _messages.c.direction, _messages.c.sequence)
-        )
-    )
+# The inbound row claims its MessageSid: skipped (nothing returned) when the SID is stored.
+_INSERT_INBOUND = StepStatement(
+    lambda dialect: insert_ignoring_conflicts(dialect, _messages, "sid").returning(_messages.c.id)
+)
+# The replies, one parameter set each: SQLAlchemy sends them as one multi-row INSERT
+# ("insertmanyvalues"), its statement compiled once and cached.
+_INSERT_REPLIES = insert(_messages).returning(_messages.c.id, sort_by_parameter_order=True)
 
 
 @lru_cache(maxsize=256)
-def _writes_then_messages(
+def _writes_then_inbound(
     updates: tuple[tuple[Table, tuple[str, ...]], ...],
     supersedes: int,
     answers: int,
-    messages: int,
     message_columns: tuple[str, ...],
 ) -> StepStatement:
     """PostgreSQL: the step's updates, superseded answers and new answers as data-modifying
-    CTEs of the messages' INSERT: the writes in one statement instead of one each.
+    CTEs of the inbound row's INSERT: the writes in one statement instead of one each.
 
     They all run on the statement's snapshot, on different rows: a superseded answer is one
-    the step read, never one it inserts. Parameters: `u{i}_{column}` (and `u{i}_row_id`),
-    `s{i}_{contact_id|survey_id|question_id}`, `a{i}_{column}`, then the messages' as in
-    `_insert_messages_claiming_sid`.
+    the step read, never one it inserts. Each CTE writes one row, so the statement is cached
+    once per shape. Parameters: `u{i}_{column}` (and `u{i}_row_id`),
+    `s{i}_{contact_id|survey_id|question_id}`, `a{i}_{column}`, `m_{column}`.
     """
 
     def build(dialect_name: str) -> Insert:
@@ -270,21 +262,25 @@ def _writes_then_messages(
             .cte(f"s{i}")
             for i in range(supersedes)
         ]
-        if answers:
-            rows = [
-                {c: bindparam(f"a{i}_{c}", type_=_answers.c[c].type) for c in _ANSWER_COLUMNS}
-                for i in range(answers)
-            ]
-            ctes.append(insert(_answers).values(rows).cte("a"))
-        statement = _insert_messages_claiming_sid(messages, message_columns).statement(dialect_name)
-        return statement.add_cte(*ctes)
+        ctes += [
+            insert(_answers)
+            .values({c: bindparam(f"a{i}_{c}", type_=_answers.c[c].type) for c in _ANSWER_COLUMNS})
+            .cte(f"a{i}")
+            for i in range(answers)
+        ]
+        return (
+            insert_ignoring_conflicts(dialect_name, _messages, "sid")
+            .values({c: bindparam(f"m_{c}", type_=_messages.c[c].type) for c in message_columns})
+            .returning(_messages.c.id)
+            .add_cte(*ctes)
+        )
 
     return StepStatement(build)
 
 
 class _Writes:
     """What the step writes besides new conversations: one statement each as it comes, or, on
-    PostgreSQL, all in the messages' INSERT (`_writes_then_messages`)."""
+    PostgreSQL, all in the inbound row's INSERT (`_writes_then_inbound`)."""
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
@@ -321,28 +317,34 @@ class _Writes:
             return
         self.answers.append(row)
 
-    def messages(self, messages: list[dict[str, Any]]) -> list[Any]:
-        """Insert the messages (with everything held back): the rows their INSERT returned."""
-        columns = tuple(messages[0])
-        params = {f"{c}_{i}": message[c] for i, message in enumerate(messages) for c in columns}
+    def inbound(self, row: dict[str, Any]) -> int | None:
+        """Insert the inbound row (with everything held back): its id, or None when its
+        MessageSid is already stored."""
         if not (self.updates or self.supersedes or self.answers):
-            return _insert_messages_claiming_sid(len(messages), columns).rows(
-                self.connection, params
-            )
+            found = _INSERT_INBOUND.first(self.connection, row)
+            return found.id if found is not None else None
+        params = {f"m_{name}": value for name, value in row.items()}
         for i, (_table, _columns, values) in enumerate(self.updates):
             params.update({f"u{i}_{name}": value for name, value in values.items()})
         for i, values in enumerate(self.supersedes):
             params.update({f"s{i}_{name}": value for name, value in values.items()})
         for i, values in enumerate(self.answers):
             params.update({f"a{i}_{name}": value for name, value in values.items()})
-        statement = _writes_then_messages(
+        statement = _writes_then_inbound(
             tuple((table, cols) for table, cols, _values in self.updates),
             len(self.supersedes),
             len(self.answers),
-            len(messages),
-            columns,
+            tuple(row),
         )
-        return statement.rows(self.connection, params)
+        found = statement.first(self.connection, params)
+        return found.id if found is not None else None
+
+    def replies(self, rows: list[dict[str, Any]]) -> list[int]:
+        """Insert the replies: their ids, in order."""
+        if not rows:
+            return []
+        result = self.connection.execute(_INSERT_REPLIES, rows)
+        return list(result.scalars())
 
 
 # The contact fields the engine may change, written back only when they did.
@@ -764,16 +766,14 @@ def _is_encrypted(stored: Any) -> bool:
 def _insert_messages(
     writes: _Writes, inbound: dict[str, Any] | None, replies: list[dict[str, Any]]
 ) -> tuple[int | None, list[int]]:
-    """Store the inbound message and its replies in one statement: their ids, in order.
+    """Store the inbound message, then, once it has claimed its MessageSid, its replies.
 
-    The inbound id is None when its MessageSid is already stored (its row is skipped).
+    The inbound id is None when its MessageSid is already stored (nothing else is written).
     """
-    rows = writes.messages([*([inbound] if inbound else []), *replies])
-    inbound_id = next((row.id for row in rows if row.direction == Direction.IN), None)
-    replies_in_order = sorted(
-        (row.sequence, row.id) for row in rows if row.direction == Direction.OUT
-    )
-    return inbound_id, [row_id for _sequence, row_id in replies_in_order]
+    inbound_id = writes.inbound(inbound) if inbound is not None else None
+    if inbound is not None and inbound_id is None:
+        return None, []
+    return inbound_id, writes.replies(replies)
 
 
 def settings_from(app_config: dict, vault: Vault) -> Settings:
