@@ -26,9 +26,25 @@ class SendResult:
 
 
 class MessageSender(Protocol):
-    def send(self, message: OutboundMessage) -> SendResult: ...
+    """Who delivers messages: Twilio (`twilio.TwilioSender`), or the console in development
+    (`console.ConsoleSender`). A provider is added by writing one more class with these three
+    methods (and, for a new channel, a row in engage/channels.py). Every method may be called
+    from several threads at once (the send pool's).
 
-    def lookup(self, message: OutboundMessage, since: datetime) -> SendResult | None: ...
+    The outbox relies on what the errors mean (SendError's subclasses): a PermanentSendError
+    fails the row for good, a TransientSendError puts it back to wait (the message surely does
+    not exist), an AmbiguousSendError leaves it `dispatching` until `lookup` says whether the
+    message was created. There is no idempotency key: never send a row twice without a look-up.
+    """
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        """Hand the message over; its provider id (SID) and first status, or a SendError."""
+        ...
+
+    def lookup(self, message: OutboundMessage, since: datetime) -> SendResult | None:
+        """The message as the provider has it, created at or after `since` (an attempt whose
+        answer was lost), or None when it does not exist. Never creates anything."""
+        ...
 
     def delete(self, sid: str) -> bool:
         """Delete a message where it was sent (erasure): True once it is gone, also when it
