@@ -18,7 +18,7 @@ from engage.models import Campaign, Contact, Conversation, DoNotContact, Message
 from engage.privacy import Vault
 from engage.services.conversations import Settings, make_engine
 from engage.services.quiet_hours import next_allowed
-from engage.services.rows import message_row
+from engage.services.rows import conversation_row, message_row
 from engage.services.surveys import DatabaseCatalog
 from engage.states import Direction, QueueName
 from engage.survey.definition import Survey
@@ -147,23 +147,19 @@ def invite_batch(
             contact.language, contact.has_consented, contact.profile
         )
         conversations.append(
-            {
-                "contact_id": contact.id,
-                "survey_id": survey.id,
-                "version": survey.version,
-                "language": language,
-                "channel": channel,
-                "status": "active",
-                "pending": pending,
-                "misses": {"texts": []},
-                "consent_tries": 0,
-                "is_invited": True,
-                "last_profile": dict(contact.profile or {}),
-                "is_simulated": False,
-                "record_key": contact.record_key,
-                "started_at": now,
-                "last_activity_at": now,
-            }
+            conversation_row(
+                contact_id=contact.id,
+                survey_id=survey.id,
+                version=survey.version,
+                language=language,
+                channel=channel,
+                pending=pending,
+                is_invited=True,
+                last_profile=dict(contact.profile or {}),
+                record_key=contact.record_key,
+                started_at=now,
+                last_activity_at=now,
+            )
         )
         invitations.append((contact, language, replies))
     conversation_ids = insert_returning_ids(session, Conversation.__table__, conversations)

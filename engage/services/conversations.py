@@ -34,7 +34,7 @@ from engage.models import Answer, Contact, Conversation, Message
 from engage.models.contacts import new_record_key
 from engage.privacy import ContactCipher, Sender, Vault, has_one_form
 from engage.services import erasure
-from engage.services.rows import message_row
+from engage.services.rows import conversation_row, message_row
 from engage.services.surveys import DatabaseCatalog
 from engage.sql import StepStatement
 from engage.states import Direction, MessageStatus
@@ -695,19 +695,26 @@ def _write_conversations(
             writes.update(_conversations, conv_state.key, values)
             ids[key] = conv_state.key
             continue
-        values.setdefault("last_profile", dict(state.profile))
-        values.update(
+        row = conversation_row(
             contact_id=contact.id,
             survey_id=conv_state.survey_id,
             version=conv_state.version,
+            language=conv_state.language,
             channel=channel,
+            status=conv_state.status,
+            pending=conv_state.pending,
+            misses=values["misses"]["texts"],
+            consent_tries=conv_state.consent_tries,
             is_simulated=contact.is_simulated,
             record_key=contact.record_key,
             started_at=conv_state.started_at,
+            last_activity_at=conv_state.last_activity_at,
+            ended_at=values.get("ended_at"),
+            last_question_id=values.get("last_question_id"),
+            last_profile=values.get("last_profile", dict(state.profile)),
         )
-        values["is_invited"] = False
         # Now, not with the other writes: the rows written after it need its id.
-        inserted = _INSERT_CONVERSATION.first(writes.connection, values)
+        inserted = _INSERT_CONVERSATION.first(writes.connection, row)
         ids[key] = inserted.id
     return ids
 

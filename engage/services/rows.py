@@ -1,5 +1,5 @@
-"""Message rows written by hand (the step's statements, a campaign's set-based inserts): one
-builder, so every writer gives every column, and the same ones (a multi-row INSERT needs that)."""
+"""Rows written by hand (the step's statements, a campaign's set-based inserts): one builder per
+table, so every writer gives every column, and the same ones (a multi-row INSERT needs that)."""
 
 from __future__ import annotations
 
@@ -56,4 +56,46 @@ def message_row(
         "content_sid": content_sid,
         "content_variables": None,
         "send_after": send_after,
+    }
+
+
+def conversation_row(
+    *,
+    contact_id: int,
+    survey_id: str,
+    version: str,
+    language: str,
+    channel: str,
+    pending: str | None,
+    record_key: int,
+    started_at: datetime,
+    last_activity_at: datetime,
+    last_profile: dict[str, Any],
+    is_invited: bool = False,
+    is_simulated: bool = False,
+    status: str = "active",
+    misses: list[str] | None = None,
+    consent_tries: int = 0,
+    ended_at: datetime | None = None,
+    last_question_id: str | None = None,
+) -> dict[str, Any]:
+    """A row of `conversations` (misses already encrypted under the contact's key)."""
+    return {
+        "contact_id": contact_id,
+        "survey_id": survey_id,
+        "version": version,
+        "language": language,
+        "channel": channel,
+        "status": status,
+        "pending": pending,
+        "misses": {"texts": list(misses or [])},
+        "consent_tries": consent_tries,
+        "is_invited": is_invited,
+        "is_simulated": is_simulated,
+        "record_key": record_key,
+        "started_at": started_at,
+        "last_activity_at": last_activity_at,
+        "ended_at": ended_at,
+        "last_question_id": last_question_id,
+        "last_profile": last_profile,
     }
