@@ -69,6 +69,11 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSONType}
 
 
+def table_of(model: type[Base]) -> Table:
+    """A model's table for Core statements (`Model.__table__` is typed as any `FromClause`)."""
+    return Base.metadata.tables[model.__tablename__]
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

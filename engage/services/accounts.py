@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from engage.db import insert_ignoring_conflicts, utcnow
+from engage.db import insert_ignoring_conflicts, table_of, utcnow
 from engage.models import AuditEntry, SignInFailure, User
 from engage.models.users import ROLES
 from engage.services.sessions import end_user_sessions
@@ -154,9 +154,9 @@ def _keys(email: str, address: str) -> dict[str, str]:
 def _count_failure(session: Session, key: str, now: datetime) -> None:
     """One more failure for a counter; two first failures at once both count, neither fails."""
     dialect = session.get_bind().dialect.name
-    table = SignInFailure.__table__
+    table = table_of(SignInFailure)
     session.execute(
-        insert_ignoring_conflicts(dialect, table, "key").values(  # type: ignore[arg-type]
+        insert_ignoring_conflicts(dialect, table, "key").values(
             key=key, failures=0, last_failure_at=now
         )
     )

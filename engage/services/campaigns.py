@@ -13,7 +13,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from engage.channels import Channel, channel_named
-from engage.db import id_in, insert_returning_ids, utcnow
+from engage.db import id_in, insert_returning_ids, table_of, utcnow
 from engage.models import Campaign, Contact, Conversation, DoNotContact, Message
 from engage.privacy import Vault
 from engage.services.conversations import Settings, make_engine
@@ -162,7 +162,7 @@ def invite_batch(
             )
         )
         invitations.append((contact, language, replies))
-    conversation_ids = insert_returning_ids(session, Conversation.__table__, conversations)
+    conversation_ids = insert_returning_ids(session, table_of(Conversation), conversations)
     rows = []
     for conversation_id, (contact, language, replies) in zip(
         conversation_ids, invitations, strict=True
@@ -192,7 +192,7 @@ def invite_batch(
                     created_at=now,
                 )
             )
-    message_ids = insert_returning_ids(session, Message.__table__, rows)
+    message_ids = insert_returning_ids(session, table_of(Message), rows)
     # In SQL, not read-modify-write: batches of one campaign may commit side by side.
     campaign.invited = Campaign.invited + len(contacts)
     session.flush()

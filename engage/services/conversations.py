@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from engage.channels import channel_named
-from engage.db import insert_ignoring_conflicts, utcnow
+from engage.db import insert_ignoring_conflicts, table_of, utcnow
 from engage.models import Answer, Contact, Conversation, Message
 from engage.models.contacts import new_record_key
 from engage.privacy import ContactCipher, Sender, Vault, has_one_form
@@ -94,10 +94,10 @@ class RepeatedMessageError(RuntimeError):
     """Another step stored this MessageSid first, at the same instant: roll this one back."""
 
 
-_contacts = Contact.__table__
-_conversations = Conversation.__table__
-_answers = Answer.__table__
-_messages = Message.__table__
+_contacts = table_of(Contact)
+_conversations = table_of(Conversation)
+_answers = table_of(Answer)
+_messages = table_of(Message)
 
 # The step runs on every message: its statements are built once per dialect (engage/sql.py).
 _CONTACT_STATE = (

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, delete, exists, insert, null, select, update
 
-from engage.db import insert_ignoring_conflicts, utcnow
+from engage.db import insert_ignoring_conflicts, table_of, utcnow
 from engage.messaging import MessageSender, SendError
 from engage.models import (
     Answer,
@@ -51,13 +51,13 @@ _TWILIO_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
 _FIRST_RETRY = timedelta(minutes=2)
 _LAST_RETRY = timedelta(days=1)
 
-_contacts = Contact.__table__
-_messages = Message.__table__
-_answers = Answer.__table__
-_conversations = Conversation.__table__
-_notes = ThreadNote.__table__
-_deletions = TwilioDeletion.__table__
-_do_not_contact = DoNotContact.__table__
+_contacts = table_of(Contact)
+_messages = table_of(Message)
+_answers = table_of(Answer)
+_conversations = table_of(Conversation)
+_notes = table_of(ThreadNote)
+_deletions = table_of(TwilioDeletion)
+_do_not_contact = table_of(DoNotContact)
 
 
 @dataclass(frozen=True)

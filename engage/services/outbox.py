@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from engage.channels import channel_named
-from engage.db import utcnow
+from engage.db import table_of, utcnow
 from engage.messaging import OutboundMessage, SendResult
 from engage.models import Contact, Message
 from engage.privacy import Vault
@@ -216,8 +216,8 @@ def claim_chunk(
 
 # The bulk path's statements are built once: building a SELECT of this size costs more Python
 # than running it. Core statements on the table, since no ORM object is loaded or kept.
-_messages = Message.__table__
-_contacts = Contact.__table__
+_messages = table_of(Message)
+_contacts = table_of(Contact)
 
 
 @cache
