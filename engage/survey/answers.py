@@ -322,6 +322,7 @@ def _read_numbers(
 ) -> list[_Found]:
     """Every number in tokens, digits or words, in order; weak words only if allow_weak."""
     found: list[_Found] = []
+    value: float  # whole until a half is added
     i = 0
     while i < len(tokens):
         token = tokens[i]

@@ -529,9 +529,10 @@ class _Step:
     def record(self, question: Question, status: str, value: Any, raw: str | None) -> None:
         conv = self.conv
         assert conv is not None
-        if status == "skipped" and self.is_profile_known(question):
+        known = self.known_profile_value(question)
+        if status == "skipped" and known is not None:
             # A re-asked profile value stands when the worker skips: written from the profile.
-            status, value, raw = "profile", self.contact.profile[question.profile], None
+            status, value, raw = "profile", known, None
         conv.values[question.id] = value
         if question.profile and status == "answered":
             self.set_profile(question.profile, value)
@@ -560,10 +561,9 @@ class _Step:
             env = {**self.contact.profile, **conv.values}
             if question.when is not None and not question.when.evaluate(env):
                 continue
-            if self.is_profile_known(question) and not is_profile_stale(
-                self.contact, question, self.now
-            ):
-                self.record(question, "profile", self.contact.profile[question.profile], None)
+            known = self.known_profile_value(question)
+            if known is not None and not is_profile_stale(self.contact, question, self.now):
+                self.record(question, "profile", known, None)
                 continue
             conv.pending = question.id
             self.say(self.render(question))
@@ -583,9 +583,10 @@ class _Step:
             self.say(self.spell(intro))
         self.advance(start=True)
 
-    def is_profile_known(self, question: Question) -> bool:
+    def known_profile_value(self, question: Question) -> Any:
+        """The contact's value for a profile question; None if unknown or not a profile one."""
         profile = question.profile
-        return profile is not None and self.contact.profile.get(profile) is not None
+        return None if profile is None else self.contact.profile.get(profile)
 
     def set_profile(self, key: str, value: Any) -> None:
         self.contact.profile[key] = value

@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TypeGuard, TypeVar
 
 # Deep enough for any real survey, shallow enough that nesting can never exhaust the stack.
 MAX_DEPTH = 32
@@ -411,14 +412,14 @@ def _compare(node: Compare, values: Mapping[str, object]) -> bool:
     return _order(op, left, right)
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _as_number(value: object) -> int | float | None:
     """A number for a number, or for text that is exactly a number; None otherwise."""
     if _is_number(value):
-        return value  # type: ignore[return-value]
+        return value
     if isinstance(value, str) and _NUMBER_TEXT.fullmatch(value.strip()):
         text = value.strip()
         return float(text) if "." in text else int(text)
@@ -451,16 +452,20 @@ def _contains(container: object, item: object) -> bool:
 def _order(op: str, left: object, right: object) -> bool:
     a, b = _as_number(left), _as_number(right)
     if a is not None and b is not None:
-        pair: tuple[object, object] = (a, b)
-    elif isinstance(left, str) and isinstance(right, str) and (a is None and b is None):
-        pair = (left, right)
-    else:
-        return False
-    x, y = pair
+        return _is_ordered(op, a, b)
+    if isinstance(left, str) and isinstance(right, str) and (a is None and b is None):
+        return _is_ordered(op, left, right)
+    return False
+
+
+_Ordered = TypeVar("_Ordered", float, str)  # two numbers, or two texts
+
+
+def _is_ordered(op: str, x: _Ordered, y: _Ordered) -> bool:
     if op == "<":
-        return x < y  # type: ignore[operator]
+        return x < y
     if op == "<=":
-        return x <= y  # type: ignore[operator]
+        return x <= y
     if op == ">":
-        return x > y  # type: ignore[operator]
-    return x >= y  # type: ignore[operator]
+        return x > y
+    return x >= y

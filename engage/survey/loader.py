@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import TaggedScalar
+from ruamel.yaml.comments import CommentedBase, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import (
     AliasEvent,
@@ -289,26 +289,30 @@ def _add_child(stack: list[_Open], height: int, size: int) -> None:
 # --- helpers -----------------------------------------------------------------------------------
 
 
+# Only ruamel's own containers (CommentedBase) know their positions: 0-based lines, typed Any.
 def _line(node: object) -> int:
-    lc = getattr(node, "lc", None)
-    if lc is None or lc.line is None:
-        return 1
-    return lc.line + 1
+    line: int | None = node.lc.line if isinstance(node, CommentedBase) else None
+    return 1 if line is None else line + 1
 
 
 def _key_line(mapping: object, key: object) -> int:
-    try:
-        return mapping.lc.key(key)[0] + 1  # type: ignore[attr-defined]
-    except (AttributeError, KeyError, TypeError):
-        # A key merged in with `<<` has no position of its own.
-        return _line(mapping)
+    if isinstance(mapping, CommentedBase):
+        try:
+            line: int = mapping.lc.key(key)[0]
+            return line + 1
+        except (KeyError, TypeError):
+            pass  # a key merged in with `<<` has no position of its own
+    return _line(mapping)
 
 
 def _item_line(sequence: object, index: int) -> int:
-    try:
-        return sequence.lc.item(index)[0] + 1  # type: ignore[attr-defined]
-    except (AttributeError, KeyError, TypeError):
-        return _line(sequence)
+    if isinstance(sequence, CommentedBase):
+        try:
+            line: int = sequence.lc.item(index)[0]
+            return line + 1
+        except (KeyError, TypeError):
+            pass
+    return _line(sequence)
 
 
 def _kind(value: object) -> str:
