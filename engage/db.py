@@ -15,11 +15,14 @@ from sqlalchemy import (
     JSON,
     ColumnElement,
     Connection,
+    CursorResult,
     DateTime,
     Engine,
     Insert,
     Integer,
     MetaData,
+    Result,
+    SQLColumnExpression,
     Table,
     any_,
     bindparam,
@@ -219,16 +222,27 @@ def transaction() -> Iterator[Session]:
         db_session.close()
 
 
+def rows_matched(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE without RETURNING matched.
+
+    Session.execute() is typed to return any Result; for such a statement it is a CursorResult.
+    """
+    assert isinstance(result, CursorResult)
+    return result.rowcount
+
+
 def insert_ignoring_conflicts(dialect_name: str, table: Table, *columns: str) -> Insert:
     """INSERT … ON CONFLICT (columns) DO NOTHING, for PostgreSQL or SQLite.
 
     With RETURNING, a row that conflicted returns nothing: how a unique key is claimed once.
     """
     if dialect_name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    return dialect_insert(table).on_conflict_do_nothing(index_elements=list(columns))
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(columns))
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(columns))
 
 
 def insert_returning_ids(
@@ -284,12 +298,14 @@ def _copy_returning_ids(
     driver_connection = connection.connection.driver_connection
     assert driver_connection is not None
     with driver_connection.cursor() as cursor, cursor.copy(copy_sql) as copy:
-        for values in zip(ids, *columns, strict=True):
-            copy.write_row(values)
+        for row in zip(ids, *columns, strict=True):
+            copy.write_row(row)
     return ids
 
 
-def id_in(session: Session, column: ColumnElement[int], ids: Sequence[int]) -> ColumnElement[bool]:
+def id_in(
+    session: Session, column: SQLColumnExpression[int], ids: Sequence[int]
+) -> ColumnElement[bool]:
     """`column IN (ids)`; on PostgreSQL `column = ANY(:ids)`, one array parameter.
 
     Thousands of parameters make a long statement that psycopg takes ~20 ms to parse per 2,000.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -522,7 +522,7 @@ def _erase_by_sender(
         raise RepeatedMessageError(f"inbound {inbound['sid']}: stored by another step meanwhile")
     connection = writes.connection
     erased = erasure.erase_contact(connection, contact_id, by=erasure.BY_SENDER, now=now)
-    outbound_ids = []
+    outbound_ids: list[int] = []
     if replies:
         confirmation = [
             {
@@ -631,7 +631,7 @@ class _History:
 
 
 def _write_contact(
-    writes: _Writes, contact: Row, state: ContactState, now: datetime, *, opens_window: bool
+    writes: _Writes, contact: Row[Any], state: ContactState, now: datetime, *, opens_window: bool
 ) -> None:
     """Write back what the step changed in the contact, if anything."""
     changes: dict[str, Any] = {
@@ -659,7 +659,7 @@ def _write_contact(
 
 def _write_conversations(
     writes: _Writes,
-    contact: Row,
+    contact: Row[Any],
     state: ContactState,
     outcome: Outcome,
     channel: str,
@@ -714,14 +714,14 @@ def _write_conversations(
             last_profile=values.get("last_profile", dict(state.profile)),
         )
         # Now, not with the other writes: the rows written after it need its id.
-        inserted = _INSERT_CONVERSATION.first(writes.connection, row)
+        [inserted] = _INSERT_CONVERSATION.rows(writes.connection, row)
         ids[key] = inserted.id
     return ids
 
 
 def _write_answers(
     writes: _Writes,
-    contact: Row,
+    contact: Row[Any],
     state: ContactState,
     records: Sequence[AnswerRecord],
     ids: dict[int, int],
@@ -783,7 +783,7 @@ def _insert_messages(
     return inbound_id, writes.replies(replies)
 
 
-def settings_from(app_config: dict, vault: Vault) -> Settings:
+def settings_from(app_config: Mapping[str, Any], vault: Vault) -> Settings:
     """The service's settings from a Flask config mapping."""
     return Settings(
         vault=vault,

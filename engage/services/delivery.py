@@ -7,15 +7,15 @@ import logging
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from engage.db import utcnow
+from engage.db import rows_matched, utcnow
 from engage.models import Contact, Message
 from engage.states import Direction, MessageStatus
 
 log = logging.getLogger(__name__)
 
 # queued < sending < sent < delivered|undelivered|failed < read (docs/twilio.md §3). Our states
-# before Twilio has the message rank lowest.
-RANK = {
+# before Twilio has the message rank lowest. Looked up by the text Twilio sends.
+RANK: dict[str, int] = {
     MessageStatus.PENDING: 0,
     MessageStatus.DISPATCHING: 0,
     MessageStatus.ACCEPTED: 1,
@@ -60,7 +60,7 @@ def advance_status(
     )
     if sid is not None:
         query = query.where(or_(Message.sid.is_(None), Message.sid == sid))
-    moved = (session.execute(query).rowcount or 0) > 0
+    moved = rows_matched(session.execute(query)) > 0
     if sid is not None and not moved:
         # A status that is not newer still tells us the SID if we lacked it.
         session.execute(

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from engage.db import utcnow
+from engage.db import rows_matched, utcnow
 from engage.models import Conversation
 
 
@@ -23,4 +23,4 @@ def expire_idle_conversations(session: Session, *, idle_hours: int) -> int:
         .values(status="expired", pending=None, ended_at=now)
     )
     session.flush()
-    return result.rowcount or 0
+    return rows_matched(result)

@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import cache
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -221,7 +222,7 @@ _contacts = table_of(Contact)
 
 
 @cache
-def _claim_select() -> Select:
+def _claim_select() -> Select[Any]:
     earlier = _messages.alias("earlier")
     m = _messages.c
     is_after_unsent = case(
@@ -417,7 +418,7 @@ def record_chunk(
 
 
 @cache
-def _later_rows_of_contacts() -> Select:
+def _later_rows_of_contacts() -> Select[Any]:
     m = _messages.c
     return (
         select(m.id, m.contact_id, m.created_at, m.conversation_id, m.sequence)
@@ -436,7 +437,7 @@ def _later_rows_of_contacts() -> Select:
 
 
 @cache
-def _step_keys() -> Select:
+def _step_keys() -> Select[Any]:
     m = _messages.c
     return select(m.contact_id, m.created_at, m.conversation_id, m.sequence).where(
         m.id.in_(bindparam("ids", expanding=True))

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from engage.db import rows_matched
 from engage.models import User, UserSession
 
 IDLE_LIMIT = timedelta(hours=12)
@@ -98,4 +99,4 @@ def end_user_sessions(session: Session, user_id: int, now: datetime) -> int:
         .where(UserSession.user_id == user_id, UserSession.ended_at.is_(None))
         .values(ended_at=now)
     )
-    return result.rowcount  # type: ignore[attr-defined]
+    return rows_matched(result)

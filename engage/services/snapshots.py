@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Select,
+    SQLColumnExpression,
     and_,
     case,
     distinct,
@@ -242,7 +243,7 @@ def _group(raw: ColumnElement[Any], valid: Sequence[str]) -> ColumnElement[Any]:
     )
 
 
-def _counted(columns: Sequence[ColumnElement[Any]], key: ColumnElement[int]) -> Select[Any]:
+def _counted(columns: Sequence[ColumnElement[Any]], key: SQLColumnExpression[int]) -> Select[Any]:
     """Count rows grouped by these columns, with the sum of their record keys."""
     return select(*columns, func.count(), func.sum(key)).group_by(*columns)
 
