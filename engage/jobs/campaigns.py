@@ -59,11 +59,12 @@ def start_campaign(
         survey = DatabaseCatalog(session).get(campaign.survey_id, campaign.version)
         ids = matching_contact_ids(session, campaign, repeat=survey.repeat)
         campaign_id = campaign.id
-    app = current_app._get_current_object()  # the threads below push its context
+    # The app's own method, not the proxy's: the threads below have no context to look it up in.
+    app_context = current_app.app_context
 
     def invite(chunk: list[int]) -> Batch:
         """One batch in its own transaction; its due rows handed to `bulk` after the commit."""
-        with app.app_context():
+        with app_context():
             with db.transaction() as session:
                 batch = invite_batch(
                     session,
