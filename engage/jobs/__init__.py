@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import TypedDict
 
 from flask import current_app
 from redis import Redis
@@ -20,7 +21,16 @@ log = logging.getLogger(__name__)
 
 REPLIES = QueueName.REPLIES
 BULK = QueueName.BULK
-SEND_JOB_OPTIONS = {"result_ttl": 0, "failure_ttl": 7 * 24 * 3600}
+
+
+class SendJobOptions(TypedDict):
+    """The send jobs' options: keyword arguments of RQ's enqueue and prepare_data."""
+
+    result_ttl: int
+    failure_ttl: int
+
+
+SEND_JOB_OPTIONS: SendJobOptions = {"result_ttl": 0, "failure_ttl": 7 * 24 * 3600}
 # Bulk rows go to RQ in jobs of this many: RQ's own bookkeeping per job costs more than a send.
 BULK_BATCH = 100
 # Jobs enqueued per Redis pipeline.
