@@ -36,7 +36,8 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, web: bool = True) 
     proxies = app.config["ENGAGE_TRUSTED_PROXIES"]
     if proxies:
         # The client's address and scheme as the proxies saw them (sign-in throttling keys on
-        # the address); without trusted proxies, X-Forwarded-* from anyone is ignored.
+        # the address); without trusted proxies, X-Forwarded-* from anyone is ignored. Flask's
+        # documented way to add middleware, though to a type checker it replaces a method.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
     _configure_logging(app)
     app.extensions["engage.vault"] = Vault(app.config["ENGAGE_PII_KEY"])

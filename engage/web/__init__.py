@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, Request, Response, request
-from flask.sessions import SecureCookieSessionInterface, SessionMixin
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 
@@ -29,7 +29,7 @@ class SessionInterface(SecureCookieSessionInterface):
     A webhook is the path every inbound message takes: it skips building the cookie signer.
     """
 
-    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
         if request.path.startswith("/twilio/"):
             return self.make_null_session(app)
         return super().open_session(app, request)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, redirect, render_template, request, session, url_for
+from flask import Blueprint, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
 from wtforms import EmailField, Field, PasswordField
 from wtforms.validators import DataRequired, ValidationError
 
@@ -53,7 +54,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login() -> Response | str | tuple[str, int]:
+def login() -> Response | tuple[str, int]:
     form = LoginForm()
     error = None
     status = 200

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from babel.support import NullTranslations, Translations
-from flask import Flask, g, request
+from flask import Flask, Response, g, request
 
 PAGE_LANGUAGES = ("es", "en")
 DOMAIN = "web"
@@ -40,6 +40,7 @@ def ngettext(singular: str, plural: str, n: int, **variables: object) -> str:
 
 def init_app(app: Flask) -> None:
     app.jinja_env.add_extension("jinja2.ext.i18n")
+    # A method the extension adds to the environment, which Environment's type cannot know.
     app.jinja_env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
 
     @app.context_processor
@@ -48,7 +49,7 @@ def init_app(app: Flask) -> None:
         return {"page_language": g.page_language}
 
     @app.after_request
-    def _remember(response):  # type: ignore[no-untyped-def]
+    def _remember(response: Response) -> Response:
         chosen = request.args.get("lang")
         if chosen in PAGE_LANGUAGES:
             response.set_cookie(

@@ -23,6 +23,7 @@ from flask import (
 )
 from flask_login import current_user
 from sqlalchemy import select
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from engage import db
 from engage.models import SurveyVersion
@@ -122,7 +123,7 @@ def survey(survey_id: str) -> str:
 
 @bp.post("/<survey_id>/snapshot")
 @role_required(*ADMIN)
-def snapshot(survey_id: str) -> Response:
+def snapshot(survey_id: str) -> WerkzeugResponse:
     """An admin asks for a new snapshot sooner than the daily one (same minimum of people)."""
     session = db.session()
     try:

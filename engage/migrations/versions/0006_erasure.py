@@ -75,7 +75,8 @@ def _encrypt_under_contact_keys() -> None:
     contacts = list(connection.execute(sa.text("SELECT id, phone_encrypted FROM contacts")))
     if not contacts:
         return
-    vault: Vault | None = op.get_context().config.attributes.get("vault")
+    config = op.get_context().config  # None where no Alembic config runs it
+    vault: Vault | None = config.attributes.get("vault") if config is not None else None
     if vault is None:
         raise RuntimeError(
             "migration 0006 re-encrypts stored numbers and texts: run it with `engage db upgrade`"
