@@ -130,14 +130,6 @@ class RateLimiter:
         """The sender's Redis key: a hash, so no address is ever stored in clear."""
         return self.prefix + hashlib.sha256(sender.encode()).hexdigest()[:32]
 
-    def try_acquire(self, sender: str) -> float:
-        """Take a send slot if one is free now and return 0.0; else the seconds to wait, taking
-        nothing."""
-        if self.rate_for(sender) == 0:
-            return 0.0
-        granted_at_us, wait = self._attempt(sender)
-        return 0.0 if granted_at_us is not None else wait
-
     def acquire(self, sender: str, *, timeout: float = 30.0) -> float:
         """Block until the sender may send; return the seconds waited."""
         return self.acquire_grant(sender, timeout=timeout).waited

@@ -228,16 +228,6 @@ class TwilioSender:
             raise classify_send_error(exc) from exc
         return True
 
-    def fetch_status(self, sid: str) -> str:
-        """The message's current status at Twilio (queued, sent, delivered, …)."""
-        try:
-            return self.client.messages(sid).fetch().status or ""
-        except (TwilioException, HTTPError) as exc:
-            error = classify_send_error(exc)
-            if not isinstance(error, PermanentSendError):
-                error = TransientSendError(error.code, error.message, status=error.status)
-            raise error from exc
-
 
 def classify_send_error(exc: Exception) -> SendError:
     """What a failed create means: permanent, transient (safe to resend) or ambiguous."""

@@ -34,6 +34,15 @@ def client(prefix: str) -> Iterator[redis.Redis]:
     conn.close()
 
 
+def try_acquire(limiter: RateLimiter, sender: str) -> float:
+    """One attempt, without acquire's sleeping: 0.0 if it took a send slot, else the seconds to
+    wait (taking nothing)."""
+    if limiter.rate_for(sender) == 0:
+        return 0.0
+    granted_at_us, wait = limiter._attempt(sender)
+    return 0.0 if granted_at_us is not None else wait
+
+
 def most_in_any_window(grants_us: list[int], width_us: int) -> int:
     """The most grants any closed window [t, t + width] holds, over every start t.
 
@@ -92,8 +101,8 @@ def test_window_for_never_allows_more_than_the_rate_in_a_second(
 def test_rate_none_uses_the_sender_kind_default(client: redis.Redis, prefix: str) -> None:
     limiter = RateLimiter(client, None, prefix=prefix)
     toll_free = "+18005550100"
-    assert [limiter.try_acquire(toll_free) for _ in range(3)] == [0.0, 0.0, 0.0]
-    assert limiter.try_acquire(toll_free) > 0
+    assert [try_acquire(limiter, toll_free) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert try_acquire(limiter, toll_free) > 0
     assert limiter.rate_for("whatsapp:+14155238886") == 80.0
 
 
@@ -107,7 +116,7 @@ def test_rate_zero_never_waits_nor_touches_redis(client: redis.Redis, prefix: st
     limiter = RateLimiter(client, 0, prefix=prefix)
     started = time.monotonic()
     assert all(limiter.acquire(SENDER, timeout=0) == 0.0 for _ in range(500))
-    assert all(limiter.try_acquire(SENDER) == 0.0 for _ in range(500))
+    assert all(try_acquire(limiter, SENDER) == 0.0 for _ in range(500))
     assert time.monotonic() - started < 1
     assert list(client.scan_iter(match=f"{prefix}*")) == []
 
@@ -174,9 +183,9 @@ def test_processes_sharing_a_limiter_never_exceed_n_together(prefix: str, client
 def test_senders_do_not_limit_each_other(client: redis.Redis, prefix: str) -> None:
     limiter = RateLimiter(client, 2, prefix=prefix)
     other = "+14155550199"
-    assert [limiter.try_acquire(SENDER) for _ in range(2)] == [0.0, 0.0]
-    assert limiter.try_acquire(SENDER) > 0
-    assert [limiter.try_acquire(other) for _ in range(2)] == [0.0, 0.0]
+    assert [try_acquire(limiter, SENDER) for _ in range(2)] == [0.0, 0.0]
+    assert try_acquire(limiter, SENDER) > 0
+    assert [try_acquire(limiter, other) for _ in range(2)] == [0.0, 0.0]
 
 
 def test_keys_hold_no_address_in_clear(client: redis.Redis, prefix: str) -> None:
@@ -188,10 +197,10 @@ def test_keys_hold_no_address_in_clear(client: redis.Redis, prefix: str) -> None
     assert not any("14155550100" in key for key in keys)
 
 
-def test_try_acquire_takes_nothing_when_it_must_wait(client: redis.Redis, prefix: str) -> None:
+def test_an_attempt_that_must_wait_takes_nothing(client: redis.Redis, prefix: str) -> None:
     limiter = RateLimiter(client, 1, prefix=prefix)
-    assert limiter.try_acquire(SENDER) == 0.0
-    waits = [limiter.try_acquire(SENDER) for _ in range(5)]
+    assert try_acquire(limiter, SENDER) == 0.0
+    waits = [try_acquire(limiter, SENDER) for _ in range(5)]
     assert all(0.9 < wait <= 1.0 + MARGIN_US / SECOND_US for wait in waits)
     assert client.zcard(limiter.key_for(SENDER)) == 1
 
@@ -229,7 +238,7 @@ def test_timeout_raises_without_sleeping_past_it(client: redis.Redis, prefix: st
 def test_fractional_rate_allows_one_send_per_period(client: redis.Redis, prefix: str) -> None:
     limiter = RateLimiter(client, 0.8, prefix=prefix)  # one send per 1.25 s
     first = limiter.acquire_grant(SENDER)
-    assert 1.2 < limiter.try_acquire(SENDER) <= 1.25 + MARGIN_US / SECOND_US
+    assert 1.2 < try_acquire(limiter, SENDER) <= 1.25 + MARGIN_US / SECOND_US
     second = limiter.acquire_grant(SENDER, timeout=3)
     assert second.granted_at_us - first.granted_at_us > 1.25 * SECOND_US
     assert 1.1 < second.waited < 1.5 + MARGIN_US / SECOND_US
@@ -237,5 +246,5 @@ def test_fractional_rate_allows_one_send_per_period(client: redis.Redis, prefix:
 
 def test_rate_above_one_rounds_down_within_the_second(client: redis.Redis, prefix: str) -> None:
     limiter = RateLimiter(client, 2.5, prefix=prefix)
-    assert [limiter.try_acquire(SENDER) for _ in range(2)] == [0.0, 0.0]
-    assert limiter.try_acquire(SENDER) > 0.9
+    assert [try_acquire(limiter, SENDER) for _ in range(2)] == [0.0, 0.0]
+    assert try_acquire(limiter, SENDER) > 0.9

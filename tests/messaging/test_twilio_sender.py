@@ -384,16 +384,6 @@ def test_a_failed_lookup_is_transient(fake_twilio: FakeTwilio) -> None:
         sender.lookup(outbound(), since=datetime.now(UTC))
 
 
-def test_fetch_status(fake_twilio: FakeTwilio) -> None:
-    sender = make_sender(fake_twilio)
-    sent = sender.send(outbound())
-
-    assert sender.fetch_status(sent.sid) == "queued"
-    with pytest.raises(PermanentSendError) as raised:
-        sender.fetch_status("SM" + "0" * 32)
-    assert raised.value.code == 20404
-
-
 def test_logs_name_the_message_never_the_worker(
     fake_twilio: FakeTwilio, caplog: pytest.LogCaptureFixture
 ) -> None:
