@@ -164,9 +164,9 @@ def test_whatsapp_invitation_uses_the_template_outside_the_window(
     with app.app_context(), db.transaction() as session:
         session.get(Message, row.id).send_after = None
     with app.app_context():
-        from engage.jobs.send import send_message
+        from engage.jobs.send import send_batch
 
-        assert send_message(row.id) == "sent"
+        assert send_batch([row.id]) == 1
     [sent] = fake_twilio.requests
     assert sent.get("ContentSid") == "HX" + "1" * 32
     assert sent.get("Body") is None

@@ -29,7 +29,7 @@ from engage.jobs import (
     queue,
     redis_connection,
 )
-from engage.jobs.send import CHUNK_ROUNDS, reconcile, send_batch, send_message
+from engage.jobs.send import CHUNK_ROUNDS, reconcile, send_batch
 from engage.jobs.worker import run_worker
 from engage.messaging import SendResult
 from engage.models import Contact, Message
@@ -182,7 +182,7 @@ def test_a_transient_error_puts_the_row_back_and_a_later_try_sends_it(twilio_app
     [row] = rows(app)
     assert row.status == "pending"
     with app.app_context():
-        assert send_message(row.id) == "sent"
+        assert send_batch([row.id]) == 1
     assert rows(app)[0].status == "queued"
     assert [r.status for r in fake_twilio.requests] == [429, 201]
 
@@ -199,7 +199,7 @@ def test_a_permanent_error_fails_the_row(twilio_app, fake_twilio, code, opted_ou
     with app.app_context():
         assert db.session().scalar(select(Contact.is_opted_out)) is opted_out
     with app.app_context():
-        assert send_message(row.id) == "done"  # a failed row is never tried again
+        assert send_batch([row.id]) == 0  # a failed row is never tried again
     assert len(fake_twilio.requests) == 1
 
 
@@ -212,7 +212,7 @@ def test_a_lost_answer_is_looked_up_not_resent(twilio_app, fake_twilio):
     [row] = rows(app)
     assert row.status == "dispatching" and row.sid is None
     with app.app_context():
-        assert send_message(row.id) == "done"  # never claimed again: only looked up
+        assert send_batch([row.id]) == 0  # never claimed again: only looked up
         assert reconcile(row.id) == "reconciled"
     [created] = fake_twilio.messages
     row = rows(app)[0]
@@ -323,7 +323,7 @@ def test_whatsapp_free_form_outside_the_window_fails_clearly(twilio_app, fake_tw
         session.flush()
         late_id = late.id
     with app.app_context():
-        assert send_message(late_id) == "done"
+        assert send_batch([late_id]) == 0
     late = rows(app, Message.id == late_id)[0]
     assert (late.status, late.error_code) == ("failed", 63016)
     assert len(fake_twilio.requests) == 1

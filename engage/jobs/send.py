@@ -73,30 +73,18 @@ def send_batch(message_ids: list[int]) -> int:
     return _send(_Rows(message_ids))
 
 
-def send_message(message_id: int) -> str:
-    """Send one row now, as a chunk of one (and the rest of its step after it, in order): what
-    became of it, `sent`, `failed`, `retry` (a transient error: pending again), `lost` (the
-    answer was lost: the clock looks it up) or `done` (nothing to send)."""
-    rows = _Rows([message_id], with_replies=False)
-    _send(rows)
-    return rows.outcome.get(message_id, "done")
-
-
 class _Rows:
     """What a send job works through: due replies first, then its own rows, if any."""
 
-    def __init__(self, message_ids: Sequence[int] = (), *, with_replies: bool = True) -> None:
+    def __init__(self, message_ids: Sequence[int] = ()) -> None:
         self.todo = deque(message_ids)
-        self.with_replies = with_replies
         # Replies with a transient error: left for the sweep, not taken again by this job.
         self.left: set[int] = set()
-        self.outcome: dict[int, str] = {}
 
     def next_chunk(self, session: Session, size: int) -> list[int]:
-        if self.with_replies:
-            replies = outbox.due_replies(session, limit=size, exclude=sorted(self.left))
-            if replies:
-                return replies
+        replies = outbox.due_replies(session, limit=size, exclude=sorted(self.left))
+        if replies:
+            return replies
         return [self.todo.popleft() for _ in range(min(size, len(self.todo)))]
 
     def not_claimed(self, message_ids: set[int]) -> None:
@@ -110,13 +98,6 @@ class _Rows:
         done = [message_id for message_id, _ in answers.sent + answers.failed]
         self.todo.extendleft(reversed(outbox.following_rows(session, done)))
         self.left.update(answers.retry)
-        for kind, ids in (
-            ("sent", [i for i, _ in answers.sent]),
-            ("failed", [i for i, _ in answers.failed]),
-            ("retry", answers.retry),
-            ("lost", answers.lost),
-        ):
-            self.outcome.update(dict.fromkeys(ids, kind))
         return len(answers.sent)
 
 
@@ -174,8 +155,7 @@ def _hand_over(rows: _Rows) -> None:
             "batch: %d row(s) left after %.0f s, handed to a new job", len(rows.todo), BATCH_SECONDS
         )
         dispatch_sends(list(rows.todo), queue_name=BULK)
-    if rows.with_replies:
-        wake_reply_sender()
+    wake_reply_sender()
 
 
 def reconcile(message_id: int) -> str:
