@@ -6,7 +6,7 @@ DEMO_PHONE ?= +15550100001
 
 PRISM := $(VENV)/prism/node_modules/.bin/prism
 
-.PHONY: install catalogs extract run chat test lint format clean prism browser bench
+.PHONY: install catalogs extract run chat test lint typecheck format clean prism browser bench
 
 install: $(VENV)/.installed
 
@@ -42,6 +42,10 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# mypy over engage/, strict for survey/ and services/ (pyproject.toml, [tool.mypy]).
+typecheck: install
+	$(BIN)/mypy
+
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
@@ -61,7 +65,7 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			chromium chromium-driver >/dev/null; }
 
-test: catalogs lint prism browser
+test: catalogs lint typecheck prism browser
 	ENGAGE_PRISM=$(abspath $(PRISM)) $(BIN)/pytest
 
 # Benchmarks (not part of test): webhook, sending, fan-out, then results over 1,000,000 answers.
@@ -72,5 +76,5 @@ bench: catalogs
 		|| status=$$?; exit $$status
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .hypothesis
+	rm -rf $(VENV) instance .pytest_cache .hypothesis .mypy_cache
 	find locales -name '*.mo' -delete
