@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -332,9 +333,7 @@ def _parse_where(values: tuple[str, ...]) -> dict[str, str]:
     return where
 
 
-def _parse_at(value: str | None):
-    from datetime import datetime
-
+def _parse_at(value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
