@@ -16,6 +16,7 @@ from engage.intake import forget_dead_letters, replay_spooled
 from engage.jobs import BULK, REPLIES, dispatch_sends
 from engage.jobs.alerts import retry_alerts
 from engage.jobs.send import message_sender, reconcile
+from engage.messaging import SendError
 from engage.services import erasure, outbox
 from engage.services.maintenance import expire_idle_conversations
 
@@ -116,9 +117,24 @@ def run_erasure_clock(now: datetime | None = None) -> dict[str, int]:
     with db.engine().begin() as connection:
         counts["confirmations"] = erasure.forget_erasure_confirmations(connection, now=now)
         due = erasure.due_deletions(connection, now=now)
-    counts["deleted"] = 0
+    gone, waiting = _delete_at_twilio(due)
     if due:
-        sender = message_sender()
         with db.engine().begin() as connection:
-            counts["deleted"] = erasure.delete_at_twilio(connection, sender, due, now=now).deleted
+            erasure.record_deletions(connection, gone=gone, waiting=waiting, now=now)
+    counts["deleted"] = len(gone)
     return counts
+
+
+def _delete_at_twilio(sids: list[str]) -> tuple[list[str], list[str]]:
+    """Ask Twilio to delete these messages, outside any transaction: (gone, to try later)."""
+    sender = message_sender()
+    gone: list[str] = []
+    waiting: list[str] = []
+    for sid in sids:
+        try:
+            is_gone = sender.delete(sid)
+        except SendError as exc:
+            log.warning("deletion at Twilio failed (code %s); tried again later", exc.code)
+            is_gone = False
+        (gone if is_gone else waiting).append(sid)
+    return gone, waiting

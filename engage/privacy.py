@@ -93,9 +93,6 @@ class ContactCipher:
     def encrypt_optional(self, text: str | None) -> str | None:
         return None if text is None else self.encrypt(text)
 
-    def decrypt_optional(self, token: str | None) -> str | None:
-        return None if token is None else self.decrypt(token)
-
 
 class Vault:
     """Encrypts and hashes phone numbers with the PII key; wraps contacts' keys."""

@@ -23,7 +23,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, delete, exists, insert, null, select, update
 
 from engage.db import insert_ignoring_conflicts, table_of, utcnow
-from engage.messaging import MessageSender, SendError
 from engage.models import (
     Answer,
     Contact,
@@ -100,7 +99,7 @@ def erase_contact(
     """Erase one contact in the caller's transaction; None when there is none or it is erased.
 
     Everything the contact wrote and every copy of its number become unreadable; its pending
-    sends are cancelled; its messages are queued for deletion at Twilio (`delete_at_twilio`);
+    sends are cancelled; its messages are queued for deletion at Twilio (the clock deletes them);
     an urgent message its sender erased leaves staff a note with no content.
     """
     now = now or utcnow()
@@ -268,12 +267,6 @@ def _queue_deletions(connection: Connection, sids: list[str], now: datetime) -> 
         )
 
 
-@dataclass(frozen=True)
-class DeletionRun:
-    deleted: int
-    waiting: int  # not final at Twilio yet, or a failure: tried again later
-
-
 def due_deletions(connection: Connection, *, now: datetime, limit: int = 200) -> list[str]:
     """SIDs whose deletion at Twilio is due, oldest first."""
     return list(
@@ -286,41 +279,23 @@ def due_deletions(connection: Connection, *, now: datetime, limit: int = 200) ->
     )
 
 
-def delete_at_twilio(
-    connection: Connection, sender: MessageSender, sids: list[str], *, now: datetime
-) -> DeletionRun:
-    """Delete these messages at Twilio; those that cannot go yet wait longer each time."""
-    deleted = waiting = 0
-    for sid in sids:
-        try:
-            is_gone = sender.delete(sid)
-        except SendError as exc:
-            log.warning("deletion at Twilio failed (code %s); tried again later", exc.code)
-            is_gone = False
-        if is_gone:
-            connection.execute(delete(_deletions).where(_deletions.c.sid == sid))
-            deleted += 1
-            continue
-        waiting += 1
-        attempts = connection.scalar(select(_deletions.c.attempts).where(_deletions.c.sid == sid))
-        wait = min(_FIRST_RETRY * 2 ** (attempts or 0), _LAST_RETRY)
+def record_deletions(
+    connection: Connection, *, gone: list[str], waiting: list[str], now: datetime
+) -> None:
+    """What Twilio answered the clock's deletions: those gone are done, the others wait longer
+    each time (up to a day)."""
+    if gone:
+        connection.execute(delete(_deletions).where(_deletions.c.sid.in_(gone)))
+    for sid, attempts in connection.execute(
+        select(_deletions.c.sid, _deletions.c.attempts).where(_deletions.c.sid.in_(waiting))
+    ).all():
         connection.execute(
             update(_deletions)
             .where(_deletions.c.sid == sid)
-            .values(attempts=_deletions.c.attempts + 1, next_attempt_at=now + wait)
+            .values(
+                attempts=attempts + 1,
+                next_attempt_at=now + min(_FIRST_RETRY * 2**attempts, _LAST_RETRY),
+            )
         )
-    if deleted or waiting:
-        log.info("deletions at Twilio: %d done, %d waiting", deleted, waiting)
-    return DeletionRun(deleted, waiting)
-
-
-def erased_urgent_notes(connection: Connection) -> list[tuple[int, str | None, datetime]]:
-    """(contact, topic, when) of every urgent message erased by its sender, newest first."""
-    return [
-        (row.contact_id, row.topic, row.created_at)
-        for row in connection.execute(
-            select(_notes.c.contact_id, _notes.c.topic, _notes.c.created_at)
-            .where(_notes.c.kind == "erased_urgent")
-            .order_by(_notes.c.created_at.desc(), _notes.c.id.desc())
-        )
-    ]
+    if gone or waiting:
+        log.info("deletions at Twilio: %d done, %d waiting", len(gone), len(waiting))
