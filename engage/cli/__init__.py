@@ -304,6 +304,8 @@ def contacts_erase(phone: str, yes: bool) -> None:
     with db.engine().connect() as connection:
         contact_id = find_contact(connection, current_app.extensions["engage.vault"], e164)
     if contact_id is None:
+        with db.transaction() as session:
+            record_erasure(session, actor=_actor(), contact_id=None, by=BY_CLI)
         raise click.ClickException("no contact has this number (or it was erased already)")
     if not yes:
         click.confirm(f"Erase contact-{contact_id}: its messages and number, for good?", abort=True)

@@ -267,14 +267,18 @@ def record_publish(
     return entry
 
 
-def record_erasure(session: Session, *, actor: str, contact_id: int, by: str) -> AuditEntry:
-    """One line of the audit trail: a contact erased (its pseudonym: nothing else is left)."""
+def record_erasure(session: Session, *, actor: str, contact_id: int | None, by: str) -> AuditEntry:
+    """One line of the audit trail: a contact erased (its pseudonym: nothing else is left), or
+    an erasure that found no contact (asking is itself a look-up of a number: audited too)."""
     entry = AuditEntry(
         user_id=None,
         actor=actor,
         action="erase",
         survey_id=None,
-        parameters={"contact": f"contact-{contact_id}", "by": by},
+        parameters={
+            "contact": f"contact-{contact_id}" if contact_id is not None else "none found",
+            "by": by,
+        },
     )
     session.add(entry)
     session.flush()
