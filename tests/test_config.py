@@ -167,8 +167,37 @@ def test_database_urls_as_platforms_write_them(raw, expected):
 
 @pytest.mark.parametrize(
     ("name", "value", "message"),
-    [("ENGAGE_IDLE_HOURS", "soon", "whole number"), ("ENGAGE_QUIET_HOURS", "late", "21-8")],
+    [
+        ("ENGAGE_IDLE_HOURS", "soon", "whole number"),
+        ("ENGAGE_QUIET_HOURS", "late", "21-8"),
+        ("ENGAGE_RETENTION_DAYS", "-3", "ENGAGE_RETENTION_DAYS must be a number of days"),
+        ("ENGAGE_RETENTION_DAYS", "a year", "whole number"),
+        ("TWILIO_TIMEOUT", "fast", "TWILIO_TIMEOUT must be a number of seconds"),
+        ("TWILIO_TIMEOUT", "0", "more than 0 seconds"),
+    ],
 )
 def test_bad_numbers_are_named(name, value, message, tmp_path):
     with pytest.raises(ConfigError, match=message):
         load({"ENGAGE_ENV": "development", name: value}, tmp_path)
+
+
+def test_retention_timeout_and_burst_are_read_with_the_rest(tmp_path):
+    env = {"ENGAGE_ENV": "development"}
+    assert (
+        load(env, tmp_path)["ENGAGE_RETENTION_DAYS"],
+        load(env, tmp_path)["TWILIO_TIMEOUT"],
+    ) == (
+        None,
+        10.0,
+    )
+    config = load(
+        {
+            **env,
+            "ENGAGE_RETENTION_DAYS": "400",
+            "TWILIO_TIMEOUT": "2.5",
+            "ENGAGE_WORKER_BURST": "1",
+        },
+        tmp_path,
+    )
+    assert (config["ENGAGE_RETENTION_DAYS"], config["TWILIO_TIMEOUT"]) == (400, 2.5)
+    assert config["ENGAGE_WORKER_BURST"] is True
