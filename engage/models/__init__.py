@@ -7,7 +7,7 @@ from engage.models.conversations import Conversation
 from engage.models.erasure import DoNotContact, ThreadNote, TwilioDeletion
 from engage.models.messages import Message
 from engage.models.snapshots import ResultSnapshot
-from engage.models.surveys import SurveyVersion
+from engage.models.surveys import SurveyDraft, SurveyRecord, SurveyVersion
 from engage.models.users import AuditEntry, SignInFailure, User, UserSession
 
 __all__ = [
@@ -20,6 +20,8 @@ __all__ = [
     "Message",
     "ResultSnapshot",
     "SignInFailure",
+    "SurveyDraft",
+    "SurveyRecord",
     "SurveyVersion",
     "ThreadNote",
     "TwilioDeletion",

@@ -23,6 +23,11 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    # The TOTP second factor's secret, encrypted with the vault; None until set up.
+    totp_secret_encrypted: Mapped[str | None] = mapped_column(String(300))
+    # A one-time set-password link: only the token's SHA-256 is kept, with its end.
+    password_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    password_token_expires_at: Mapped[datetime | None]
 
     # Flask-Login's user interface.
     @property
