@@ -39,6 +39,7 @@ ROUTES = [
     (f"/results/{SURVEY}/export.json?by=state&by=crop", True, {"admin", "staff", "policy"}),
     (f"/results/{SURVEY}/responses.csv", True, {"admin", "staff"}),
     ("/admin/audit", False, {"admin"}),
+    ("/staff", False, {"admin", "staff"}),
 ]
 
 
@@ -68,9 +69,42 @@ def test_every_route_is_in_the_matrix(web_app):
         "/results/<survey_id>/export.<fmt>",
         "/results/<survey_id>/responses.csv",
         "/admin/audit",
+        "/staff",
     }
-    public = {"/login", "/healthz", "/static/<path:filename>"}
+    public = {"/", "/login", "/healthz", "/static/<path:filename>"}
     assert rules == covered | public
+
+
+@pytest.mark.parametrize(
+    ("role", "lands_on"),
+    [(None, "/login"), ("policy", "/results"), ("staff", "/staff"), ("admin", "/staff")],
+)
+def test_home_sends_each_person_where_they_work(web_app, role, lands_on):
+    client = web_app.test_client()
+    if role:
+        sign_in(client, role)
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response.headers["Location"] == lands_on
+
+
+@pytest.mark.parametrize(
+    ("role", "shown", "not_shown"),
+    [
+        ("policy", ["/results"], ["/staff", "/admin/audit"]),
+        ("staff", ["/staff", "/results"], ["/admin/audit"]),
+        ("admin", ["/staff", "/results", "/admin/audit"], []),
+    ],
+)
+def test_navigation_shows_each_role_its_pages_only(web_app, role, shown, not_shown):
+    client = web_app.test_client()
+    sign_in(client, role)
+    page = client.get("/results").get_data(as_text=True)
+    nav = page[page.index("<nav") : page.index("</nav>")]
+    links = set(re.findall(r'<a href="([^"?]+)"', nav))
+    assert set(shown) <= links
+    assert not set(not_shown) & links
+    assert "Sign out" in nav or "Cerrar sesión" in nav
 
 
 def test_unknown_survey_is_404_and_a_bad_breakdown_400(web_app):

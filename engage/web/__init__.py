@@ -1,10 +1,13 @@
-"""Blueprints: Twilio's webhooks, health, sign-in, results and the audit trail."""
+"""Blueprints: Twilio's webhooks, health, sign-in, the staff pages, results and admin pages."""
 
 from __future__ import annotations
 
-from flask import Flask, Request, Response, request
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, Request, Response, current_app, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
-from flask_login import LoginManager
+from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 
 csrf = CSRFProtect()
@@ -49,8 +52,53 @@ def set_security_headers(response: Response) -> Response:
     return response
 
 
+@dataclass(frozen=True)
+class NavItem:
+    endpoint: str
+    label: str  # a msgid of the `web` catalog, translated in base.html
+    roles: tuple[str, ...]
+
+    # Pages whose endpoints start with this belong to the item (shown as the current one).
+    section: str
+
+
+def _(message: str) -> str:
+    """Marks a label for the `web` catalog; base.html translates it for the page."""
+    return message
+
+
+STAFF_ROLES = ("admin", "staff")
+# The navigation on every page, in order; an item shows for its roles once its page exists.
+NAVIGATION = (
+    NavItem("staff.dashboard", _("Today"), STAFF_ROLES, "staff."),
+    NavItem("inbox.index", _("Inbox"), STAFF_ROLES, "inbox."),
+    NavItem("surveys.index", _("Surveys"), STAFF_ROLES, "surveys."),
+    NavItem("simulator.page", _("Simulator"), STAFF_ROLES, "simulator."),
+    NavItem("contacts.index", _("Contacts"), STAFF_ROLES, "contacts."),
+    NavItem("campaigns.index", _("Campaigns"), STAFF_ROLES, "campaigns."),
+    NavItem("results.index", _("Results"), (*STAFF_ROLES, "policy"), "results."),
+    NavItem("admin.users", _("Accounts"), ("admin",), "admin.user"),
+    NavItem("admin.audit", _("Audit trail"), ("admin",), "admin.audit"),
+)
+
+
+def navigation() -> dict[str, Any]:
+    """The signed-in person's navigation (with the current item), and every endpoint a
+    template may link to."""
+    endpoints = set(current_app.view_functions)
+    items: list[tuple[NavItem, bool]] = []
+    if current_user.is_authenticated:
+        here = request.endpoint or ""
+        items = [
+            (item, here.startswith(item.section))
+            for item in NAVIGATION
+            if current_user.role in item.roles and item.endpoint in endpoints
+        ]
+    return {"nav_items": items, "nav_endpoints": endpoints}
+
+
 def register_blueprints(app: Flask) -> None:
-    from engage.web import admin, auth, health, i18n, results, twilio
+    from engage.web import admin, auth, health, i18n, results, staff, twilio
 
     app.session_interface = SessionInterface()
     csrf.init_app(app)
@@ -63,5 +111,6 @@ def register_blueprints(app: Flask) -> None:
 
     i18n.init_app(app)
     app.after_request(set_security_headers)
-    for blueprint in (health.bp, twilio.bp, auth.bp, results.bp, admin.bp):
+    app.context_processor(navigation)
+    for blueprint in (health.bp, twilio.bp, auth.bp, staff.bp, results.bp, admin.bp):
         app.register_blueprint(blueprint)

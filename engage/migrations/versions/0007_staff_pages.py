@@ -60,9 +60,7 @@ def upgrade() -> None:
                 "password_token_expires_at", engage.db.UTCDateTime(timezone=True), nullable=True
             )
         )
-        batch_op.create_unique_constraint(
-            "uq_users_password_token_hash", ["password_token_hash"]
-        )
+        batch_op.create_unique_constraint("uq_users_password_token_hash", ["password_token_hash"])
 
 
 def downgrade() -> None:
