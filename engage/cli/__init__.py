@@ -119,13 +119,13 @@ def _survey_files(paths: tuple[Path, ...]) -> list[Path]:
 def surveys_load(directory: Path | None) -> None:
     """Publish changed surveys in DIRECTORY as new versions."""
     from engage.services.accounts import record_publish
-    from engage.services.surveys import PublishError, publish_surveys
-    from engage.survey.loader import load_surveys
+    from engage.services.surveys import PublishError, file_collisions, publish_surveys
+    from engage.survey.loader import load_survey_files
 
     directory = directory or Path(current_app.config["ENGAGE_SURVEYS_DIR"])
     if not directory.is_dir():
         raise click.ClickException(f"{directory}: no such directory")
-    surveys, problems = load_surveys(_survey_files((directory,)))
+    surveys, problems, checked = load_survey_files(_survey_files((directory,)))
     errors = [p for p in problems if not p.is_warning]
     for problem in problems:
         click.echo(str(problem), err=True)
@@ -133,7 +133,13 @@ def surveys_load(directory: Path | None) -> None:
         raise click.ClickException(f"{len(errors)} problem(s): nothing published")
     try:
         with db.transaction() as session:
-            results = publish_surveys(session, surveys)
+            # What staff published in the browser wins: a colliding file is reported, skipped.
+            skipped, collisions = file_collisions(session, checked)
+            for problem in collisions:
+                click.echo(str(problem), err=True)
+            results = publish_surveys(
+                session, [s for s in surveys if s.id not in skipped], keep=skipped
+            )
             for result in results:
                 if result.action != "unchanged":
                     record_publish(

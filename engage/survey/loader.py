@@ -104,13 +104,21 @@ class Problem:
 
 
 @dataclass
-class _FileResult:
+class Checked:
+    """One survey file or text, checked on its own (`load_surveys` adds the checks across files).
+
+    `is_yaml` is False when the text could not be read as YAML within the limits: nothing in
+    it can be trusted, not even its id.
+    """
+
     survey: Survey | None
     problems: list[Problem]
     survey_id: str | None = None
     id_line: int = 1
     # (folded keyword, keyword as written, line) for the checks across files.
     keywords: list[tuple[str, str, int]] = field(default_factory=list)
+    is_yaml: bool = True
+    name: str = ""  # the file, or the name a text was checked under
 
 
 def find_survey_files(directory: str | Path) -> list[Path]:
@@ -124,18 +132,28 @@ def find_survey_files(directory: str | Path) -> list[Path]:
 
 def load_survey_file(path: str | Path) -> tuple[Survey | None, list[Problem]]:
     """Read and check one survey file: the survey (None if any error) and every problem found."""
-    result = _load_file(path)
+    result = check_file(path)
     return result.survey, result.problems
 
 
 def load_surveys(paths: Iterable[str | Path]) -> tuple[list[Survey], list[Problem]]:
     """Read and check survey files, and check them against each other (ids, keywords)."""
+    surveys, problems, _checked = load_survey_files(paths)
+    return surveys, problems
+
+
+def load_survey_files(
+    paths: Iterable[str | Path],
+) -> tuple[list[Survey], list[Problem], list[Checked]]:
+    """`load_surveys`, with each file's own result (its id and keywords, with their lines)."""
     surveys: list[Survey] = []
     problems: list[Problem] = []
+    checked: list[Checked] = []
     id_owners: dict[str, tuple[str, int]] = {}
     keyword_owners: dict[str, tuple[int, str, str, int]] = {}
     for index, path in enumerate(paths):
-        result = _load_file(path)
+        result = check_file(path)
+        checked.append(result)
         name = str(path)
         clashes: list[Problem] = []
         if result.survey_id is not None:
@@ -167,42 +185,89 @@ def load_surveys(paths: Iterable[str | Path]) -> tuple[list[Survey], list[Proble
         problems.extend(sorted(result.problems + clashes, key=lambda p: p.line))
         if result.survey is not None and not clashes:
             surveys.append(result.survey)
-    return surveys, problems
+    return surveys, problems, checked
 
 
-def _load_file(path: str | Path) -> _FileResult:
+def check_file(path: str | Path) -> Checked:
+    """Read one survey file (at most MAX_FILE_BYTES of UTF-8) and check it."""
     name = str(path)
     try:
         # Never more than the limit is read: the size is checked before anything is parsed.
         with open(path, "rb") as file:
             data = file.read(MAX_FILE_BYTES + 1)
-        if len(data) > MAX_FILE_BYTES:
-            message = f"the file is larger than 1 MB: at most {MAX_FILE_BYTES:,} bytes"
-            return _FileResult(None, [Problem(name, 1, message)])
+    except OSError as error:
+        message = f"cannot read the file: {error.strerror}"
+        return Checked(None, [Problem(name, 1, message)], is_yaml=False, name=name)
+    return check_bytes(name, data)
+
+
+def check_bytes(name: str, data: bytes) -> Checked:
+    """Check a survey sent as bytes (a file, an upload): size and encoding first."""
+    if len(data) > MAX_FILE_BYTES:
+        message = f"the file is larger than 1 MB: at most {MAX_FILE_BYTES:,} bytes"
+        return Checked(None, [Problem(name, 1, message)], is_yaml=False, name=name)
+    try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = error.object[: error.start].count(b"\n") + 1
-        return _FileResult(None, [Problem(name, line, "the file is not UTF-8 text")])
-    except OSError as error:
-        return _FileResult(None, [Problem(name, 1, f"cannot read the file: {error.strerror}")])
+        return Checked(
+            None, [Problem(name, line, "the file is not UTF-8 text")], is_yaml=False, name=name
+        )
+    return check_text(name, text)
+
+
+def check_text(name: str, text: str) -> Checked:
+    """Check a survey's YAML text; problems are reported as NAME:LINE."""
+    if len(text.encode("utf-8")) > MAX_FILE_BYTES:
+        message = f"the text is larger than 1 MB: at most {MAX_FILE_BYTES:,} bytes"
+        return Checked(None, [Problem(name, 1, message)], is_yaml=False, name=name)
     try:
         limits = _check_limits(name, text)
         if not limits.can_compose:
-            return _FileResult(None, limits.problems)
+            return Checked(None, limits.problems, is_yaml=False, name=name)
         document = YAML(typ="rt").load(text)
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark is not None else 1
         message = error.problem or error.context or "not valid YAML"
-        return _FileResult(None, [Problem(name, line, f"invalid YAML: {message}")])
+        return Checked(
+            None, [Problem(name, line, f"invalid YAML: {message}")], is_yaml=False, name=name
+        )
     except YAMLError as error:
-        return _FileResult(None, [Problem(name, 1, f"invalid YAML: {error}")])
+        return Checked(None, [Problem(name, 1, f"invalid YAML: {error}")], is_yaml=False, name=name)
     checker = _Checker(name)
     survey = checker.check(document)
     problems = sorted(limits.problems + checker.problems, key=lambda p: p.line)
     if limits.problems:
         survey = None
-    return _FileResult(survey, problems, checker.survey_id, checker.id_line, checker.keywords)
+    return Checked(
+        survey, problems, checker.survey_id, checker.id_line, checker.keywords, name=name
+    )
+
+
+def paths_by_line(text: str) -> dict[int, str]:
+    """Each line of a survey's YAML text and the field written on it, as a dotted path.
+
+    `questions.2.choices.0.label.es` is the Spanish label of the third question's first
+    choice. Where several fields share a line (a flow mapping), the last one is given. Call
+    it only on a text `check_text` read as YAML: it composes the document.
+    """
+    found: dict[int, str] = {}
+
+    def walk(node: object, path: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                child = f"{path}.{key}" if path else str(key)
+                found[_key_line(node, key)] = child
+                walk(value, child)
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                child = f"{path}.{index}" if path else str(index)
+                found.setdefault(_item_line(node, index), child)
+                walk(value, child)
+
+    walk(YAML(typ="rt").load(text), "")
+    return found
 
 
 @dataclass
@@ -242,6 +307,12 @@ def _check_limits(name: str, text: str) -> _Limits:
         if not isinstance(event, NodeEvent | CollectionEndEvent):
             continue
         line = event.start_mark.line + 1 if event.start_mark is not None else 1
+        tag = getattr(event, "tag", None)
+        if tag is not None:
+            # A tag asks the reader to build something: a survey is only text, numbers,
+            # lists and mappings, so a tag is either a mistake or an attack.
+            written = tag.replace("tag:yaml.org,2002:", "!!", 1)
+            return stop(line, f"tag {written} is not allowed: write the value as plain text")
         if isinstance(event, CollectionStartEvent):
             if len(stack) >= MAX_DEPTH:
                 return stop(line, f"nested more than {MAX_DEPTH} levels deep")
