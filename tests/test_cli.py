@@ -55,6 +55,8 @@ def test_surveys_check_shows_both_spellings_and_warns_on_what_sms_sends(tmp_path
     days = lines[("days_worked", "es")]
     assert days.split()[2:4] == ["UCS-2", "2"], days
     assert "(as written; plain: GSM-7 1)" in days
+    # The characters that make it UCS-2 are named, so the author knows what to change.
+    assert days.endswith("UCS-2 because of: á í ó ú"), days
     # The crop list is 4 segments as written: the warning names the cost SMS would send.
     assert "warning: more than 2 segments on SMS" in lines[("main_crop", "es")]
 
