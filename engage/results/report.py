@@ -78,6 +78,8 @@ class SurveyInfo:
     questions: tuple[Question, ...] = ()
     # Labels of yes/no answers per language, e.g. {"es": {"yes": "Sí", "no": "No"}}.
     yes_no_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # The title in each of the survey's languages (`title` is the default language's).
+    titles: Mapping[str, str] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         """The `survey` object of the JSON download."""

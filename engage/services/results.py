@@ -69,6 +69,7 @@ from engage.services.snapshots import (
     SKIPPED_KIND,
     breakdown_values,
     latest_snapshot,
+    profile_questions,
     take_due_snapshot,
     take_snapshot_now,
 )
@@ -113,6 +114,7 @@ def describe_survey(session: Session, survey_id: str) -> SurveyInfo:
         ),
         questions=tuple(_merged_questions(surveys)),
         yes_no_labels={lang: _yes_no_labels(lang) for lang in languages},
+        titles=dict(surveys[0].title),
     )
 
 
@@ -153,6 +155,79 @@ def _text(texts: Mapping[str, str], language: str) -> str:
     return texts.get(language) or next(iter(texts.values()), "")
 
 
+def _text_in(texts: Mapping[str, str], language: str, default: str) -> str:
+    """A text in this language, else in the default language, else in any."""
+    return texts.get(language) or _text(texts, default)
+
+
+def value_labels(info: SurveyInfo, question: Question, language: str) -> dict[str, str]:
+    """A question's values and their labels in a language (the default's where it has none)."""
+    default = info.default_language
+    if question.type in ("choice", "multi"):
+        return {c.value: _text_in(c.label, language, default) for c in question.choices}
+    if question.type == "yes_no":
+        return dict(info.yes_no_labels.get(language) or info.yes_no_labels.get(default, {}))
+    if question.type == "number":
+        return {label: label for _low, _high, label in rp.bin_labels(question)}
+    return {}  # free text: how many answered, never what
+
+
+@dataclasses.dataclass(frozen=True)
+class PageTexts:
+    """A survey's texts for the results pages in one language.
+
+    Downloads keep the default language and the codes (their columns are a contract); pages
+    speak the reader's language and name groups by their labels (California, not CA).
+    """
+
+    language: str
+    title: str
+    # question id -> its text
+    questions: Mapping[str, str]
+    # question id -> value -> label
+    labels: Mapping[str, Mapping[str, str]]
+    # breakdown attribute -> the text of the question that asks it
+    attributes: Mapping[str, str]
+    # breakdown attribute -> group value -> label
+    groups: Mapping[str, Mapping[str, str]]
+
+
+def survey_language(info: SurveyInfo, language: str) -> str:
+    """The language a page shows this survey in: the page's where the survey has it, else the
+    survey's default (first) language."""
+    return language if language in info.languages else info.default_language
+
+
+def survey_title(info: SurveyInfo, language: str) -> str:
+    """The survey's title as a page in this language shows it."""
+    shown = survey_language(info, language)
+    return _text_in(info.titles, shown, info.default_language) or info.title
+
+
+def page_texts(info: SurveyInfo, language: str) -> PageTexts:
+    """Titles, question texts, value labels and breakdown names for a page in this language."""
+    shown = survey_language(info, language)
+    default = info.default_language
+    by_id = {q.id: q for q in info.questions}
+    attributes: dict[str, str] = {}
+    groups: dict[str, dict[str, str]] = {}
+    for attribute, question_ids in profile_questions(info).items():
+        # The newest question that asks the attribute names it; older ones add their values.
+        attributes[attribute] = _text_in(by_id[question_ids[0]].text, shown, default)
+        labels = groups.setdefault(attribute, {})
+        for question_id in question_ids:
+            for value, label in value_labels(info, by_id[question_id], shown).items():
+                labels.setdefault(value, label)
+    return PageTexts(
+        language=shown,
+        title=survey_title(info, language),
+        questions={q.id: _text_in(q.text, shown, default) for q in info.questions},
+        labels={q.id: value_labels(info, q, shown) for q in info.questions},
+        attributes=attributes,
+        groups=groups,
+    )
+
+
 # -- aggregates ------------------------------------------------------------------------------------
 
 
@@ -191,15 +266,7 @@ def build_report(
     medians: dict[str, dict[Group, float | None]] = {}
     for question in info.questions:
         counts = per_question.get(question.id, {})
-        labels: dict[str, str]
-        if question.type in ("choice", "multi"):
-            labels = {c.value: _text(c.label, default) for c in question.choices}
-        elif question.type == "yes_no":
-            labels = dict(info.yes_no_labels.get(default, {}))
-        elif question.type == "number":
-            labels = {label: label for _low, _high, label in rp.bin_labels(question)}
-        else:  # free text: how many answered, never what
-            labels = {}
+        labels = value_labels(info, question, default)
         values = list(labels)
         values += sorted({v for c in counts.values() for v in c} - set(values) - RESERVED)
         table = protect(rp.question_table(question.id, values, counts, dims), rule)

@@ -7,6 +7,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 from babel import dates as babel_dates
 from flask import (
@@ -27,7 +28,8 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from engage import db
 from engage.models import SurveyVersion
-from engage.results.report import BreakdownError, BreakdownRefusedError, Report
+from engage.results.disclosure import ALL, OTHER, Group
+from engage.results.report import UNKNOWN, BreakdownError, BreakdownRefusedError, Report
 from engage.results.writers import (
     iter_aggregate_csv,
     iter_aggregate_json,
@@ -36,18 +38,21 @@ from engage.results.writers import (
 )
 from engage.services.accounts import record_download
 from engage.services.results import (
+    PageTexts,
     SurveyNotFoundError,
     breakdown_attributes,
     build_report,
     describe_survey,
     export_responses,
+    page_texts,
     report_rule,
+    survey_title,
     take_snapshot,
 )
 from engage.services.snapshots import SnapshotTooSoonError
 from engage.web.decorators import ADMIN, EVERYONE, STAFF, role_required
 from engage.web.i18n import gettext as _
-from engage.web.i18n import translations
+from engage.web.i18n import page_language, translations
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +87,9 @@ def index() -> str:
         .all()
     )
     surveys = [describe_survey(db.session(), survey_id) for survey_id in survey_ids]
-    return render_template("results_index.html", surveys=surveys)
+    language = page_language()
+    titles = {info.id: survey_title(info, language) for info in surveys}
+    return render_template("results_index.html", surveys=surveys, titles=titles)
 
 
 @bp.get("/<survey_id>")
@@ -101,19 +108,33 @@ def survey(survey_id: str) -> str:
     except BreakdownError as exc:
         abort(400, description=str(exc))
     db.session().commit()
-    questions: dict[str, dict] = {}
+    texts = page_texts(report.survey, page_language())
+    min_cell = report_rule(current_app.config).min_cell
+    questions: dict[str, dict[str, Any]] = {}
     for row in report.rows:
         entry = questions.setdefault(
             row.question_id,
-            {"id": row.question_id, "text": row.question, "groups": defaultdict(list)},
+            {
+                "id": row.question_id,
+                "text": texts.questions.get(row.question_id, row.question),
+                "labels": texts.labels.get(row.question_id, {}),
+                "groups": defaultdict(list),
+            },
         )
         entry["groups"][row.group].append(row)
+    groups = {g for q in questions.values() for g in q["groups"]}
+    groups |= {g for medians in report.medians.values() for g in medians}
     return render_template(
         "results_survey.html",
         report=report,
+        texts=texts,
         questions=list(questions.values()),
+        group_labels={group: _group_label(group, by, texts, min_cell) for group in groups},
         by=by,
-        attributes=breakdown_attributes(db.session(), survey_id),
+        attributes=[
+            (attribute, texts.attributes.get(attribute, attribute))
+            for attribute in breakdown_attributes(db.session(), survey_id)
+        ],
         can_see_responses=current_user.role in STAFF,
         can_take_snapshot=current_user.role in ADMIN,
         refused=refused,
@@ -221,12 +242,20 @@ def _audit(survey_id: str, parameters: dict[str, str]) -> None:
     session.commit()
 
 
-@bp.app_template_filter("group_label")
-def group_label(group: tuple[str, ...]) -> str:
-    if not group:
+def _group_label(group: Group, by: list[str], texts: PageTexts, min_cell: int) -> str:
+    """A group as the page names it: each value by its label (California, not CA)."""
+    if all(part == ALL for part in group):
         return _("Everyone")
-    names = {"_all": _("all"), "_unknown": _("unknown"), "_other": _("other")}
-    return " · ".join(names.get(part, part) for part in group)
+    names = {
+        # Kept by position: "all · Other" and "Other · all" are different groups.
+        ALL: _("all"),
+        UNKNOWN: _("unknown"),
+        OTHER: _("Other or unknown (groups of fewer than %(n)s)", n=min_cell),
+    }
+    return " · ".join(
+        names.get(part) or texts.groups.get(attribute, {}).get(part, part)
+        for attribute, part in zip(by, group, strict=True)
+    )
 
 
 @bp.app_template_filter("format_date")
