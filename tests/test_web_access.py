@@ -40,6 +40,11 @@ ROUTES = [
     (f"/results/{SURVEY}/responses.csv", True, {"admin", "staff"}),
     ("/admin/audit", False, {"admin"}),
     ("/staff", False, {"admin", "staff"}),
+    (f"/staff/surveys/{SURVEY}.yaml", True, {"admin", "staff"}),
+    ("/staff/surveys/import", False, {"admin", "staff"}),
+    (f"/staff/surveys/{SURVEY}/translations", False, {"admin", "staff"}),
+    (f"/staff/surveys/{SURVEY}/translations.po?lang=ht", True, {"admin", "staff"}),
+    (f"/staff/surveys/{SURVEY}/translations.xlsx", True, {"admin", "staff"}),
 ]
 
 
@@ -70,6 +75,10 @@ def test_every_route_is_in_the_matrix(web_app):
         "/results/<survey_id>/responses.csv",
         "/admin/audit",
         "/staff",
+        "/staff/surveys/<survey_id>.yaml",
+        "/staff/surveys/import",
+        "/staff/surveys/<survey_id>/translations",
+        "/staff/surveys/<survey_id>/translations.<fmt>",
     }
     public = {"/", "/login", "/healthz", "/static/<path:filename>"}
     assert rules == covered | public
