@@ -40,6 +40,10 @@ ROUTES = [
     (f"/results/{SURVEY}/responses.csv", True, {"admin", "staff"}),
     ("/admin/audit", False, {"admin"}),
     ("/staff", False, {"admin", "staff"}),
+    ("/staff/surveys", False, {"admin", "staff"}),
+    ("/staff/surveys/new", False, {"admin", "staff"}),
+    (f"/staff/surveys/{SURVEY}", False, {"admin", "staff"}),
+    (f"/staff/surveys/{SURVEY}/edit", False, {"admin", "staff"}),  # a file survey: read-only
 ]
 
 
@@ -70,6 +74,10 @@ def test_every_route_is_in_the_matrix(web_app):
         "/results/<survey_id>/responses.csv",
         "/admin/audit",
         "/staff",
+        "/staff/surveys",
+        "/staff/surveys/new",
+        "/staff/surveys/<survey_id>",
+        "/staff/surveys/<survey_id>/edit",
     }
     public = {"/", "/login", "/healthz", "/static/<path:filename>"}
     assert rules == covered | public

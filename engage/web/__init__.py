@@ -98,7 +98,7 @@ def navigation() -> dict[str, Any]:
 
 
 def register_blueprints(app: Flask) -> None:
-    from engage.web import admin, auth, health, i18n, results, staff, twilio
+    from engage.web import admin, auth, health, i18n, results, staff, surveys, twilio
 
     app.session_interface = SessionInterface()
     csrf.init_app(app)
@@ -112,5 +112,5 @@ def register_blueprints(app: Flask) -> None:
     i18n.init_app(app)
     app.after_request(set_security_headers)
     app.context_processor(navigation)
-    for blueprint in (health.bp, twilio.bp, auth.bp, staff.bp, results.bp, admin.bp):
+    for blueprint in (health.bp, twilio.bp, auth.bp, staff.bp, results.bp, admin.bp, surveys.bp):
         app.register_blueprint(blueprint)
