@@ -329,6 +329,27 @@ def test_the_form_without_javascript_adds_moves_and_deletes_questions_and_choice
     assert [q["id"] for q in questions()] == ["crop", "hours"]
 
 
+def test_the_editor_offers_the_names_a_condition_may_use(web_app):
+    client = staff_client(web_app)
+    create_survey(client, "offers")
+    form = good_form("offers", **{"questions.0.profile": "crop_now"})
+    assert save_form(client, "offers", form).status_code == 302
+    page = client.get("/staff/surveys/offers/edit").get_data(as_text=True)
+    hours = page[page.index('id="question-2"') :]
+    hours = hours[: hours.index("</fieldset>")]
+    names = re.search(r'<span class="names">(.*?)</span>', hours, re.S).group(1)
+    assert re.findall(r"<code>(\w+)</code>", names) == ["crop", "crop_now", "paid"]
+    for condition in (
+        "crop == &#39;berries&#39;",
+        "crop_now == &#39;other&#39;",
+        "paid == &#39;no&#39;",
+    ):
+        assert f'<option value="{condition}">' in hours
+    first = page[page.index('id="question-0"') :]
+    first = first[: first.index("</fieldset>")]
+    assert "<option" not in first.split("when-names", 1)[1].split("</datalist>", 1)[0]
+
+
 def test_the_form_becomes_the_whole_document():
     form = good_form(
         "full",

@@ -547,13 +547,19 @@
   // Save and Publish post the form as without this script, once an autosave under way is done
   // (the form then carries the revision it saved).
   form.addEventListener("submit", function (event) {
-    if (isSubmitting) { return; }
-    event.preventDefault();
     clearTimeout(saveTimer);
-    var submitter = event.submitter;
-    (saving || Promise.resolve()).then(function () {
+    if (isSubmitting || !saving) {
       isSubmitting = true;
-      form.requestSubmit(submitter);
+      return;
+    }
+    event.preventDefault();
+    var submitter = event.submitter;
+    saving.then(function () {
+      // Not from this event's own dispatch: a form ignores a submit asked during it.
+      setTimeout(function () {
+        isSubmitting = true;
+        form.requestSubmit(submitter);
+      }, 0);
     });
   });
 
@@ -579,6 +585,11 @@
       headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
       body: JSON.stringify({ document: documentFromForm(), revision: parseInt(revisionInput.value, 10) }),
     });
+  });
+
+  // Back to this page from the browser's history: it may be submitted again.
+  window.addEventListener("pageshow", function () {
+    isSubmitting = false;
   });
 
   // For tests and the curious: the document this page would save.
