@@ -385,6 +385,10 @@ def test_the_form_becomes_the_whole_document():
     assert hours["max"] == "veinte"  # kept as typed, for the check to name
     assert hours["wrong_units"] == {"es": ["semana"]}
     assert "profile" not in hours
+    emptied = document_from_form("full", {**form, "languages": ""})
+    assert emptied["languages"] == []  # the check says so; nothing written is lost meanwhile
+    assert emptied["title"] == {"es": "Cosecha", "en": "Harvest"}
+    assert emptied["questions"][0]["text"] == document["questions"][0]["text"]
     assert apply_action(document, "down:0") == "question-1"
     assert [q["id"] for q in document["questions"]] == ["paid", "crop", "hours"]
 

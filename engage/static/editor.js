@@ -55,13 +55,23 @@
     return Object.keys(object).length === 0;
   }
 
+  function titleLanguages(values) {
+    var found = [];
+    values.forEach(function (_value, key) {
+      if (key.indexOf("title.") === 0) { found.push(key.slice(6)); }
+    });
+    return found;
+  }
+
   function documentFromForm() {
     var values = formValues();
     var get = function (key) { return values.has(key) ? values.get(key) : ""; };
     var languages = splitLanguages(get("languages"));
+    // Languages left empty by mistake: what was written in each language stays.
+    var writtenIn = languages.length ? languages : titleLanguages(values);
     var textsOf = function (path) {
       var found = {};
-      languages.forEach(function (lang) {
+      writtenIn.forEach(function (lang) {
         var text = get(path + "." + lang).trim();
         if (text) { found[lang] = text; }
       });
@@ -69,7 +79,7 @@
     };
     var wordsOf = function (path) {
       var found = {};
-      languages.forEach(function (lang) {
+      writtenIn.forEach(function (lang) {
         var words = splitWords(get(path + "." + lang));
         if (words.length) { found[lang] = words; }
       });
@@ -81,7 +91,7 @@
       languages: languages,
       keywords: {},
     };
-    languages.forEach(function (lang) { doc.keywords[lang] = splitWords(get("keywords." + lang)); });
+    writtenIn.forEach(function (lang) { doc.keywords[lang] = splitWords(get("keywords." + lang)); });
     if (get("repeat")) { doc.repeat = true; }
     var spelling = get("sms_spelling");
     if (SPELLINGS.indexOf(spelling) >= 0 && spelling !== "as_written") { doc.sms_spelling = spelling; }
@@ -520,8 +530,17 @@
   form.addEventListener("change", function (event) {
     var target = event.target;
     if (target.name === "languages") {
+      changed();
+      var chosen = splitLanguages(target.value);
+      var isValid = chosen.length > 0 && chosen.every(function (code) { return /^[a-z]{2,3}$/.test(code); });
+      if (!isValid) { return; }  // the check says what is wrong; nothing is redrawn
+      var dropped = titleLanguages(formValues()).filter(function (code) { return chosen.indexOf(code) < 0; });
+      if (dropped.length && !window.confirm(format(texts.tDropLanguages, { languages: dropped.join(", ") }))) {
+        target.value = target.defaultValue;
+        changed();
+        return;
+      }
       // New languages need their own fields: save, then let the server draw the page again.
-      isDirty = true;
       save().then(function () {
         if (!isDirty && !isStale) { window.location.reload(); }
       });

@@ -50,23 +50,26 @@ def document_from_form(survey_id: str, form: Mapping[str, str]) -> dict[str, Any
     mapping, so the check says which translation is missing.
     """
     languages = split_languages(form.get("languages", ""))
+    # Languages left empty by mistake: what was written in each language stays (the check
+    # says languages are missing) instead of being lost with the next save.
+    written_in = languages or _title_languages(form)
 
     def texts(path: str) -> dict[str, str]:
         return {
             lang: form[f"{path}.{lang}"].strip()
-            for lang in languages
+            for lang in written_in
             if form.get(f"{path}.{lang}", "").strip()
         }
 
     def words(path: str) -> dict[str, list[str]]:
-        found = {lang: split_words(form.get(f"{path}.{lang}", "")) for lang in languages}
+        found = {lang: split_words(form.get(f"{path}.{lang}", "")) for lang in written_in}
         return {lang: listed for lang, listed in found.items() if listed}
 
     document: dict[str, Any] = {
         "id": survey_id,
         "title": texts("title"),
         "languages": languages,
-        "keywords": {lang: split_words(form.get(f"keywords.{lang}", "")) for lang in languages},
+        "keywords": {lang: split_words(form.get(f"keywords.{lang}", "")) for lang in written_in},
     }
     if form.get("repeat"):
         document["repeat"] = True
@@ -82,6 +85,11 @@ def document_from_form(survey_id: str, form: Mapping[str, str]) -> dict[str, Any
     if found := texts("closing"):
         document["closing"] = found
     return document
+
+
+def _title_languages(form: Mapping[str, str]) -> list[str]:
+    """The languages the page has fields for (every language has a title field)."""
+    return [key.partition(".")[2] for key in form if key.startswith("title.")]
 
 
 def question_from_form(
