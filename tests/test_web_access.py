@@ -45,6 +45,10 @@ ROUTES = [
     (f"/staff/surveys/{SURVEY}/translations", False, {"admin", "staff"}),
     (f"/staff/surveys/{SURVEY}/translations.po?lang=ht", True, {"admin", "staff"}),
     (f"/staff/surveys/{SURVEY}/translations.xlsx", True, {"admin", "staff"}),
+    ("/staff/surveys", False, {"admin", "staff"}),
+    ("/staff/surveys/new", False, {"admin", "staff"}),
+    (f"/staff/surveys/{SURVEY}", False, {"admin", "staff"}),
+    (f"/staff/surveys/{SURVEY}/edit", False, {"admin", "staff"}),  # a file survey: read-only
 ]
 
 
@@ -79,6 +83,10 @@ def test_every_route_is_in_the_matrix(web_app):
         "/staff/surveys/import",
         "/staff/surveys/<survey_id>/translations",
         "/staff/surveys/<survey_id>/translations.<fmt>",
+        "/staff/surveys",
+        "/staff/surveys/new",
+        "/staff/surveys/<survey_id>",
+        "/staff/surveys/<survey_id>/edit",
     }
     public = {"/", "/login", "/healthz", "/static/<path:filename>"}
     assert rules == covered | public

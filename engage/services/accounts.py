@@ -252,15 +252,23 @@ def record_account_change(
 
 
 def record_publish(
-    session: Session, *, actor: str, survey_id: str, action: str, version: str
+    session: Session,
+    *,
+    actor: str,
+    survey_id: str,
+    action: str,
+    version: str,
+    user: User | None = None,
+    **parameters: str,
 ) -> AuditEntry:
-    """One line of the audit trail: a survey version published, or a survey deactivated."""
+    """One line of the audit trail: a survey version published, or a survey deactivated,
+    retired, copied or its draft deleted (from the staff pages: by `user`)."""
     entry = AuditEntry(
-        user_id=None,
+        user_id=user.id if user else None,
         actor=actor,
         action="publish" if action == "published" else action,
         survey_id=survey_id,
-        parameters={"version": version},
+        parameters={"version": version, **parameters},
     )
     session.add(entry)
     session.flush()
