@@ -39,6 +39,7 @@ ROUTES = [
     (f"/results/{SURVEY}/export.json?by=state&by=crop", True, {"admin", "staff", "policy"}),
     (f"/results/{SURVEY}/responses.csv", True, {"admin", "staff"}),
     ("/admin/audit", False, {"admin"}),
+    ("/admin/users", False, {"admin"}),
     ("/staff", False, {"admin", "staff"}),
     (f"/staff/surveys/{SURVEY}.yaml", True, {"admin", "staff"}),
     ("/staff/surveys/import", False, {"admin", "staff"}),
@@ -78,6 +79,7 @@ def test_every_route_is_in_the_matrix(web_app):
         "/results/<survey_id>/export.<fmt>",
         "/results/<survey_id>/responses.csv",
         "/admin/audit",
+        "/admin/users",
         "/staff",
         "/staff/surveys/<survey_id>.yaml",
         "/staff/surveys/import",
@@ -89,6 +91,9 @@ def test_every_route_is_in_the_matrix(web_app):
         "/staff/surveys/<survey_id>/edit",
     }
     public = {"/", "/login", "/healthz", "/static/<path:filename>"}
+    # The second step of a sign-in, and a set-password link: for people not yet signed in
+    # (tests/test_accounts_page.py).
+    public |= {"/login/totp", "/login/totp/setup", "/set-password/<token>"}
     assert rules == covered | public
 
 

@@ -524,3 +524,21 @@ def users_deactivate(email: str) -> None:
     except AccountError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"user {user.id}: deactivated, sessions ended")
+
+
+@users_group.command("reset-totp")
+@click.argument("email")
+@with_appcontext
+def users_reset_totp(email: str) -> None:
+    """Clear an account's authenticator app (a lost phone, and no other admin to do it from
+    the accounts page); a new one is set up at its next sign-in."""
+    from engage.services.accounts import AccountError, find_user
+    from engage.services.second_factor import reset_second_factor
+
+    try:
+        with db.transaction() as session:
+            user = find_user(session, email)
+            reset_second_factor(session, user, actor=_actor())
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"user {user.id}: authenticator app cleared")
