@@ -40,6 +40,7 @@ ROUTES = [
     (f"/results/{SURVEY}/responses.csv", True, {"admin", "staff"}),
     ("/admin/audit", False, {"admin"}),
     ("/staff", False, {"admin", "staff"}),
+    ("/staff/simulator", False, {"admin", "staff"}),
 ]
 
 
@@ -70,6 +71,7 @@ def test_every_route_is_in_the_matrix(web_app):
         "/results/<survey_id>/responses.csv",
         "/admin/audit",
         "/staff",
+        "/staff/simulator",
     }
     public = {"/", "/login", "/healthz", "/static/<path:filename>"}
     assert rules == covered | public

@@ -98,7 +98,7 @@ def navigation() -> dict[str, Any]:
 
 
 def register_blueprints(app: Flask) -> None:
-    from engage.web import admin, auth, health, i18n, results, staff, twilio
+    from engage.web import admin, auth, health, i18n, results, simulator, staff, twilio
 
     app.session_interface = SessionInterface()
     csrf.init_app(app)
@@ -114,3 +114,4 @@ def register_blueprints(app: Flask) -> None:
     app.context_processor(navigation)
     for blueprint in (health.bp, twilio.bp, auth.bp, staff.bp, results.bp, admin.bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(simulator.bp)
