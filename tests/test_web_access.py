@@ -50,6 +50,7 @@ ROUTES = [
     ("/staff/surveys/new", False, {"admin", "staff"}),
     (f"/staff/surveys/{SURVEY}", False, {"admin", "staff"}),
     (f"/staff/surveys/{SURVEY}/edit", False, {"admin", "staff"}),  # a file survey: read-only
+    ("/staff/simulator", False, {"admin", "staff"}),
 ]
 
 
@@ -89,6 +90,7 @@ def test_every_route_is_in_the_matrix(web_app):
         "/staff/surveys/new",
         "/staff/surveys/<survey_id>",
         "/staff/surveys/<survey_id>/edit",
+        "/staff/simulator",
     }
     public = {"/", "/login", "/healthz", "/static/<path:filename>"}
     # The second step of a sign-in, and a set-password link: for people not yet signed in

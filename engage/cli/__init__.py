@@ -181,7 +181,7 @@ def _refuse_production(allow_production: bool) -> None:
 @with_appcontext
 def simulate(phone: str, text: str, channel: str, allow_production: bool) -> None:
     """Run one inbound message through the webhook's service; print each reply."""
-    from engage.cli.simulation import simulate_message
+    from engage.simulation import simulate_message
 
     _refuse_production(allow_production)
     replies = simulate_message(current_app, phone, text, channel=channel)
@@ -196,7 +196,7 @@ def simulate(phone: str, text: str, channel: str, allow_production: bool) -> Non
 @with_appcontext
 def chat(phone: str, channel: str, allow_production: bool) -> None:
     """An interactive conversation in the terminal, as the worker at PHONE."""
-    from engage.cli.simulation import simulate_message
+    from engage.simulation import simulate_message
 
     _refuse_production(allow_production)
     click.echo("Type a message as the worker would (empty line or Ctrl-D to quit).", err=True)
