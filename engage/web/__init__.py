@@ -94,11 +94,21 @@ def navigation() -> dict[str, Any]:
             for item in NAVIGATION
             if current_user.role in item.roles and item.endpoint in endpoints
         ]
-    return {"nav_items": items, "nav_endpoints": endpoints}
+    return {"nav_items": items, "nav_endpoints": endpoints, "nav_badges": _badges(items)}
+
+
+def _badges(items: list[tuple[NavItem, bool]]) -> dict[str, int]:
+    """Counts beside navigation items: the urgent threads waiting in the inbox."""
+    if not any(item.endpoint == "inbox.index" for item, _current in items):
+        return {}
+    from engage import db
+    from engage.services.inbox import count_urgent_open_threads
+
+    return {"inbox.index": count_urgent_open_threads(db.session())}
 
 
 def register_blueprints(app: Flask) -> None:
-    from engage.web import admin, auth, health, i18n, results, staff, twilio
+    from engage.web import admin, auth, health, i18n, inbox, results, staff, twilio
 
     app.session_interface = SessionInterface()
     csrf.init_app(app)
@@ -114,3 +124,4 @@ def register_blueprints(app: Flask) -> None:
     app.context_processor(navigation)
     for blueprint in (health.bp, twilio.bp, auth.bp, staff.bp, results.bp, admin.bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(inbox.bp)
