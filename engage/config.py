@@ -168,6 +168,21 @@ def _check_production_disclosure(min_cell: int, round_base: int) -> None:
         )
 
 
+# A WhatsApp Content template's SID, as Twilio's console shows it.
+_CONTENT_SID = re.compile(r"HX[0-9a-fA-F]{32}")
+
+
+def _reply_template(env: Mapping[str, str]) -> str:
+    """The template staff replies use outside WhatsApp's 24-hour window; empty: none."""
+    sid = env.get("ENGAGE_WHATSAPP_REPLY_TEMPLATE", "").strip()
+    if sid and not _CONTENT_SID.fullmatch(sid):
+        raise ConfigError(
+            "ENGAGE_WHATSAPP_REPLY_TEMPLATE must be a Content SID (HX followed by 32 hexadecimal "
+            f"digits), got {sid!r}"
+        )
+    return sid
+
+
 def _trusted_proxies(env: Mapping[str, str]) -> int:
     proxies = _int(env, "ENGAGE_TRUSTED_PROXIES", 0)
     if proxies < 0:
@@ -311,6 +326,7 @@ def load(env: Mapping[str, str], instance_path: str | Path) -> dict[str, Any]:
         "ENGAGE_DEFAULT_REGION": env.get("ENGAGE_DEFAULT_REGION", "US"),
         "ENGAGE_IDLE_HOURS": _int(env, "ENGAGE_IDLE_HOURS", 72),
         "ENGAGE_ALERT_WEBHOOK": alert_webhook,
+        "ENGAGE_WHATSAPP_REPLY_TEMPLATE": _reply_template(env),
         "ENGAGE_RETENTION_DAYS": retention_days,
         "ENGAGE_QUIET_HOURS": _quiet_hours(env.get("ENGAGE_QUIET_HOURS", "21-8")),
         "ENGAGE_SPOOL_DIR": env.get("ENGAGE_SPOOL_DIR", str(instance / "spool")),

@@ -18,8 +18,11 @@ def cipher(app, contact_id: int) -> ContactCipher:
 
 
 def body(app, message: Message) -> str:
-    """A message's text: an inbound one from a contact is stored encrypted."""
-    if message.direction != "in" or message.contact_id is None or not message.body:
+    """A message's text: an inbound one from a contact, and a staff reply, are stored
+    encrypted."""
+    if message.contact_id is None or not message.body:
+        return message.body
+    if message.direction != "in" and message.kind != "staff_reply":
         return message.body
     return cipher(app, message.contact_id).decrypt(message.body)
 

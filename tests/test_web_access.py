@@ -51,11 +51,31 @@ ROUTES = [
     (f"/staff/surveys/{SURVEY}", False, {"admin", "staff"}),
     (f"/staff/surveys/{SURVEY}/edit", False, {"admin", "staff"}),  # a file survey: read-only
     ("/staff/simulator", False, {"admin", "staff"}),
+    ("/staff/inbox", False, {"admin", "staff"}),
+    ("/staff/inbox?show=mine", False, {"admin", "staff"}),
+    ("/staff/inbox?show=handled", False, {"admin", "staff"}),
+    ("/staff/inbox/1", False, {"admin", "staff"}),  # the contact the matrix's worker makes
 ]
+
+
+def a_worker_writes(app) -> None:
+    """Contact 1, with a message that waits for staff: its thread is a page of the matrix."""
+    from engage.privacy import parse_sender
+    from engage.services.conversations import handle_inbound, settings_from
+
+    with app.app_context(), db.engine().begin() as connection:
+        handle_inbound(
+            connection,
+            settings_from(app.config, app.extensions["engage.vault"]),
+            sender=parse_sender("+15550109876"),
+            to="+15550000000",
+            body="me quitaron el pasaporte",
+        )
 
 
 @pytest.mark.parametrize("role", [None, "policy", "staff", "admin"])
 def test_role_matrix_over_every_route(web_app, role):
+    a_worker_writes(web_app)
     client = web_app.test_client()
     if role:
         assert sign_in(client, role).status_code == 302
@@ -91,6 +111,8 @@ def test_every_route_is_in_the_matrix(web_app):
         "/staff/surveys/<survey_id>",
         "/staff/surveys/<survey_id>/edit",
         "/staff/simulator",
+        "/staff/inbox",
+        "/staff/inbox/<int:contact_id>",
     }
     public = {"/", "/login", "/healthz", "/static/<path:filename>"}
     # The second step of a sign-in, and a set-password link: for people not yet signed in
@@ -115,9 +137,9 @@ def test_home_sends_each_person_where_they_work(web_app, role, lands_on):
 @pytest.mark.parametrize(
     ("role", "shown", "not_shown"),
     [
-        ("policy", ["/results"], ["/staff", "/admin/audit"]),
-        ("staff", ["/staff", "/results"], ["/admin/audit"]),
-        ("admin", ["/staff", "/results", "/admin/audit"], []),
+        ("policy", ["/results"], ["/staff", "/staff/inbox", "/admin/audit"]),
+        ("staff", ["/staff", "/staff/inbox", "/results"], ["/admin/audit"]),
+        ("admin", ["/staff", "/staff/inbox", "/results", "/admin/audit"], []),
     ],
 )
 def test_navigation_shows_each_role_its_pages_only(web_app, role, shown, not_shown):

@@ -8,6 +8,7 @@ from engage.models.erasure import DoNotContact, ThreadNote, TwilioDeletion
 from engage.models.messages import Message
 from engage.models.snapshots import ResultSnapshot
 from engage.models.surveys import SurveyDraft, SurveyRecord, SurveyVersion
+from engage.models.threads import Thread
 from engage.models.users import AuditEntry, SignInFailure, User, UserSession
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "SurveyDraft",
     "SurveyRecord",
     "SurveyVersion",
+    "Thread",
     "ThreadNote",
     "TwilioDeletion",
     "User",

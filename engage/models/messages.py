@@ -3,11 +3,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, false
+from sqlalchemy import ColumnElement, ForeignKey, Index, String, Text, and_, false, literal, or_
 from sqlalchemy.orm import Mapped, mapped_column
 
-from engage.db import Base, utcnow
-from engage.states import MessageStatus, QueueName
+from engage.db import Base, table_of, utcnow
+from engage.states import Direction, MessageStatus, QueueName
 
 
 class Message(Base):
@@ -55,3 +55,44 @@ class Message(Base):
     is_simulated: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+    # The staff member who wrote this reply in the inbox; None for Engage's own texts.
+    sent_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # When staff marked the thread handled with this message in it (services/inbox.py): a
+    # message that needs a person and has none keeps its contact's thread open.
+    handled_at: Mapped[datetime | None]
+
+
+def is_waiting_for_staff(m: Any) -> ColumnElement[bool]:
+    """A message that needs a person and nobody has handled yet: an urgent, free-text or media
+    message from a worker, or a send whose outcome is unknown (`unconfirmed`).
+
+    `m` is the messages table's columns (`Message`, or a Core table or alias). The partial
+    index below is built from this very expression, and the inbox's queries use it as it is:
+    SQLite uses a partial index only for a query that repeats its WHERE terms, and both
+    databases only when the constants are written into the statement (`literal_execute`).
+    Text answers need a person too; they are found through their answer rows (services/inbox.py).
+    """
+
+    def constant(value: str) -> ColumnElement[str]:
+        return literal(value, String(), literal_execute=True)
+
+    return and_(
+        m.handled_at.is_(None),
+        or_(
+            and_(
+                m.direction == constant(Direction.IN.value),
+                or_(m.is_urgent, m.is_free_text, m.media_url.is_not(None)),
+            ),
+            m.status == constant(MessageStatus.UNCONFIRMED.value),
+        ),
+    )
+
+
+# The inbox reads only what waits for staff: a small index, whatever the table's size.
+_waiting = is_waiting_for_staff(table_of(Message).c)
+Index(
+    "ix_messages_waiting",
+    Message.contact_id,
+    postgresql_where=_waiting,
+    sqlite_where=_waiting,
+)

@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 # for one who writes a help or distress word (they wrote to us).
 SENT_WHEN_OPTED_OUT = frozenset({"opt_out", "help"})
 OUTSIDE_WINDOW_CODE = 63016
+# A reply staff wrote in the inbox: their words may quote the worker, so, like what the worker
+# wrote, its body is kept under the contact's own key (and goes with it at erasure).
+STAFF_REPLY = "staff_reply"
 
 
 def is_cancelled_for(is_opted_out: bool, erased_at: datetime | None, kind: str | None) -> bool:
@@ -71,6 +74,13 @@ def address_of(vault: Vault, token: str | None, key_encrypted: str | None, *, li
     return vault.contact_cipher(key_encrypted).decrypt(token or "")
 
 
+def body_of(vault: Vault, body: str, kind: str | None, key_encrypted: str | None) -> str:
+    """A row's text as sent: a staff reply's is stored under its contact's own key."""
+    if kind != STAFF_REPLY or not body:
+        return body
+    return vault.contact_cipher(key_encrypted).decrypt(body)
+
+
 def lost_message(
     session: Session, vault: Vault, message_id: int
 ) -> tuple[OutboundMessage, datetime] | None:
@@ -82,6 +92,7 @@ def lost_message(
             _messages.c.our_address,
             _messages.c.their_address_encrypted,
             _messages.c.body,
+            _messages.c.kind,
             _messages.c.content_sid,
             _messages.c.content_variables,
             _messages.c.attempted_at,
@@ -102,7 +113,7 @@ def lost_message(
             linked=row.contact_id is not None,
         ),
         from_=row.our_address,
-        body=row.body,
+        body=body_of(vault, row.body, row.kind, row.key_encrypted),
         content_sid=row.content_sid,
         content_variables=row.content_variables if row.content_sid else None,
     )
@@ -186,7 +197,7 @@ def claim_chunk(
                     linked=row.contact_id is not None,
                 ),
                 from_=row.our_address,
-                body=row.body,
+                body=body_of(vault, row.body, row.kind, row.key_encrypted),
                 content_sid=content_sid,
                 content_variables=row.content_variables if content_sid else None,
                 status_callback=status_callback(row.id) if status_callback else None,

@@ -94,7 +94,17 @@ def navigation() -> dict[str, Any]:
             for item in NAVIGATION
             if current_user.role in item.roles and item.endpoint in endpoints
         ]
-    return {"nav_items": items, "nav_endpoints": endpoints}
+    return {"nav_items": items, "nav_endpoints": endpoints, "nav_badges": _badges(items)}
+
+
+def _badges(items: list[tuple[NavItem, bool]]) -> dict[str, int]:
+    """Counts beside navigation items: the urgent threads waiting in the inbox."""
+    if not any(item.endpoint == "inbox.index" for item, _current in items):
+        return {}
+    from engage import db
+    from engage.services.inbox import count_urgent_open_threads
+
+    return {"inbox.index": count_urgent_open_threads(db.session())}
 
 
 def register_blueprints(app: Flask) -> None:
@@ -103,6 +113,7 @@ def register_blueprints(app: Flask) -> None:
         auth,
         health,
         i18n,
+        inbox,
         results,
         simulator,
         staff,
@@ -134,5 +145,6 @@ def register_blueprints(app: Flask) -> None:
         admin.bp,
         surveys.bp,
         simulator.bp,
+        inbox.bp,
     ):
         app.register_blueprint(blueprint)

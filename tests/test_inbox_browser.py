@@ -1,0 +1,213 @@
+"""The inbox in headless Chromium: an urgent thread on top, hostile texts shown as text, a reply
+from a canned one reaching the fake Twilio, a note, and the thread marked handled.
+
+Screenshots of the inbox and a thread at 1280 and 390 px are saved into ENGAGE_TEST_SCREENSHOTS
+when it is set (for reviewing the pages), else into the test's own temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from twilio_helpers import inbound_form, post_signed
+from werkzeug.serving import make_server
+
+from engage import db
+from engage.services.accounts import create_user
+from tests.conftest import WEB_PASSWORD
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+URGENT_PHONE = "+15550104321"
+HOSTILE = {
+    "+15550105551": "<script>alert(1)</script>",
+    "+15550105552": "<img src=x onerror=alert(1)>",
+    "+15550105553": "javascript:alert(1)",
+}
+ASK_TO_CALL = "¿Podemos llamarle? 1 Sí 2 No"
+
+
+@pytest.fixture
+def app(twilio_app, fake_twilio):
+    app = twilio_app()
+    with app.app_context(), db.transaction() as session:
+        create_user(session, "ana@example.org", WEB_PASSWORD, "staff")
+    client = app.test_client()
+    messages = [
+        (URGENT_PHONE, "hola, soy de la cuadrilla de fresas"),
+        *HOSTILE.items(),
+        (URGENT_PHONE, "me quitaron el pasaporte\ny no me dejan salir del rancho"),
+    ]
+    for phone, text in messages:
+        response = post_signed(
+            client, fake_twilio.auth_token, "/twilio/messages", inbound_form(phone, text)
+        )
+        assert response.status_code == 200
+    return app
+
+
+@pytest.fixture
+def live_server(app):
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.fail("Chromium and ChromeDriver are needed: make test installs them with apt-get")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--lang=es",
+    ):
+        options.add_argument(argument)
+    options.add_experimental_option("prefs", {"intl.accept_languages": "es"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def screenshots(tmp_path, database):
+    folder = Path(os.environ.get("ENGAGE_TEST_SCREENSHOTS") or tmp_path)
+
+    def take(browser, name: str) -> None:
+        """The whole page at 1280 and at 390 px wide (a phone)."""
+        for width in (1280, 390):
+            browser.set_window_size(width, 900)
+            height = browser.execute_script("return document.documentElement.scrollHeight")
+            browser.set_window_size(width, min(max(height + 120, 900), 6000))
+            suffix = "" if database == "postgresql" else f"-{database}"
+            browser.save_screenshot(str(folder / f"inbox-{name}-{width}{suffix}.png"))
+        browser.set_window_size(1280, 900)
+
+    return take
+
+
+def no_alert(browser) -> None:
+    """No script of a worker's ran: no alert opened."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        WebDriverWait(browser, 1).until(expected_conditions.alert_is_present())
+    except TimeoutException:
+        return
+    raise AssertionError("a worker's text ran as script")
+
+
+def click_to_load(browser, element) -> None:
+    """Click what loads a new page, and wait until the old one is gone: an element found
+    while the old page still answers would go stale under the test."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = browser.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(browser, 10).until(expected_conditions.staleness_of(old))
+    WebDriverWait(browser, 10).until(
+        lambda b: b.execute_script("return document.readyState") == "complete"
+    )
+
+
+def wait_for_text(browser, by: str, value: str, expected: str) -> str:
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 10).until(
+        expected_conditions.text_to_be_present_in_element((by, value), expected)
+    )
+    return browser.find_element(by, value).text
+
+
+def test_staff_find_the_urgent_thread_on_top_reply_and_mark_it_handled(
+    app, live_server, browser, fake_twilio, screenshots
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    browser.set_window_size(1280, 900)
+    browser.get(f"{live_server}/staff/inbox")
+    assert "/login" in browser.current_url
+    browser.find_element(By.NAME, "email").send_keys("ana@example.org")
+    browser.find_element(By.NAME, "password").send_keys(WEB_PASSWORD)
+    click_to_load(browser, browser.find_element(By.CSS_SELECTOR, "form.login button"))
+    wait_for_text(browser, By.TAG_NAME, "h1", "Bandeja de entrada")
+    assert browser.current_url.endswith("/staff/inbox")
+
+    threads = browser.find_elements(By.CSS_SELECTOR, "ol.threads > li")
+    assert len(threads) == 4
+    top = threads[0].text
+    assert "Urgente: le quitaron documentos o pasaporte" in top and "•••• 4321" in top
+    assert "me quitaron el pasaporte\ny no me dejan salir del rancho" in top
+    page = browser.find_element(By.TAG_NAME, "main").text
+    for text in HOSTILE.values():
+        assert text in page  # shown as the worker wrote it
+    assert not browser.find_elements(By.CSS_SELECTOR, "main img, main script")
+    no_alert(browser)
+    assert browser.find_element(By.CSS_SELECTOR, "nav .badge").text == "1"
+    assert URGENT_PHONE not in browser.page_source
+    screenshots(browser, "list")
+
+    # A hostile thread is text too.
+    click_to_load(browser, browser.find_elements(By.CSS_SELECTOR, "ol.threads > li a.who")[1])
+    wait_for_text(browser, By.CSS_SELECTOR, "ol.messages", "alert(1)")
+    bodies = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "ol.messages .body")]
+    assert any(text in bodies for text in HOSTILE.values())
+    assert not browser.find_elements(By.CSS_SELECTOR, "main img, main script")
+    no_alert(browser)
+
+    # The urgent thread: a canned reply, copied into the box by the page's script, sent.
+    browser.get(f"{live_server}/staff/inbox")
+    click_to_load(browser, browser.find_element(By.CSS_SELECTOR, "ol.threads > li a.who"))
+    wait_for_text(browser, By.TAG_NAME, "h1", "•••• 4321")
+    Select(browser.find_element(By.ID, "canned")).select_by_visible_text(
+        "Preguntar si podemos llamar"
+    )
+    box = browser.find_element(By.ID, "body")
+    assert box.get_attribute("value") == ASK_TO_CALL
+    assert browser.find_element(By.ID, "body-count").text == "1572 / 1600"
+    before = len(fake_twilio.requests)
+    click_to_load(browser, browser.find_element(By.ID, "send-reply"))
+    wait_for_text(browser, By.CSS_SELECTOR, "main", "Su respuesta está en camino.")
+    [sent] = fake_twilio.requests[before:]
+    assert sent.get("Body") == ASK_TO_CALL and sent.get("To") == URGENT_PHONE
+    assert "ana@example.org" in browser.find_element(By.CSS_SELECTOR, "ol.messages").text
+
+    browser.find_element(By.ID, "note").send_keys("Si contesta 1, llamar desde el centro.")
+    click_to_load(browser, browser.find_element(By.ID, "add-note"))
+    wait_for_text(browser, By.CSS_SELECTOR, "main", "Nota añadida.")
+    note = browser.find_element(By.CSS_SELECTOR, "ol.messages .note").text
+    assert "Si contesta 1, llamar desde el centro." in note and "ana@example.org" in note
+    screenshots(browser, "thread")
+
+    click_to_load(browser, browser.find_element(By.ID, "mark-handled"))
+    wait_for_text(browser, By.CSS_SELECTOR, "main", "Marcada como atendida.")
+    assert not browser.find_elements(By.CSS_SELECTOR, "nav .badge")
+    browser.get(f"{live_server}/staff/inbox")
+    remaining = browser.find_elements(By.CSS_SELECTOR, "ol.threads > li")
+    assert len(remaining) == 3 and all("4321" not in t.text for t in remaining)
