@@ -51,6 +51,9 @@ ROUTES = [
     (f"/staff/surveys/{SURVEY}", False, {"admin", "staff"}),
     (f"/staff/surveys/{SURVEY}/edit", False, {"admin", "staff"}),  # a file survey: read-only
     ("/staff/simulator", False, {"admin", "staff"}),
+    ("/staff/contacts", False, {"admin", "staff"}),
+    ("/staff/contacts?key=state&value=FL&channel=sms&opted_out=no", False, {"admin", "staff"}),
+    ("/staff/contacts/import", False, {"admin", "staff"}),
 ]
 
 
@@ -91,6 +94,12 @@ def test_every_route_is_in_the_matrix(web_app):
         "/staff/surveys/<survey_id>",
         "/staff/surveys/<survey_id>/edit",
         "/staff/simulator",
+        "/staff/contacts",
+        "/staff/contacts/import",
+        # With a contact or an upload to show: tests/test_contact_pages.py, role by role.
+        "/staff/contacts/<int:contact_id>",
+        "/staff/contacts/import/<int:upload_id>",
+        "/staff/contacts/import/<int:upload_id>/status.json",
     }
     public = {"/", "/login", "/healthz", "/static/<path:filename>"}
     # The second step of a sign-in, and a set-password link: for people not yet signed in
