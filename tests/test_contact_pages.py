@@ -236,8 +236,12 @@ def test_a_reveal_needs_a_reason_is_audited_and_the_eleventh_in_a_day_is_refused
         ("reveal_refused", "staff@example.org", {"contact": f"contact-{cid}", "reason": "one more"})
     ]
     assert all(FULL not in str(e.parameters) for e in entries)
-    # Another person has their own ten; and a day later this one has ten again.
+    # Admins read them in the audit trail.
     admin = signed_in(web_app, "admin")
+    trail = admin.get("/admin/audit?lang=en").get_data(as_text=True)
+    assert trail.count("<td>number revealed</td>") == 10 and "reason=call 9" in trail
+    assert "<td>number not revealed (daily limit)</td>" in trail and FULL not in trail
+    # Another person has their own ten; and a day later this one has ten again.
     assert (
         admin.post(
             f"/staff/contacts/{cid}/reveal", data={"reason": "urgent", "csrf_token": token(admin)}
