@@ -90,22 +90,33 @@ def filter_from_query() -> tuple[contact_pages.ContactFilter, dict[str, str], li
 
 @bp.get("")
 @role_required(*STAFF)
-def index() -> str:
-    chosen, shown, problems = filter_from_query()
-    cursor = request.args.get("cursor", type=int)
+def index() -> tuple[str, int]:
+    return _list_page()
+
+
+def _list_page(*, find_problem: str | None = None, status: int = 200) -> tuple[str, int]:
+    """The list as the query string filters it; after a failed look-up, unfiltered."""
+    if find_problem is None:
+        chosen, shown, problems = filter_from_query()
+        cursor = request.args.get("cursor", type=int)
+    else:
+        chosen, shown, problems, cursor = contact_pages.ContactFilter(), {}, [], None
     session = db.session()
     page = contact_pages.list_contacts(session, _vault(), chosen, cursor=cursor)
-    query = {name: value for name, value in shown.items() if value}
-    return render_template(
-        "contacts/index.html",
-        page=page,
-        shown=shown,
-        query=query,
-        is_first_page=cursor is None,
-        problems=problems,
-        choices=contact_pages.filter_choices(session),
-        channels=list(CHANNELS),
-        done=request.args.get("done"),
+    return (
+        render_template(
+            "contacts/index.html",
+            page=page,
+            shown=shown,
+            query={name: value for name, value in shown.items() if value},
+            is_first_page=cursor is None,
+            problems=problems,
+            find_problem=find_problem,
+            choices=contact_pages.filter_choices(session),
+            channels=list(CHANNELS),
+            done=request.args.get("done"),
+        ),
+        status,
     )
 
 
@@ -116,36 +127,16 @@ def find() -> Response | tuple[str, int]:
     try:
         e164 = normalize_number(raw, current_app.config["ENGAGE_DEFAULT_REGION"])
     except PhoneNumberError:
-        return _index_with(find_problem=_("This is not a phone number."), status=400)
+        return _list_page(find_problem=_("This is not a phone number."), status=400)
     with db.transaction() as session:
         contact_id = contact_pages.find_by_number(
             session, _vault(), e164, user=_signed_in_user(session), now=db.now()
         )
     if contact_id is None:
         log.info("user %s: looked up a number, nobody found", current_user.id)
-        return _index_with(find_problem=_("No contact has this number."), status=404)
+        return _list_page(find_problem=_("No contact has this number."), status=404)
     log.info("user %s: looked up contact-%s by number", current_user.id, contact_id)
     return redirect(url_for("contacts.contact", contact_id=contact_id))
-
-
-def _index_with(*, find_problem: str, status: int) -> tuple[str, int]:
-    session = db.session()
-    page = contact_pages.list_contacts(session, _vault(), contact_pages.ContactFilter())
-    return (
-        render_template(
-            "contacts/index.html",
-            page=page,
-            shown={},
-            query={},
-            is_first_page=True,
-            problems=[],
-            find_problem=find_problem,
-            choices=contact_pages.filter_choices(session),
-            channels=list(CHANNELS),
-            done=None,
-        ),
-        status,
-    )
 
 
 # -- one contact ------------------------------------------------------------------------------
