@@ -1,6 +1,7 @@
 """Run every benchmark, print the figures and ratios, exit 1 when a target is missed.
 
-.venv/bin/python -m bench [--only webhook,webhook-gthread,loop,sending,fanout] [--seconds 30]
+.venv/bin/python -m bench [--only webhook,webhook-gthread,loop,sending,fanout,contacts]
+    [--seconds 30]
 """
 
 from __future__ import annotations
@@ -10,17 +11,19 @@ import os
 import sys
 import time
 
-from bench import fanout, loop, sending, webhook
+from bench import contacts_list, fanout, loop, sending, webhook
 from bench.common import Target, idle_share, log, print_table
 
-BENCHMARKS = ("webhook", "webhook-gthread", "loop", "sending", "fanout")
+BENCHMARKS = ("webhook", "webhook-gthread", "loop", "sending", "fanout", "contacts")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated subset")
     parser.add_argument("--seconds", type=int, default=30, help="length of each wrk run")
-    parser.add_argument("--contacts", type=int, default=100_000, help="fan-out contacts")
+    parser.add_argument(
+        "--contacts", type=int, default=100_000, help="fan-out and contacts list contacts"
+    )
     parser.add_argument("--rows", type=int, default=2000, help="rows for the sending benchmark")
     args = parser.parse_args()
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -44,6 +47,8 @@ def main() -> int:
                 targets += loop.run(seconds=min(args.seconds, 20))
             elif name == "sending":
                 targets += sending.run(rows=args.rows)
+            elif name == "contacts":
+                targets += contacts_list.run(contacts=args.contacts)
             else:
                 targets += fanout.run(contacts=args.contacts)
         except Exception as exc:  # one broken benchmark must not hide the others' figures

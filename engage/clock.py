@@ -18,6 +18,7 @@ from engage.jobs.alerts import retry_alerts
 from engage.jobs.send import message_sender, reconcile
 from engage.messaging import SendError
 from engage.services import erasure, outbox
+from engage.services.contact_imports import forget_stale_uploads
 from engage.services.maintenance import expire_idle_conversations
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,16 @@ def run_periodic() -> dict[str, int]:
     counts["snapshots"] = take_snapshots()
     counts["alerts"] = retry_alerts()
     counts.update(run_erasure_clock())
+    counts["uploads_forgotten"] = forget_uploads()
     if any(counts.values()):
         log.info("clock: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
     return counts
+
+
+def forget_uploads() -> int:
+    """Delete uploaded contact files nobody confirmed, and those of imports that died."""
+    with db.transaction() as session:
+        return forget_stale_uploads(session, utcnow())
 
 
 def look_up_lost(message_ids: list[int]) -> int:

@@ -23,7 +23,11 @@ _E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 
 
 class PhoneNumberError(ValueError):
-    """A number that cannot be read as a phone number."""
+    """A number that cannot be read as a phone number; `kind` says how (for the pages' words)."""
+
+    def __init__(self, message: str, kind: str = "not_a_number") -> None:
+        super().__init__(message)
+        self.kind = kind  # not_a_number | impossible_number
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ def normalize_number(raw: str, default_region: str) -> str:
     except phonenumbers.NumberParseException as exc:
         raise PhoneNumberError(f"not a phone number: {exc}") from None
     if not phonenumbers.is_possible_number(parsed):
-        raise PhoneNumberError("not a possible phone number")
+        raise PhoneNumberError("not a possible phone number", "impossible_number")
     return lookup_form(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
 
 

@@ -55,6 +55,9 @@ ROUTES = [
     ("/staff/inbox?show=mine", False, {"admin", "staff"}),
     ("/staff/inbox?show=handled", False, {"admin", "staff"}),
     ("/staff/inbox/1", False, {"admin", "staff"}),  # the contact the matrix's worker makes
+    ("/staff/contacts", False, {"admin", "staff"}),
+    ("/staff/contacts?key=state&value=FL&channel=sms&opted_out=no", False, {"admin", "staff"}),
+    ("/staff/contacts/import", False, {"admin", "staff"}),
 ]
 
 
@@ -113,6 +116,12 @@ def test_every_route_is_in_the_matrix(web_app):
         "/staff/simulator",
         "/staff/inbox",
         "/staff/inbox/<int:contact_id>",
+        "/staff/contacts",
+        "/staff/contacts/import",
+        # With a contact or an upload to show: tests/test_contact_pages.py, role by role.
+        "/staff/contacts/<int:contact_id>",
+        "/staff/contacts/import/<int:upload_id>",
+        "/staff/contacts/import/<int:upload_id>/status.json",
     }
     public = {"/", "/login", "/healthz", "/static/<path:filename>"}
     # The second step of a sign-in, and a set-password link: for people not yet signed in

@@ -7,8 +7,11 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from flask import Flask, current_app
@@ -16,6 +19,9 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from engage import create_app, db
 from engage.channels import CHANNELS
+
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar  # what click.progressbar returns
 
 log = logging.getLogger("engage.cli")
 
@@ -283,13 +289,35 @@ def contacts_import(file: Path) -> None:
         raise click.ClickException(f"{len(exc.problems)} bad row(s): nothing imported") from None
     except UnicodeDecodeError:
         raise click.ClickException(f"{file}: not UTF-8 text: nothing imported") from None
-    with db.transaction() as session:
-        result = import_contacts(session, current_app.extensions["engage.vault"], rows)
+    with ExitStack() as bars, db.transaction() as session:
+        result = import_contacts(
+            session,
+            current_app.extensions["engage.vault"],
+            rows,
+            progress=_terminal_progress(bars, "importing") if sys.stderr.isatty() else None,
+        )
     click.echo(
         f"{result.created} created, {result.updated} updated, "
         f"{result.merged_in_file} duplicate row(s) merged"
         + (f", {result.skipped_erased} erased number(s) skipped" if result.skipped_erased else "")
+        + (f", {result.opted_out_kept} opted out (kept)" if result.opted_out_kept else "")
     )
+
+
+def _terminal_progress(bars: ExitStack, label: str) -> Callable[[int, int], None]:
+    """A progress report that draws a bar on standard error (standard output keeps only the
+    summary); the bar starts at the first report, which gives the total."""
+    shown = 0
+    bar: ProgressBar[int] | None = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal shown, bar
+        if bar is None:
+            bar = bars.enter_context(click.progressbar(length=total, label=label, file=sys.stderr))
+        bar.update(done - shown)
+        shown = done
+
+    return update
 
 
 @contacts_group.command("erase")

@@ -2,6 +2,7 @@
 
 from engage.models.answers import Answer
 from engage.models.campaigns import Campaign
+from engage.models.contact_imports import ContactImport
 from engage.models.contacts import Contact
 from engage.models.conversations import Conversation
 from engage.models.erasure import DoNotContact, ThreadNote, TwilioDeletion
@@ -16,6 +17,7 @@ __all__ = [
     "AuditEntry",
     "Campaign",
     "Contact",
+    "ContactImport",
     "Conversation",
     "DoNotContact",
     "Message",

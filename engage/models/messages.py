@@ -18,11 +18,14 @@ class Message(Base):
         Index("ix_messages_status_direction", "direction", "status"),
         # The clock's look-up of urgent messages whose alert has not gone out yet.
         Index("ix_messages_urgent_alert", "is_urgent", "alert_sent_at"),
+        # A contact's messages in time order; the contacts list's filters on last activity
+        # and channel are answered from this index alone, a probe per contact.
+        Index("ix_messages_contact_time", "contact_id", "created_at", "channel"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     direction: Mapped[str] = mapped_column(String(3))  # states.Direction
-    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
     channel: Mapped[str] = mapped_column(String(10), default="sms")
     # Twilio's MessageSid: unique, so a repeated webhook is claimed only once.

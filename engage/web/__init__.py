@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from flask import Flask, Request, Response, current_app, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
@@ -36,6 +37,21 @@ class SessionInterface(SecureCookieSessionInterface):
         if request.path.startswith("/twilio/"):
             return self.make_null_session(app)
         return super().open_session(app, request)
+
+
+class PrivateUploadRequest(Request):
+    """Flask's request, with uploaded files kept in memory, never in a temporary file: a
+    contacts file holds phone numbers. Uploads are small (MAX_CONTENT_LENGTH, and at most
+    services/contact_imports.MAX_UPLOAD_BYTES for a contacts file)."""
+
+    def _get_file_stream(
+        self,
+        total_content_length: int | None,
+        content_type: str | None,
+        filename: str | None = None,
+        content_length: int | None = None,
+    ) -> IO[bytes]:
+        return io.BytesIO()
 
 
 def set_security_headers(response: Response) -> Response:
@@ -111,6 +127,7 @@ def register_blueprints(app: Flask) -> None:
     from engage.web import (
         admin,
         auth,
+        contacts,
         health,
         i18n,
         inbox,
@@ -123,6 +140,7 @@ def register_blueprints(app: Flask) -> None:
     )
 
     app.session_interface = SessionInterface()
+    app.request_class = PrivateUploadRequest
     csrf.init_app(app)
     # Twilio signs its posts instead; it cannot send a CSRF token.
     csrf.exempt(twilio.bp)
@@ -148,3 +166,4 @@ def register_blueprints(app: Flask) -> None:
         inbox.bp,
     ):
         app.register_blueprint(blueprint)
+    app.register_blueprint(contacts.bp)

@@ -40,8 +40,15 @@ def ngettext(singular: str, plural: str, n: int, **variables: object) -> str:
 
 def init_app(app: Flask) -> None:
     app.jinja_env.add_extension("jinja2.ext.i18n")
-    # A method the extension adds to the environment, which Environment's type cannot know.
-    app.jinja_env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
+    # Templates get the bare look-ups: Jinja's "newstyle" gettext fills in the placeholders
+    # itself, escaping each value (a file name, say) as it goes; a text filled in before it
+    # would be marked safe whole. A method the extension adds to the environment, which
+    # Environment's type cannot know.
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
+        lambda message: translations().gettext(message),
+        lambda singular, plural, n: translations().ngettext(singular, plural, n),
+        newstyle=True,
+    )
 
     @app.context_processor
     def _language() -> dict[str, str]:
