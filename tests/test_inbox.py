@@ -644,3 +644,14 @@ def test_the_reply_template_setting_is_read_and_checked(tmp_path):
     assert settings["ENGAGE_WHATSAPP_REPLY_TEMPLATE"] == TEMPLATE
     with pytest.raises(ConfigError, match="ENGAGE_WHATSAPP_REPLY_TEMPLATE"):
         load_config({**base, "ENGAGE_WHATSAPP_REPLY_TEMPLATE": "my-template"}, tmp_path)
+
+
+def test_a_staff_reply_reads_as_text_on_the_contact_page_too(app):
+    say(app, PHONE, "necesito hablar con alguien", at=AFTERNOON)
+    set_clock(app, AFTERNOON)
+    contact = contact_id(app)
+    client = signed_in(app)
+    post(client, f"/staff/inbox/{contact}/reply", body="Le escribimos mañana, gracias.")
+    stored = staff_rows(app)
+    assert stored and "Le escribimos" not in stored[0].body  # kept under the contact's key
+    assert "Le escribimos mañana, gracias." in page(client, f"/staff/contacts/{contact}")

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from engage.models import AuditEntry, Contact, Conversation, Message, SurveyVersion, User
 from engage.privacy import Vault
+from engage.services.inbox import message_text
 from engage.services.surveys import parse_version
 from engage.states import Direction
 
@@ -280,8 +281,8 @@ def describe_contact(session: Session, vault: Vault, contact_id: int) -> Contact
         ).all()
         for message in reversed(latest):
             is_inbound = message.direction == Direction.IN
-            # What the worker wrote is under the contact's key; Engage's own texts are not.
-            body = cipher.decrypt(message.body) if is_inbound and message.body else message.body
+            # What the worker wrote and staff replies are under the contact's key.
+            body = message_text(cipher, message.direction, message.kind, message.body) or ""
             messages.append(
                 MessageLine(
                     id=message.id,

@@ -120,7 +120,9 @@ def _masked(cipher: ContactCipher | None, phone_encrypted: str) -> str | None:
     return mask_number(cipher.decrypt(phone_encrypted))
 
 
-def _text(cipher: ContactCipher | None, direction: str, kind: str | None, body: str) -> str | None:
+def message_text(
+    cipher: ContactCipher | None, direction: str, kind: str | None, body: str
+) -> str | None:
     """A message's text as written: what a worker wrote and staff replies are stored under the
     contact's key, Engage's own texts as they are. None when it can no longer be read."""
     if direction == Direction.OUT and kind != STAFF_REPLY:
@@ -444,7 +446,9 @@ def _previews(
     ).all()
     previews: dict[int, str | None] = {}
     for row in rows:
-        text = _text(_cipher(vault, keys.get(row.contact_id)), row.direction, row.kind, row.body)
+        text = message_text(
+            _cipher(vault, keys.get(row.contact_id)), row.direction, row.kind, row.body
+        )
         if text is not None and len(text) > PREVIEW_CHARS:
             text = text[: PREVIEW_CHARS - 1].rstrip() + "…"
         previews[row.contact_id] = text
@@ -655,7 +659,7 @@ def thread_view(
                 direction=row.direction,
                 at=row.created_at,
                 channel=row.channel,
-                text=_text(cipher, row.direction, row.kind, row.body),
+                text=message_text(cipher, row.direction, row.kind, row.body),
                 media_url=media,
                 has_media=row.media_url is not None,
                 category=category,
