@@ -664,9 +664,8 @@ def test_uploads_nobody_confirmed_are_forgotten_by_the_clock(web_app):
         assert db.session().scalar(select(func.count()).select_from(Contact)) == 0
 
 
+@pytest.mark.parametrize("database", ["sqlite"])  # one database is enough for the terminal
 def test_the_cli_import_draws_a_progress_bar_on_a_terminal(app, tmp_path, database):
-    if database != "sqlite":
-        pytest.skip("one database is enough for the terminal")
     path = tmp_path / "contacts.csv"
     path.write_text(HEADER + "".join(f"+1305{n:07d},es,clinic,FL,\n" for n in range(2500)))
     env = {
