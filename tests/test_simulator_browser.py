@@ -7,6 +7,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from werkzeug.serving import make_server
@@ -131,7 +132,9 @@ def sign_in(browser, live_server, path: str) -> Page:
     browser.find_element(By.NAME, "email").send_keys("staff@example.org")
     browser.find_element(By.NAME, "password").send_keys(WEB_PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "form.login button").click()
-    wait_until(lambda: "/staff/simulator" in browser.current_url)
+    # The sign-in page's own address names the simulator (?next=): wait for the page itself.
+    wait_until(lambda: urlsplit(browser.current_url).path == "/staff/simulator")
+    wait_until(lambda: bool(browser.find_elements(By.ID, "sim-chat")))
     return Page(browser)
 
 
