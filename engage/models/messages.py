@@ -18,6 +18,9 @@ class Message(Base):
         Index("ix_messages_status_direction", "direction", "status"),
         # The clock's look-up of urgent messages whose alert has not gone out yet.
         Index("ix_messages_urgent_alert", "is_urgent", "alert_sent_at"),
+        # A campaign's rows by kind (invitation, reminder) and status: its progress counts,
+        # its unsent rows (pause, resume, cancel) and its reminders are read from this index.
+        Index("ix_messages_campaign_progress", "campaign_id", "kind", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -43,7 +46,7 @@ class Message(Base):
     status: Mapped[str] = mapped_column(String(20), default=MessageStatus.RECEIVED)
     error_code: Mapped[int | None]
     queue: Mapped[str] = mapped_column(String(10), default=QueueName.REPLIES)
-    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
     # A WhatsApp Content template, for invitations outside the 24-hour window.
     content_sid: Mapped[str | None] = mapped_column(String(40))
     content_variables: Mapped[dict[str, Any] | None]
