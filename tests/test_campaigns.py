@@ -243,7 +243,9 @@ def test_campaign_rows_hold_the_invitation_and_its_conversation(twilio_app, tmp_
         assert conversation.status == "active" and conversation.pending == "_consent"
         assert conversation.misses == {"texts": []} and conversation.consent_tries == 0
         assert conversation.is_invited is True and conversation.is_simulated is False
-        assert conversation.started_at == conversation.last_activity_at == started
+        assert conversation.started_at == started
+        # Idle from when the invitation is due (--at), not from when it was written.
+        assert conversation.last_activity_at == datetime(2031, 3, 4, 16, tzinfo=UTC)
         assert started.tzinfo == UTC and conversation.ended_at is None
         assert conversation.last_question_id is None
     assert [c.last_profile for c in conversations] == [

@@ -114,3 +114,6 @@ def register_blueprints(app: Flask) -> None:
     app.context_processor(navigation)
     for blueprint in (health.bp, twilio.bp, auth.bp, staff.bp, results.bp, admin.bp):
         app.register_blueprint(blueprint)
+    from engage.web import campaigns
+
+    app.register_blueprint(campaigns.bp)
