@@ -40,11 +40,26 @@ ROUTES = [
     (f"/results/{SURVEY}/responses.csv", True, {"admin", "staff"}),
     ("/admin/audit", False, {"admin"}),
     ("/staff", False, {"admin", "staff"}),
+    ("/staff/campaigns", False, {"admin", "staff"}),
+    ("/staff/campaigns/new", False, {"admin", "staff"}),
+    ("/staff/campaigns/1", False, {"admin", "staff"}),
+    ("/staff/campaigns/1/progress.json", True, {"admin", "staff"}),
 ]
+
+
+def add_campaign(app) -> None:
+    """Campaign 1, for the routes that show one."""
+    from engage.models import Campaign
+    from engage.services.surveys import DatabaseCatalog
+
+    with app.app_context(), db.transaction() as session:
+        survey = next(s for s in DatabaseCatalog(session).active() if s.id == SURVEY)
+        session.add(Campaign(survey_id=SURVEY, version=survey.version, channel="sms"))
 
 
 @pytest.mark.parametrize("role", [None, "policy", "staff", "admin"])
 def test_role_matrix_over_every_route(web_app, role):
+    add_campaign(web_app)
     client = web_app.test_client()
     if role:
         assert sign_in(client, role).status_code == 302
@@ -70,6 +85,10 @@ def test_every_route_is_in_the_matrix(web_app):
         "/results/<survey_id>/responses.csv",
         "/admin/audit",
         "/staff",
+        "/staff/campaigns",
+        "/staff/campaigns/new",
+        "/staff/campaigns/<int:campaign_id>",
+        "/staff/campaigns/<int:campaign_id>/progress.json",
     }
     public = {"/", "/login", "/healthz", "/static/<path:filename>"}
     assert rules == covered | public

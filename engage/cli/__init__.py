@@ -9,7 +9,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 from flask import Flask, current_app
@@ -429,14 +429,15 @@ def campaigns_start(
 class _ProgressBar:
     """click's progress bar on the terminal (stderr), for the invitations written so far."""
 
-    def __init__(self) -> None:
+    def __init__(self, file: TextIO | None = None) -> None:
+        self.file = file or sys.stderr
         self.bar: Any = None
         self.shown = 0
 
     def update(self, done: int, total: int) -> None:
         if self.bar is None:
             self.bar = click.progressbar(
-                length=total, label="inviting", file=sys.stderr, show_pos=True
+                length=total, label="inviting", file=self.file, show_pos=True, show_percent=True
             )
             self.bar.__enter__()
         self.bar.update(done - self.shown)
