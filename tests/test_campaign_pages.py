@@ -159,7 +159,11 @@ def test_the_preview_counts_who_is_reached_who_is_left_out_and_why(pages, fake_t
     estimates = page[
         page.index('id="estimates"') : page.index("</table>", page.index('id="estimates"'))
     ]
-    assert re.search(r"<th scope=\"row\">es</th>\s*<td class=\"num\">3</td>", estimates)
+    assert 'lang="es">Español</th>' in estimates
+    assert re.search(r'<th scope="row">Contactos</th><td class="num">3</td>', estimates)
+    assert re.search(
+        r'<th scope="row">Segmentos por invitación</th><td class="num">2 / 1</td>', estimates
+    )
     assert "Invitaciones: 6 segmentos en total." in page
     assert 'id="message-segments"' in page and "hours_per_day" in page
     assert 'id="start-button"' in page

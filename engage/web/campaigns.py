@@ -57,6 +57,7 @@ from engage.services.quiet_hours import STATE_TIMEZONES
 from engage.services.surveys import DatabaseCatalog
 from engage.states import CampaignState, RemindWhom
 from engage.survey.definition import Survey
+from engage.survey.keywords import language_name
 from engage.web.decorators import STAFF, role_required
 from engage.web.i18n import gettext as _
 from engage.web.i18n import translations
@@ -343,7 +344,7 @@ def cancel(campaign_id: int) -> Response:
     return _control(campaign_id, jobs.cancel)
 
 
-@bp.app_template_filter("preview_percent")
-def preview_percent(part: int, whole: int) -> int:
-    """A share as a whole percentage, for a progress bar."""
-    return round(100 * part / whole) if whole else 0
+@bp.context_processor
+def _language_names() -> dict[str, Any]:
+    """Languages by their own names (Español, Kreyòl ayisyen), as the workers' menu shows them."""
+    return {"language_name": language_name}
