@@ -1,6 +1,7 @@
 """Run every benchmark, print the figures and ratios, exit 1 when a target is missed.
 
-.venv/bin/python -m bench [--only webhook,webhook-gthread,loop,sending,fanout] [--seconds 30]
+.venv/bin/python -m bench [--only webhook,webhook-gthread,loop,sending,fanout,fanout-page]
+    [--seconds 30]
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from bench import fanout, loop, sending, webhook
 from bench.common import Target, idle_share, log, print_table
 
-BENCHMARKS = ("webhook", "webhook-gthread", "loop", "sending", "fanout")
+BENCHMARKS = ("webhook", "webhook-gthread", "loop", "sending", "fanout", "fanout-page")
 
 
 def main() -> int:
@@ -44,6 +45,8 @@ def main() -> int:
                 targets += loop.run(seconds=min(args.seconds, 20))
             elif name == "sending":
                 targets += sending.run(rows=args.rows)
+            elif name == "fanout-page":
+                targets += fanout.run_page(contacts=args.contacts)
             else:
                 targets += fanout.run(contacts=args.contacts)
         except Exception as exc:  # one broken benchmark must not hide the others' figures

@@ -103,7 +103,7 @@ def create_for_page(
         )
         survey = DatabaseCatalog(session).get(campaign.survey_id, campaign.version)
         # What the preview showed, until the fan-out knows exactly.
-        campaign.contacts = len(matching_contact_ids(session, campaign, repeat=survey.repeat))
+        campaign.contacts = service.count_matching(session, campaign, repeat=survey.repeat)
         service.record_action(
             session, campaign, action="campaign_start", actor=actor, user_id=user_id
         )

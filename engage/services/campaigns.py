@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Integer,
+    Select,
     and_,
     case,
     delete,
@@ -220,6 +221,20 @@ def _exclusions(survey_id: str, *, repeat: bool) -> list[tuple[ColumnElement[boo
 def matching_contact_ids(session: Session, campaign: Campaign, *, repeat: bool) -> list[int]:
     """Contacts to invite: the filter's, not opted out, not mid-survey, not done with it (unless
     repeat), and not invited by this campaign already (a fan-out that runs again)."""
+    return list(session.scalars(_matching(campaign, repeat=repeat).order_by(Contact.id)))
+
+
+def count_matching(session: Session, campaign: Campaign, *, repeat: bool) -> int:
+    """How many contacts `matching_contact_ids` would give, counted in the database."""
+    return int(
+        session.scalar(
+            select(func.count()).select_from(_matching(campaign, repeat=repeat).subquery())
+        )
+        or 0
+    )
+
+
+def _matching(campaign: Campaign, *, repeat: bool) -> Select[int]:
     query = select(Contact.id).where(
         *filter_conditions(ContactFilter.from_stored(campaign.filters)),
         *(~condition for condition, _ in _exclusions(campaign.survey_id, repeat=repeat)),
@@ -232,7 +247,7 @@ def matching_contact_ids(session: Session, campaign: Campaign, *, repeat: bool) 
                 Message.kind == INVITATION_KIND,
             )
         )
-    return list(session.scalars(query.order_by(Contact.id)))
+    return query
 
 
 def batches(ids: list[int], size: int = BATCH) -> Iterator[list[int]]:
@@ -652,17 +667,7 @@ def progress(session: Session, campaign: Campaign) -> dict[str, int | str]:
     """Exact counts (staff only): contacts, invited, sent, delivered, failed, started, consented,
     completed, reminded, opted out, and the state."""
     inv = aliased(Message, name="invitation")
-    inbound = aliased(Message, name="inbound")
-    wrote = (
-        select(inbound.id)
-        .where(
-            inbound.contact_id == inv.contact_id,
-            inbound.conversation_id == inv.conversation_id,
-            inbound.direction == Direction.IN,
-        )
-        .exists()
-    )
-    started = or_(Conversation.status.in_(ENDED_BY_REPLY), wrote)
+    started = answered_invitation()
     consented = or_(
         Conversation.status == "completed",
         Conversation.last_question_id.is_not(None),
@@ -682,7 +687,7 @@ def progress(session: Session, campaign: Campaign) -> dict[str, int | str]:
             number(inv.status.in_(TAKEN)),
             number(inv.status.in_(DELIVERED)),
             number(inv.status.in_(FAILED)),
-            number(and_(Conversation.id.is_not(None), started)),
+            number(started),
             number(consented),
             number(Conversation.status == "completed"),
             number(Contact.is_opted_out.is_(True)),
@@ -767,6 +772,23 @@ def record_action(
     session.add(entry)
     session.flush()
     return entry
+
+
+def answered_invitation() -> ColumnElement[bool]:
+    """Whether the worker answered a campaign's invitation (its conversation's own columns, no
+    look-up per contact): said yes and got a question, said no, gave an answer it could not
+    read, or ended it (finished, started another survey, opted out). A conversation that expired
+    after a yes but before any answer no longer shows it (expiry clears the pending question),
+    as in the results' funnel."""
+    return or_(
+        Conversation.status.in_(ENDED_BY_REPLY),
+        Conversation.last_question_id.is_not(None),
+        Conversation.consent_tries > 0,
+        and_(
+            Conversation.pending.is_not(None),
+            Conversation.pending.not_in((CONSENT, INVITATION)),
+        ),
+    )
 
 
 def has_unsent(session: Session, campaign_id: int) -> bool:

@@ -35,6 +35,7 @@ from engage.services.campaigns import (
     INVITATION_KIND,
     REMINDER_KIND,
     TAKEN,
+    answered_invitation,
     reminder_text,
 )
 from engage.services.conversations import Settings, make_engine
@@ -126,7 +127,9 @@ def eligible(
         written < campaign.reminders,
     ]
     if campaign.remind == RemindWhom.NOT_STARTED:
-        conditions.append(~wrote)
+        # Not answered, and silent: one who only asked for help or wrote of trouble is not
+        # sent an automatic reminder either.
+        conditions += [~answered_invitation(), ~wrote]
     if zones is not None:
         in_daytime = Contact.timezone.in_(zones.names)
         conditions.append(

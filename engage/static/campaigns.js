@@ -95,6 +95,7 @@
   }
 
   function poll() {
+    var asked = Date.now();
     fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (response) {
         if (!response.ok) {
@@ -104,7 +105,9 @@
       })
       .then(function (counts) {
         show(counts);
-        window.setTimeout(poll, ENDED.indexOf(counts.state) >= 0 ? SLOW : FAST);
+        // A big campaign takes the server a moment to count: ask less often, not more.
+        var pause = Math.max(FAST, 5 * (Date.now() - asked));
+        window.setTimeout(poll, ENDED.indexOf(counts.state) >= 0 ? SLOW : pause);
       })
       .catch(function () {
         window.setTimeout(poll, SLOW);
