@@ -63,6 +63,28 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0 (true or false), got {raw!r}")
+
+
+def _require_totp(env: Mapping[str, str], is_production: bool) -> bool:
+    """Staff and admins sign in with a TOTP code: always in production, by choice elsewhere."""
+    required = _flag(env, "ENGAGE_REQUIRE_TOTP", is_production)
+    if is_production and not required:
+        raise ConfigError(
+            "ENGAGE_REQUIRE_TOTP cannot be turned off in production: staff and admin accounts "
+            "sign in with a second factor (unset it)"
+        )
+    return required
+
+
 def _quiet_hours(raw: str) -> tuple[int, int]:
     try:
         start, end = (int(part) for part in raw.split("-"))
@@ -296,6 +318,7 @@ def load(env: Mapping[str, str], instance_path: str | Path) -> dict[str, Any]:
         "ENGAGE_MIN_PERCENT_BASE": min_percent_base,
         "ENGAGE_ROUND_BASE": round_base,
         "ENGAGE_TRUSTED_PROXIES": _trusted_proxies(env),
+        "ENGAGE_REQUIRE_TOTP": _require_totp(env, is_production),
         "SESSION_COOKIE_SECURE": is_production,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Strict",

@@ -7,10 +7,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from engage import db
-from engage.models import Contact, SurveyVersion
+from engage.models import Answer, Contact, SurveyVersion
 from engage.services.surveys import PublishError, publish_surveys
 from engage.survey.loader import load_survey_file
 
@@ -54,6 +54,9 @@ def test_a_comment_changes_nothing_a_text_change_is_a_new_version(app, tmp_path,
 
 def test_a_type_change_or_a_dropped_answered_choice_is_refused(app, tmp_path, worker):
     worker().script("HOUSING", "1", "2")  # state = CA answered
+    # ...by a real worker (answers given in the simulator never hold a new version back).
+    with app.app_context(), db.transaction() as session:
+        session.execute(update(Answer).values(is_simulated=False))
     original = (TEST_SURVEYS / "housing-check.yaml").read_text()
     path = tmp_path / "housing.yaml"
     path.write_text(original.replace("type: yes_no", "type: text"))

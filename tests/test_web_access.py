@@ -39,7 +39,18 @@ ROUTES = [
     (f"/results/{SURVEY}/export.json?by=state&by=crop", True, {"admin", "staff", "policy"}),
     (f"/results/{SURVEY}/responses.csv", True, {"admin", "staff"}),
     ("/admin/audit", False, {"admin"}),
+    ("/admin/users", False, {"admin"}),
     ("/staff", False, {"admin", "staff"}),
+    (f"/staff/surveys/{SURVEY}.yaml", True, {"admin", "staff"}),
+    ("/staff/surveys/import", False, {"admin", "staff"}),
+    (f"/staff/surveys/{SURVEY}/translations", False, {"admin", "staff"}),
+    (f"/staff/surveys/{SURVEY}/translations.po?lang=ht", True, {"admin", "staff"}),
+    (f"/staff/surveys/{SURVEY}/translations.xlsx", True, {"admin", "staff"}),
+    ("/staff/surveys", False, {"admin", "staff"}),
+    ("/staff/surveys/new", False, {"admin", "staff"}),
+    (f"/staff/surveys/{SURVEY}", False, {"admin", "staff"}),
+    (f"/staff/surveys/{SURVEY}/edit", False, {"admin", "staff"}),  # a file survey: read-only
+    ("/staff/simulator", False, {"admin", "staff"}),
     ("/staff/campaigns", False, {"admin", "staff"}),
     ("/staff/campaigns/new", False, {"admin", "staff"}),
     ("/staff/campaigns/1", False, {"admin", "staff"}),
@@ -84,13 +95,26 @@ def test_every_route_is_in_the_matrix(web_app):
         "/results/<survey_id>/export.<fmt>",
         "/results/<survey_id>/responses.csv",
         "/admin/audit",
+        "/admin/users",
         "/staff",
+        "/staff/surveys/<survey_id>.yaml",
+        "/staff/surveys/import",
+        "/staff/surveys/<survey_id>/translations",
+        "/staff/surveys/<survey_id>/translations.<fmt>",
+        "/staff/surveys",
+        "/staff/surveys/new",
+        "/staff/surveys/<survey_id>",
+        "/staff/surveys/<survey_id>/edit",
+        "/staff/simulator",
         "/staff/campaigns",
         "/staff/campaigns/new",
         "/staff/campaigns/<int:campaign_id>",
         "/staff/campaigns/<int:campaign_id>/progress.json",
     }
     public = {"/", "/login", "/healthz", "/static/<path:filename>"}
+    # The second step of a sign-in, and a set-password link: for people not yet signed in
+    # (tests/test_accounts_page.py).
+    public |= {"/login/totp", "/login/totp/setup", "/set-password/<token>"}
     assert rules == covered | public
 
 

@@ -182,7 +182,7 @@ def _refuse_production(allow_production: bool) -> None:
 @with_appcontext
 def simulate(phone: str, text: str, channel: str, allow_production: bool) -> None:
     """Run one inbound message through the webhook's service; print each reply."""
-    from engage.cli.simulation import simulate_message
+    from engage.simulation import simulate_message
 
     _refuse_production(allow_production)
     replies = simulate_message(current_app, phone, text, channel=channel)
@@ -197,7 +197,7 @@ def simulate(phone: str, text: str, channel: str, allow_production: bool) -> Non
 @with_appcontext
 def chat(phone: str, channel: str, allow_production: bool) -> None:
     """An interactive conversation in the terminal, as the worker at PHONE."""
-    from engage.cli.simulation import simulate_message
+    from engage.simulation import simulate_message
 
     _refuse_production(allow_production)
     click.echo("Type a message as the worker would (empty line or Ctrl-D to quit).", err=True)
@@ -666,3 +666,21 @@ def users_deactivate(email: str) -> None:
     except AccountError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"user {user.id}: deactivated, sessions ended")
+
+
+@users_group.command("reset-totp")
+@click.argument("email")
+@with_appcontext
+def users_reset_totp(email: str) -> None:
+    """Clear an account's authenticator app (a lost phone, and no other admin to do it from
+    the accounts page); a new one is set up at its next sign-in."""
+    from engage.services.accounts import AccountError, find_user
+    from engage.services.second_factor import reset_second_factor
+
+    try:
+        with db.transaction() as session:
+            user = find_user(session, email)
+            reset_second_factor(session, user, actor=_actor())
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"user {user.id}: authenticator app cleared")

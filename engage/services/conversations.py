@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -44,6 +44,7 @@ from engage.survey.engine import (
     ConversationState,
     Engine,
     Outcome,
+    SurveyCatalog,
 )
 from engage.survey.safety import safety_words
 from engage.survey.texts import SystemTexts
@@ -59,6 +60,8 @@ class Settings:
     locales_dir: Path
     org_name: str = "Engage"
     idle_hours: int = 72
+    # The surveys the engine may run; None: the published ones (the simulator runs a draft).
+    catalog: Callable[[Session | Connection], SurveyCatalog] | None = None
 
 
 @dataclass
@@ -83,7 +86,7 @@ def make_engine(session: Session | Connection, settings: Settings) -> Engine:
         return _system_texts(settings.locales_dir, lang, settings.org_name)
 
     return Engine(
-        DatabaseCatalog(session),
+        (settings.catalog or DatabaseCatalog)(session),
         texts=texts_for,
         idle=timedelta(hours=settings.idle_hours),
         safety=safety_words(settings.locales_dir),

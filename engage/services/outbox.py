@@ -484,6 +484,8 @@ def stale_pending_ids(
         .where(
             Message.direction == Direction.OUT,
             Message.status == MessageStatus.PENDING,
+            # A simulated reply goes to the console sender at once, never to Twilio.
+            Message.is_simulated.is_(False),
             Message.created_at < now - older_than,
             or_(Message.send_after.is_(None), Message.send_after <= now),
             Message.id > after_id,
@@ -511,6 +513,7 @@ def stale_dispatching_ids(
             .where(
                 Message.direction == Direction.OUT,
                 Message.status == MessageStatus.DISPATCHING,
+                Message.is_simulated.is_(False),
                 Message.attempted_at < utcnow() - older_than,
             )
             .order_by(Message.id)

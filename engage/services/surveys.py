@@ -64,7 +64,12 @@ def check_compatible(session: Session, survey: Survey) -> None:
 def _has_answers(session: Session, survey_id: str, question_id: str) -> bool:
     found = session.scalar(
         select(Answer.id)
-        .where(Answer.survey_id == survey_id, Answer.question_id == question_id)
+        .where(
+            Answer.survey_id == survey_id,
+            Answer.question_id == question_id,
+            # Tried in the simulator, a version leaves answers that mean nothing to results.
+            Answer.is_simulated.is_(False),
+        )
         .limit(1)
     )
     return found is not None

@@ -29,7 +29,7 @@ from engage.services.surveys import (
     parse_version,
     publish_version,
 )
-from engage.survey.definition import Survey
+from engage.survey.definition import QUESTION_TYPES, SMS_SPELLINGS, Choice, Question, Survey
 from engage.survey.loader import (
     CHOICE_FIELDS,
     QUESTION_FIELDS,
@@ -43,6 +43,7 @@ from engage.survey.loader import (
 # Paths of the staff pages: a survey cannot be called like them.
 RESERVED_IDS = ("new", "import")
 _SURVEY_ID = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+_LANGUAGE = re.compile(r"[a-z]{2,3}")
 MAX_ID_CHARS = 100
 
 
@@ -266,10 +267,89 @@ def check_draft_text(session: Session, survey_id: str, text: str, *, org_name: s
             check_compatible(session, survey)
         except PublishError as error:
             problems.append(FieldProblem("questions", 1, str(error)))
-    costs = message_costs(survey, org_name=org_name) if survey is not None else []
+    if checked.survey is not None:
+        costs = message_costs(checked.survey, org_name=org_name)
+    elif checked.is_yaml:
+        costs = draft_costs(document_of(text), org_name=org_name)
+    else:
+        costs = []
     if any(not p.is_warning for p in problems):
         survey = None
     return DraftCheck(survey, problems, costs, checked.is_yaml)
+
+
+def draft_costs(document: dict[str, Any], *, org_name: str) -> list[MessageCost]:
+    """What each message of a draft that does not pass the check yet would cost on SMS.
+
+    The author sees the cost while typing, before every translation is there: the messages
+    whose text is written are costed by `message_costs` as a checked survey's are; a message
+    missing in a language is left out (the check reports it).
+    """
+    languages = [
+        lang
+        for lang in _list(document.get("languages"))
+        if isinstance(lang, str) and _LANGUAGE.fullmatch(lang)
+    ]
+    if not languages:
+        return []
+    default = languages[0]
+
+    def filled(value: object) -> dict[str, str]:
+        # render_question falls back on the default language, as the engine does.
+        written = _written(value)
+        fallback = written.get(default, "")
+        return {lang: written.get(lang, fallback) for lang in languages}
+
+    questions: list[Question] = []
+    written_in: dict[str, set[str]] = {}
+    for item in _list(document.get("questions")):
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
+            continue
+        if item["id"] in written_in:
+            continue  # a duplicate id: costed once, the check reports it
+        kind = item.get("type") if item.get("type") in QUESTION_TYPES else "text"
+        choices = tuple(
+            Choice(value=str(c.get("value", "")), label=filled(c.get("label")))
+            for c in _list(item.get("choices"))
+            if isinstance(c, dict)
+        )
+        questions.append(
+            Question(
+                id=item["id"],
+                type=str(kind),
+                text=filled(item.get("text")),
+                choices=choices if kind in ("choice", "multi") else (),
+                optional=item.get("optional") is True,
+            )
+        )
+        written_in[item["id"]] = set(_written(item.get("text")))
+    spelling = document.get("sms_spelling")
+    survey = Survey(
+        id=str(document.get("id") or "draft"),
+        title={},
+        languages=tuple(languages),
+        keywords={},
+        questions=tuple(questions),
+        intro=_written(document.get("intro")),
+        closing=_written(document.get("closing")),
+        sms_spelling=spelling if spelling in SMS_SPELLINGS else "as_written",
+    )
+    return [
+        cost
+        for cost in message_costs(survey, org_name=org_name)
+        if cost.message not in written_in or cost.language in written_in[cost.message]
+    ]
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _written(value: object) -> dict[str, str]:
+    """The texts of a per-language field that are written (not empty), by language."""
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): v for k, v in value.items() if isinstance(v, str) and v.strip()}
 
 
 def _keyword_clashes(

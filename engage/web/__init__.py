@@ -98,7 +98,18 @@ def navigation() -> dict[str, Any]:
 
 
 def register_blueprints(app: Flask) -> None:
-    from engage.web import admin, auth, health, i18n, results, staff, twilio
+    from engage.web import (
+        admin,
+        auth,
+        health,
+        i18n,
+        results,
+        simulator,
+        staff,
+        survey_files,
+        surveys,
+        twilio,
+    )
 
     app.session_interface = SessionInterface()
     csrf.init_app(app)
@@ -112,7 +123,18 @@ def register_blueprints(app: Flask) -> None:
     i18n.init_app(app)
     app.after_request(set_security_headers)
     app.context_processor(navigation)
-    for blueprint in (health.bp, twilio.bp, auth.bp, staff.bp, results.bp, admin.bp):
+    # First of the /staff/surveys blueprints: its paths (<id>.yaml, import) are the more specific.
+    app.register_blueprint(survey_files.bp)
+    for blueprint in (
+        health.bp,
+        twilio.bp,
+        auth.bp,
+        staff.bp,
+        results.bp,
+        admin.bp,
+        surveys.bp,
+        simulator.bp,
+    ):
         app.register_blueprint(blueprint)
     from engage.web import campaigns
 

@@ -1,13 +1,17 @@
-"""`engage simulate` and `engage chat`: the webhook's service, the console sender, no Twilio.
+"""Simulated messages: `engage simulate`, `engage chat` and the staff simulator share this path.
 
+One inbound message goes through the webhook's service with the console sender, never Twilio.
 Like the webhook and the send job, it owns its transactions: one for the step, two per reply.
 """
 
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 from flask import Flask
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
 
 from engage import db
 from engage.channels import channel_named
@@ -17,16 +21,31 @@ from engage.messaging.console import ConsoleSender
 from engage.privacy import parse_sender
 from engage.services import outbox
 from engage.services.conversations import handle_inbound, settings_from
+from engage.services.simulator import DraftCatalog
+from engage.survey.definition import Survey
 
 SIMULATED_TO = "+15550000000"
 
 
-def simulate_message(app: Flask, phone: str, text: str, *, channel: str = "sms") -> list[str]:
-    """One inbound message from PHONE; returns the texts actually delivered to it, in order."""
+def simulate_message(
+    app: Flask, phone: str, text: str, *, channel: str = "sms", draft: Survey | None = None
+) -> list[str]:
+    """One inbound message from PHONE; returns the texts actually delivered to it, in order.
+
+    With `draft`, the engine runs that survey (a draft, checked) instead of the published ones:
+    its keywords start it and no other survey's do. Raises LookupError when the contact's open
+    conversation is on a version the engine cannot find (a draft changed since it began).
+    """
     vault = app.extensions["engage.vault"]
     described = channel_named(channel)
     address = described.address(phone)
     settings = settings_from(app.config, vault)
+    if draft is not None:
+
+        def draft_catalog(session: Session | Connection) -> DraftCatalog:
+            return DraftCatalog(session, draft)
+
+        settings = replace(settings, catalog=draft_catalog)
     with db.engine().begin() as connection:
         result = handle_inbound(
             connection,

@@ -1,0 +1,167 @@
+"""The simulator: a phone-like chat that runs a published survey or a draft through the engine.
+
+Every message goes the way `engage simulate` sends it (engage/simulation.py): the webhook's
+service, the console sender, a simulated contact that results, campaigns and the inbox leave out.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, render_template, request
+from flask import session as cookie
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from engage import db
+from engage.services.simulator import (
+    MAX_SESSION_CHARS,
+    MAX_TEXT_CHARS,
+    SimulatorError,
+    contact_at,
+    draft_survey,
+    first_free_attempt,
+    published_survey,
+    segments_of,
+    session_key,
+    simulated_phone,
+    simulator_surveys,
+)
+from engage.simulation import simulate_message
+from engage.survey.definition import Survey
+from engage.survey.keywords import language_name
+from engage.web.decorators import STAFF, role_required
+from engage.web.i18n import gettext as _
+
+bp = Blueprint("simulator", __name__)
+
+SIMULATOR_CHANNELS = ("sms", "whatsapp")
+# The sign-in cookie remembers which number each of the person's recent sessions plays.
+COOKIE_KEY = "simulator"
+REMEMBERED_SESSIONS = 30
+
+
+@bp.get("/staff/simulator")
+@role_required(*STAFF)
+def page() -> str:
+    org_name = current_app.config["ENGAGE_ORG_NAME"]
+    surveys = simulator_surveys(db.session(), org_name=org_name)
+    chosen = request.args.get("survey", "")
+    is_draft = request.args.get("draft") in ("1", "true")
+    problem = None
+    if chosen and not any(s.id == chosen and s.is_draft == is_draft for s in surveys):
+        try:
+            if is_draft:
+                draft_survey(db.session(), chosen, org_name=org_name)
+            else:
+                published_survey(db.session(), chosen)
+        except SimulatorError as error:
+            problem = _error_message(error)
+        chosen, is_draft = "", False
+    return render_template(
+        "simulator/page.html",
+        surveys=surveys,
+        chosen=chosen,
+        chosen_is_draft=is_draft,
+        problem=problem,
+        language_name=language_name,
+        max_text_chars=MAX_TEXT_CHARS,
+    )
+
+
+# Inside JSON strings only: what could open a tag or an entity if the answer were ever read as
+# HTML is written as a \u escape (texts come from workers and from survey drafts).
+_HTML_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+def _json(status: int, **payload: object) -> tuple[Response, int]:
+    body = current_app.json.dumps(payload).translate(_HTML_SAFE)
+    return current_app.response_class(body, mimetype="application/json"), status
+
+
+def _bad_request(message: str) -> tuple[Response, int]:
+    return _json(400, error="bad_request", message=message)
+
+
+@bp.post("/staff/simulator/messages")
+@role_required(*STAFF, is_download=True)
+def messages() -> tuple[Response, int]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        return _bad_request(_("Send a JSON object."))
+    session_id = data.get("session")
+    text = data.get("text")
+    survey_id = data.get("survey") or None
+    is_draft = data.get("draft", False)
+    channel = data.get("channel") or "sms"
+    if not isinstance(session_id, str) or not 0 < len(session_id) <= MAX_SESSION_CHARS:
+        return _bad_request(
+            _("session: text of 1 to %(max)s characters.", max=str(MAX_SESSION_CHARS))
+        )
+    if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT_CHARS:
+        return _bad_request(_("text: 1 to %(max)s characters.", max=str(MAX_TEXT_CHARS)))
+    if survey_id is not None and not isinstance(survey_id, str):
+        return _bad_request(_("survey: a survey id."))
+    if not isinstance(is_draft, bool) or (is_draft and survey_id is None):
+        return _bad_request(_("draft: true or false, with a survey."))
+    if channel not in SIMULATOR_CHANNELS:
+        return _bad_request(_("channel: sms or whatsapp."))
+    try:
+        draft = _survey_to_run(survey_id, is_draft)
+        phone = _phone_of(session_id)
+        replies = simulate_message(current_app, phone, text, channel=channel, draft=draft)
+    except SimulatorError as error:
+        status = 404 if error.code in ("not_found", "no_draft") else 409
+        return _json(status, error=error.code, message=_error_message(error))
+    except LookupError as error:
+        if isinstance(error, KeyError | IndexError):
+            raise
+        # The conversation began on a version the engine cannot find: a draft changed since.
+        message = _("This conversation began on another version of the draft: reset to try it.")
+        return _json(409, error="version_changed", message=message)
+    return _json(200, replies=replies, segments=segments_of(replies))
+
+
+def _survey_to_run(survey_id: str | None, is_draft: bool) -> Survey | None:
+    """The draft to run, if one was asked for; a published survey must be current."""
+    if survey_id is None:
+        return None
+    org_name = current_app.config["ENGAGE_ORG_NAME"]
+    if is_draft:
+        return draft_survey(db.session(), survey_id, org_name=org_name)
+    published_survey(db.session(), survey_id)
+    return None
+
+
+def _phone_of(session_id: str) -> str:
+    """The simulated number a session plays: the person's own, never a real contact's."""
+    vault = current_app.extensions["engage.vault"]
+    secret = current_app.secret_key
+    assert secret is not None  # create_app always sets it
+    user_id = int(current_user.id)
+    key = session_key(session_id)
+    # [key, attempt] pairs, oldest first (a list: the cookie's JSON keeps a list's order).
+    remembered = [
+        pair for pair in cookie.get(COOKIE_KEY) or [] if isinstance(pair, list) and len(pair) == 2
+    ]
+    attempt = next((a for k, a in remembered if k == key and isinstance(a, int)), None)
+    if attempt is None:
+        attempt = first_free_attempt(db.session(), vault, secret, user_id, key)
+        remembered = [*remembered, [key, attempt]][-REMEMBERED_SESSIONS:]
+        cookie[COOKIE_KEY] = remembered
+    phone = simulated_phone(secret, user_id, key, attempt)
+    if contact_at(db.session(), vault, phone) is False:
+        raise SimulatorError("not_simulated")
+    return phone
+
+
+def _error_message(error: SimulatorError) -> str:
+    survey_id = str(error.params.get("survey_id", ""))
+    if error.code == "not_found":
+        return _("No survey %(survey)s is published.", survey=survey_id)
+    if error.code == "no_draft":
+        return _("Survey %(survey)s has no draft.", survey=survey_id)
+    if error.code == "draft_problems":
+        return _(
+            "The draft of %(survey)s has problems: fix them in the editor, then try it here.",
+            survey=survey_id,
+        )
+    return _("No simulated number is free for this conversation: reset to start another.")
