@@ -257,6 +257,9 @@ def test_starting_from_the_page_writes_on_bulk_and_the_page_follows(
     assert len(fake_twilio.requests) == 6
     counts = progress(client, campaign_id)
     assert (counts["invited"], counts["sent"], counts["delivered"]) == (6, 6, 0)
+    listed = client.get("/staff/campaigns").get_data(as_text=True)
+    # Contacts, invited and sent, in the campaign's row of the list.
+    assert re.search(r'(<td class="num">6</td>\s*){3}<td>1 recordatorio', listed)
 
     rows = outbound(app)
     for row in rows[:4]:

@@ -358,7 +358,13 @@ def _parse_at(value: str | None) -> datetime | None:
 
 @campaigns_group.command("start")
 @click.argument("survey_id")
-@click.option("--where", "where", multiple=True, help="ATTR=VALUE, repeatable.")
+@click.option(
+    "--where",
+    "where",
+    multiple=True,
+    help="ATTR=VALUE: a profile key, language, or channel (one the contact has written by); "
+    "repeatable.",
+)
 @click.option("--channel", type=click.Choice(list(CHANNELS)), default="sms")
 @click.option("--at", "at", help="Start time, ISO 8601 with an offset.")
 @click.option(
@@ -452,10 +458,11 @@ class _ProgressBar:
 @with_appcontext
 def campaigns_list() -> None:
     """Campaigns, newest first: id, state, survey, channel, start, invited, sent, reminders."""
-    from engage.services.campaigns import list_campaigns, progress
+    from engage.services.campaigns import list_campaigns, sent_counts
 
     session = db.session()
     campaigns = list_campaigns(session)
+    sent = sent_counts(session, [c.id for c in campaigns])
     if not campaigns:
         click.echo("no campaigns")
         return
@@ -464,7 +471,6 @@ def campaigns_list() -> None:
         f"{'contacts':>8} {'invited':>8} {'sent':>8}  reminders"
     )
     for campaign in campaigns:
-        counts = progress(session, campaign)
         reminders = (
             f"{campaign.reminders} after {campaign.remind_after_hours} h ({campaign.remind})"
             if campaign.reminders
@@ -473,7 +479,8 @@ def campaigns_list() -> None:
         click.echo(
             f"{campaign.id:>5}  {campaign.state:<10} {campaign.survey_id:<24} "
             f"{campaign.channel:<9} {campaign.start_at:%Y-%m-%d %H:%M} "
-            f"{counts['contacts']:>8} {counts['invited']:>8} {counts['sent']:>8}  {reminders}"
+            f"{max(campaign.contacts, campaign.invited):>8} {campaign.invited:>8} "
+            f"{sent.get(campaign.id, 0):>8}  {reminders}"
         )
 
 

@@ -808,3 +808,20 @@ def has_unsent(session: Session, campaign_id: int) -> bool:
 def list_campaigns(session: Session, *, limit: int = 200) -> list[Campaign]:
     """Campaigns, newest first."""
     return list(session.scalars(select(Campaign).order_by(Campaign.id.desc()).limit(limit)))
+
+
+def sent_counts(session: Session, campaign_ids: Sequence[int]) -> dict[int, int]:
+    """How many invitations Twilio took, per campaign: one grouped count for a whole list."""
+    if not campaign_ids:
+        return {}
+    rows = session.execute(
+        select(Message.campaign_id, func.count())
+        .where(
+            Message.campaign_id.in_(list(campaign_ids)),
+            Message.kind == INVITATION_KIND,
+            Message.status.in_(TAKEN),
+            Message.sequence == 0,
+        )
+        .group_by(Message.campaign_id)
+    )
+    return {campaign_id: int(n) for campaign_id, n in rows if campaign_id is not None}

@@ -49,6 +49,7 @@ from engage.services.campaigns import (
     preview_campaign,
     profile_keys,
     progress,
+    sent_counts,
 )
 from engage.services.campaigns import list_campaigns as all_campaigns
 from engage.services.contact_filters import ContactFilter
@@ -209,9 +210,11 @@ def _set_choices(form: CampaignForm, surveys: dict[str, Survey]) -> None:
 def index() -> str:
     session = db.session()
     surveys = _surveys()
+    campaigns = all_campaigns(session)
     return render_template(
         "campaigns/index.html",
-        campaigns=all_campaigns(session),
+        campaigns=campaigns,
+        sent=sent_counts(session, [c.id for c in campaigns]),
         titles={survey_id: _title(s) for survey_id, s in surveys.items()},
     )
 
