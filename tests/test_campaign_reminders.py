@@ -122,6 +122,17 @@ def test_a_reminder_goes_to_the_silent_contact_only_once_per_wait_and_at_most_n_
     assert counts["state"] == "finished"
 
 
+def test_one_round_reminds_everyone_due_a_chunk_at_a_time(campaign_app, fake_twilio, monkeypatch):
+    import engage.services.reminders as reminders_service
+
+    monkeypatch.setattr(reminders_service, "CHUNK", 2)
+    start(campaign_app, "--remind-after", "24", "--reminders", "1")
+    fake_twilio.reset()
+    assert clock(campaign_app, 25)["reminders"] == 5
+    assert sorted(r.contact_id for r in reminders(campaign_app)) == [1, 2, 3, 4, 5]
+    assert len(fake_twilio.requests) == 5
+
+
 def test_a_reply_after_a_reminder_is_read_against_the_invitation(campaign_app, fake_twilio):
     app = campaign_app
     start(app, "--remind-after", "24", "--reminders", "1")

@@ -300,6 +300,7 @@ def run_campaign_clock(now: datetime | None = None) -> dict[str, int]:
     for campaign_id in unfinished:
         enqueue_fan_out(campaign_id, again=True)
     for campaign_id in remindable:
+        after = 0
         while True:
             with db.transaction() as session:
                 campaign = session.get_one(Campaign, campaign_id)
@@ -309,11 +310,13 @@ def run_campaign_clock(now: datetime | None = None) -> dict[str, int]:
                     campaign,
                     quiet_hours=config["ENGAGE_QUIET_HOURS"],
                     now=now,
+                    after_id=after,
                 )
             dispatch_sends(written.message_ids, queue_name=BULK)
             counts["reminders"] += len(written.message_ids)
-            if len(written.message_ids) < reminding.CHUNK:
+            if written.last_invitation_id is None:
                 break
+            after = written.last_invitation_id
     with db.transaction() as session:
         counts["campaigns_finished"] = finish_done(session, now=now)
     return counts

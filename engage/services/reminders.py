@@ -53,9 +53,11 @@ CHUNK = 500
 
 @dataclass(frozen=True)
 class Written:
-    """Reminder rows written in one round, to hand to `bulk` after the commit."""
+    """Reminder rows written in one transaction, to hand to `bulk` after the commit, and the
+    last invitation looked at (None: no more were due): the next chunk starts after it."""
 
     message_ids: list[int]
+    last_invitation_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -81,12 +83,12 @@ def _zones_in_daytime(
 
 
 def eligible(
-    campaign: Campaign, *, now: datetime | None, zones: Zones | None = None
+    campaign: Campaign, *, now: datetime | None, zones: Zones | None = None, after_id: int = 0
 ) -> Select[*tuple[Any, ...]]:
     """The campaign's invitations whose contact may still be reminded; with `now`, only those
     whose reminder is due (`remind_after_hours` since the invitation went out, or since the
     last reminder); with `zones`, only contacts where it is day. Rows: the invitation, its
-    conversation and its contact."""
+    conversation and its contact, in invitation order after `after_id`."""
     inv = aliased(Message, name="invitation")
     reminder = aliased(Message, name="reminder")
     inbound = aliased(Message, name="inbound")
@@ -106,6 +108,7 @@ def eligible(
         inv.campaign_id == campaign.id,
         inv.kind == INVITATION_KIND,
         inv.sequence == 0,
+        inv.id > after_id,
         # Twilio took it and did not report it lost: a failed invitation gets no reminder.
         inv.status.in_(TAKEN),
         inv.status.not_in(FAILED),
@@ -188,14 +191,18 @@ def write_reminders(
     *,
     quiet_hours: tuple[int, int],
     now: datetime | None = None,
-    limit: int = CHUNK,
+    limit: int | None = None,
+    after_id: int = 0,
 ) -> Written:
-    """Decide and write up to `limit` due reminders of one campaign, in this transaction."""
+    """Decide and write the due reminders of up to `limit` invitations of one campaign (after
+    invitation `after_id`), in this transaction."""
     now = now or utcnow()
     daytime = _zones_in_daytime(session, now, quiet_hours)
     if daytime is None:
         return Written([])
-    allowed = session.execute(eligible(campaign, now=now, zones=daytime).limit(limit)).all()
+    allowed = session.execute(
+        eligible(campaign, now=now, zones=daytime, after_id=after_id).limit(limit or CHUNK)
+    ).all()
     if not allowed:
         return Written([])
     # Lock the contacts as a conversation step does, then decide again: what another clock or
@@ -241,7 +248,7 @@ def write_reminders(
     session.flush()
     if ids:
         log.info("campaign %s: %d reminder(s) written", campaign.id, len(ids))
-    return Written(ids)
+    return Written(ids, allowed[-1].invitation_id)
 
 
 def _touch(
