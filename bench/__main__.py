@@ -1,6 +1,6 @@
 """Run every benchmark, print the figures and ratios, exit 1 when a target is missed.
 
-.venv/bin/python -m bench [--only webhook,webhook-gthread,loop,sending,fanout,contacts]
+.venv/bin/python -m bench [--only webhook,webhook-gthread,loop,sending,fanout,contacts,fanout-page]
     [--seconds 30]
 """
 
@@ -14,7 +14,7 @@ import time
 from bench import contacts_list, fanout, loop, sending, webhook
 from bench.common import Target, idle_share, log, print_table
 
-BENCHMARKS = ("webhook", "webhook-gthread", "loop", "sending", "fanout", "contacts")
+BENCHMARKS = ("webhook", "webhook-gthread", "loop", "sending", "fanout", "contacts", "fanout-page")
 
 
 def main() -> int:
@@ -49,6 +49,8 @@ def main() -> int:
                 targets += sending.run(rows=args.rows)
             elif name == "contacts":
                 targets += contacts_list.run(contacts=args.contacts)
+            elif name == "fanout-page":
+                targets += fanout.run_page(contacts=args.contacts)
             else:
                 targets += fanout.run(contacts=args.contacts)
         except Exception as exc:  # one broken benchmark must not hide the others' figures

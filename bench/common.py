@@ -143,8 +143,9 @@ def insert_contacts(first: int, count: int) -> float:
     vault = Vault(PII_KEY)
     now = datetime.now(UTC)
     columns = (
-        "phone_hash, phone_encrypted, language, has_consented, consent_source, is_opted_out, "
-        "is_menu_open, is_simulated, profile, timezone, created_at, updated_at"
+        "phone_hash, phone_encrypted, key_encrypted, language, has_consented, consent_source, "
+        "is_opted_out, is_menu_open, is_simulated, profile, profile_updated_at, timezone, "
+        "record_key, created_at, updated_at"
     )
     started = time.perf_counter()
     with pg_connect() as conn, conn.cursor() as cursor:
@@ -152,10 +153,13 @@ def insert_contacts(first: int, count: int) -> float:
             for index in range(first, first + count):
                 phone = contact_phone(index)
                 state = STATES[index % len(STATES)]
+                # The number under the contact's own key, as the app stores it.
+                key_encrypted, cipher = vault.new_contact_key()
                 copy.write_row(
                     (
                         vault.phone_hash(phone),
-                        vault.encrypt(phone),
+                        cipher.encrypt(phone),
+                        key_encrypted,
                         LANGUAGES[index % len(LANGUAGES)],
                         index % 2 == 0,
                         "bench import",
@@ -163,7 +167,9 @@ def insert_contacts(first: int, count: int) -> float:
                         False,
                         False,
                         json.dumps({"state": state}),
+                        json.dumps({}),
                         STATE_TIMEZONES[state],
+                        index % 256,  # the record key (no default in the table)
                         now,
                         now,
                     )

@@ -1,6 +1,7 @@
 """The clock: periodic work in its own process (`engage clock`), or a thread of the development
 server without Redis. Expiry, the outbox sweep, looking up lost answers, the spool, snapshots,
-alerts, and erasure's part (retention, deletions at Twilio); erasure by staff or the CLI too."""
+alerts, erasure's part (retention, deletions at Twilio), and campaigns' (reminders, a scheduled
+start, the end); erasure by staff or the CLI too."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from engage.db import utcnow
 from engage.intake import forget_dead_letters, replay_spooled
 from engage.jobs import BULK, REPLIES, dispatch_sends
 from engage.jobs.alerts import retry_alerts
+from engage.jobs.campaigns import run_campaign_clock
 from engage.jobs.send import message_sender, reconcile
 from engage.messaging import SendError
 from engage.services import erasure, outbox
@@ -44,6 +46,7 @@ def run_periodic() -> dict[str, int]:
     counts["alerts"] = retry_alerts()
     counts.update(run_erasure_clock())
     counts["uploads_forgotten"] = forget_uploads()
+    counts.update(run_campaign_clock())
     if any(counts.values()):
         log.info("clock: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
     return counts

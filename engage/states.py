@@ -39,3 +39,21 @@ class QueueName(StrEnum):
 class Direction(StrEnum):
     IN = "in"
     OUT = "out"
+
+
+class CampaignState(StrEnum):
+    """A campaign's state: scheduled (its start is ahead), running, paused (nothing of it is
+    sent), cancelled (its unsent rows dropped), finished (all sent, no reminder to come)."""
+
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    FINISHED = "finished"
+
+
+class RemindWhom(StrEnum):
+    """Who a campaign's reminders go to: those who have not started, or not completed."""
+
+    NOT_STARTED = "not_started"
+    NOT_COMPLETED = "not_completed"

@@ -13,7 +13,7 @@ from twilio_helpers import inbound_form, post_signed
 
 from engage import db
 from engage.cli import main
-from engage.models import Campaign, Contact, Conversation, Message
+from engage.models import AuditEntry, Campaign, Contact, Conversation, Message
 from engage.survey.texts import SystemTexts
 from tests import readback as rb
 
@@ -243,7 +243,9 @@ def test_campaign_rows_hold_the_invitation_and_its_conversation(twilio_app, tmp_
         assert conversation.status == "active" and conversation.pending == "_consent"
         assert conversation.misses == {"texts": []} and conversation.consent_tries == 0
         assert conversation.is_invited is True and conversation.is_simulated is False
-        assert conversation.started_at == conversation.last_activity_at == started
+        assert conversation.started_at == started
+        # Idle from when the invitation is due (--at), not from when it was written.
+        assert conversation.last_activity_at == datetime(2031, 3, 4, 16, tzinfo=UTC)
         assert started.tzinfo == UTC and conversation.ended_at is None
         assert conversation.last_question_id is None
     assert [c.last_profile for c in conversations] == [
@@ -384,3 +386,113 @@ def test_a_whatsapp_invitation_keeps_the_accents_of_its_texts(twilio_app, fake_t
     texts = SystemTexts(LOCALES, "es", "Centro Campesino")
     # Only SMS gets the plain GSM-7 spelling (¿Participa? 1=Sí 2=No).
     assert row.body == texts.consent() != texts.sms.consent()
+
+
+def test_campaign_commands_start_with_reminders_list_pause_resume_and_cancel(
+    twilio_app, fake_twilio, tmp_path
+):
+    app = twilio_app()
+    import_contacts(app, tmp_path, ["+13055550101,es,clinic,FL,", "+13055550102,es,clinic,FL,"])
+    result = cli(
+        app,
+        "campaigns",
+        "start",
+        "working-conditions",
+        "--at",
+        DAYTIME,
+        "--remind-after",
+        "48",
+        "--reminders",
+        "2",
+        "--remind",
+        "not_completed",
+    )
+    assert result.exit_code == 0, result.output
+    assert "campaign 1: 2 invited" in result.output
+    with app.app_context():
+        campaign = db.session().get(Campaign, 1)
+        assert (campaign.state, campaign.reminders, campaign.remind_after_hours) == (
+            "scheduled",
+            2,
+            48,
+        )
+        assert (campaign.remind, campaign.contacts, campaign.created_by) == (
+            "not_completed",
+            2,
+            None,
+        )
+    listed = cli(app, "campaigns", "list").output
+    assert "scheduled" in listed and "working-conditions" in listed
+    assert "2 after 48 h (not_completed)" in listed
+    assert "paused" in cli(app, "campaigns", "pause", "1").output
+    refused = cli(app, "campaigns", "pause", "1")
+    assert refused.exit_code == 1 and "campaign 1 is paused: it cannot be paused" in refused.output
+    assert "resumed; 0 message(s) queued now" in cli(app, "campaigns", "resume", "1").output
+    assert "cancelled; 2 unsent message(s) dropped" in cli(app, "campaigns", "cancel", "1").output
+    assert {r.status for r in outbound(app)} == {"cancelled"}
+    assert cli(app, "campaigns", "cancel", "1").exit_code == 1
+    assert "no campaign 9" in cli(app, "campaigns", "pause", "9").output
+    with app.app_context():
+        actions = db.session().scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
+        actors = set(db.session().scalars(select(AuditEntry.actor)).all())
+    assert actions == ["campaign_pause", "campaign_resume", "campaign_cancel"]
+    assert all(actor.startswith("cli:") for actor in actors)
+
+
+def test_campaign_start_checks_its_reminder_options(twilio_app):
+    app = twilio_app()
+    result = cli(app, "campaigns", "start", "working-conditions", "--reminders", "2")
+    assert result.exit_code == 2 and "--remind-after" in result.output
+    result = cli(
+        app, "campaigns", "start", "working-conditions", "--remind-after", "24", "--reminders", "9"
+    )
+    assert result.exit_code == 1 and "reminders must be from 0 to 5" in result.output
+    result = cli(app, "campaigns", "start", "working-conditions", "--remind", "sometimes")
+    assert result.exit_code == 2
+    with app.app_context():
+        assert db.session().scalars(select(Campaign)).all() == []
+
+
+def test_a_long_start_reports_its_progress_batch_by_batch(twilio_app, tmp_path):
+    from engage.jobs.campaigns import start_campaign
+
+    app = twilio_app()
+    import_contacts(app, tmp_path, [f"+1305555{n:04d},es,clinic,FL," for n in range(5)])
+    seen = []
+    with app.app_context():
+        start_campaign(
+            "working-conditions",
+            {},
+            "sms",
+            datetime(2031, 3, 4, 16, tzinfo=UTC),
+            batch_size=2,
+            progress=lambda done, total: seen.append((done, total)),
+        )
+    assert seen == [(2, 5), (4, 5), (5, 5)]
+
+
+def test_the_progress_bar_draws_on_a_terminal_and_stays_quiet_elsewhere(tmp_path):
+    import io
+    import os
+    import pty
+    import select
+
+    from engage.cli import _ProgressBar
+
+    controller, terminal = pty.openpty()
+    with os.fdopen(terminal, "w") as tty:
+        bar = _ProgressBar(tty)
+        bar.update(2, 4)
+        bar.update(4, 4)
+        bar.close()
+        tty.flush()
+        drawn = ""
+        while select.select([controller], [], [], 0.5)[0]:
+            drawn += os.read(controller, 4096).decode()
+    os.close(controller)
+    assert "inviting" in drawn and "2/4" in drawn and "4/4" in drawn and "100%" in drawn
+    pipe = io.StringIO()
+    bar = _ProgressBar(pipe)
+    bar.update(4, 4)
+    bar.close()
+    assert "4/4" not in pipe.getvalue()

@@ -58,6 +58,10 @@ ROUTES = [
     ("/staff/contacts", False, {"admin", "staff"}),
     ("/staff/contacts?key=state&value=FL&channel=sms&opted_out=no", False, {"admin", "staff"}),
     ("/staff/contacts/import", False, {"admin", "staff"}),
+    ("/staff/campaigns", False, {"admin", "staff"}),
+    ("/staff/campaigns/new", False, {"admin", "staff"}),
+    ("/staff/campaigns/1", False, {"admin", "staff"}),
+    ("/staff/campaigns/1/progress.json", True, {"admin", "staff"}),
 ]
 
 
@@ -76,9 +80,20 @@ def a_worker_writes(app) -> None:
         )
 
 
+def add_campaign(app) -> None:
+    """Campaign 1, for the routes that show one."""
+    from engage.models import Campaign
+    from engage.services.surveys import DatabaseCatalog
+
+    with app.app_context(), db.transaction() as session:
+        survey = next(s for s in DatabaseCatalog(session).active() if s.id == SURVEY)
+        session.add(Campaign(survey_id=SURVEY, version=survey.version, channel="sms"))
+
+
 @pytest.mark.parametrize("role", [None, "policy", "staff", "admin"])
 def test_role_matrix_over_every_route(web_app, role):
     a_worker_writes(web_app)
+    add_campaign(web_app)
     client = web_app.test_client()
     if role:
         assert sign_in(client, role).status_code == 302
@@ -122,6 +137,10 @@ def test_every_route_is_in_the_matrix(web_app):
         "/staff/contacts/<int:contact_id>",
         "/staff/contacts/import/<int:upload_id>",
         "/staff/contacts/import/<int:upload_id>/status.json",
+        "/staff/campaigns",
+        "/staff/campaigns/new",
+        "/staff/campaigns/<int:campaign_id>",
+        "/staff/campaigns/<int:campaign_id>/progress.json",
     }
     public = {"/", "/login", "/healthz", "/static/<path:filename>"}
     # The second step of a sign-in, and a set-password link: for people not yet signed in

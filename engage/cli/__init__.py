@@ -11,7 +11,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 from flask import Flask, current_app
@@ -385,24 +385,172 @@ def _parse_at(value: str | None) -> datetime | None:
 
 @campaigns_group.command("start")
 @click.argument("survey_id")
-@click.option("--where", "where", multiple=True, help="ATTR=VALUE, repeatable.")
+@click.option(
+    "--where",
+    "where",
+    multiple=True,
+    help="ATTR=VALUE: a profile key, language, or channel (one the contact has written by); "
+    "repeatable.",
+)
 @click.option("--channel", type=click.Choice(list(CHANNELS)), default="sms")
 @click.option("--at", "at", help="Start time, ISO 8601 with an offset.")
+@click.option(
+    "--remind-after",
+    "remind_after",
+    type=click.IntRange(min=1),
+    metavar="H",
+    help="Hours after the invitation (and after each reminder) before reminding.",
+)
+@click.option(
+    "--reminders",
+    "reminder_count",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="N",
+    help="At most this many reminders per contact.",
+)
+@click.option(
+    "--remind",
+    "remind",
+    type=click.Choice(["not_started", "not_completed"]),
+    default="not_started",
+    show_default=True,
+    help="Who is reminded.",
+)
 @with_appcontext
-def campaigns_start(survey_id: str, where: tuple[str, ...], channel: str, at: str | None) -> None:
+def campaigns_start(
+    survey_id: str,
+    where: tuple[str, ...],
+    channel: str,
+    at: str | None,
+    remind_after: int | None,
+    reminder_count: int,
+    remind: str,
+) -> None:
     """Invite every matching contact who has not opted out, in their language."""
     from engage.jobs.campaigns import start_campaign
-    from engage.services.campaigns import CampaignError
+    from engage.services.campaigns import CampaignError, Reminders
 
+    if reminder_count and remind_after is None:
+        raise click.BadParameter("give --remind-after H with --reminders", param_hint="--reminders")
+    if remind_after is not None and not reminder_count:
+        reminder_count = 1
+    reminders = Reminders(count=reminder_count, after_hours=remind_after, whom=remind)
+    bar = _ProgressBar() if sys.stderr.isatty() else None
     try:
-        summary = start_campaign(survey_id, _parse_where(where), channel, _parse_at(at))
+        summary = start_campaign(
+            survey_id,
+            _parse_where(where),
+            channel,
+            _parse_at(at),
+            reminders=reminders,
+            progress=bar.update if bar else None,
+        )
     except CampaignError as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        if bar:
+            bar.close()
     click.echo(
         f"campaign {summary.campaign_id}: {summary.invited} invited, "
         f"{summary.sent_now} message(s) queued now, {summary.scheduled} scheduled "
         "(quiet hours or --at)"
     )
+
+
+class _ProgressBar:
+    """click's progress bar on the terminal (stderr), for the invitations written so far."""
+
+    def __init__(self, file: TextIO | None = None) -> None:
+        self.file = file or sys.stderr
+        self.bar: Any = None
+        self.shown = 0
+
+    def update(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = click.progressbar(
+                length=total, label="inviting", file=self.file, show_pos=True, show_percent=True
+            )
+            self.bar.__enter__()
+        self.bar.update(done - self.shown)
+        self.shown = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+@campaigns_group.command("list")
+@with_appcontext
+def campaigns_list() -> None:
+    """Campaigns, newest first: id, state, survey, channel, start, invited, sent, reminders."""
+    from engage.services.campaigns import list_campaigns, sent_counts
+
+    session = db.session()
+    campaigns = list_campaigns(session)
+    sent = sent_counts(session, [c.id for c in campaigns])
+    if not campaigns:
+        click.echo("no campaigns")
+        return
+    click.echo(
+        f"{'id':>5}  {'state':<10} {'survey':<24} {'channel':<9} {'start (UTC)':<17} "
+        f"{'contacts':>8} {'invited':>8} {'sent':>8}  reminders"
+    )
+    for campaign in campaigns:
+        reminders = (
+            f"{campaign.reminders} after {campaign.remind_after_hours} h ({campaign.remind})"
+            if campaign.reminders
+            else "none"
+        )
+        click.echo(
+            f"{campaign.id:>5}  {campaign.state:<10} {campaign.survey_id:<24} "
+            f"{campaign.channel:<9} {campaign.start_at:%Y-%m-%d %H:%M} "
+            f"{max(campaign.contacts, campaign.invited):>8} {campaign.invited:>8} "
+            f"{sent.get(campaign.id, 0):>8}  {reminders}"
+        )
+
+
+def _campaign_control(action: str, campaign_id: int) -> None:
+    from engage.jobs import campaigns as jobs
+    from engage.services.campaigns import CampaignError
+
+    try:
+        if action == "pause":
+            jobs.pause(campaign_id, actor=_actor())
+            click.echo(f"campaign {campaign_id}: paused; nothing more of it is sent")
+        elif action == "resume":
+            due = jobs.resume(campaign_id, actor=_actor())
+            click.echo(f"campaign {campaign_id}: resumed; {due} message(s) queued now")
+        else:
+            dropped = jobs.cancel(campaign_id, actor=_actor())
+            click.echo(f"campaign {campaign_id}: cancelled; {dropped} unsent message(s) dropped")
+    except CampaignError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@campaigns_group.command("pause")
+@click.argument("campaign_id", type=int)
+@with_appcontext
+def campaigns_pause(campaign_id: int) -> None:
+    """Hold a campaign: none of its messages is sent until it resumes."""
+    _campaign_control("pause", campaign_id)
+
+
+@campaigns_group.command("resume")
+@click.argument("campaign_id", type=int)
+@with_appcontext
+def campaigns_resume(campaign_id: int) -> None:
+    """Send a paused campaign's messages again."""
+    _campaign_control("resume", campaign_id)
+
+
+@campaigns_group.command("cancel")
+@click.argument("campaign_id", type=int)
+@with_appcontext
+def campaigns_cancel(campaign_id: int) -> None:
+    """Stop a campaign for good: its unsent messages are dropped."""
+    _campaign_control("cancel", campaign_id)
 
 
 # -- results -------------------------------------------------------------------------------------

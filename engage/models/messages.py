@@ -21,6 +21,9 @@ class Message(Base):
         # A contact's messages in time order; the contacts list's filters on last activity
         # and channel are answered from this index alone, a probe per contact.
         Index("ix_messages_contact_time", "contact_id", "created_at", "channel"),
+        # A campaign's rows by kind (invitation, reminder) and status: its progress counts,
+        # its unsent rows (pause, resume, cancel) and its reminders are read from this index.
+        Index("ix_messages_campaign_progress", "campaign_id", "kind", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -46,7 +49,7 @@ class Message(Base):
     status: Mapped[str] = mapped_column(String(20), default=MessageStatus.RECEIVED)
     error_code: Mapped[int | None]
     queue: Mapped[str] = mapped_column(String(10), default=QueueName.REPLIES)
-    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
     # A WhatsApp Content template, for invitations outside the 24-hour window.
     content_sid: Mapped[str | None] = mapped_column(String(40))
     content_variables: Mapped[dict[str, Any] | None]

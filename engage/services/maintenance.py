@@ -4,21 +4,35 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import update
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, update
+from sqlalchemy.orm import Session, aliased
 
 from engage.db import rows_matched, utcnow
-from engage.models import Conversation
+from engage.models import Conversation, Message
+from engage.states import MessageStatus
 
 
 def expire_idle_conversations(session: Session, *, idle_hours: int) -> int:
-    """End as expired every open conversation idle longer than idle_hours; answers are kept."""
+    """End as expired every open conversation idle longer than idle_hours; answers are kept.
+
+    An invitation that has not gone out yet (its campaign is paused) is not idle: the worker
+    has not seen it. Resuming the campaign gives it its idle time from then.
+    """
     now = utcnow()
+    invitation = aliased(Message)
+    waiting = exists().where(
+        # By contact first: the contact's messages are indexed, a conversation's are not.
+        invitation.contact_id == Conversation.contact_id,
+        invitation.conversation_id == Conversation.id,
+        invitation.kind == "invitation",
+        invitation.status == MessageStatus.PENDING,
+    )
     result = session.execute(
         update(Conversation)
         .where(
             Conversation.status == "active",
             Conversation.last_activity_at < now - timedelta(hours=idle_hours),
+            ~waiting,
         )
         .values(status="expired", pending=None, ended_at=now)
     )

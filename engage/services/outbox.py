@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from engage.channels import channel_named
 from engage.db import table_of, utcnow
 from engage.messaging import OutboundMessage, SendResult
-from engage.models import Contact, Message
+from engage.models import Campaign, Contact, Message
 from engage.privacy import Vault
 from engage.services.delivery import (
     OPTED_OUT_CODE,
@@ -47,7 +47,7 @@ from engage.services.delivery import (
     lower_statuses,
     mark_opted_out,
 )
-from engage.states import UNSENT, Direction, MessageStatus, QueueName
+from engage.states import UNSENT, CampaignState, Direction, MessageStatus, QueueName
 
 log = logging.getLogger(__name__)
 
@@ -153,10 +153,11 @@ def claim_chunk(
     Every rule of sending lives here. A row is left as it is when it is not pending (already
     sent, or `dispatching`: only the clock looks those up, so a row another worker is sending
     right now is never looked up under it), when it is not due yet, when an earlier row of its
-    step is unsent (it goes after that one: see `following_rows`), or, for a reply, when an
-    earlier reply to the same contact is unsent. Rows of opted-out or erased contacts are
-    cancelled (but for SENT_WHEN_OPTED_OUT), WhatsApp free-form rows outside the 24 h window
-    fail with 63016.
+    step is unsent (it goes after that one: see `following_rows`), for a reply, when an
+    earlier reply to the same contact is unsent, or when its campaign is paused (held until it
+    resumes). Rows of opted-out or erased contacts, and of cancelled campaigns, are cancelled
+    (but for SENT_WHEN_OPTED_OUT), WhatsApp free-form rows outside the 24 h window fail with
+    63016.
     """
     if not message_ids:
         return []
@@ -170,7 +171,7 @@ def claim_chunk(
             continue
         if row.send_after is not None and row.send_after > now:
             continue
-        if row.is_after_unsent:
+        if row.is_after_unsent or row.campaign_state == CampaignState.PAUSED:
             continue
         contact = f"contact-{row.contact_id}"
         if row.contact_id is not None and is_cancelled_for(
@@ -178,6 +179,10 @@ def claim_chunk(
         ):
             cancelled.append(row.id)
             log.info("message %s: cancelled, %s opted out or erased", row.id, contact)
+            continue
+        if row.campaign_state == CampaignState.CANCELLED:
+            cancelled.append(row.id)
+            log.info("message %s: cancelled with its campaign", row.id)
             continue
         content_sid = None
         if not channel_named(row.channel).is_window_open(row.last_whatsapp_inbound_at, now):
@@ -230,6 +235,7 @@ def claim_chunk(
 # than running it. Core statements on the table, since no ORM object is loaded or kept.
 _messages = table_of(Message)
 _contacts = table_of(Contact)
+_campaigns = table_of(Campaign)
 
 
 @cache
@@ -273,9 +279,14 @@ def _claim_select() -> Select[Any]:
             _contacts.c.erased_at,
             _contacts.c.key_encrypted,
             _contacts.c.last_whatsapp_inbound_at,
+            _campaigns.c.state.label("campaign_state"),
             is_after_unsent.label("is_after_unsent"),
         )
-        .select_from(_messages.outerjoin(_contacts, _contacts.c.id == m.contact_id))
+        .select_from(
+            _messages.outerjoin(_contacts, _contacts.c.id == m.contact_id).outerjoin(
+                _campaigns, _campaigns.c.id == m.campaign_id
+            )
+        )
         # By primary key alone (direction is checked in Python): nothing else for the planner
         # to prefer, even before the table has statistics (a campaign's fresh rows).
         .where(m.id.in_(bindparam("ids", expanding=True)))
@@ -489,6 +500,13 @@ def stale_pending_ids(
             Message.created_at < now - older_than,
             or_(Message.send_after.is_(None), Message.send_after <= now),
             Message.id > after_id,
+            # A paused campaign's rows wait for its resume, which hands them over itself.
+            or_(
+                Message.campaign_id.is_(None),
+                Message.campaign_id.not_in(
+                    select(Campaign.id).where(Campaign.state == CampaignState.PAUSED)
+                ),
+            ),
         )
         .order_by(Message.id)
         .limit(limit)

@@ -100,6 +100,23 @@ class SystemTexts:
         title = to_gsm7(title) if self.is_gsm7 else title
         return _("%(title)s: a short survey. Reply 1 to start.") % {"title": title}
 
+    def reminder_to_start(self, title: str) -> str:
+        """A campaign's reminder to one who has not answered its invitation."""
+        _ = self.gettext
+        title = to_gsm7(title) if self.is_gsm7 else title
+        return _(
+            "Reminder: %(title)s, a short survey. Reply 1 to start. STOP for no more messages."
+        ) % {"title": title}
+
+    def reminder_to_go_on(self, title: str) -> str:
+        """A campaign's reminder to one who started its survey and has not finished it."""
+        _ = self.gettext
+        title = to_gsm7(title) if self.is_gsm7 else title
+        return _(
+            "Reminder: %(title)s is not finished. Answer the last question to go on. STOP for no "
+            "more messages."
+        ) % {"title": title}
+
     def may_delete(self) -> str:
         _ = self.gettext
         return _("You may delete these messages from your phone.")

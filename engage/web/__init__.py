@@ -127,6 +127,7 @@ def register_blueprints(app: Flask) -> None:
     from engage.web import (
         admin,
         auth,
+        campaigns,
         contacts,
         health,
         i18n,
@@ -164,6 +165,7 @@ def register_blueprints(app: Flask) -> None:
         surveys.bp,
         simulator.bp,
         inbox.bp,
+        contacts.bp,
+        campaigns.bp,
     ):
         app.register_blueprint(blueprint)
-    app.register_blueprint(contacts.bp)
