@@ -238,9 +238,9 @@ def test_a_whatsapp_reminder_outside_the_window_is_the_template(twilio_app, fake
     assert opened.get("Body").endswith("ALTO para no recibir más mensajes.")  # accents kept
 
 
+# SQLite runs one writer at a time: two clocks cannot overlap there.
+@pytest.mark.parametrize("database", ["postgresql"])
 def test_two_clocks_at_once_remind_once(twilio_app, fake_twilio, tmp_path, database):
-    if database != "postgresql":
-        pytest.skip("SQLite runs one writer at a time: two clocks cannot overlap")
     from engage.services.conversations import settings_from
     from engage.services.reminders import write_reminders
 
