@@ -195,3 +195,42 @@ def twilio_app(request, tmp_path: Path, database: str, fake_twilio):
     yield build
     for app in built:
         app.extensions["engage.engine"].dispose()
+
+
+# -- browser tests (tests/browser.py) -------------------------------------------------------------
+
+
+@pytest.fixture
+def live_server(request) -> Iterator[str]:
+    """The test's `app` (its module's own, where it has one) served for a browser."""
+    from tests.browser import serve
+
+    with serve(request.getfixturevalue("app")) as url:
+        yield url
+
+
+@pytest.fixture
+def browser(tmp_path: Path):
+    from tests.browser import start_chromium
+
+    driver = start_chromium(tmp_path / "profile", tmp_path / "downloads")
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def browsers(tmp_path: Path):
+    """Start browsers that share nothing (each its own profile), quit after the test."""
+    from tests.browser import start_chromium
+
+    started: list = []
+
+    def start():
+        n = len(started)
+        driver = start_chromium(tmp_path / f"profile-{n}", tmp_path / f"downloads-{n}")
+        started.append(driver)
+        return driver
+
+    yield start
+    for driver in started:
+        driver.quit()

@@ -4,84 +4,21 @@ code computed here with pyotp), and the staff member lands on /staff."""
 
 from __future__ import annotations
 
-import shutil
-import threading
 from datetime import timedelta
-from pathlib import Path
 
 import pyotp
-import pytest
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from engage import db
 from engage.db import utcnow
 from engage.models import User
 from engage.services.accounts import create_user
 from engage.services.second_factor import enrol
+from tests.browser import click_and_wait_for_page
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 ADMIN_PASSWORD = "admin team password"
 STAFF_PASSWORD = "a staff member's own words"
 PHONE = (390, 844)
-
-
-@pytest.fixture
-def live_server(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-
-
-@pytest.fixture
-def browsers(tmp_path):
-    """Start browsers that share nothing (each its own profile), quit after the test."""
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.fail("Chromium and ChromeDriver are needed: make test installs them with apt-get")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    started = []
-
-    def start():
-        options = webdriver.ChromeOptions()
-        options.binary_location = CHROMIUM
-        for argument in (
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / f'profile-{len(started)}'}",
-            "--lang=es",
-        ):
-            options.add_argument(argument)
-        options.add_experimental_option("prefs", {"intl.accept_languages": "es"})
-        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-        driver.set_page_load_timeout(30)
-        driver.set_window_size(*PHONE)  # below the smallest --window-size headless takes
-        started.append(driver)
-        return driver
-
-    yield start
-    for driver in started:
-        driver.quit()
-
-
-def submit(browser, button) -> None:
-    """Click a form's button and wait for the page it loads (the old one's elements go stale)."""
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    button.click()
-    WebDriverWait(browser, 10).until(expected_conditions.staleness_of(button))
 
 
 def wait_for_path(browser, path: str) -> None:
@@ -117,19 +54,20 @@ def test_admin_makes_a_staff_account_that_signs_in_with_its_app_and_lands_on_sta
 
     # The admin signs in (password, then the code) and makes the account.
     office = browsers()
+    office.set_window_size(*PHONE)  # below the smallest --window-size headless takes
     office.get(f"{live_server}/admin/users")
     assert "/login" in office.current_url
     office.find_element(By.NAME, "email").send_keys("admin@example.org")
     office.find_element(By.NAME, "password").send_keys(ADMIN_PASSWORD)
-    submit(office, office.find_element(By.CSS_SELECTOR, "form.login button"))
+    click_and_wait_for_page(office, office.find_element(By.CSS_SELECTOR, "form.login button"))
     wait_for_path(office, "/login/totp")
     office.find_element(By.NAME, "code").send_keys(pyotp.TOTP(admin_secret).now())
-    submit(office, office.find_element(By.CSS_SELECTOR, "form.login button"))
+    click_and_wait_for_page(office, office.find_element(By.CSS_SELECTOR, "form.login button"))
     wait_for_path(office, "/admin/users")
     form = office.find_element(By.CSS_SELECTOR, "form.account-new")
     form.find_element(By.NAME, "email").send_keys("rosa@example.org")
     Select(form.find_element(By.NAME, "role")).select_by_value("staff")
-    submit(office, office.find_element(By.ID, "create-account"))
+    click_and_wait_for_page(office, office.find_element(By.ID, "create-account"))
     link = office.find_element(By.ID, "link-url").get_attribute("value")
     assert link.startswith(f"{live_server}/set-password/")
     assert "rosa@example.org" in office.find_element(By.ID, "account-notice").text
@@ -137,24 +75,25 @@ def test_admin_makes_a_staff_account_that_signs_in_with_its_app_and_lands_on_sta
 
     # Rosa opens the link on her own phone.
     phone = browsers()
+    phone.set_window_size(*PHONE)
     phone.get(link)
     assert "rosa@example.org" in phone.find_element(By.TAG_NAME, "main").text
     phone.find_element(By.NAME, "password").send_keys(STAFF_PASSWORD)
     phone.find_element(By.NAME, "confirm").send_keys(STAFF_PASSWORD)
-    submit(phone, phone.find_element(By.CSS_SELECTOR, "form.login button"))
+    click_and_wait_for_page(phone, phone.find_element(By.CSS_SELECTOR, "form.login button"))
     assert "Contraseña guardada" in phone.find_element(By.TAG_NAME, "h1").text
-    submit(phone, phone.find_element(By.ID, "go-sign-in"))
+    click_and_wait_for_page(phone, phone.find_element(By.ID, "go-sign-in"))
     wait_for_path(phone, "/login")
     phone.find_element(By.NAME, "email").send_keys("rosa@example.org")
     phone.find_element(By.NAME, "password").send_keys(STAFF_PASSWORD)
-    submit(phone, phone.find_element(By.CSS_SELECTOR, "form.login button"))
+    click_and_wait_for_page(phone, phone.find_element(By.CSS_SELECTOR, "form.login button"))
     wait_for_path(phone, "/login/totp/setup")
     assert fits_the_screen(phone)
     secret = phone.find_element(By.ID, "totp-secret").get_attribute("data-secret")
     shown = phone.find_element(By.ID, "totp-secret").text
     assert shown.replace(" ", "") == secret  # typed by hand from the page
     phone.find_element(By.NAME, "code").send_keys(pyotp.TOTP(secret).now())
-    submit(phone, phone.find_element(By.CSS_SELECTOR, "form.login button"))
+    click_and_wait_for_page(phone, phone.find_element(By.CSS_SELECTOR, "form.login button"))
     wait_for_path(phone, "/staff")
     assert phone.find_element(By.TAG_NAME, "h1").text == "Lo que necesita atención"
     with app.app_context():

@@ -5,8 +5,6 @@ pause and resume, and a reminder from the clock to those who did not answer."""
 from __future__ import annotations
 
 import os
-import shutil
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,15 +15,13 @@ from flask.cli import ScriptInfo
 from sqlalchemy import select
 from test_webhooks import status_form
 from twilio_helpers import inbound_form, post_signed
-from werkzeug.serving import make_server
 
 from engage import db
 from engage.cli import main
 from engage.models import Message
 from engage.services.accounts import create_user
+from tests.browser import text_of
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 PASSWORD = "staff member password"
 # Where the screenshots of the preview and of a running campaign go (docs and reviews).
 SCREENSHOTS = Path(os.environ.get("ENGAGE_SCREENSHOTS", "/tmp"))
@@ -39,7 +35,7 @@ def database():
 
 
 @pytest.fixture
-def campaign_app(twilio_app, redis_url, tmp_path):
+def app(twilio_app, redis_url, tmp_path):
     app = twilio_app(REDIS_URL=redis_url, ENGAGE_QUIET_HOURS="0-0")
     lines = [f"{p},es,clinic,FL" for p in FLORIDA] + [f"{p},en,clinic,WA" for p in WASHINGTON]
     path = tmp_path / "contacts.csv"
@@ -51,58 +47,6 @@ def campaign_app(twilio_app, redis_url, tmp_path):
     with app.app_context(), db.transaction() as session:
         create_user(session, "staff@example.org", PASSWORD, "staff")
     return app
-
-
-@pytest.fixture
-def live_server(campaign_app):
-    server = make_server("127.0.0.1", 0, campaign_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-
-
-@pytest.fixture
-def browser(tmp_path):
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.fail("Chromium and ChromeDriver are needed: make test installs them with apt-get")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--lang=es",
-        "--window-size=1280,1000",
-    ):
-        options.add_argument(argument)
-    options.add_experimental_option("prefs", {"intl.accept_languages": "es"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
-
-
-def wait_for_text(browser, element_id: str, expected: str, timeout: float = 20) -> str:
-    """The element's text once it reads `expected` (the page polls progress.json)."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    WebDriverWait(browser, timeout).until(
-        expected_conditions.text_to_be_present_in_element((By.ID, element_id), expected)
-    )
-    return browser.find_element(By.ID, element_id).text
 
 
 def screenshot(browser, name: str) -> None:
@@ -133,17 +77,16 @@ def work(app) -> None:
 
 
 def test_staff_start_a_campaign_and_follow_it_to_delivery_pause_resume_and_a_reminder(
-    campaign_app, live_server, browser, fake_twilio
+    app, live_server, browser, fake_twilio
 ):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    app = campaign_app
     browser.get(f"{live_server}/staff/campaigns/new")
     browser.find_element(By.NAME, "email").send_keys("staff@example.org")
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "form.login button").click()
-    wait_for_text(browser, "preview-button", "Vista previa")
+    text_of(browser, By.ID, "preview-button", "Vista previa", timeout=20)
 
     Select(browser.find_element(By.ID, "survey")).select_by_value("working-conditions")
     Select(browser.find_element(By.ID, "attribute-0")).select_by_value("state")
@@ -158,7 +101,7 @@ def test_staff_start_a_campaign_and_follow_it_to_delivery_pause_resume_and_a_rem
     browser.find_element(By.ID, "start-now").click()
     browser.find_element(By.ID, "preview-button").click()
 
-    assert wait_for_text(browser, "reach-count", "4") == "4"  # Florida only
+    assert text_of(browser, By.ID, "reach-count", "4", timeout=20) == "4"  # Florida only
     preview = browser.find_element(By.ID, "preview").text
     assert "Quedan fuera" in preview and "segmentos" in preview
     assert "Como mucho 1 recordatorio." in preview
@@ -166,13 +109,13 @@ def test_staff_start_a_campaign_and_follow_it_to_delivery_pause_resume_and_a_rem
     browser.find_element(By.ID, "start-button").click()
 
     # The campaign's page: the invitations are written on `bulk`, by the worker, not the request.
-    assert wait_for_text(browser, "state", "En curso") == "En curso"
+    assert text_of(browser, By.ID, "state", "En curso", timeout=20) == "En curso"
     assert browser.find_element(By.ID, "count-contacts").text == "4"
     assert browser.find_element(By.ID, "count-sent").text == "0"
     assert fake_twilio.requests == []
     work(app)  # the fan-out, then the sends it handed to `bulk`
     assert len(fake_twilio.requests) == 4
-    wait_for_text(browser, "count-sent", "4")
+    text_of(browser, By.ID, "count-sent", "4", timeout=20)
     assert browser.find_element(By.ID, "count-invited").text == "4"
 
     client = app.test_client()
@@ -185,12 +128,12 @@ def test_staff_start_a_campaign_and_follow_it_to_delivery_pause_resume_and_a_rem
             f"/twilio/status?m={row.id}",
             status_form(row.sid, "delivered"),
         )
-    wait_for_text(browser, "count-delivered", "4")
+    text_of(browser, By.ID, "count-delivered", "4", timeout=20)
     screenshot(browser, "running")
 
     # Pause: the page says so, and nothing more is sent (not even the reminder that is due).
     browser.find_element(By.ID, "pause").click()
-    assert wait_for_text(browser, "state", "En pausa") == "En pausa"
+    assert text_of(browser, By.ID, "state", "En pausa", timeout=20) == "En pausa"
     assert browser.find_element(By.ID, "resume").is_displayed()
     assert not browser.find_element(By.ID, "pause").is_displayed()
     from engage.jobs.campaigns import run_campaign_clock
@@ -202,14 +145,14 @@ def test_staff_start_a_campaign_and_follow_it_to_delivery_pause_resume_and_a_rem
     assert len(fake_twilio.requests) == 4
 
     browser.find_element(By.ID, "resume").click()
-    assert wait_for_text(browser, "state", "En curso") == "En curso"
+    assert text_of(browser, By.ID, "state", "En curso", timeout=20) == "En curso"
     # One worker answers; after the clock runs a day later, the three others are reminded.
     post_signed(client, fake_twilio.auth_token, "/twilio/messages", inbound_form(FLORIDA[0], "1"))
-    wait_for_text(browser, "count-started", "1")
+    text_of(browser, By.ID, "count-started", "1", timeout=20)
     with app.app_context():
         assert run_campaign_clock(later)["reminders"] == 3
     work(app)
-    wait_for_text(browser, "count-reminded", "3")
+    text_of(browser, By.ID, "count-reminded", "3", timeout=20)
     reminded = {
         r.get("To") for r in fake_twilio.requests if "Recordatorio" in (r.get("Body") or "")
     }

@@ -7,19 +7,16 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 import time
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 
 from engage import db
 from engage.models import Contact, ContactImport
 from engage.services import contact_pages
+from tests.browser import text_of
 from tests.conftest import WEB_PASSWORD
-from tests.results import test_results_browser as results_browser
 from tests.test_contact_pages import FULL, HEADER, OTHER, contact_id, inbound
 
 BAD = (
@@ -30,19 +27,8 @@ BAD = (
     + "+13055550102,ht,feria,FL,tree_fruit\n"
 )
 # Chromium and its driver exactly as the results page's browser test starts them.
-browser = results_browser.browser
-text_of = results_browser.text_of
 
 FIXED = BAD.replace("555-01,", "+13055550103,").replace("Spanish", "en")
-
-
-@pytest.fixture
-def live_server(web_app):
-    server = make_server("127.0.0.1", 0, web_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
 
 
 def count(app, model) -> int:

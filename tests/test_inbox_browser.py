@@ -8,20 +8,16 @@ when it is set (for reviewing the pages), else into the test's own temporary fol
 from __future__ import annotations
 
 import os
-import shutil
-import threading
 from pathlib import Path
 
 import pytest
 from twilio_helpers import inbound_form, post_signed
-from werkzeug.serving import make_server
 
 from engage import db
 from engage.services.accounts import create_user
+from tests.browser import click_and_wait_for_page, text_of
 from tests.conftest import WEB_PASSWORD
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 URGENT_PHONE = "+15550104321"
 HOSTILE = {
     "+15550105551": "<script>alert(1)</script>",
@@ -48,45 +44,6 @@ def app(twilio_app, fake_twilio):
         )
         assert response.status_code == 200
     return app
-
-
-@pytest.fixture
-def live_server(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-
-
-@pytest.fixture
-def browser(tmp_path):
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.fail("Chromium and ChromeDriver are needed: make test installs them with apt-get")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--lang=es",
-    ):
-        options.add_argument(argument)
-    options.add_experimental_option("prefs", {"intl.accept_languages": "es"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
 
 
 @pytest.fixture
@@ -119,31 +76,6 @@ def no_alert(browser) -> None:
     raise AssertionError("a worker's text ran as script")
 
 
-def click_to_load(browser, element) -> None:
-    """Click what loads a new page, and wait until the old one is gone: an element found
-    while the old page still answers would go stale under the test."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    old = browser.find_element(By.TAG_NAME, "html")
-    element.click()
-    WebDriverWait(browser, 10).until(expected_conditions.staleness_of(old))
-    WebDriverWait(browser, 10).until(
-        lambda b: b.execute_script("return document.readyState") == "complete"
-    )
-
-
-def wait_for_text(browser, by: str, value: str, expected: str) -> str:
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    WebDriverWait(browser, 10).until(
-        expected_conditions.text_to_be_present_in_element((by, value), expected)
-    )
-    return browser.find_element(by, value).text
-
-
 def test_staff_find_the_urgent_thread_on_top_reply_and_mark_it_handled(
     app, live_server, browser, fake_twilio, screenshots
 ):
@@ -155,8 +87,8 @@ def test_staff_find_the_urgent_thread_on_top_reply_and_mark_it_handled(
     assert "/login" in browser.current_url
     browser.find_element(By.NAME, "email").send_keys("ana@example.org")
     browser.find_element(By.NAME, "password").send_keys(WEB_PASSWORD)
-    click_to_load(browser, browser.find_element(By.CSS_SELECTOR, "form.login button"))
-    wait_for_text(browser, By.TAG_NAME, "h1", "Bandeja de entrada")
+    click_and_wait_for_page(browser, browser.find_element(By.CSS_SELECTOR, "form.login button"))
+    text_of(browser, By.TAG_NAME, "h1", "Bandeja de entrada")
     assert browser.current_url.endswith("/staff/inbox")
 
     threads = browser.find_elements(By.CSS_SELECTOR, "ol.threads > li")
@@ -174,8 +106,10 @@ def test_staff_find_the_urgent_thread_on_top_reply_and_mark_it_handled(
     screenshots(browser, "list")
 
     # A hostile thread is text too.
-    click_to_load(browser, browser.find_elements(By.CSS_SELECTOR, "ol.threads > li a.who")[1])
-    wait_for_text(browser, By.CSS_SELECTOR, "ol.messages", "alert(1)")
+    click_and_wait_for_page(
+        browser, browser.find_elements(By.CSS_SELECTOR, "ol.threads > li a.who")[1]
+    )
+    text_of(browser, By.CSS_SELECTOR, "ol.messages", "alert(1)")
     bodies = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "ol.messages .body")]
     assert any(text in bodies for text in HOSTILE.values())
     assert not browser.find_elements(By.CSS_SELECTOR, "main img, main script")
@@ -183,8 +117,8 @@ def test_staff_find_the_urgent_thread_on_top_reply_and_mark_it_handled(
 
     # The urgent thread: a canned reply, copied into the box by the page's script, sent.
     browser.get(f"{live_server}/staff/inbox")
-    click_to_load(browser, browser.find_element(By.CSS_SELECTOR, "ol.threads > li a.who"))
-    wait_for_text(browser, By.TAG_NAME, "h1", "•••• 4321")
+    click_and_wait_for_page(browser, browser.find_element(By.CSS_SELECTOR, "ol.threads > li a.who"))
+    text_of(browser, By.TAG_NAME, "h1", "•••• 4321")
     Select(browser.find_element(By.ID, "canned")).select_by_visible_text(
         "Preguntar si podemos llamar"
     )
@@ -192,21 +126,21 @@ def test_staff_find_the_urgent_thread_on_top_reply_and_mark_it_handled(
     assert box.get_attribute("value") == ASK_TO_CALL
     assert browser.find_element(By.ID, "body-count").text == "1572 / 1600"
     before = len(fake_twilio.requests)
-    click_to_load(browser, browser.find_element(By.ID, "send-reply"))
-    wait_for_text(browser, By.CSS_SELECTOR, "main", "Su respuesta está en camino.")
+    click_and_wait_for_page(browser, browser.find_element(By.ID, "send-reply"))
+    text_of(browser, By.CSS_SELECTOR, "main", "Su respuesta está en camino.")
     [sent] = fake_twilio.requests[before:]
     assert sent.get("Body") == ASK_TO_CALL and sent.get("To") == URGENT_PHONE
     assert "ana@example.org" in browser.find_element(By.CSS_SELECTOR, "ol.messages").text
 
     browser.find_element(By.ID, "note").send_keys("Si contesta 1, llamar desde el centro.")
-    click_to_load(browser, browser.find_element(By.ID, "add-note"))
-    wait_for_text(browser, By.CSS_SELECTOR, "main", "Nota añadida.")
+    click_and_wait_for_page(browser, browser.find_element(By.ID, "add-note"))
+    text_of(browser, By.CSS_SELECTOR, "main", "Nota añadida.")
     note = browser.find_element(By.CSS_SELECTOR, "ol.messages .note").text
     assert "Si contesta 1, llamar desde el centro." in note and "ana@example.org" in note
     screenshots(browser, "thread")
 
-    click_to_load(browser, browser.find_element(By.ID, "mark-handled"))
-    wait_for_text(browser, By.CSS_SELECTOR, "main", "Marcada como atendida.")
+    click_and_wait_for_page(browser, browser.find_element(By.ID, "mark-handled"))
+    text_of(browser, By.CSS_SELECTOR, "main", "Marcada como atendida.")
     assert not browser.find_elements(By.CSS_SELECTOR, "nav .badge")
     browser.get(f"{live_server}/staff/inbox")
     remaining = browser.find_elements(By.CSS_SELECTOR, "ol.threads > li")

@@ -3,61 +3,13 @@ by mouse and by keyboard, sees what each reply costs, resets, and tries a draft 
 
 from __future__ import annotations
 
-import shutil
-import threading
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
-
-import pytest
-from werkzeug.serving import make_server
 
 from tests.conftest import WEB_PASSWORD
 from tests.test_simulator import DRAFT, add_draft
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 SCREENSHOTS = "/tmp/simulator-{name}.png"
-
-
-@pytest.fixture
-def live_server(web_app):
-    """The app with CSRF checked: the page posts with its token, as every page does."""
-    server = make_server("127.0.0.1", 0, web_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-
-
-@pytest.fixture
-def browser(tmp_path):
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.fail("Chromium and ChromeDriver are needed: make test installs them with apt-get")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--lang=es",
-    ):
-        options.add_argument(argument)
-    options.add_experimental_option("prefs", {"intl.accept_languages": "es"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
 
 
 def wait_until(condition, timeout: float = 15, message: str = "") -> None:

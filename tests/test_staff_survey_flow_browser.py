@@ -12,6 +12,7 @@ from twilio_helpers import inbound_form, post_signed
 
 from engage import db
 from engage.models import Conversation, SurveyVersion
+from tests.browser import text_of, wait_for_file
 from tests.test_simulator_browser import Page
 from tests.test_survey_editor_browser import (
     PASSWORD,
@@ -22,9 +23,6 @@ from tests.test_survey_editor_browser import (
     wait_until_saved,
 )
 from tests.test_survey_editor_browser import app as app  # noqa: F401 (fixtures)
-from tests.test_survey_editor_browser import live_server as live_server  # noqa: F401
-from tests.test_survey_files_browser import browser as browser  # noqa: F401
-from tests.test_survey_files_browser import text_of, wait_for_file
 
 SURVEY = "rekot-2027"
 # What the translator writes, by the PO file's context (the field's path).
@@ -150,8 +148,8 @@ def try_in_the_simulator(browser, live_server) -> None:
 @pytest.mark.parametrize("database", ["postgresql"])
 def test_a_staff_member_writes_translates_tries_and_publishes_a_survey(
     app,  # noqa: F811
-    live_server,  # noqa: F811
-    browser,  # noqa: F811
+    live_server,
+    browser,
     fake_twilio,
     tmp_path,
 ):

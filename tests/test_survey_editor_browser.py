@@ -4,22 +4,17 @@ keyword then starts the survey through /twilio/messages."""
 
 from __future__ import annotations
 
-import shutil
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from twilio_helpers import inbound_form, post_signed
-from werkzeug.serving import make_server
 
 from engage import db
 from engage.models import SurveyDraft
 from engage.services.accounts import create_user
 from engage.services.web_surveys import document_of
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 PASSWORD = "staff member password"
 SCREENSHOTS = Path("/tmp")
 
@@ -30,45 +25,6 @@ def app(twilio_app):
     with app.app_context(), db.transaction() as session:
         create_user(session, "staff@example.org", PASSWORD, "staff")
     return app
-
-
-@pytest.fixture
-def live_server(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-
-
-@pytest.fixture
-def browser(tmp_path):
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.fail("Chromium and ChromeDriver are needed: make test installs them with apt-get")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--lang=es",
-    ):
-        options.add_argument(argument)
-    options.add_experimental_option("prefs", {"intl.accept_languages": "es"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
 
 
 def wait(browser, condition, timeout: float = 10):

@@ -2,92 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-import threading
 import time
-from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from engage import db
 from engage.services.accounts import create_user
+from tests.browser import text_of, wait_for_file
 from tests.results.conftest import seed_population
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 PASSWORD = "policy team password"
-
-
-@pytest.fixture
-def live_server(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-
-
-@pytest.fixture
-def browser(tmp_path):
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.fail("Chromium and ChromeDriver are needed: make test installs them with apt-get")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    downloads = tmp_path / "downloads"
-    downloads.mkdir()
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--lang=es",
-    ):
-        options.add_argument(argument)
-    options.add_experimental_option(
-        "prefs",
-        {
-            "download.default_directory": str(downloads),
-            "download.prompt_for_download": False,
-            "intl.accept_languages": "es",
-        },
-    )
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    driver.downloads = downloads  # type: ignore[attr-defined]
-    yield driver
-    driver.quit()
-
-
-def wait_for_file(directory: Path, pattern: str, timeout: float = 20) -> Path:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done = [p for p in directory.glob(pattern) if not p.name.endswith(".crdownload")]
-        if done:
-            return done[0]
-        time.sleep(0.1)
-    raise AssertionError(f"no {pattern} downloaded into {directory}")
-
-
-def text_of(browser, by: str, value: str, expected: str) -> str:
-    """The element's text once it shows `expected`: after a click the page being left can still
-    answer for a moment (its elements then go stale), so wait for the new one."""
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    WebDriverWait(browser, 10).until(
-        expected_conditions.text_to_be_present_in_element((by, value), expected)
-    )
-    return browser.find_element(by, value).text
 
 
 def test_policy_signs_in_breaks_down_by_state_and_downloads_csv(app, seed, live_server, browser):
