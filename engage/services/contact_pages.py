@@ -8,16 +8,16 @@ most REVEALS_PER_DAY times in any 24 hours per person (docs/threat-model.md §2)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from engage.models import AuditEntry, Contact, Conversation, Message, SurveyVersion, User
 from engage.privacy import Vault
+from engage.services.contact_filters import ContactFilter, filter_conditions
 from engage.services.inbox import message_text
 from engage.services.surveys import parse_version
 from engage.states import Direction
@@ -31,43 +31,6 @@ REVEAL_SECONDS = 60
 MESSAGES_SHOWN = 200
 # The audit's word for a contact no look-up found.
 NONE_FOUND = "none found"
-
-
-@dataclass(frozen=True)
-class ContactFilter:
-    """Which contacts: profile values, language, a channel used, opted out or not, and when
-    the last message from or to them was (on or after `active_after`; before `active_before`,
-    which includes contacts never written to). Campaigns choose their contacts the same way."""
-
-    profile: Mapping[str, str] = field(default_factory=dict)
-    language: str | None = None
-    channel: str | None = None
-    is_opted_out: bool | None = None
-    active_after: datetime | None = None
-    active_before: datetime | None = None
-
-
-def filter_conditions(chosen: ContactFilter) -> list[ColumnElement[bool]]:
-    """The WHERE conditions for a filter; simulated and erased contacts are never chosen."""
-    conditions: list[ColumnElement[bool]] = [
-        Contact.is_simulated.is_(False),
-        Contact.erased_at.is_(None),
-    ]
-    for key, value in chosen.profile.items():
-        conditions.append(Contact.profile[key].as_string() == value)
-    if chosen.language:
-        conditions.append(Contact.language == chosen.language)
-    if chosen.is_opted_out is not None:
-        conditions.append(Contact.is_opted_out.is_(chosen.is_opted_out))
-    # Each an index probe per contact (ix_messages_contact_time), never a scan of messages.
-    theirs = Message.contact_id == Contact.id
-    if chosen.channel:
-        conditions.append(exists().where(theirs, Message.channel == chosen.channel))
-    if chosen.active_after is not None:
-        conditions.append(exists().where(theirs, Message.created_at >= chosen.active_after))
-    if chosen.active_before is not None:
-        conditions.append(~exists().where(theirs, Message.created_at >= chosen.active_before))
-    return conditions
 
 
 def mask(e164: str) -> str:

@@ -21,6 +21,7 @@ from engage.models import ContactImport, User
 from engage.privacy import PhoneNumberError, Vault, normalize_number
 from engage.services import contact_imports, contact_pages
 from engage.services.accounts import record_erasure
+from engage.services.contact_filters import ContactFilter
 from engage.services.contacts import ContactImportError
 from engage.services.erasure import BY_STAFF
 from engage.web import csrf
@@ -52,7 +53,7 @@ def _signed_in_user(session: Session) -> User:
 # -- the list ---------------------------------------------------------------------------------
 
 
-def filter_from_query() -> tuple[contact_pages.ContactFilter, dict[str, str], list[str]]:
+def filter_from_query() -> tuple[ContactFilter, dict[str, str], list[str]]:
     """The filter in the query string, the values to show back in the form, and problems."""
     args = request.args
     shown = {
@@ -77,7 +78,7 @@ def filter_from_query() -> tuple[contact_pages.ContactFilter, dict[str, str], li
                 moments[name] = datetime.combine(date.fromisoformat(shown[name]), time(), UTC)
             except ValueError:
                 problems.append(_("Write dates as YYYY-MM-DD."))
-    chosen = contact_pages.ContactFilter(
+    chosen = ContactFilter(
         profile=profile,
         language=language,
         channel=channel,
@@ -100,7 +101,7 @@ def _list_page(*, find_problem: str | None = None, status: int = 200) -> tuple[s
         chosen, shown, problems = filter_from_query()
         cursor = request.args.get("cursor", type=int)
     else:
-        chosen, shown, problems, cursor = contact_pages.ContactFilter(), {}, [], None
+        chosen, shown, problems, cursor = ContactFilter(), {}, [], None
     session = db.session()
     page = contact_pages.list_contacts(session, _vault(), chosen, cursor=cursor)
     return (
