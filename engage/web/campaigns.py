@@ -15,7 +15,6 @@ from flask import (
     Blueprint,
     abort,
     current_app,
-    g,
     jsonify,
     redirect,
     render_template,
@@ -61,7 +60,7 @@ from engage.survey.definition import Survey
 from engage.survey.keywords import language_name
 from engage.web.decorators import STAFF, role_required
 from engage.web.i18n import gettext as _
-from engage.web.i18n import translations
+from engage.web.i18n import page_language
 
 log = logging.getLogger(__name__)
 
@@ -178,13 +177,8 @@ def _surveys() -> dict[str, Survey]:
 
 
 def _title(survey: Survey) -> str:
-    language = _page_language()
+    language = page_language()
     return survey.title.get(language) or survey.title.get(survey.default_language) or survey.id
-
-
-def _page_language() -> str:
-    translations()  # sets the page's language
-    return str(g.page_language)
 
 
 def _set_choices(form: CampaignForm, surveys: dict[str, Survey]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from babel import Locale, UnknownLocaleError
 from babel.support import NullTranslations, Translations
 from flask import Flask, Response, g, request
 
@@ -38,12 +39,22 @@ def ngettext(singular: str, plural: str, n: int, **variables: object) -> str:
     return text % {"num": n, **variables}
 
 
+def language_name(code: str) -> str:
+    """A survey language as the page's language names it ("criollo haitiano (ht)"), where CLDR
+    knows it; else its code (mix, zap)."""
+    try:
+        name = Locale.parse(code).get_display_name(page_language())
+    except (UnknownLocaleError, ValueError, TypeError):
+        return code
+    return f"{name} ({code})" if name else code
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.add_extension("jinja2.ext.i18n")
     # Templates get the bare look-ups: Jinja's "newstyle" gettext fills in the placeholders
-    # itself, escaping each value (a file name, say) as it goes; a text filled in before it
-    # would be marked safe whole. A method the extension adds to the environment, which
-    # Environment's type cannot know.
+    # itself, escaping each value (a file name, say). Handed our own gettext and ngettext, it
+    # would fill them in twice, and a plural text with a name in it would fail. A method the
+    # extension adds to the environment, which Environment's type cannot know.
     app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
         lambda message: translations().gettext(message),
         lambda singular, plural, n: translations().ngettext(singular, plural, n),

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from babel import Locale, UnknownLocaleError
 from flask import (
     Blueprint,
     Response,
@@ -25,7 +24,6 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from engage import db
 from engage.db import utcnow
-from engage.services.accounts import record_download
 from engage.services.translations import (
     FORMATS,
     Notice,
@@ -45,7 +43,8 @@ from engage.services.web_surveys import StaleDraftError, SurveyEditError, import
 from engage.survey.loader import MAX_FILE_BYTES, Problem
 from engage.web.decorators import STAFF, role_required
 from engage.web.i18n import gettext as _
-from engage.web.i18n import page_language
+from engage.web.i18n import language_name
+from engage.web.results import audit_download
 
 bp = Blueprint("survey_files", __name__, url_prefix="/staff/surveys")
 
@@ -63,19 +62,6 @@ def _texts_or_404(survey_id: str) -> SurveyTexts:
         return survey_texts(db.session(), survey_id)
     except SurveyEditError:
         abort(404)
-
-
-def _audit(survey_id: str, parameters: dict[str, str]) -> None:
-    """Record the download, committed before a byte of it leaves."""
-    session = db.session()
-    record_download(
-        session,
-        user=current_user,
-        actor=current_user.email,
-        survey_id=survey_id,
-        parameters=parameters,
-    )
-    session.commit()
 
 
 def _attachment(body: str | bytes, fmt: str, filename: str) -> Response:
@@ -103,7 +89,8 @@ def _read_upload() -> tuple[str, bytes] | None:
 def download(survey_id: str) -> Response:
     """A web survey's draft as written, else the latest published version as a survey file."""
     texts = _texts_or_404(survey_id)
-    _audit(survey_id, {"format": "yaml", "kind": "survey", "draft": str(texts.has_draft).lower()})
+    draft = str(texts.has_draft).lower()
+    audit_download(survey_id, {"format": "yaml", "kind": "survey", "draft": draft})
     return _attachment(texts.text, "yaml", f"{survey_id}.yaml")
 
 
@@ -196,7 +183,7 @@ def translations_file(survey_id: str, fmt: str) -> Response:
         language = "all"
         body = write_xlsx(texts)
         filename = f"{survey_id}-translations.xlsx"
-    _audit(survey_id, {"format": fmt, "kind": "translations", "language": language})
+    audit_download(survey_id, {"format": fmt, "kind": "translations", "language": language})
     return _attachment(body, fmt, filename)
 
 
@@ -369,12 +356,3 @@ def notice_message(notice: Notice) -> str:
     if notice.code == "duplicate":
         return _("This field is in the file twice: only the first row was read.")
     return notice.code
-
-
-def language_name(code: str) -> str:
-    """A survey language as the page's language names it (ht: criollo haitiano), else its code."""
-    try:
-        name = Locale.parse(code).get_display_name(page_language())
-    except (ValueError, TypeError, UnknownLocaleError):
-        return code
-    return f"{name} ({code})" if name else code

@@ -7,13 +7,11 @@ import json
 import logging
 from typing import Any
 
-from babel import Locale, UnknownLocaleError
 from flask import (
     Blueprint,
     abort,
     current_app,
     flash,
-    g,
     get_flashed_messages,
     jsonify,
     redirect,
@@ -51,6 +49,7 @@ from engage.services.web_surveys import (
 )
 from engage.web.decorators import STAFF, role_required
 from engage.web.i18n import gettext as _
+from engage.web.i18n import language_name
 from engage.web.survey_form import (
     COMMON_LANGUAGES,
     LANGUAGE_CODE,
@@ -127,15 +126,6 @@ def _not_found_or(error: SurveyEditError) -> None:
 
 
 # --- what the templates share --------------------------------------------------------------------
-
-
-def language_name(code: str) -> str:
-    """A language's name in the page's language, where CLDR knows it (mix, zap: the code)."""
-    try:
-        name = Locale.parse(code).get_display_name(g.get("page_language", "es"))
-    except (UnknownLocaleError, ValueError, TypeError):
-        return code
-    return f"{name} ({code})" if name else code
 
 
 def text_in(value: object, lang: str) -> str:
