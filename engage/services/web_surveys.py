@@ -30,6 +30,7 @@ from engage.services.surveys import (
     publish_version,
 )
 from engage.survey.definition import QUESTION_TYPES, SMS_SPELLINGS, Choice, Question, Survey
+from engage.survey.keywords import fold
 from engage.survey.loader import (
     CHOICE_FIELDS,
     QUESTION_FIELDS,
@@ -521,7 +522,7 @@ def publish_draft(
     takeover = record.copied_from
     if takeover is not None:
         owners = current_keywords(session)
-        mine = {folded for folded, _word, _line in check_text("", draft.text).keywords}
+        mine = {fold(word) for words in survey.keywords.values() for word in words}
         if any(owners.get(folded) == takeover for folded in mine):
             retire(session, takeover, now=now)
             retired = takeover
