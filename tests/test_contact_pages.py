@@ -813,3 +813,18 @@ def test_a_contact_page_shows_profile_conversations_and_messages(web_app, tmp_pa
     assert "línea uno\nlínea dos" in html  # as written, line breaks kept by the page's style
     assert replies.splitlines()[0] in html_text.unescape(html)  # Engage's own reply
     assert "clinic-2026" in html and "America/New_York" in html
+
+
+def test_a_file_name_filled_into_a_translated_text_is_escaped(web_app):
+    """A page text with a count and a name (ngettext with a variable) is filled in by Jinja,
+    which escapes the name: a file's name is whatever the uploader called it."""
+    client = signed_in(web_app, "staff")
+    hostile = "<img src=x onerror=alert(1)>.csv"
+    bad_row = (HEADER + "+1305,es,clinic,FL,citrus\n").encode()
+    refused = client.post(
+        "/staff/contacts/import?lang=en",
+        data={"csrf_token": token(client), "file": (io.BytesIO(bad_row), hostile)},
+    )
+    html = refused.get_data(as_text=True)
+    assert "1 bad row in &lt;img src=x onerror=alert(1)&gt;.csv: nothing was imported" in html
+    assert "<img src=x" not in html
