@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -195,6 +196,27 @@ def twilio_app(request, tmp_path: Path, database: str, fake_twilio):
     yield build
     for app in built:
         app.extensions["engage.engine"].dispose()
+
+
+class Clock:
+    """The app's clock, moved by the test instead of sleeping."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock(request, web_app: Flask) -> Clock:
+    """The app's clock, starting at the test module's START."""
+    clock = Clock(request.module.START)
+    web_app.extensions["engage.clock"] = clock
+    return clock
 
 
 # -- browser tests (tests/browser.py) -------------------------------------------------------------

@@ -27,26 +27,6 @@ NEW_PASSWORD = "tortillas de maiz con frijoles"
 ADDRESS = {"REMOTE_ADDR": "10.0.0.1"}
 
 
-class Clock:
-    """The app's clock, moved by the test instead of sleeping (codes are computed for it)."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def clock(web_app) -> Clock:
-    clock = Clock()
-    web_app.extensions["engage.clock"] = clock
-    return clock
-
-
 @pytest.fixture
 def totp_app(web_app, clock):
     """The app with the second factor required, as in production."""

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select, update
@@ -15,26 +15,6 @@ from tests.conftest import WEB_PASSWORD
 from tests.test_web_access import csrf_token, sign_in
 
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
-
-
-class Clock:
-    """The app's clock, moved by the test instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def clock(web_app) -> Clock:
-    clock = Clock()
-    web_app.extensions["engage.clock"] = clock
-    return clock
 
 
 def copy_of(client, app):

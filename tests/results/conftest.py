@@ -265,3 +265,28 @@ class Truth:
                 people += 1
                 key += row.record_key
         return people, key % 256
+
+
+@pytest.fixture
+def policy(app: Flask):
+    """A signed-in policy client."""
+    import re
+
+    from engage.services.accounts import create_user
+    from tests.conftest import WEB_PASSWORD
+
+    with app.app_context(), db.transaction() as session:
+        create_user(session, "policy@example.org", WEB_PASSWORD, "policy")
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    response = client.post(
+        "/login",
+        data={
+            "email": "policy@example.org",
+            "password": WEB_PASSWORD,
+            "csrf_token": token.group(1) if token else "",
+        },
+    )
+    assert response.status_code == 302
+    return client

@@ -5,15 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import random
-import re
 from pathlib import Path
 
 import pytest
 
-from engage import db
 from engage.results.report import AggregateRow
 from engage.results.writers import BOM
-from engage.services.accounts import create_user
 from tests.conftest import SHIPPED_SURVEYS, TEST_SURVEYS, publish
 from tests.results.conftest import SKIP
 from tests.results.test_attacks import (
@@ -32,26 +29,6 @@ PASSWORD = "correct horse battery staple"
 def database() -> str:
     """These run on PostgreSQL, as production does (the property above runs on both)."""
     return "postgresql"
-
-
-@pytest.fixture
-def policy(app):
-    """A signed-in policy client."""
-    with app.app_context(), db.transaction() as session:
-        create_user(session, "policy@example.org", PASSWORD, "policy")
-    client = app.test_client()
-    page = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    response = client.post(
-        "/login",
-        data={
-            "email": "policy@example.org",
-            "password": PASSWORD,
-            "csrf_token": token.group(1) if token else "",
-        },
-    )
-    assert response.status_code == 302
-    return client
 
 
 def download(client, survey_id: str, by: tuple[str, ...] = ()):

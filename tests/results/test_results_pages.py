@@ -10,33 +10,11 @@ import re
 
 import pytest
 
-from engage import db
 from engage.results.writers import BOM
-from engage.services.accounts import create_user
 from tests.results.conftest import seed_population
 
 PASSWORD = "correct horse battery staple"
 SURVEY = "/results/working-conditions"
-
-
-@pytest.fixture
-def policy(app):
-    """A signed-in policy client."""
-    with app.app_context(), db.transaction() as session:
-        create_user(session, "policy@example.org", PASSWORD, "policy")
-    client = app.test_client()
-    page = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    response = client.post(
-        "/login",
-        data={
-            "email": "policy@example.org",
-            "password": PASSWORD,
-            "csrf_token": token.group(1) if token else "",
-        },
-    )
-    assert response.status_code == 302
-    return client
 
 
 def page(client, path: str) -> str:
