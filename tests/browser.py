@@ -109,3 +109,20 @@ def wait_for_file(directory: Path, pattern: str, timeout: float = 20) -> Path:
             return done[0]
         time.sleep(0.1)
     raise AssertionError(f"no {pattern} downloaded into {directory}")
+
+
+def sign_in(browser: Any, base: str, path: str, email: str, password: str) -> None:
+    """Open `path`, sign in on the page it sends to, and wait for `path` itself.
+
+    The sign-in page's own address names `path` (`?next=`), so a wait on the address alone
+    can end before the sign-in has been posted."""
+    from urllib.parse import urlsplit
+
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{base}{path}")
+    assert urlsplit(browser.current_url).path == "/login"
+    browser.find_element(By.NAME, "email").send_keys(email)
+    browser.find_element(By.NAME, "password").send_keys(password)
+    click_and_wait_for_page(browser, browser.find_element(By.CSS_SELECTOR, "form.login button"))
+    assert urlsplit(browser.current_url).path == urlsplit(path).path, browser.current_url

@@ -20,7 +20,7 @@ from engage import db
 from engage.cli import main
 from engage.models import Message
 from engage.services.accounts import create_user
-from tests.browser import text_of
+from tests.browser import sign_in, text_of
 
 PASSWORD = "staff member password"
 # Where the screenshots of the preview and of a running campaign go (docs and reviews).
@@ -82,10 +82,7 @@ def test_staff_start_a_campaign_and_follow_it_to_delivery_pause_resume_and_a_rem
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    browser.get(f"{live_server}/staff/campaigns/new")
-    browser.find_element(By.NAME, "email").send_keys("staff@example.org")
-    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "form.login button").click()
+    sign_in(browser, live_server, "/staff/campaigns/new", "staff@example.org", PASSWORD)
     text_of(browser, By.ID, "preview-button", "Vista previa", timeout=20)
 
     Select(browser.find_element(By.ID, "survey")).select_by_value("working-conditions")

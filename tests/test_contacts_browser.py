@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from engage import db
 from engage.models import Contact, ContactImport
 from engage.services import contact_pages
-from tests.browser import text_of
+from tests.browser import sign_in, text_of
 from tests.conftest import WEB_PASSWORD
 from tests.test_contact_pages import FULL, HEADER, OTHER, contact_id, inbound
 
@@ -58,10 +58,7 @@ def test_import_list_contact_and_reveal_in_a_browser(
     folder.mkdir(parents=True, exist_ok=True)
 
     browser.set_window_size(1280, 900)
-    browser.get(f"{live_server}/login?next=/staff/contacts/import")
-    browser.find_element(By.NAME, "email").send_keys("staff@example.org")
-    browser.find_element(By.NAME, "password").send_keys(WEB_PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "form.login button").click()
+    sign_in(browser, live_server, "/staff/contacts/import", "staff@example.org", WEB_PASSWORD)
     text_of(browser, By.TAG_NAME, "h1", "Importar contactos")
 
     bad = tmp_path / "contactos.csv"

@@ -15,7 +15,7 @@ from twilio_helpers import inbound_form, post_signed
 
 from engage import db
 from engage.services.accounts import create_user
-from tests.browser import click_and_wait_for_page, text_of
+from tests.browser import click_and_wait_for_page, sign_in, text_of
 from tests.conftest import WEB_PASSWORD
 
 URGENT_PHONE = "+15550104321"
@@ -83,13 +83,8 @@ def test_staff_find_the_urgent_thread_on_top_reply_and_mark_it_handled(
     from selenium.webdriver.support.ui import Select
 
     browser.set_window_size(1280, 900)
-    browser.get(f"{live_server}/staff/inbox")
-    assert "/login" in browser.current_url
-    browser.find_element(By.NAME, "email").send_keys("ana@example.org")
-    browser.find_element(By.NAME, "password").send_keys(WEB_PASSWORD)
-    click_and_wait_for_page(browser, browser.find_element(By.CSS_SELECTOR, "form.login button"))
+    sign_in(browser, live_server, "/staff/inbox", "ana@example.org", WEB_PASSWORD)
     text_of(browser, By.TAG_NAME, "h1", "Bandeja de entrada")
-    assert browser.current_url.endswith("/staff/inbox")
 
     threads = browser.find_elements(By.CSS_SELECTOR, "ol.threads > li")
     assert len(threads) == 4

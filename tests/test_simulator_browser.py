@@ -4,8 +4,8 @@ by mouse and by keyboard, sees what each reply costs, resets, and tries a draft 
 from __future__ import annotations
 
 import time
-from urllib.parse import urlsplit
 
+from tests.browser import sign_in as browser_sign_in
 from tests.conftest import WEB_PASSWORD
 from tests.test_simulator import DRAFT, add_draft
 
@@ -80,12 +80,7 @@ class Page:
 def sign_in(browser, live_server, path: str) -> Page:
     from selenium.webdriver.common.by import By
 
-    browser.get(f"{live_server}{path}")
-    browser.find_element(By.NAME, "email").send_keys("staff@example.org")
-    browser.find_element(By.NAME, "password").send_keys(WEB_PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "form.login button").click()
-    # The sign-in page's own address names the simulator (?next=): wait for the page itself.
-    wait_until(lambda: urlsplit(browser.current_url).path == "/staff/simulator")
+    browser_sign_in(browser, live_server, path, "staff@example.org", WEB_PASSWORD)
     wait_until(lambda: bool(browser.find_elements(By.ID, "sim-chat")))
     return Page(browser)
 

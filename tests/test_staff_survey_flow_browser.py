@@ -12,6 +12,7 @@ from twilio_helpers import inbound_form, post_signed
 
 from engage import db
 from engage.models import Conversation, SurveyVersion
+from tests.browser import sign_in as browser_sign_in
 from tests.browser import text_of, wait_for_file
 from tests.test_simulator_browser import Page
 from tests.test_survey_editor_browser import (
@@ -39,13 +40,7 @@ KREYOL = {
 
 
 def sign_in(browser, live_server, path: str) -> None:
-    from selenium.webdriver.common.by import By
-
-    browser.get(f"{live_server}{path}")
-    browser.find_element(By.NAME, "email").send_keys("staff@example.org")
-    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "form.login button").click()
-    wait(browser, lambda b: b.current_url.endswith(path))
+    browser_sign_in(browser, live_server, path, "staff@example.org", PASSWORD)
 
 
 def write_the_survey(browser, live_server) -> None:

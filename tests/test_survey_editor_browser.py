@@ -14,6 +14,7 @@ from engage import db
 from engage.models import SurveyDraft
 from engage.services.accounts import create_user
 from engage.services.web_surveys import document_of
+from tests.browser import sign_in
 
 PASSWORD = "staff member password"
 SCREENSHOTS = Path("/tmp")
@@ -80,12 +81,7 @@ def test_staff_writes_checks_reloads_and_publishes_a_survey(app, live_server, br
     from selenium.webdriver.common.by import By
 
     browser.set_window_size(1280, 900)
-    browser.get(f"{live_server}/staff/surveys")
-    assert "/login" in browser.current_url
-    browser.find_element(By.NAME, "email").send_keys("staff@example.org")
-    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "form.login button").click()
-    wait(browser, lambda b: b.current_url.endswith("/staff/surveys"))
+    sign_in(browser, live_server, "/staff/surveys", "staff@example.org", PASSWORD)
 
     browser.find_element(By.ID, "new-survey").click()
     wait(browser, lambda b: b.current_url.endswith("/staff/surveys/new"))

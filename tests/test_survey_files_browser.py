@@ -7,7 +7,7 @@ from babel.messages.pofile import read_po, write_po
 
 from engage import db
 from engage.services.accounts import create_user
-from tests.browser import text_of, wait_for_file
+from tests.browser import sign_in, text_of, wait_for_file
 from tests.test_survey_files import DRAFT_ID, draft_document, draft_text, make_draft
 
 PASSWORD = "staff member password"
@@ -27,11 +27,8 @@ def test_staff_export_the_kreyol_po_upload_it_translated_and_save_it(
     with app.app_context(), db.transaction() as session:
         create_user(session, "staff@example.org", PASSWORD, "staff")
 
-    browser.get(f"{live_server}/staff/surveys/{DRAFT_ID}/translations")
-    assert "/login" in browser.current_url
-    browser.find_element(By.NAME, "email").send_keys("staff@example.org")
-    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "form.login button").click()
+    path = f"/staff/surveys/{DRAFT_ID}/translations"
+    sign_in(browser, live_server, path, "staff@example.org", PASSWORD)
     assert "Traducciones de harvest-pay" in text_of(browser, By.TAG_NAME, "h1", "Traducciones")
 
     browser.find_element(By.ID, "po-ht").click()
