@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -29,7 +30,7 @@ from engage.jobs import (
     queue,
     redis_connection,
 )
-from engage.jobs.send import CHUNK_ROUNDS, reconcile, send_batch
+from engage.jobs.send import CHUNK_ROUNDS, reconcile, send_batch, send_replies
 from engage.jobs.worker import run_worker
 from engage.messaging import SendResult
 from engage.models import Contact, Message
@@ -640,3 +641,52 @@ def test_a_contacts_replies_go_one_at_a_time_in_the_order_written(
     # Each went out only once the one before was answered: never two in flight for a contact.
     answered = [r.time for r in fake_twilio.requests]
     assert answered == sorted(answered)
+
+
+@pytest.mark.parametrize("database", ["postgresql"])
+def test_a_reply_written_while_the_one_before_is_recorded_is_not_left_for_the_sweep(
+    twilio_app, redis_url, fake_twilio, monkeypatch, database
+):
+    """Two reply senders at once: the first is recording the contact's reply when the worker's
+    next message writes the reply after it. The second sender, woken for that reply, finds the
+    one before still `dispatching` and leaves it; the first, once its record is committed, must
+    look again and send it, not leave it to the clock's sweep a minute later."""
+    app = twilio_app(REDIS_URL=redis_url, ENGAGE_SEND_CONCURRENCY="1")
+    post_signed(
+        app.test_client(), fake_twilio.auth_token, "/twilio/messages", inbound_form(WORKER, "WORK")
+    )
+    recorded: list[int] = []
+    left_by_the_second: list[int] = []
+    meanwhile: list[threading.Thread] = []
+    record_chunk, original = outbox.record_chunk, outbox.due_replies
+
+    def the_next_message_arrives_meanwhile() -> None:
+        post_signed(
+            app.test_client(), fake_twilio.auth_token, "/twilio/messages", inbound_form(WORKER, "1")
+        )
+        with app.app_context():
+            left_by_the_second.append(send_replies())
+
+    def record(session, **answers):
+        record_chunk(session, **answers)
+        recorded.append(len(answers["sent"]))
+
+    def due_replies(session, **kwargs):
+        found = original(session, **kwargs)
+        if recorded == [1] and not meanwhile:
+            # The look in the transaction that records the first reply, before it commits.
+            other = threading.Thread(target=the_next_message_arrives_meanwhile)
+            meanwhile.append(other)
+            other.start()
+            other.join(timeout=30)
+            assert not other.is_alive()
+        return found
+
+    monkeypatch.setattr(outbox, "record_chunk", record)
+    monkeypatch.setattr(outbox, "due_replies", due_replies)
+    with app.app_context():
+        sent = send_replies()
+    assert left_by_the_second == [0]
+    assert sent == 2
+    assert [r.status for r in rows(app)] == ["queued", "queued"]
+    assert len(fake_twilio.requests) == 2

@@ -125,6 +125,7 @@ def _send(rows: _Rows) -> int:
     while True:
         claims: list[list[OutboundMessage]] = []
         overdue = time.monotonic() > deadline
+        recorded = answered is not None
         with db.transaction() as session:
             if answered is not None:
                 sent += rows.answered(session, answered)
@@ -144,6 +145,14 @@ def _send(rows: _Rows) -> int:
         if not flights:
             if overdue:
                 _hand_over(rows)
+                return sent
+            if recorded:
+                # Look once more now that the last answers are committed. A reply written while
+                # they were being recorded waited for the row before it; the job it woke, seeing
+                # that row still `dispatching`, left it, and nobody else would send it before the
+                # clock's sweep.
+                answered = None
+                continue
             return sent
         answered = flights.popleft().outcomes()
 
