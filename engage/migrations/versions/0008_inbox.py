@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import engage.db
+from engage.migrations import online
 
 revision = "0008"
 down_revision = "0007"
@@ -60,18 +61,17 @@ def upgrade() -> None:
         )
         batch_op.create_foreign_key("fk_messages_sent_by_id_users", "users", ["sent_by_id"], ["id"])
     waiting = _waiting()
-    op.create_index(
+    online.create_index(
         "ix_messages_waiting",
         "messages",
         ["contact_id"],
-        unique=False,
         postgresql_where=waiting,
         sqlite_where=waiting,
     )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_messages_waiting", table_name="messages")
+    online.drop_index("ix_messages_waiting", "messages")
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_constraint("fk_messages_sent_by_id_users", type_="foreignkey")
         batch_op.drop_column("handled_at")

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import engage.db
+from engage.migrations import online
 
 revision = "0009"
 down_revision = "0008"
@@ -47,15 +48,13 @@ def upgrade() -> None:
     )
     # The contact's index grows the time and channel: the same number of indexes to keep on
     # each message written, and the contacts list's filters need no scan of messages.
-    with op.batch_alter_table("messages", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_messages_contact_time", ["contact_id", "created_at", "channel"], unique=False
-        )
-        batch_op.drop_index("ix_messages_contact_id")
+    online.create_index(
+        "ix_messages_contact_time", "messages", ["contact_id", "created_at", "channel"]
+    )
+    online.drop_index("ix_messages_contact_id", "messages")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("messages", schema=None) as batch_op:
-        batch_op.create_index("ix_messages_contact_id", ["contact_id"], unique=False)
-        batch_op.drop_index("ix_messages_contact_time")
+    online.create_index("ix_messages_contact_id", "messages", ["contact_id"])
+    online.drop_index("ix_messages_contact_time", "messages")
     op.drop_table("contact_imports")

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import engage.db
+from engage.migrations import online
 
 revision = "0010"
 down_revision = "0009"
@@ -54,17 +55,15 @@ def upgrade() -> None:
             contacts=campaigns.c.invited, fanned_out_at=campaigns.c.created_at
         )
     )
-    with op.batch_alter_table("messages", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_messages_campaign_id"))
-        batch_op.create_index(
-            "ix_messages_campaign_progress", ["campaign_id", "kind", "status"], unique=False
-        )
+    online.create_index(
+        "ix_messages_campaign_progress", "messages", ["campaign_id", "kind", "status"]
+    )
+    online.drop_index("ix_messages_campaign_id", "messages")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("messages", schema=None) as batch_op:
-        batch_op.drop_index("ix_messages_campaign_progress")
-        batch_op.create_index(batch_op.f("ix_messages_campaign_id"), ["campaign_id"], unique=False)
+    online.create_index("ix_messages_campaign_id", "messages", ["campaign_id"])
+    online.drop_index("ix_messages_campaign_progress", "messages")
     with op.batch_alter_table("campaigns", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("fk_campaigns_created_by_users"), type_="foreignkey")
         batch_op.drop_column("ended_at")
