@@ -260,6 +260,44 @@ def test_a_thread_shows_both_directions_in_order_with_notes_and_canned_replies(a
     assert entry.actor == "staff@example.org"
 
 
+def test_a_long_thread_pages_back_through_older_messages_and_notes(app, monkeypatch):
+    from engage.services import inbox
+
+    monkeypatch.setattr(inbox, "THREAD_MESSAGES", 4)
+    start = AFTERNOON - timedelta(hours=1)
+    for minute, text in enumerate(("hola", "una", "dos", "tres", "cuatro", "cinco")):
+        say(app, PHONE, text, at=start + timedelta(minutes=minute))
+    cid = contact_id(app)
+    with app.app_context():
+        ids = db.session().scalars(select(Message.id).where(Message.contact_id == cid)).all()
+    client = signed_in(app)
+    set_clock(app, start + timedelta(minutes=1, seconds=30))
+    assert post(client, f"/staff/inbox/{cid}/note", body="Nota del principio").status_code == 303
+    set_clock(app, AFTERNOON)
+    assert post(client, f"/staff/inbox/{cid}/note", body="Nota de ahora").status_code == 303
+
+    def shown(text: str) -> list[int]:
+        return [int(i) for i in re.findall(r'<li class="entry [^"]*" id="m-(\d+)"', text)]
+
+    latest = page(client, f"/staff/inbox/{cid}?lang=es")
+    assert shown(latest) == sorted(ids)[-4:]
+    assert f"{len(ids) - 4} mensajes anteriores no se muestran" in latest
+    assert "Nota de ahora" in latest and "Nota del principio" not in latest
+    assert 'id="newest-messages"' not in latest
+    # "Handled" still covers the newest message, whichever page it is marked from.
+    [through] = re.findall(r'name="through" value="(\d+)"', latest)
+    seen = shown(latest)
+    while 'id="older-messages"' in latest:
+        [older] = re.findall(r'id="older-messages" href="([^"]+)"', latest)
+        latest = page(client, html.unescape(older) + "&lang=es")
+        assert 'id="newest-messages"' in latest
+        assert re.findall(r'name="through" value="(\d+)"', latest) == [through]
+        seen = shown(latest) + seen
+    assert seen == sorted(ids)  # every message once, oldest first
+    assert "Nota del principio" in latest  # on the page of the messages it was written among
+    assert int(through) == max(ids)
+
+
 def test_an_urgent_thread_erased_by_its_sender_leaves_only_the_topic(app):
     say(app, PHONE, "me quitaron el pasaporte")
     cid = contact_id(app)

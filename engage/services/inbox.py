@@ -513,6 +513,8 @@ class ThreadView:
     is_erased: bool
     entries: list[ThreadMessage | ThreadNoteView]
     earlier: int  # older messages not shown
+    first_message_id: int | None  # the oldest shown: the older page is the one before it
+    is_older_page: bool  # the page shows older messages, not the latest
     last_message_id: int | None
     is_open: bool
     assigned_to_id: int | None
@@ -607,13 +609,15 @@ def thread_view(
     now: datetime,
     quiet_hours: tuple[int, int],
     template_sid: str,
+    before: int | None = None,
 ) -> ThreadView:
-    """One contact's thread: messages in order (both directions, as text), notes, and what a
+    """One contact's thread: its latest THREAD_MESSAGES messages in order (both directions, as
+    text), or those before the message `before`, the notes written among them, and what a
     reply written now would do. ContactNotFoundError for no such (or a simulated) contact."""
     contact = _contact(session, contact_id)
     cipher = _cipher(vault, contact.key_encrypted)
     m = _messages.c
-    total = int(session.scalar(select(func.count()).where(m.contact_id == contact_id)) or 0)
+    newest = session.scalar(select(func.max(m.id)).where(m.contact_id == contact_id))
     sender = _users.alias("sender")
     rows = list(
         session.execute(
@@ -636,12 +640,27 @@ def thread_view(
                 sender.c.email.label("sent_by"),
             )
             .select_from(_messages.outerjoin(sender, sender.c.id == m.sent_by_id))
-            .where(m.contact_id == contact_id)
+            .where(m.contact_id == contact_id, *([m.id < before] if before is not None else []))
             .order_by(m.id.desc())
             .limit(THREAD_MESSAGES)
         )
     )
     rows.reverse()
+    earlier = 0
+    if len(rows) == THREAD_MESSAGES:
+        earlier = int(
+            session.scalar(
+                select(func.count()).where(m.contact_id == contact_id, m.id < rows[0].id)
+            )
+            or 0
+        )
+    # The notes written among the messages shown: each note on one page only.
+    since = rows[0].created_at if earlier and rows else None
+    until = None
+    if before is not None:
+        until = session.scalar(
+            select(func.min(m.created_at)).where(m.contact_id == contact_id, m.id >= before)
+        )
     text_answers = _text_answer_messages(session, [contact_id])
     text_answer_ids = (
         {row.id for row in session.execute(text_answers)} if text_answers is not None else set()
@@ -673,7 +692,11 @@ def thread_view(
                 is_template=row.content_sid is not None and row.kind == STAFF_REPLY,
             )
         )
-    entries.extend(_thread_notes(session, vault, cipher, contact_id))
+    entries.extend(
+        note
+        for note in _thread_notes(session, vault, cipher, contact_id)
+        if (since is None or note.at >= since) and (until is None or note.at < until)
+    )
     entries.sort(key=lambda entry: (entry.at, entry.is_note, entry.id))
     thread = session.get(Thread, contact_id)
     users = _emails(session, thread)
@@ -685,8 +708,10 @@ def thread_view(
         is_opted_out=contact.is_opted_out,
         is_erased=contact.erased_at is not None,
         entries=entries,
-        earlier=max(0, total - len(rows)),
-        last_message_id=rows[-1].id if rows else None,
+        earlier=earlier,
+        first_message_id=rows[0].id if rows else None,
+        is_older_page=before is not None,
+        last_message_id=newest,
         is_open=is_thread_open(session, contact_id),
         assigned_to_id=thread.assigned_to_id if thread else None,
         assigned_to=users.get(thread.assigned_to_id or 0) if thread else None,

@@ -119,11 +119,17 @@ def index() -> str:
 @bp.get("/<int:contact_id>")
 @role_required(*STAFF)
 def thread(contact_id: int) -> str | tuple[str, int]:
-    return _thread_page(contact_id)
+    return _thread_page(contact_id, before=request.args.get("before", type=int))
 
 
 def _thread_page(
-    contact_id: int, *, error: str | None = None, body: str = "", note: str = "", status: int = 200
+    contact_id: int,
+    *,
+    error: str | None = None,
+    body: str = "",
+    note: str = "",
+    status: int = 200,
+    before: int | None = None,
 ) -> tuple[str, int]:
     session = db.session()
     config = current_app.config
@@ -135,6 +141,7 @@ def _thread_page(
             now=db.now(),
             quiet_hours=config["ENGAGE_QUIET_HOURS"],
             template_sid=config["ENGAGE_WHATSAPP_REPLY_TEMPLATE"],
+            before=before,
         )
     except ContactNotFoundError:
         abort(404)
