@@ -21,6 +21,7 @@ from engage.jobs.send import message_sender, reconcile
 from engage.messaging import SendError
 from engage.services import erasure, outbox
 from engage.services.contact_imports import forget_stale_uploads
+from engage.services.inbox import release_held_replies
 from engage.services.maintenance import expire_idle_conversations
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ def run_periodic() -> dict[str, int]:
             session, idle_hours=current_app.config["ENGAGE_IDLE_HOURS"]
         )
         dispatching = outbox.stale_dispatching_ids(session, older_than=DISPATCH_GRACE)
+        released = release_held_replies(session, now=db.now())
+    counts["held_replies_released"] = dispatch_sends(released) if released else 0
     counts["swept"] = sweep_pending()
     counts["looked_up"] = look_up_lost(dispatching)
     counts["replayed"] = replay_spool()

@@ -425,6 +425,39 @@ def test_quiet_hours_hold_a_reply_unless_the_worker_wrote_in_the_last_two_hours(
     assert [text_of(app, r) for r in (first, second)] == ["Buenos días", "Aquí estamos"]
 
 
+def test_a_held_reply_goes_when_the_worker_writes_at_night(app):
+    from engage.clock import run_periodic
+
+    # The sender's claim reads the real time: the worker lives where it is night now.
+    now = utcnow()
+    zone = next(
+        f"Etc/GMT{-offset:+d}"
+        for offset in range(-12, 13)
+        if (now + timedelta(hours=offset)).hour in (1, 2, 3)
+    )
+    say(app, PHONE, "hola", at=now - timedelta(hours=3))
+    cid = contact_id(app)
+    with app.app_context(), db.transaction() as session:
+        session.execute(update(Contact).values(timezone=zone))
+    set_clock(app, now)
+    client = signed_in(app)
+    assert post(client, f"/staff/inbox/{cid}/reply", body="Buenos días").status_code == 303
+    with app.app_context():
+        assert run_periodic()["held_replies_released"] == 0  # nobody wrote: it waits
+    [held] = staff_rows(app)
+    assert held.send_after > now + timedelta(hours=3) and held.status == "pending"
+
+    # The worker writes: they are awake, so the held reply goes on the clock's next round.
+    say(app, PHONE, "¿hay alguien?", at=now + timedelta(seconds=1))
+    set_clock(app, now + timedelta(seconds=2))
+    with app.app_context():
+        assert run_periodic()["held_replies_released"] == 1
+    [released] = staff_rows(app)
+    assert released.send_after is None and released.status != "pending"
+    with app.app_context():
+        assert run_periodic()["held_replies_released"] == 0
+
+
 def test_whatsapp_outside_the_window_takes_only_the_reply_template(app):
     say(app, PHONE, "hola", channel="whatsapp", at=AFTERNOON - timedelta(hours=25))
     cid = contact_id(app)

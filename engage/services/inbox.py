@@ -34,6 +34,7 @@ from sqlalchemy import (
     and_,
     case,
     distinct,
+    exists,
     func,
     literal,
     or_,
@@ -906,6 +907,41 @@ def write_reply(
         is_template=use_template,
         send_now=[*released, message.id] if plan.held_until is None else [],
     )
+
+
+def release_held_replies(session: Session, *, now: datetime) -> list[int]:
+    """Staff replies held for quiet hours whose worker has written since they were held, within
+    WROTE_RECENTLY: a reply written now would go at once, so these go now too (the clock's
+    round, which hands them to the sender). Their ids."""
+    m = _messages.c
+    inbound = _messages.alias("inbound")
+    wrote = exists().where(
+        inbound.c.contact_id == m.contact_id,
+        inbound.c.direction == Direction.IN,
+        inbound.c.created_at > m.created_at,
+        inbound.c.created_at > now - WROTE_RECENTLY,
+    )
+    held = list(
+        session.scalars(
+            select(m.id)
+            .where(
+                m.direction == Direction.OUT,
+                m.status == MessageStatus.PENDING,
+                m.kind == STAFF_REPLY,
+                m.send_after > now,
+                wrote,
+            )
+            .order_by(m.id)
+        )
+    )
+    if held:
+        session.execute(update(Message).where(Message.id.in_(held)).values(send_after=None))
+        log.info(
+            "inbox: %d held staff repl%s released: the worker wrote",
+            len(held),
+            "y" if len(held) == 1 else "ies",
+        )
+    return held
 
 
 def add_note(
