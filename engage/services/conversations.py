@@ -18,14 +18,18 @@ from sqlalchemy import (
     Select,
     Table,
     bindparam,
+    case,
     exists,
+    false,
     func,
     insert,
     literal,
+    literal_column,
     select,
     type_coerce,
     update,
 )
+from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sqlalchemy.orm import Session
 
 from engage.channels import channel_named
@@ -124,15 +128,20 @@ _LOCK_CONTACT = StepStatement(
         *_CONTACT_STATE,
         exists().where(_messages.c.sid == bindparam("sid")).label("is_repeat"),
         # Anything sent to the contact since BORRAR asked for confirmation lapses it (a row
-        # still waiting for its time is not sent yet).
-        exists()
-        .where(
-            _messages.c.contact_id == _contacts.c.id,
-            _messages.c.direction == Direction.OUT,
-            _messages.c.created_at > _contacts.c.erase_requested_at,
-            _messages.c.status.not_in((MessageStatus.PENDING, MessageStatus.CANCELLED)),
-        )
-        .label("has_sent_since_erase_request"),
+        # still waiting for its time is not sent yet). Asked only while BORRAR waits: a CASE
+        # branch not taken is not evaluated.
+        case(
+            (
+                _contacts.c.erase_requested_at.is_not(None),
+                exists().where(
+                    _messages.c.contact_id == _contacts.c.id,
+                    _messages.c.direction == Direction.OUT,
+                    _messages.c.created_at > _contacts.c.erase_requested_at,
+                    _messages.c.status.not_in((MessageStatus.PENDING, MessageStatus.CANCELLED)),
+                ),
+            ),
+            else_=false(),
+        ).label("has_sent_since_erase_request"),
     )
     .where(_contacts.c.phone_hash == bindparam("phone_hash"))
     .with_for_update(of=_contacts)
@@ -229,20 +238,54 @@ _INSERT_INBOUND = StepStatement(
 _INSERT_REPLIES = insert(_messages).returning(_messages.c.id, sort_by_parameter_order=True)
 
 
+def _replies_from_json(columns: tuple[str, ...]) -> Insert:
+    """PostgreSQL: INSERT the replies given as one JSON array (`:replies`), in its order,
+    returning their ids and places. One parameter for any number of replies keeps the step's
+    statement one shape, and small enough for the driver's prepared-statement cache."""
+    rows = func.jsonb_populate_recordset(
+        literal_column(f"NULL::{_messages.name}"), bindparam("replies", type_=JSONB)
+    ).table_valued(*columns, with_ordinality="ordinality")
+    return (
+        insert(_messages)
+        .from_select(
+            list(columns),
+            select(*(rows.c[c] for c in columns)).order_by(rows.c.ordinality),
+            include_defaults=False,  # every column is in the rows (services/rows.py)
+        )
+        .returning(_messages.c.id, _messages.c.sequence)
+    )
+
+
+def _replies_as_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Reply rows as `_replies_from_json` reads them (times as ISO 8601)."""
+    return [
+        {
+            name: value.isoformat() if isinstance(value, datetime) else value
+            for name, value in row.items()
+        }
+        for row in rows
+    ]
+
+
 @lru_cache(maxsize=256)
 def _writes_then_inbound(
     updates: tuple[tuple[Table, tuple[str, ...]], ...],
     supersedes: int,
     answers: int,
     message_columns: tuple[str, ...],
+    reply_columns: tuple[str, ...] | None,
 ) -> StepStatement:
-    """PostgreSQL: the step's updates, superseded answers and new answers as data-modifying
-    CTEs of the inbound row's INSERT: the writes in one statement instead of one each.
+    """PostgreSQL: the step's updates, superseded answers, new answers and replies as
+    data-modifying CTEs of the inbound row's INSERT: the writes in one statement instead of one
+    each.
 
     They all run on the statement's snapshot, on different rows: a superseded answer is one
-    the step read, never one it inserts. Each CTE writes one row, so the statement is cached
-    once per shape. Parameters: `u{i}_{column}` (and `u{i}_row_id`),
-    `s{i}_{contact_id|survey_id|question_id}`, `a{i}_{column}`, `m_{column}`.
+    the step read, never one it inserts. Each CTE writes one row (the replies' one JSON
+    parameter, any number), so the statement is cached once per shape. Parameters:
+    `u{i}_{column}` (and `u{i}_row_id`), `s{i}_{contact_id|survey_id|question_id}`,
+    `a{i}_{column}`, `m_{column}`, `replies`. It returns the inbound row's id and, as
+    `reply_ids`, the replies' ids in their order; nothing when the MessageSid is already stored
+    (the caller then rolls back).
     """
 
     def build(dialect_name: str) -> Insert:
@@ -271,10 +314,17 @@ def _writes_then_inbound(
             .cte(f"a{i}")
             for i in range(answers)
         ]
+        reply_ids: Any = literal(None)
+        if reply_columns is not None:
+            replies = _replies_from_json(reply_columns).cte("r")
+            ctes.append(replies)
+            reply_ids = select(
+                func.json_agg(aggregate_order_by(replies.c.id, replies.c.sequence))
+            ).scalar_subquery()
         return (
             insert_ignoring_conflicts(dialect_name, _messages, "sid")
             .values({c: bindparam(f"m_{c}", type_=_messages.c[c].type) for c in message_columns})
-            .returning(_messages.c.id)
+            .returning(_messages.c.id, type_coerce(reply_ids, JSON).label("reply_ids"))
             .add_cte(*ctes)
         )
 
@@ -320,12 +370,16 @@ class _Writes:
             return
         self.answers.append(row)
 
-    def inbound(self, row: dict[str, Any]) -> int | None:
-        """Insert the inbound row (with everything held back): its id, or None when its
-        MessageSid is already stored."""
-        if not (self.updates or self.supersedes or self.answers):
+    def inbound(
+        self, row: dict[str, Any], replies: list[dict[str, Any]]
+    ) -> tuple[int | None, list[int]]:
+        """Insert the inbound row (with everything held back), then its replies: the inbound
+        id, or None when its MessageSid is already stored, and the replies' ids in order."""
+        if not (self.is_merged and (self.updates or self.supersedes or self.answers or replies)):
             found = _INSERT_INBOUND.first(self.connection, row)
-            return found.id if found is not None else None
+            if found is None:
+                return None, []
+            return found.id, self.replies(replies)
         params = {f"m_{name}": value for name, value in row.items()}
         for i, (_table, _columns, values) in enumerate(self.updates):
             params.update({f"u{i}_{name}": value for name, value in values.items()})
@@ -333,14 +387,19 @@ class _Writes:
             params.update({f"s{i}_{name}": value for name, value in values.items()})
         for i, values in enumerate(self.answers):
             params.update({f"a{i}_{name}": value for name, value in values.items()})
+        if replies:
+            params["replies"] = _replies_as_json(replies)
         statement = _writes_then_inbound(
             tuple((table, cols) for table, cols, _values in self.updates),
             len(self.supersedes),
             len(self.answers),
             tuple(row),
+            tuple(replies[0]) if replies else None,
         )
         found = statement.first(self.connection, params)
-        return found.id if found is not None else None
+        if found is None:
+            return None, []
+        return found.id, list(found.reply_ids or ())
 
     def replies(self, rows: list[dict[str, Any]]) -> list[int]:
         """Insert the replies: their ids, in order."""
@@ -780,10 +839,9 @@ def _insert_messages(
 
     The inbound id is None when its MessageSid is already stored (nothing else is written).
     """
-    inbound_id = writes.inbound(inbound) if inbound is not None else None
-    if inbound is not None and inbound_id is None:
-        return None, []
-    return inbound_id, writes.replies(replies)
+    if inbound is None:
+        return None, writes.replies(replies)
+    return writes.inbound(inbound, replies)
 
 
 def settings_from(app_config: Mapping[str, Any], vault: Vault) -> Settings:
