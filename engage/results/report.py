@@ -139,13 +139,6 @@ def aggregate_columns(by: Sequence[str]) -> list[str]:
     return [*LEADING_COLUMNS, *by, *TRAILING_COLUMNS]
 
 
-def group_part(raw: object) -> str:
-    """A profile value as a group name: missing (or empty) values form `_unknown`."""
-    if raw is None or raw == "":
-        return UNKNOWN
-    return str(raw)
-
-
 def group_key(group: Group) -> str:
     """How a group is named in JSON keys: `_all` without breakdown, else its parts joined by |."""
     return "|".join(group) if group else ALL
