@@ -28,8 +28,8 @@ extract: install
 		-o locales/messages.pot .
 	$(BIN)/pybabel update --domain messages --input-file locales/messages.pot \
 		--output-dir locales --no-fuzzy-matching --ignore-obsolete --width 100
-	$(BIN)/pybabel extract -F babel-web.cfg -k _ -k gettext --no-location --omit-header \
-		-o locales/web.pot .
+	$(BIN)/pybabel extract -F babel-web.cfg -k _ -k gettext -k Phrase --no-location \
+		--omit-header -o locales/web.pot .
 	$(BIN)/pybabel update --domain web --input-file locales/web.pot \
 		--output-dir locales --no-fuzzy-matching --ignore-obsolete --width 100
 

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 from babel.messages.extract import extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
+from babel.support import Translations
+from babel.util import pathmatch
 
 from engage.survey.segments import count_segments
 from engage.survey.texts import SystemTexts
@@ -51,6 +54,50 @@ def test_page_catalog_translates_every_page_text(language):
         assert entry is not None and entry.string, f"{path}: missing {message!r}"
         strings = entry.string if isinstance(entry.string, tuple) else (entry.string,)
         assert all(strings), f"{path}: untranslated {message!r}"
+
+
+def check_phrases() -> dict[str, set[str]]:
+    """What the survey checks can say on the survey pages: every template written as
+    `Phrase("...")` in the code (engage/survey/phrases.py), by the file it is in."""
+    found = extract_from_dir(
+        str(ROOT / "engage"), method_map=[("**.py", "python")], keywords={"Phrase": None}
+    )
+    by_file: dict[str, set[str]] = {}
+    for file, _line, message, _comments, _context in found:
+        by_file.setdefault(f"engage/{file}", set()).add(message)
+    return by_file
+
+
+def test_every_file_with_check_phrases_is_extracted_for_the_page_catalog():
+    with (ROOT / "babel-web.cfg").open() as f:
+        method_map, _options = parse_mapping_cfg(f)
+    patterns = [pattern for pattern, method in method_map if method == "python"]
+    by_file = check_phrases()
+    assert {"engage/survey/loader.py", "engage/survey/expression.py"} <= set(by_file)
+    for file in by_file:
+        assert any(pathmatch(pattern, file) for pattern in patterns), f"babel-web.cfg: {file}"
+    assert "-k Phrase" in (ROOT / "Makefile").read_text()
+
+
+def test_every_check_phrase_is_in_spanish_in_the_page_catalog():
+    """A problem on a Spanish page is all Spanish: each template, and each phrase inside it
+    ("text of question 'q1'", "a list"), differs from the English in the compiled catalog, with
+    the same placeholders; the English catalog has each as it is."""
+    templates = set().union(*check_phrases().values())
+    assert len(templates) >= 100
+    assert "missing translation '%(language)s' for %(where)s" in templates
+    compiled = Translations.load(ROOT / "locales", locales=["es"], domain="web")
+    catalogs = {}
+    for language in ("es", "en"):
+        with (ROOT / "locales" / language / "LC_MESSAGES" / "web.po").open("rb") as f:
+            catalogs[language] = read_po(f)
+    missing = sorted(t for t in templates if compiled.gettext(t) == t)
+    assert not missing, "not in Spanish in the compiled web catalog:\n" + "\n".join(missing)
+    for template in templates:
+        spanish, english = catalogs["es"].get(template), catalogs["en"].get(template)
+        assert spanish is not None and not spanish.fuzzy, template
+        assert set(PLACEHOLDER.findall(spanish.string)) == set(PLACEHOLDER.findall(template))
+        assert english is not None and english.string == template, template
 
 
 def test_extraction_finds_the_system_texts():

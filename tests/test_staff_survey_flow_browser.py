@@ -75,12 +75,12 @@ def write_the_survey(browser, live_server) -> None:
     type_into(browser, "questions.2.min", "0")
     # A problem appears beside its field, and goes when it is fixed.
     type_into(browser, "questions.2.max", "-5")
-    wait(browser, lambda b: "greater than max" in problems_beside(b, "questions.2.max"))
+    wait(browser, lambda b: "es mayor que el máximo" in problems_beside(b, "questions.2.max"))
     type_into(browser, "questions.2.max", "24")
     wait(browser, lambda b: problems_beside(b, "questions.2.max") == "")
     type_into(browser, "closing.es", "Gracias.")
     # Kreyòl is still missing everywhere: the translator's turn.
-    wait(browser, lambda b: "missing translation 'ht'" in problems_beside(b, "questions.1.text"))
+    wait(browser, lambda b: "falta la traducción «ht»" in problems_beside(b, "questions.1.text"))
     wait_until_saved(browser)
 
 

@@ -115,7 +115,7 @@ def test_staff_writes_checks_reloads_and_publishes_a_survey(app, live_server, br
     type_into(browser, "questions.1.id", "water")
     type_into(browser, "questions.1.text.es", "¿Tiene agua útil para beber?")
     # The English text is left empty: the check says so beside the question's text.
-    wait(browser, lambda b: "missing translation 'en'" in problems_beside(b, "questions.1.text"))
+    wait(browser, lambda b: "falta la traducción «en»" in problems_beside(b, "questions.1.text"))
     water_costs = browser.find_element(By.CSS_SELECTOR, "#question-1 > ul.costs")
     wait(browser, lambda b: "UCS-2 por: ú" in water_costs.text)
     assert "es" in water_costs.text and "segmento" in water_costs.text

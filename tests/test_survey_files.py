@@ -285,6 +285,17 @@ def test_a_file_with_problems_is_saved_as_a_draft_with_its_problems_by_line(web_
     assert 'id="open-draft"' in page
     assert draft_text(web_app, "pay-check") == text
 
+    # On a Spanish page, the same problems at the same lines, said in Spanish.
+    spanish = text.replace("pay-check", "pago").replace("PAGO", "PAGA").replace("PAY]", "PAID]")
+    response = post_file(client, "/staff/surveys/import?lang=es", spanish.encode(), "pago.yaml")
+    assert response.status_code == 200
+    text_shown = plain(response.get_data(as_text=True))
+    assert (
+        "pago.yaml:8 : texto de la pregunta «paid»: falta la traducción «en» "
+        "text: {es: '¿Le pagan a tiempo?'}"
+    ) in text_shown
+    assert "pago.yaml:12 : el mínimo (10) es mayor que el máximo (2) max: 2" in text_shown
+
 
 # --- translators' files: PO --------------------------------------------------------------------
 
@@ -415,6 +426,23 @@ def test_a_translation_that_breaks_a_rule_is_shown_in_the_preview(
     line = next(li for li in problems.split("<li")[1:] if problem in li)
     assert 'class="new' in line and ">new<" in line
     assert draft_text(web_app) == original
+
+
+def test_the_preview_says_the_problems_in_the_page_language(web_app):
+    make_draft(web_app)
+    client = staff(web_app)
+    exported = client.get(f"/staff/surveys/{DRAFT_ID}/translations.po?lang=ht").data
+    token = csrf_token(client, f"/staff/surveys/{DRAFT_ID}/translations")
+    translated = translate_po(exported, {"questions.paid.text": "a" * 1601, "keywords": "VIVIENDA"})
+    response = post_file(
+        client, f"/staff/surveys/{DRAFT_ID}/translations?lang=es", translated, "ht.po", token
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    problems = page[page.index('id="problems"') :]
+    assert "texto de 1.601 caracteres: como máximo 1.600" in problems
+    assert "la palabra clave «VIVIENDA» ya la usa la encuesta «housing-check»" in problems
+    assert "characters" not in problems and "is used by survey" not in problems
 
 
 def test_a_translation_over_two_sms_segments_shows_its_cost(web_app):

@@ -213,7 +213,7 @@ def test_check_gives_each_problem_its_path_and_each_message_its_cost(web_app):
     [problem] = answer["problems"]
     assert set(problem) >= {"path", "message", "line", "warning"}
     assert problem["path"] == "questions.0.text"
-    assert problem["message"] == "missing translation 'en' for text of question 'water'"
+    assert problem["message"] == "texto de la pregunta «water»: falta la traducción «en»"
     assert problem["warning"] is False
     water = next(s for s in answer["segments"] if s["message"] == "water")
     assert set(water) >= {
@@ -230,7 +230,57 @@ def test_check_gives_each_problem_its_path_and_each_message_its_cost(web_app):
     # Without a body: the saved draft (the starter: no keyword, no question yet).
     saved = client.post("/staff/surveys/salud/check", headers={"X-CSRFToken": client.token})
     messages = [p["message"] for p in saved.get_json()["problems"]]
-    assert "no keyword for 'es'" in messages
+    assert "falta una palabra clave para el idioma «es»" in messages
+
+
+def test_check_says_each_problem_in_the_page_language_at_the_same_field_and_line(web_app):
+    client = staff_client(web_app)
+    create_survey(client, "campo")
+    document = {
+        "id": "campo",
+        "title": {"es": "Campo", "en": "Field"},
+        "languages": ["es", "en"],
+        "keywords": {"es": ["CAMPO"], "en": ["FIELD"]},
+        "questions": [
+            {"id": "paid", "type": "yes_no", "text": {"es": "¿Le pagaron?"}, "colour": "red"},
+            {
+                "id": "late",
+                "type": "yes_no",
+                "text": {"es": "¿Tarde?", "en": "Late?"},
+                "when": "paid = 'no'",
+            },
+        ],
+    }
+    body = json.dumps(document, indent=1, ensure_ascii=False).encode()
+
+    def check(language: str) -> list[dict]:
+        response = client.post(
+            f"/staff/surveys/campo/check?lang={language}",
+            data=body,
+            content_type="text/yaml; charset=utf-8",
+            headers={"X-CSRFToken": client.token},
+        )
+        assert response.status_code == 200
+        return response.get_json()["problems"]
+
+    spanish, english = check("es"), check("en")
+    where = [(p["path"], p["line"], p["warning"]) for p in english]
+    assert [(p["path"], p["line"], p["warning"]) for p in spanish] == where
+    assert [p["message"] for p in english] == [
+        "missing translation 'en' for text of question 'paid'",
+        "unknown field 'colour'",
+        "bad when: unexpected '=' at column 6: use '==' to compare",
+    ]
+    assert [p["message"] for p in spanish] == [
+        "texto de la pregunta «paid»: falta la traducción «en»",
+        "campo desconocido «colour»",
+        "condición (when) no válida: no se esperaba '=' en la columna 6: use '==' para comparar",
+    ]
+    assert [path for path, _line, _warning in where] == [
+        "questions.0.text",
+        "questions.0.colour",
+        "questions.1.when",
+    ]
 
 
 def test_check_refuses_more_than_a_megabyte_and_strangers(web_app):
@@ -430,7 +480,7 @@ def test_publishing_is_refused_until_the_check_passes_then_the_keyword_starts_it
     assert refused.status_code == 422
     page = refused.get_data(as_text=True)
     assert "No publicada: primero corrija los problemas de la lista." in page
-    assert "missing translation &#39;en&#39; for text of question &#39;paid&#39;" in page
+    assert "texto de la pregunta «paid»: falta la traducción «en»" in page
     assert "¿Qué cosecha?" in page  # the editor shows the draft just saved
     assert CONSENT not in text_worker(signed_app, fake_twilio, "+15551230001", "COSECHA")
 
@@ -518,7 +568,7 @@ def test_copy_to_edit_of_a_file_survey_takes_over_its_keywords_when_published(we
     assert copied.status_code == 302
     assert copied.headers["Location"] == "/staff/surveys/conditions-web/edit"
     editor = client.get("/staff/surveys/conditions-web/edit").get_data(as_text=True)
-    assert "publishing retires &#39;working-conditions&#39;" in editor  # a warning only
+    assert "al publicar, «working-conditions» queda retirada" in editor  # a warning only
 
     document = document_of(draft_of(web_app, "conditions-web").text)
     document["intro"]["es"] = "Copia web."

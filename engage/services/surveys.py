@@ -15,10 +15,16 @@ from engage.models import Answer, SurveyRecord, SurveyVersion
 from engage.survey import keywords as system_keywords
 from engage.survey.definition import Survey, survey_from_source
 from engage.survey.loader import Checked, Problem
+from engage.survey.phrases import Phrase
 
 
 class PublishError(ValueError):
-    """A new version would make stored answers meaningless."""
+    """A new version would make stored answers meaningless: `str()` says why in English, `text`
+    is that reason as a Phrase, for a page to say it in its own language."""
+
+    def __init__(self, text: Phrase) -> None:
+        super().__init__(str(text))
+        self.text = text
 
 
 @dataclass(frozen=True)
@@ -50,14 +56,25 @@ def check_compatible(session: Session, survey: Survey) -> None:
                 continue
             if new.type != old.type:
                 raise PublishError(
-                    f"survey {survey.id}: question {old.id} changes type from {old.type} to "
-                    f"{new.type}; use a new question id"
+                    Phrase(
+                        "survey %(survey)s: question %(question)s changes type from %(old)s to "
+                        "%(new)s; use a new question id",
+                        survey=survey.id,
+                        question=old.id,
+                        old=old.type,
+                        new=new.type,
+                    )
                 )
             dropped = {c.value for c in old.choices} - {c.value for c in new.choices}
             if dropped and _has_answers(session, survey.id, old.id):
                 raise PublishError(
-                    f"survey {survey.id}: question {old.id} drops choice value(s) "
-                    f"{', '.join(sorted(dropped))} that have answers; use a new question id"
+                    Phrase(
+                        "survey %(survey)s: question %(question)s drops choice value(s) "
+                        "%(values)s that have answers; use a new question id",
+                        survey=survey.id,
+                        question=old.id,
+                        values=", ".join(sorted(dropped)),
+                    )
                 )
 
 

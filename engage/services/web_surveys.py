@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -40,6 +41,7 @@ from engage.survey.loader import (
     check_text,
     paths_by_line,
 )
+from engage.survey.phrases import Phrase, Value
 
 # Paths of the staff pages: a survey cannot be called like them.
 RESERVED_IDS = ("new", "import")
@@ -67,12 +69,29 @@ class StaleDraftError(SurveyEditError):
 
 @dataclass(frozen=True)
 class FieldProblem:
-    """A problem as the editor shows it: beside the field at `path`, found at `line`."""
+    """A problem as the editor shows it: beside the field at `path`, found at `line`.
+
+    `message` is the English, as `engage surveys check` writes it; `template` and `params` are
+    what it is made of (as the loader's Problem has them), for the page's language."""
 
     path: str
     line: int
     message: str
     is_warning: bool = False
+    template: str = field(default="", compare=False)
+    params: Mapping[str, Value] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.template:
+            object.__setattr__(self, "template", self.message)
+
+    @classmethod
+    def of(cls, path: str, line: int, text: Phrase, is_warning: bool = False) -> FieldProblem:
+        return cls(path, line, str(text), is_warning, text.template, text.params)
+
+    @property
+    def text(self) -> Phrase:
+        return Phrase(self.template, **self.params)
 
 
 @dataclass
@@ -248,17 +267,20 @@ def check_draft_text(session: Session, survey_id: str, text: str, *, org_name: s
     checked = check_text(f"{survey_id}.yaml", text)
     lines = paths_by_line(text) if checked.is_yaml else {}
 
-    def located(line: int, message: str, is_warning: bool = False) -> FieldProblem:
-        return FieldProblem(lines.get(line, ""), line, message, is_warning)
+    def located(line: int, text: Phrase, is_warning: bool = False) -> FieldProblem:
+        return FieldProblem.of(lines.get(line, ""), line, text, is_warning)
 
-    problems = [located(p.line, p.message, p.is_warning) for p in checked.problems]
+    problems = [located(p.line, p.text, p.is_warning) for p in checked.problems]
     survey = checked.survey
     if checked.survey_id is not None and checked.survey_id != survey_id:
         problems.append(
             located(
                 checked.id_line,
-                f"the id of this survey is '{survey_id}': it cannot change "
-                f"(use 'copy to edit' for a new id)",
+                Phrase(
+                    "the id of this survey is '%(id)s': it cannot change "
+                    "(use 'copy to edit' for a new id)",
+                    id=survey_id,
+                ),
             )
         )
         survey = None
@@ -267,7 +289,7 @@ def check_draft_text(session: Session, survey_id: str, text: str, *, org_name: s
         try:
             check_compatible(session, survey)
         except PublishError as error:
-            problems.append(FieldProblem("questions", 1, str(error)))
+            problems.append(FieldProblem.of("questions", 1, error.text))
     if checked.survey is not None:
         costs = message_costs(checked.survey, org_name=org_name)
     elif checked.is_yaml:
@@ -354,7 +376,10 @@ def _written(value: object) -> dict[str, str]:
 
 
 def _keyword_clashes(
-    session: Session, survey_id: str, checked: Checked, located: Any
+    session: Session,
+    survey_id: str,
+    checked: Checked,
+    located: Callable[[int, Phrase, bool], FieldProblem],
 ) -> list[FieldProblem]:
     record = session.get(SurveyRecord, survey_id)
     takes_over = record.copied_from if record is not None else None
@@ -368,12 +393,27 @@ def _keyword_clashes(
             problems.append(
                 located(
                     line,
-                    f"keyword '{word}' starts '{owner}' now: publishing retires '{owner}'",
+                    Phrase(
+                        "keyword '%(keyword)s' starts '%(survey)s' now: "
+                        "publishing retires '%(survey)s'",
+                        keyword=word,
+                        survey=owner,
+                    ),
                     True,
                 )
             )
         else:
-            problems.append(located(line, f"keyword '{word}' is used by survey '{owner}'"))
+            problems.append(
+                located(
+                    line,
+                    Phrase(
+                        "keyword '%(keyword)s' is used by survey '%(survey)s'",
+                        keyword=word,
+                        survey=owner,
+                    ),
+                    False,
+                )
+            )
     return problems
 
 
@@ -530,7 +570,8 @@ def publish_draft(
     try:
         result = publish_version(session, survey)
     except PublishError as error:
-        raise SurveyEditError("check_failed", problems=[FieldProblem("", 1, str(error))]) from None
+        problem = FieldProblem.of("", 1, error.text)
+        raise SurveyEditError("check_failed", problems=[problem]) from None
     return result, report, retired
 
 

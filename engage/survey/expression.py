@@ -29,6 +29,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TypeGuard, TypeVar
 
+from engage.survey.phrases import Phrase
+
 # Deep enough for any real survey, shallow enough that nesting can never exhaust the stack.
 MAX_DEPTH = 32
 
@@ -38,7 +40,12 @@ _NUMBER_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
 class ExpressionError(ValueError):
-    """A `when` expression that does not follow the grammar."""
+    """A `when` expression that does not follow the grammar: `str()` says why in English,
+    `text` is that reason as a Phrase, for a page to say it in its own language."""
+
+    def __init__(self, text: Phrase) -> None:
+        super().__init__(str(text))
+        self.text = text
 
 
 # --- syntax tree -------------------------------------------------------------------------------
@@ -176,9 +183,12 @@ def _tokenize(source: str) -> list[_Token]:
                 i += 1
             if i < n and (source[i] in _NAME_CHARS or source[i] == "."):
                 raise ExpressionError(
-                    f"invalid number at column {column}: only whole numbers are allowed"
+                    Phrase(
+                        "invalid number at column %(column)s: only whole numbers are allowed",
+                        column=column,
+                    )
                     if source[i] == "."
-                    else f"invalid name or number at column {column}"
+                    else Phrase("invalid name or number at column %(column)s", column=column)
                 )
             text = source[start:i]
             tokens.append(_Token("integer", text, column, int(text)))
@@ -192,13 +202,19 @@ def _tokenize(source: str) -> list[_Token]:
             tokens.append(_Token("op", ch, column))
             i += 1
         elif ch == "=":
-            raise ExpressionError(f"unexpected '=' at column {column}: use '==' to compare")
-        elif ch.isalpha():
             raise ExpressionError(
-                f"unexpected {ch!r} at column {column}: names use lowercase letters, digits and _"
+                Phrase("unexpected '=' at column %(column)s: use '==' to compare", column=column)
             )
+        elif ch.isalpha():
+            raise ExpressionError(_not_a_name_character(ch, column))
         else:
-            raise ExpressionError(f"unexpected {ch!r} at column {column}")
+            raise ExpressionError(
+                Phrase(
+                    "unexpected %(character)s at column %(column)s",
+                    character=repr(ch),
+                    column=column,
+                )
+            )
     tokens.append(_Token("end", "", n + 1))
     return tokens
 
@@ -206,9 +222,15 @@ def _tokenize(source: str) -> list[_Token]:
 def _check_word_end(source: str, i: int) -> None:
     # "Paid" or "état" would otherwise split into confusing pieces.
     if i < len(source) and (source[i].isalnum()):
-        raise ExpressionError(
-            f"unexpected {source[i]!r} at column {i + 1}: names use lowercase letters, digits and _"
-        )
+        raise ExpressionError(_not_a_name_character(source[i], i + 1))
+
+
+def _not_a_name_character(character: str, column: int) -> Phrase:
+    return Phrase(
+        "unexpected %(character)s at column %(column)s: names use lowercase letters, digits and _",
+        character=repr(character),
+        column=column,
+    )
 
 
 def _read_string(source: str, start: int) -> tuple[int, str]:
@@ -225,16 +247,18 @@ def _read_string(source: str, start: int) -> tuple[int, str]:
         else:
             chars.append(ch)
             i += 1
-    raise ExpressionError(f"unterminated string starting at column {start + 1}")
+    raise ExpressionError(
+        Phrase("unterminated string starting at column %(column)s", column=start + 1)
+    )
 
 
 # --- parser ------------------------------------------------------------------------------------
 
 
-def _describe(token: _Token) -> str:
+def _describe(token: _Token) -> Phrase:
     if token.kind == "end":
-        return "end of condition"
-    return f"{token.text!r} at column {token.column}"
+        return Phrase("end of condition")
+    return Phrase("%(token)s at column %(column)s", token=repr(token.text), column=token.column)
 
 
 class _Parser:
@@ -260,19 +284,23 @@ class _Parser:
         token = self.current
         return token.kind == kind and (text is None or token.text == text)
 
-    def unexpected(self, expected: str | None = None) -> ExpressionError:
-        token = self.current
-        message = f"unexpected {_describe(token)}"
+    def unexpected(self, expected: Phrase | str | None = None) -> ExpressionError:
+        """What came instead of what was expected (a Phrase, or punctuation as written)."""
+        token = _describe(self.current)
         if expected:
-            message += f": expected {expected}"
-        return ExpressionError(message)
+            return ExpressionError(
+                Phrase(
+                    "unexpected %(token)s: expected %(expected)s", token=token, expected=expected
+                )
+            )
+        return ExpressionError(Phrase("unexpected %(token)s", token=token))
 
     def parse(self) -> Node:
         if self.is_at("end"):
-            raise ExpressionError("empty condition")
+            raise ExpressionError(Phrase("empty condition"))
         node = self.or_expr()
         if not self.is_at("end"):
-            raise self.unexpected("'and', 'or' or the end of the condition")
+            raise self.unexpected(Phrase("'and', 'or' or the end of the condition"))
         return node
 
     def or_expr(self) -> Node:
@@ -292,7 +320,11 @@ class _Parser:
     def not_expr(self) -> Node:
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            raise ExpressionError(f"condition nested too deeply at column {self.current.column}")
+            raise ExpressionError(
+                Phrase(
+                    "condition nested too deeply at column %(column)s", column=self.current.column
+                )
+            )
         try:
             if self.is_at("keyword", "not"):
                 self.advance()
@@ -322,10 +354,13 @@ class _Parser:
             self.advance()
             return Compare("not in", left, self.collection())
         if token.kind == "op" and token.text == "[":
-            raise self.unexpected("a comparison operator")
+            raise self.unexpected(Phrase("a comparison operator"))
         raise ExpressionError(
-            f"expected a comparison after {_describe(self.tokens[self.pos - 1])}, "
-            f"got {_describe(token)}"
+            Phrase(
+                "expected a comparison after %(before)s, got %(token)s",
+                before=_describe(self.tokens[self.pos - 1]),
+                token=_describe(token),
+            )
         )
 
     def operand(self) -> Name | Literal:
@@ -339,9 +374,12 @@ class _Parser:
             return Literal(token.value)
         if token.kind == "op" and token.text == "[":
             raise ExpressionError(
-                f"a list at column {token.column} can only follow 'in' or 'not in'"
+                Phrase(
+                    "a list at column %(column)s can only follow 'in' or 'not in'",
+                    column=token.column,
+                )
             )
-        raise self.unexpected("a question id, a quoted text or a number")
+        raise self.unexpected(Phrase("a question id, a quoted text or a number"))
 
     def collection(self) -> Name | ListLiteral:
         token = self.current
@@ -349,20 +387,20 @@ class _Parser:
             self.advance()
             return Name(token.text)
         if not self.is_at("op", "["):
-            raise self.unexpected("a list such as ['a', 'b'] or a question id")
+            raise self.unexpected(Phrase("a list such as ['a', 'b'] or a question id"))
         self.advance()
         items: list[str | int] = []
         while not self.is_at("op", "]"):
             item = self.current
             if item.kind not in ("string", "integer"):
-                raise self.unexpected("a quoted text or a number in the list")
+                raise self.unexpected(Phrase("a quoted text or a number in the list"))
             self.advance()
             assert item.value is not None
             items.append(item.value)
             if self.is_at("op", ","):
                 self.advance()
             elif not self.is_at("op", "]"):
-                raise self.unexpected("',' or ']'")
+                raise self.unexpected(Phrase("',' or ']'"))
         self.advance()
         return ListLiteral(tuple(items))
 
@@ -370,7 +408,7 @@ class _Parser:
 def parse(source: str) -> Expression:
     """Parse a `when` condition, raising ExpressionError with the column of the problem."""
     if not isinstance(source, str):
-        raise ExpressionError("a condition must be text")
+        raise ExpressionError(Phrase("a condition must be text"))
     return Expression(source, _Parser(_tokenize(source)).parse())
 
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -33,6 +33,7 @@ from engage.survey.definition import (
     Texts,
 )
 from engage.survey.expression import ExpressionError, parse
+from engage.survey.phrases import Count, Phrase, Value
 
 SURVEY_FIELDS = (
     "id",
@@ -93,10 +94,28 @@ _SYSTEM_SPELLING = {
 
 @dataclass(frozen=True)
 class Problem:
+    """A problem at a line of a file. `message` is the English; `template` and `params` are
+    what it is made of (`message == str(problem.text)`), for a page to say it in its own
+    language. A problem made from a message alone has that message as its template."""
+
     file: str
     line: int
     message: str
     is_warning: bool = False
+    template: str = field(default="", compare=False)
+    params: Mapping[str, Value] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.template:
+            object.__setattr__(self, "template", self.message)
+
+    @classmethod
+    def of(cls, file: str, line: int, text: Phrase, is_warning: bool = False) -> Problem:
+        return cls(file, line, str(text), is_warning, text.template, text.params)
+
+    @property
+    def text(self) -> Phrase:
+        return Phrase(self.template, **self.params)
 
     def __str__(self) -> str:
         prefix = "warning: " if self.is_warning else ""
@@ -160,11 +179,15 @@ def load_survey_files(
             if result.survey_id in id_owners:
                 first_file, first_line = id_owners[result.survey_id]
                 clashes.append(
-                    Problem(
+                    Problem.of(
                         name,
                         result.id_line,
-                        f"duplicate survey id '{result.survey_id}' "
-                        f"(first in {first_file}:{first_line})",
+                        Phrase(
+                            "duplicate survey id '%(id)s' (first in %(file)s:%(line)s)",
+                            id=result.survey_id,
+                            file=first_file,
+                            line=first_line,
+                        ),
                     )
                 )
             else:
@@ -175,11 +198,17 @@ def load_survey_files(
             owner_index, owner_label, owner_file, owner_line = owner
             if owner_index != index:
                 clashes.append(
-                    Problem(
+                    Problem.of(
                         name,
                         line,
-                        f"keyword '{word}' is used by survey '{owner_label}' "
-                        f"({owner_file}:{owner_line})",
+                        Phrase(
+                            "keyword '%(keyword)s' is used by survey '%(survey)s' "
+                            "(%(file)s:%(line)s)",
+                            keyword=word,
+                            survey=owner_label,
+                            file=owner_file,
+                            line=owner_line,
+                        ),
                     )
                 )
         problems.extend(sorted(result.problems + clashes, key=lambda p: p.line))
@@ -196,31 +225,44 @@ def check_file(path: str | Path) -> Checked:
         with open(path, "rb") as file:
             data = file.read(MAX_FILE_BYTES + 1)
     except OSError as error:
-        message = f"cannot read the file: {error.strerror}"
-        return Checked(None, [Problem(name, 1, message)], is_yaml=False, name=name)
+        reason = str(error.strerror)  # the system's words: a value, not a template
+        return _unreadable(name, 1, Phrase("cannot read the file: %(reason)s", reason=reason))
     return check_bytes(name, data)
+
+
+def _unreadable(name: str, line: int, problem: Phrase) -> Checked:
+    """A file or text that could not be read as YAML within the limits, and why."""
+    return Checked(None, [Problem.of(name, line, problem)], is_yaml=False, name=name)
 
 
 def check_bytes(name: str, data: bytes) -> Checked:
     """Check a survey sent as bytes (a file, an upload): size and encoding first."""
     if len(data) > MAX_FILE_BYTES:
-        message = f"the file is larger than 1 MB: at most {MAX_FILE_BYTES:,} bytes"
-        return Checked(None, [Problem(name, 1, message)], is_yaml=False, name=name)
+        return _unreadable(
+            name,
+            1,
+            Phrase(
+                "the file is larger than 1 MB: at most %(max)s bytes", max=Count(MAX_FILE_BYTES)
+            ),
+        )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = error.object[: error.start].count(b"\n") + 1
-        return Checked(
-            None, [Problem(name, line, "the file is not UTF-8 text")], is_yaml=False, name=name
-        )
+        return _unreadable(name, line, Phrase("the file is not UTF-8 text"))
     return check_text(name, text)
 
 
 def check_text(name: str, text: str) -> Checked:
     """Check a survey's YAML text; problems are reported as NAME:LINE."""
     if len(text.encode("utf-8")) > MAX_FILE_BYTES:
-        message = f"the text is larger than 1 MB: at most {MAX_FILE_BYTES:,} bytes"
-        return Checked(None, [Problem(name, 1, message)], is_yaml=False, name=name)
+        return _unreadable(
+            name,
+            1,
+            Phrase(
+                "the text is larger than 1 MB: at most %(max)s bytes", max=Count(MAX_FILE_BYTES)
+            ),
+        )
     try:
         limits = _check_limits(name, text)
         if not limits.can_compose:
@@ -229,12 +271,11 @@ def check_text(name: str, text: str) -> Checked:
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark is not None else 1
-        message = error.problem or error.context or "not valid YAML"
-        return Checked(
-            None, [Problem(name, line, f"invalid YAML: {message}")], is_yaml=False, name=name
-        )
+        # ruamel's own words, in English: a value, not a template.
+        reason = error.problem or error.context or "not valid YAML"
+        return _unreadable(name, line, Phrase("invalid YAML: %(reason)s", reason=reason))
     except YAMLError as error:
-        return Checked(None, [Problem(name, 1, f"invalid YAML: {error}")], is_yaml=False, name=name)
+        return _unreadable(name, 1, Phrase("invalid YAML: %(reason)s", reason=str(error)))
     checker = _Checker(name)
     survey = checker.check(document)
     problems = sorted(limits.problems + checker.problems, key=lambda p: p.line)
@@ -300,8 +341,8 @@ def _check_limits(name: str, text: str) -> _Limits:
     anchors: dict[str, tuple[int, int]] = {}  # anchor -> (height, size) of its node
     total = 0
 
-    def stop(line: int, message: str) -> _Limits:
-        return _Limits([*problems, Problem(name, line, message)], can_compose=False)
+    def stop(line: int, text: Phrase) -> _Limits:
+        return _Limits([*problems, Problem.of(name, line, text)], can_compose=False)
 
     for event in YAML(typ="rt").parse(text):
         if not isinstance(event, NodeEvent | CollectionEndEvent):
@@ -312,10 +353,13 @@ def _check_limits(name: str, text: str) -> _Limits:
             # A tag asks the reader to build something: a survey is only text, numbers,
             # lists and mappings, so a tag is either a mistake or an attack.
             written = tag.replace("tag:yaml.org,2002:", "!!", 1)
-            return stop(line, f"tag {written} is not allowed: write the value as plain text")
+            return stop(
+                line,
+                Phrase("tag %(tag)s is not allowed: write the value as plain text", tag=written),
+            )
         if isinstance(event, CollectionStartEvent):
             if len(stack) >= MAX_DEPTH:
-                return stop(line, f"nested more than {MAX_DEPTH} levels deep")
+                return stop(line, Phrase("nested more than %(max)s levels deep", max=MAX_DEPTH))
             stack.append(_Open(event.anchor))
             total += 1
         elif isinstance(event, CollectionEndEvent):
@@ -326,10 +370,19 @@ def _check_limits(name: str, text: str) -> _Limits:
             _add_child(stack, closed.height, closed.size)
         elif isinstance(event, AliasEvent):
             if any(item.anchor == event.anchor for item in stack):
-                return stop(line, f"alias *{event.anchor} is inside its own anchor")
+                return stop(
+                    line, Phrase("alias *%(alias)s is inside its own anchor", alias=event.anchor)
+                )
             height, size = anchors.get(event.anchor, (0, 1))  # unknown: the composer says so
             if len(stack) + height > MAX_DEPTH:
-                return stop(line, f"alias *{event.anchor} nests more than {MAX_DEPTH} levels deep")
+                return stop(
+                    line,
+                    Phrase(
+                        "alias *%(alias)s nests more than %(max)s levels deep",
+                        alias=event.anchor,
+                        max=MAX_DEPTH,
+                    ),
+                )
             _add_child(stack, height, size)
             total += size
         elif isinstance(event, ScalarEvent):
@@ -337,17 +390,27 @@ def _check_limits(name: str, text: str) -> _Limits:
                 anchors[event.anchor] = (0, 1)
             if len(event.value) > MAX_TEXT_CHARS:
                 problems.append(
-                    Problem(
+                    Problem.of(
                         name,
                         line,
-                        f"text of {len(event.value):,} characters: "
-                        f"at most {MAX_TEXT_CHARS:,} (the most one message can carry)",
+                        Phrase(
+                            "text of %(length)s characters: "
+                            "at most %(max)s (the most one message can carry)",
+                            length=Count(len(event.value)),
+                            max=Count(MAX_TEXT_CHARS),
+                        ),
                     )
                 )
             _add_child(stack, 0, 1)
             total += 1
         if total > MAX_VALUES:
-            return stop(line, f"more than {MAX_VALUES:,} values, counting what aliases repeat")
+            return stop(
+                line,
+                Phrase(
+                    "more than %(max)s values, counting what aliases repeat",
+                    max=Count(MAX_VALUES),
+                ),
+            )
     return _Limits(problems, can_compose=True)
 
 
@@ -386,29 +449,30 @@ def _item_line(sequence: object, index: int) -> int:
     return _line(sequence)
 
 
-def _kind(value: object) -> str:
-    """What a YAML value is, in words, for messages."""
+def _kind(value: object) -> Phrase | str:
+    """What a YAML value is, in words, for messages (a type YAML never gives: its name)."""
     if value is None:
-        return "nothing"
+        return Phrase("nothing")
     if isinstance(value, bool):
-        return "a boolean"
+        return Phrase("a boolean")
     if isinstance(value, int | float):
-        return "a number"
+        return Phrase("a number")
     if isinstance(value, str):
-        return f"the text {str(value)!r}"
+        return Phrase("the text %(text)s", text=repr(str(value)))
     if isinstance(value, dict):
-        return "a mapping"
+        return Phrase("a mapping")
     if isinstance(value, list):
-        return "a list"
+        return Phrase("a list")
     if isinstance(value, date):
-        return "a date"
+        return Phrase("a date")
     if isinstance(value, TaggedScalar):
-        return "a tagged value"
+        return Phrase("a tagged value")
     return type(value).__name__
 
 
-def _quote_hint(value: object) -> str:
-    return " (put it in quotes)" if isinstance(value, bool | int | float | date) else ""
+def _needs_quotes(value: object) -> bool:
+    """Whether a value YAML read as something else would be text in quotes."""
+    return isinstance(value, bool | int | float | date)
 
 
 def _is_number(value: object) -> bool:
@@ -425,6 +489,28 @@ def _system_word(text: str) -> str | None:
     if folded in _BLOCKED_WORDS:
         return _SYSTEM_SPELLING.get(folded, folded.upper())
     return None
+
+
+def _unknown_field(key: object) -> Phrase:
+    return Phrase("unknown field '%(field)s'", field=str(key))
+
+
+def _missing_field(key: str) -> Phrase:
+    return Phrase("missing field '%(field)s'", field=key)
+
+
+def _no_keyword(language: str) -> Phrase:
+    return Phrase("no keyword for '%(language)s'", language=language)
+
+
+def _in_language(where: Phrase, language: str) -> Phrase:
+    """`title (es)`: one language's text or words of a field."""
+    return Phrase("%(where)s (%(language)s)", where=where, language=language)
+
+
+def _field_of(key: str, question: Phrase) -> Phrase:
+    """`min of question 'hours'`: a field of a question, by its name in the file."""
+    return Phrase("%(field)s of %(question)s", field=key, question=question)
 
 
 def _plain(node: Any) -> Any:
@@ -473,11 +559,11 @@ class _Checker:
         self.id_line = 1
         self.keywords: list[tuple[str, str, int]] = []
 
-    def error(self, line: int, message: str) -> None:
-        self.problems.append(Problem(self.file, line, message))
+    def error(self, line: int, text: Phrase) -> None:
+        self.problems.append(Problem.of(self.file, line, text))
 
-    def warn(self, line: int, message: str) -> None:
-        self.problems.append(Problem(self.file, line, message, is_warning=True))
+    def warn(self, line: int, text: Phrase) -> None:
+        self.problems.append(Problem.of(self.file, line, text, is_warning=True))
 
     @property
     def has_errors(self) -> bool:
@@ -485,71 +571,104 @@ class _Checker:
 
     # -- scalars
 
-    def text(self, value: object, line: int, where: str) -> str | None:
+    def text(self, value: object, line: int, where: Phrase) -> str | None:
         if not isinstance(value, str):
-            self.error(line, f"expected text for {where}, got {_kind(value)}{_quote_hint(value)}")
+            if _needs_quotes(value):
+                text = Phrase(
+                    "expected text for %(where)s, got %(got)s (put it in quotes)",
+                    where=where,
+                    got=_kind(value),
+                )
+            else:
+                text = Phrase(
+                    "expected text for %(where)s, got %(got)s", where=where, got=_kind(value)
+                )
+            self.error(line, text)
             return None
         if not value.strip():
-            self.error(line, f"empty text for {where}")
+            self.error(line, Phrase("empty text for %(where)s", where=where))
             return None
         return str(value)
 
-    def boolean(self, mapping: dict[Any, Any], key: str, where: str) -> bool:
+    def boolean(self, mapping: dict[Any, Any], key: str, where: Phrase) -> bool:
         value = mapping[key]
         if not isinstance(value, bool):
             self.error(
-                _key_line(mapping, key), f"{where} must be true or false, got {_kind(value)}"
+                _key_line(mapping, key),
+                Phrase(
+                    "%(where)s must be true or false, got %(got)s", where=where, got=_kind(value)
+                ),
             )
             return False
         return value
 
-    def number(self, mapping: dict[Any, Any], key: str, where: str) -> float | None:
+    def number(self, mapping: dict[Any, Any], key: str, where: Phrase) -> float | None:
         value = mapping[key]
         if not _is_number(value):
-            self.error(_key_line(mapping, key), f"{where} must be a number, got {_kind(value)}")
+            self.error(
+                _key_line(mapping, key),
+                Phrase("%(where)s must be a number, got %(got)s", where=where, got=_kind(value)),
+            )
             return None
         return int(value) if isinstance(value, int) else float(value)
 
-    def language_key(self, mapping: dict[Any, Any], lang: object, where: str) -> bool:
+    def language_key(self, mapping: dict[Any, Any], lang: object, where: Phrase) -> bool:
         """Whether a mapping's language key is one of the survey's languages (reported if not)."""
         if self.languages is None or lang in self.languages:
             return isinstance(lang, str)
-        self.error(_key_line(mapping, lang), f"unknown language '{lang}' in {where}")
+        self.error(
+            _key_line(mapping, lang),
+            Phrase("unknown language '%(language)s' in %(where)s", language=str(lang), where=where),
+        )
         return False
 
-    def texts(self, parent: dict[Any, Any], key: str, where: str) -> Texts:
+    def texts(self, parent: dict[Any, Any], key: str, where: Phrase) -> Texts:
         """A text per language: only declared languages, all of them, each real text."""
         node = parent[key]
         line = _key_line(parent, key)
         if not isinstance(node, dict):
             self.error(
                 line,
-                f"{where} must give a text per language, e.g. {{es: ..., en: ...}}, "
-                f"got {_kind(node)}",
+                Phrase(
+                    "%(where)s must give a text per language, e.g. {es: ..., en: ...}, got %(got)s",
+                    where=where,
+                    got=_kind(node),
+                ),
             )
             return {}
         result: Texts = {}
         for lang, value in node.items():
             if not self.language_key(node, lang, where):
                 continue
-            text = self.text(value, _key_line(node, lang), f"{where} ({lang})")
+            text = self.text(value, _key_line(node, lang), _in_language(where, lang))
             if text is not None:
                 result[lang] = text
         for lang in self.languages or ():
             if lang not in node:
-                self.error(line, f"missing translation '{lang}' for {where}")
+                self.error(
+                    line,
+                    Phrase(
+                        "missing translation '%(language)s' for %(where)s",
+                        language=lang,
+                        where=where,
+                    ),
+                )
         return result
 
     def word_lists(
-        self, parent: dict[Any, Any], key: str, where: str
+        self, parent: dict[Any, Any], key: str, where: Phrase
     ) -> dict[str, list[tuple[str, int]]]:
         """A list of words per language, each with its line."""
         node = parent[key]
         if not isinstance(node, dict):
             self.error(
                 _key_line(parent, key),
-                f"{where} must give a list of words per language, e.g. {{es: [...]}}, "
-                f"got {_kind(node)}",
+                Phrase(
+                    "%(where)s must give a list of words per language, e.g. {es: [...]}, "
+                    "got %(got)s",
+                    where=where,
+                    got=_kind(node),
+                ),
             )
             return {}
         result: dict[str, list[tuple[str, int]]] = {}
@@ -559,13 +678,19 @@ class _Checker:
             lang_line = _key_line(node, lang)
             if not isinstance(words, list):
                 self.error(
-                    lang_line, f"{where} ({lang}) must be a list, e.g. [WORD], got {_kind(words)}"
+                    lang_line,
+                    Phrase(
+                        "%(where)s (%(language)s) must be a list, e.g. [WORD], got %(got)s",
+                        where=where,
+                        language=lang,
+                        got=_kind(words),
+                    ),
                 )
                 continue
             result[lang] = []
             for i, word in enumerate(words):
                 word_line = _item_line(words, i)
-                text = self.text(word, word_line, f"{where} ({lang})")
+                text = self.text(word, word_line, _in_language(where, lang))
                 if text is not None:
                     result[lang].append((text, word_line))
         return result
@@ -574,33 +699,41 @@ class _Checker:
 
     def check(self, document: object) -> Survey | None:
         if document is None:
-            self.error(1, "the file is empty: expected a survey (id, title, languages, ...)")
+            self.error(
+                1, Phrase("the file is empty: expected a survey (id, title, languages, ...)")
+            )
             return None
         if not isinstance(document, dict):
             self.error(
                 _line(document),
-                f"a survey file must be a mapping of fields (id, title, ...), "
-                f"got {_kind(document)}",
+                Phrase(
+                    "a survey file must be a mapping of fields (id, title, ...), got %(got)s",
+                    got=_kind(document),
+                ),
             )
             return None
         for key in document:
             if key not in SURVEY_FIELDS:
-                self.error(_key_line(document, key), f"unknown field '{key}'")
+                self.error(_key_line(document, key), _unknown_field(key))
         for key in REQUIRED_SURVEY_FIELDS:
             if key not in document:
-                self.error(_line(document), f"missing field '{key}'")
+                self.error(_line(document), _missing_field(key))
 
         languages = self.check_languages(document) if "languages" in document else None
         survey_id = self.check_id(document) if "id" in document else None
-        title = self.texts(document, "title", "title") if "title" in document else {}
+        title = self.texts(document, "title", Phrase("title")) if "title" in document else {}
         survey_keywords = self.check_keywords(document) if "keywords" in document else {}
-        repeat = self.boolean(document, "repeat", "repeat") if "repeat" in document else False
+        repeat = (
+            self.boolean(document, "repeat", Phrase("repeat")) if "repeat" in document else False
+        )
         sms_spelling = (
             self.check_sms_spelling(document) if "sms_spelling" in document else "as_written"
         )
         templates = self.check_templates(document) if "whatsapp_template" in document else {}
-        intro = self.texts(document, "intro", "intro") if "intro" in document else {}
-        closing = self.texts(document, "closing", "closing") if "closing" in document else {}
+        intro = self.texts(document, "intro", Phrase("intro")) if "intro" in document else {}
+        closing = (
+            self.texts(document, "closing", Phrase("closing")) if "closing" in document else {}
+        )
         questions = self.check_questions(document) if "questions" in document else ()
 
         if self.has_errors or survey_id is None or languages is None:
@@ -623,14 +756,17 @@ class _Checker:
 
     def check_id(self, document: dict[Any, Any]) -> str | None:
         self.id_line = _key_line(document, "id")
-        survey_id = self.text(document["id"], self.id_line, "id")
+        survey_id = self.text(document["id"], self.id_line, Phrase("id"))
         if survey_id is None:
             return None
         if not _SURVEY_ID.fullmatch(survey_id):
             self.error(
                 self.id_line,
-                f"invalid survey id '{survey_id}': use lowercase letters, digits and single "
-                "hyphens, e.g. working-conditions",
+                Phrase(
+                    "invalid survey id '%(id)s': use lowercase letters, digits and single "
+                    "hyphens, e.g. working-conditions",
+                    id=survey_id,
+                ),
             )
             return None
         self.survey_id = survey_id
@@ -642,7 +778,10 @@ class _Checker:
         if not isinstance(node, list) or not node:
             self.error(
                 line,
-                f"languages must be a non-empty list of codes, e.g. [es, en], got {_kind(node)}",
+                Phrase(
+                    "languages must be a non-empty list of codes, e.g. [es, en], got %(got)s",
+                    got=_kind(node),
+                ),
             )
             return None
         codes: list[str] = []
@@ -652,11 +791,15 @@ class _Checker:
             if not isinstance(code, str) or not _LANGUAGE.fullmatch(code):
                 shown = code if isinstance(code, str) else _kind(code)
                 self.error(
-                    item_line, f"invalid language code '{shown}': use 2 or 3 lowercase letters"
+                    item_line,
+                    Phrase(
+                        "invalid language code '%(code)s': use 2 or 3 lowercase letters",
+                        code=shown,
+                    ),
                 )
                 is_valid = False
             elif code in codes:
-                self.error(item_line, f"duplicate language '{code}'")
+                self.error(item_line, Phrase("duplicate language '%(language)s'", language=code))
             else:
                 codes.append(code)
         if not is_valid:
@@ -665,7 +808,7 @@ class _Checker:
         return self.languages
 
     def check_keywords(self, document: dict[Any, Any]) -> dict[str, tuple[str, ...]]:
-        lists = self.word_lists(document, "keywords", "keywords")
+        lists = self.word_lists(document, "keywords", Phrase("keywords"))
         first_lines: dict[str, int] = {}
         result: dict[str, tuple[str, ...]] = {}
         for lang, words in lists.items():
@@ -673,14 +816,34 @@ class _Checker:
                 folded = keywords.fold(word)
                 system = _system_word(word)
                 if not folded:
-                    self.error(line, f"keyword '{word}' has no letters or digits")
+                    self.error(
+                        line, Phrase("keyword '%(keyword)s' has no letters or digits", keyword=word)
+                    )
                 elif _DIGITS.fullmatch(folded.replace(" ", "")):
-                    self.error(line, f"keyword '{word}' is a number: numbers answer questions")
+                    self.error(
+                        line,
+                        Phrase(
+                            "keyword '%(keyword)s' is a number: numbers answer questions",
+                            keyword=word,
+                        ),
+                    )
                 elif system is not None:
-                    self.error(line, f"keyword '{word}' is the system keyword {system}")
+                    self.error(
+                        line,
+                        Phrase(
+                            "keyword '%(keyword)s' is the system keyword %(system)s",
+                            keyword=word,
+                            system=system,
+                        ),
+                    )
                 elif folded in first_lines:
                     self.error(
-                        line, f"duplicate keyword '{word}' (first at line {first_lines[folded]})"
+                        line,
+                        Phrase(
+                            "duplicate keyword '%(keyword)s' (first at line %(line)s)",
+                            keyword=word,
+                            line=first_lines[folded],
+                        ),
                     )
                 else:
                     first_lines[folded] = line
@@ -692,19 +855,28 @@ class _Checker:
             return result
         for lang in self.languages or ():
             if lang not in node:
-                self.error(_key_line(document, "keywords"), f"no keyword for '{lang}'")
+                self.error(_key_line(document, "keywords"), _no_keyword(lang))
             elif node[lang] == []:
-                self.error(_key_line(node, lang), f"no keyword for '{lang}'")
+                self.error(_key_line(node, lang), _no_keyword(lang))
         return result
 
     def check_sms_spelling(self, document: dict[Any, Any]) -> str:
         value = document["sms_spelling"]
         if value not in SMS_SPELLINGS:
-            shown = f"'{value}'" if isinstance(value, str) else _kind(value)
-            self.error(
-                _key_line(document, "sms_spelling"),
-                f"sms_spelling must be one of {', '.join(SMS_SPELLINGS)}, got {shown}",
-            )
+            spellings = ", ".join(SMS_SPELLINGS)
+            if isinstance(value, str):
+                text = Phrase(
+                    "sms_spelling must be one of %(spellings)s, got '%(value)s'",
+                    spellings=spellings,
+                    value=value,
+                )
+            else:
+                text = Phrase(
+                    "sms_spelling must be one of %(spellings)s, got %(got)s",
+                    spellings=spellings,
+                    got=_kind(value),
+                )
+            self.error(_key_line(document, "sms_spelling"), text)
             return "as_written"
         return str(value)
 
@@ -713,22 +885,30 @@ class _Checker:
         if not isinstance(node, dict):
             self.error(
                 _key_line(document, "whatsapp_template"),
-                f"whatsapp_template must give a Content SID per language, got {_kind(node)}",
+                Phrase(
+                    "whatsapp_template must give a Content SID per language, got %(got)s",
+                    got=_kind(node),
+                ),
             )
             return {}
         result: Texts = {}
+        where = Phrase("whatsapp_template")
         for lang, sid in node.items():
-            if not self.language_key(node, lang, "whatsapp_template"):
+            if not self.language_key(node, lang, where):
                 continue
             line = _key_line(node, lang)
-            text = self.text(sid, line, f"whatsapp_template ({lang})")
+            text = self.text(sid, line, _in_language(where, lang))
             if text is None:
                 continue
             if not _CONTENT_SID.fullmatch(text):
                 self.error(
                     line,
-                    f"whatsapp_template ({lang}) '{text}' is not a Content SID "
-                    "(HX followed by 32 hexadecimal digits)",
+                    Phrase(
+                        "whatsapp_template (%(language)s) '%(sid)s' is not a Content SID "
+                        "(HX followed by 32 hexadecimal digits)",
+                        language=lang,
+                        sid=text,
+                    ),
                 )
                 continue
             result[lang] = text
@@ -740,10 +920,12 @@ class _Checker:
         node = document["questions"]
         line = _key_line(document, "questions")
         if not isinstance(node, list):
-            self.error(line, f"questions must be a list of questions, got {_kind(node)}")
+            self.error(
+                line, Phrase("questions must be a list of questions, got %(got)s", got=_kind(node))
+            )
             return ()
         if not node:
-            self.error(line, "questions must list at least one question")
+            self.error(line, Phrase("questions must list at least one question"))
             return ()
         infos = [
             _QuestionInfo(
@@ -760,12 +942,16 @@ class _Checker:
         ]
         questions: list[Question] = []
         first_id_lines: dict[str, int] = {}
-        profile_owners: dict[str, tuple[str, int]] = {}
+        profile_owners: dict[str, tuple[Phrase, int]] = {}
         for i, item in enumerate(node):
             if not isinstance(item, dict):
                 self.error(
                     _item_line(node, i),
-                    f"question {i + 1} must be a mapping (id, type, text, ...), got {_kind(item)}",
+                    Phrase(
+                        "question %(number)s must be a mapping (id, type, text, ...), got %(got)s",
+                        number=i + 1,
+                        got=_kind(item),
+                    ),
                 )
                 continue
             question = self.check_question(item, infos, i, first_id_lines, profile_owners)
@@ -779,36 +965,48 @@ class _Checker:
         infos: list[_QuestionInfo],
         index: int,
         first_id_lines: dict[str, int],
-        profile_owners: dict[str, tuple[str, int]],
+        profile_owners: dict[str, tuple[Phrase, int]],
     ) -> Question | None:
         info = infos[index]
         item_line = info.line
         for key in item:
             if key not in QUESTION_FIELDS:
-                self.error(_key_line(item, key), f"unknown field '{key}'")
+                self.error(_key_line(item, key), _unknown_field(key))
         for key in REQUIRED_QUESTION_FIELDS:
             if key not in item:
-                self.error(item_line, f"missing field '{key}'")
+                self.error(item_line, _missing_field(key))
 
         question_id = None
         if "id" in item:
             id_line = _key_line(item, "id")
-            question_id = self.text(item["id"], id_line, f"id of question {index + 1}")
+            question_id = self.text(
+                item["id"], id_line, Phrase("id of question %(number)s", number=index + 1)
+            )
             if question_id is not None and not _QUESTION_ID.fullmatch(question_id):
                 self.error(
                     id_line,
-                    f"invalid question id '{question_id}': use lowercase letters, digits and _",
+                    Phrase(
+                        "invalid question id '%(id)s': use lowercase letters, digits and _",
+                        id=question_id,
+                    ),
                 )
                 question_id = None
             elif question_id is not None and question_id in first_id_lines:
                 self.error(
                     id_line,
-                    f"duplicate question id '{question_id}' "
-                    f"(first at line {first_id_lines[question_id]})",
+                    Phrase(
+                        "duplicate question id '%(id)s' (first at line %(line)s)",
+                        id=question_id,
+                        line=first_id_lines[question_id],
+                    ),
                 )
             elif question_id is not None:
                 first_id_lines[question_id] = id_line
-        name = f"question '{question_id}'" if question_id else f"question {index + 1}"
+        name = (
+            Phrase("question '%(id)s'", id=question_id)
+            if question_id
+            else Phrase("question %(number)s", number=index + 1)
+        )
 
         question_type = None
         if "type" in item:
@@ -819,27 +1017,43 @@ class _Checker:
                 shown = raw_type if isinstance(raw_type, str) else _kind(raw_type)
                 self.error(
                     _key_line(item, "type"),
-                    f"unknown question type '{shown}' (use {', '.join(QUESTION_TYPES)})",
+                    Phrase(
+                        "unknown question type '%(type)s' (use %(types)s)",
+                        type=shown,
+                        types=", ".join(QUESTION_TYPES),
+                    ),
                 )
 
-        text = self.texts(item, "text", f"text of {name}") if "text" in item else {}
+        text = (
+            self.texts(item, "text", Phrase("text of %(question)s", question=name))
+            if "text" in item
+            else {}
+        )
 
         profile = None
         if "profile" in item:
             profile_line = _key_line(item, "profile")
-            profile = self.text(item["profile"], profile_line, f"profile of {name}")
+            profile = self.text(item["profile"], profile_line, _field_of("profile", name))
             if profile is not None and not _PROFILE_KEY.fullmatch(profile):
                 self.error(
                     profile_line,
-                    f"invalid profile key '{profile}': use lowercase letters, digits and _",
+                    Phrase(
+                        "invalid profile key '%(key)s': use lowercase letters, digits and _",
+                        key=profile,
+                    ),
                 )
                 profile = None
             elif profile is not None and profile in profile_owners:
                 owner, owner_line = profile_owners[profile]
                 self.warn(
                     profile_line,
-                    f"profile '{profile}' is also saved by {owner} (line {owner_line}); "
-                    "once it is known neither is asked",
+                    Phrase(
+                        "profile '%(key)s' is also saved by %(owner)s (line %(line)s); "
+                        "once it is known neither is asked",
+                        key=profile,
+                        owner=owner,
+                        line=owner_line,
+                    ),
                 )
             elif profile is not None:
                 profile_owners[profile] = (name, profile_line)
@@ -848,12 +1062,17 @@ class _Checker:
                 # exact number could name or single them out.
                 self.error(
                     profile_line,
-                    f"profile on a {question_type} question: only choice, multi and yes_no "
-                    "answers may be saved on the contact",
+                    Phrase(
+                        "profile on a %(type)s question: only choice, multi and yes_no "
+                        "answers may be saved on the contact",
+                        type=question_type,
+                    ),
                 )
 
         optional = (
-            self.boolean(item, "optional", f"optional of {name}") if "optional" in item else False
+            self.boolean(item, "optional", _field_of("optional", name))
+            if "optional" in item
+            else False
         )
         max_age_days = self.check_max_age(item, name) if "max_age_days" in item else None
 
@@ -862,12 +1081,13 @@ class _Checker:
         if "choices" in item:
             if question_type is not None and not has_choices:
                 self.error(
-                    _key_line(item, "choices"), "choices are only for choice and multi questions"
+                    _key_line(item, "choices"),
+                    Phrase("choices are only for choice and multi questions"),
                 )
             else:
                 choices = self.check_choices(item, name, question_type)
         elif has_choices:
-            self.error(item_line, "missing field 'choices'")
+            self.error(item_line, _missing_field("choices"))
         if question_type in ("choice", "multi"):
             info.values = tuple(c.value for c in choices)
         elif question_type == "yes_no":
@@ -901,80 +1121,114 @@ class _Checker:
             max_age_days=max_age_days,
         )
 
-    def check_max_age(self, item: dict[Any, Any], name: str) -> int | None:
+    def check_max_age(self, item: dict[Any, Any], name: Phrase) -> int | None:
         value = item["max_age_days"]
         line = _key_line(item, "max_age_days")
         if "profile" not in item:
-            self.error(line, f"max_age_days of {name} without profile: only a profile is re-asked")
+            self.error(
+                line,
+                Phrase(
+                    "max_age_days of %(question)s without profile: only a profile is re-asked",
+                    question=name,
+                ),
+            )
             return None
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             shown = _format_number(value) if _is_number(value) else _kind(value)
             self.error(
                 line,
-                f"max_age_days of {name} must be a whole number of days, 1 or more, got {shown}",
+                Phrase(
+                    "max_age_days of %(question)s must be a whole number of days, 1 or more, "
+                    "got %(got)s",
+                    question=name,
+                    got=shown,
+                ),
             )
             return None
         return int(value)
 
     def check_choices(
-        self, item: dict[Any, Any], name: str, question_type: str | None
+        self, item: dict[Any, Any], name: Phrase, question_type: str | None
     ) -> tuple[Choice, ...]:
         node = item["choices"]
         line = _key_line(item, "choices")
         if not isinstance(node, list):
-            self.error(line, f"choices of {name} must be a list, got {_kind(node)}")
+            self.error(
+                line,
+                Phrase(
+                    "choices of %(question)s must be a list, got %(got)s",
+                    question=name,
+                    got=_kind(node),
+                ),
+            )
             return ()
         if len(node) < 2:
-            self.error(line, f"{name} needs at least 2 choices")
+            self.error(line, Phrase("%(question)s needs at least 2 choices", question=name))
         choices: list[Choice] = []
         first_value_lines: dict[str, int] = {}
         for i, choice in enumerate(node):
             position = i + 1
             choice_line = _item_line(node, i)
-            where = f"choice {position} of {name}"
+            where = Phrase("choice %(number)s of %(question)s", number=position, question=name)
             if not isinstance(choice, dict):
                 self.error(
-                    choice_line, f"{where} must be a mapping (value, label), got {_kind(choice)}"
+                    choice_line,
+                    Phrase(
+                        "%(choice)s must be a mapping (value, label), got %(got)s",
+                        choice=where,
+                        got=_kind(choice),
+                    ),
                 )
                 continue
             for key in choice:
                 if key not in CHOICE_FIELDS:
-                    self.error(_key_line(choice, key), f"unknown field '{key}'")
+                    self.error(_key_line(choice, key), _unknown_field(key))
             for key in REQUIRED_CHOICE_FIELDS:
                 if key not in choice:
-                    self.error(choice_line, f"missing field '{key}'")
+                    self.error(choice_line, _missing_field(key))
             value = None
             if "value" in choice:
                 value = self.check_choice_value(choice, position, where, first_value_lines)
-            label = self.texts(choice, "label", f"label of {where}") if "label" in choice else {}
+            label = (
+                self.texts(choice, "label", Phrase("label of %(choice)s", choice=where))
+                if "label" in choice
+                else {}
+            )
             for lang, text in label.items():
                 system = _system_word(text)
                 if system is not None:
                     self.error(
                         _key_line(choice["label"], lang),
-                        f"choice label '{text}' is the system keyword {system}",
+                        Phrase(
+                            "choice label '%(label)s' is the system keyword %(system)s",
+                            label=text,
+                            system=system,
+                        ),
                     )
             match: dict[str, tuple[str, ...]] = {}
             if "match" in choice:
-                for lang, words in self.word_lists(choice, "match", f"match of {where}").items():
+                match_of = Phrase("match of %(choice)s", choice=where)
+                for lang, words in self.word_lists(choice, "match", match_of).items():
                     for word, word_line in words:
-                        self.check_answer_word(word, word_line, "match word", position)
+                        self.check_answer_word(word, word_line, position, is_match=True)
                     match[lang] = tuple(word for word, _ in words)
             exclusive = False
             if "exclusive" in choice:
                 if question_type != "multi":
                     self.error(
                         _key_line(choice, "exclusive"),
-                        "exclusive is only for choices of multi questions",
+                        Phrase("exclusive is only for choices of multi questions"),
                     )
                 else:
-                    exclusive = self.boolean(choice, "exclusive", f"exclusive of {where}")
+                    exclusive = self.boolean(
+                        choice, "exclusive", Phrase("exclusive of %(choice)s", choice=where)
+                    )
             if value is not None:
                 choices.append(Choice(value=value, label=label, match=match, exclusive=exclusive))
         return tuple(choices)
 
     def check_choice_value(
-        self, choice: dict[Any, Any], position: int, where: str, first_lines: dict[str, int]
+        self, choice: dict[Any, Any], position: int, where: Phrase, first_lines: dict[str, int]
     ) -> str | None:
         raw = choice["value"]
         line = _key_line(choice, "value")
@@ -982,45 +1236,91 @@ class _Checker:
         if isinstance(raw, int) and not isinstance(raw, bool):
             raw = str(raw)
         if not isinstance(raw, str):
-            self.error(line, f"value of {where} must be text or a whole number, got {_kind(raw)}")
+            self.error(
+                line,
+                Phrase(
+                    "value of %(choice)s must be text or a whole number, got %(got)s",
+                    choice=where,
+                    got=_kind(raw),
+                ),
+            )
             return None
         if not raw.strip():
-            self.error(line, f"empty value for {where}")
+            self.error(line, Phrase("empty value for %(choice)s", choice=where))
             return None
         value = str(raw)
-        self.check_answer_word(value, line, "choice value", position)
+        self.check_answer_word(value, line, position, is_match=False)
         if value in first_lines:
             self.error(
-                line, f"duplicate choice value '{value}' (first at line {first_lines[value]})"
+                line,
+                Phrase(
+                    "duplicate choice value '%(value)s' (first at line %(line)s)",
+                    value=value,
+                    line=first_lines[value],
+                ),
             )
             return value
         first_lines[value] = line
         return value
 
-    def check_answer_word(self, word: str, line: int, what: str, position: int) -> None:
+    def check_answer_word(self, word: str, line: int, position: int, *, is_match: bool) -> None:
+        """A choice's value, or one of its match words (`is_match`)."""
         # Workers answer with the number shown next to a choice, so another number is a trap.
         digits = word.strip()
         if _DIGITS.fullmatch(digits) and int(digits) != position:
-            self.error(line, f"{what} '{word}' is a number different from its position {position}")
+            self.error(
+                line,
+                Phrase(
+                    "match word '%(word)s' is a number different from its position %(position)s",
+                    word=word,
+                    position=position,
+                )
+                if is_match
+                else Phrase(
+                    "choice value '%(word)s' is a number different from its position %(position)s",
+                    word=word,
+                    position=position,
+                ),
+            )
         system = _system_word(word)
         if system is not None:
-            self.error(line, f"{what} '{word}' is the system keyword {system}")
+            self.error(
+                line,
+                Phrase(
+                    "match word '%(word)s' is the system keyword %(system)s",
+                    word=word,
+                    system=system,
+                )
+                if is_match
+                else Phrase(
+                    "choice value '%(word)s' is the system keyword %(system)s",
+                    word=word,
+                    system=system,
+                ),
+            )
 
     def check_range(
-        self, item: dict[Any, Any], name: str, question_type: str | None
+        self, item: dict[Any, Any], name: Phrase, question_type: str | None
     ) -> tuple[float | None, float | None, tuple[float, ...]]:
         values: dict[str, float | None] = {"min": None, "max": None}
         for key in ("min", "max", "bins"):
             if key in item and question_type is not None and question_type != "number":
-                self.error(_key_line(item, key), f"{key} is only for number questions")
+                self.error(
+                    _key_line(item, key),
+                    Phrase("%(field)s is only for number questions", field=key),
+                )
         for key in ("min", "max"):
             if key in item:
-                values[key] = self.number(item, key, f"{key} of {name}")
+                values[key] = self.number(item, key, _field_of(key, name))
         low, high = values["min"], values["max"]
         if low is not None and high is not None and low > high:
             self.error(
                 _key_line(item, "max"),
-                f"min {_format_number(low)} is greater than max {_format_number(high)}",
+                Phrase(
+                    "min %(min)s is greater than max %(max)s",
+                    min=_format_number(low),
+                    max=_format_number(high),
+                ),
             )
         bins: list[float] = []
         if "bins" in item:
@@ -1028,59 +1328,99 @@ class _Checker:
             if not isinstance(node, list):
                 self.error(
                     _key_line(item, "bins"),
-                    f"bins of {name} must be a list of numbers, got {_kind(node)}",
+                    Phrase(
+                        "bins of %(question)s must be a list of numbers, got %(got)s",
+                        question=name,
+                        got=_kind(node),
+                    ),
                 )
                 node = []
             previous = None
             for i, edge in enumerate(node):
                 line = _item_line(node, i)
                 if not _is_number(edge):
-                    self.error(line, f"bins of {name} must be numbers, got {_kind(edge)}")
+                    self.error(
+                        line,
+                        Phrase(
+                            "bins of %(question)s must be numbers, got %(got)s",
+                            question=name,
+                            got=_kind(edge),
+                        ),
+                    )
                     continue
                 shown = _format_number(edge)
                 if previous is not None and edge <= previous:
                     self.error(
-                        line, f"bins must increase: {shown} after {_format_number(previous)}"
+                        line,
+                        Phrase(
+                            "bins must increase: %(bin)s after %(previous)s",
+                            bin=shown,
+                            previous=_format_number(previous),
+                        ),
                     )
                 if low is not None and edge < low:
-                    self.error(line, f"bin {shown} is below min {_format_number(low)}")
+                    self.error(
+                        line,
+                        Phrase(
+                            "bin %(bin)s is below min %(min)s", bin=shown, min=_format_number(low)
+                        ),
+                    )
                 if high is not None and edge > high:
-                    self.error(line, f"bin {shown} is above max {_format_number(high)}")
+                    self.error(
+                        line,
+                        Phrase(
+                            "bin %(bin)s is above max %(max)s", bin=shown, max=_format_number(high)
+                        ),
+                    )
                 previous = edge
                 bins.append(int(edge) if isinstance(edge, int) else float(edge))
         return low, high, tuple(bins)
 
     def check_wrong_units(
-        self, item: dict[Any, Any], name: str, question_type: str | None
+        self, item: dict[Any, Any], name: Phrase, question_type: str | None
     ) -> dict[str, tuple[str, ...]]:
         if question_type is not None and question_type != "number":
-            self.error(_key_line(item, "wrong_units"), "wrong_units is only for number questions")
+            self.error(
+                _key_line(item, "wrong_units"), Phrase("wrong_units is only for number questions")
+            )
             return {}
         units: dict[str, tuple[str, ...]] = {}
-        for lang, words in self.word_lists(item, "wrong_units", f"wrong_units of {name}").items():
+        where = _field_of("wrong_units", name)
+        for lang, words in self.word_lists(item, "wrong_units", where).items():
             for word, line in words:
                 # A unit is matched as words in the reply, so it needs letters.
                 if not any(ch.isalpha() for ch in keywords.fold(word)):
-                    self.error(line, f"wrong unit '{word}' of {name} has no letters")
+                    self.error(
+                        line,
+                        Phrase(
+                            "wrong unit '%(unit)s' of %(question)s has no letters",
+                            unit=word,
+                            question=name,
+                        ),
+                    )
             units[lang] = tuple(word for word, _ in words)
         return units
 
     def check_when(
-        self, item: dict[Any, Any], infos: list[_QuestionInfo], index: int, name: str
+        self, item: dict[Any, Any], infos: list[_QuestionInfo], index: int, name: Phrase
     ) -> tuple[str | None, Any]:
         raw = item["when"]
         line = _key_line(item, "when")
         if not isinstance(raw, str):
             self.error(
                 line,
-                f"when of {name} must be a quoted condition, e.g. \"paid == 'no'\", "
-                f"got {_kind(raw)}",
+                Phrase(
+                    "when of %(question)s must be a quoted condition, e.g. \"paid == 'no'\", "
+                    "got %(got)s",
+                    question=name,
+                    got=_kind(raw),
+                ),
             )
             return None, None
         try:
             expression = parse(str(raw))
         except ExpressionError as error:
-            self.error(line, f"bad when: {error}")
+            self.error(line, Phrase("bad when: %(error)s", error=error.text))
             return None, None
         earlier = infos[:index]
         this_and_later = infos[index:]
@@ -1089,11 +1429,11 @@ class _Checker:
             if used in known:
                 continue
             if used in (infos[index].id, infos[index].profile):
-                self.error(line, f"when names '{used}', this question itself")
+                self.error(line, Phrase("when names '%(name)s', this question itself", name=used))
             elif any(used in (i.id, i.profile) for i in this_and_later):
-                self.error(line, f"when names '{used}', a later question")
+                self.error(line, Phrase("when names '%(name)s', a later question", name=used))
             else:
-                self.error(line, f"when names unknown question '{used}'")
+                self.error(line, Phrase("when names unknown question '%(name)s'", name=used))
         by_id = {i.id: i for i in earlier if i.id is not None}
         reported: set[tuple[str, str]] = set()
         for used, literal in expression.compared_literals():
@@ -1105,7 +1445,12 @@ class _Checker:
                 reported.add((used, shown))
                 self.warn(
                     line,
-                    f"when compares '{used}' with '{shown}', which is not one of its values "
-                    f"({', '.join(target.values)})",
+                    Phrase(
+                        "when compares '%(name)s' with '%(value)s', which is not one of its "
+                        "values (%(values)s)",
+                        name=used,
+                        value=shown,
+                        values=", ".join(target.values),
+                    ),
                 )
         return str(raw), expression

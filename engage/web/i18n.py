@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from babel import Locale, UnknownLocaleError
+from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
 from flask import Flask, Response, g, request
+
+from engage.survey.phrases import Count, Phrase
 
 PAGE_LANGUAGES = ("es", "en")
 DOMAIN = "web"
@@ -39,6 +44,29 @@ def ngettext(singular: str, plural: str, n: int, **variables: object) -> str:
     return text % {"num": n, **variables}
 
 
+def phrase_text(text: Phrase) -> str:
+    """What the survey checks say (engage/survey/phrases.py), in the page's language: each
+    template looked up in the catalog, the author's own words as written."""
+    catalog = translations()
+    locale = g.page_language
+
+    def count(number: Count) -> str:
+        return format_decimal(number.value, locale=locale)
+
+    return text.render(catalog.gettext, count)
+
+
+class _Problem(Protocol):
+    @property
+    def text(self) -> Phrase: ...
+
+
+def problem_message(problem: _Problem) -> str:
+    """A problem of a survey check (the loader's Problem, the editor's FieldProblem) as the
+    page says it; its English `message` is what `engage surveys check` writes."""
+    return phrase_text(problem.text)
+
+
 def language_name(code: str) -> str:
     """A survey language as the page's language names it ("criollo haitiano (ht)"), where CLDR
     knows it; else its code (mix, zap)."""
@@ -60,6 +88,7 @@ def init_app(app: Flask) -> None:
         lambda singular, plural, n: translations().ngettext(singular, plural, n),
         newstyle=True,
     )
+    app.jinja_env.globals["problem_message"] = problem_message
 
     @app.context_processor
     def _language() -> dict[str, str]:

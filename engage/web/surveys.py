@@ -49,7 +49,7 @@ from engage.services.web_surveys import (
 )
 from engage.web.decorators import STAFF, role_required
 from engage.web.i18n import gettext as _
-from engage.web.i18n import language_name
+from engage.web.i18n import language_name, problem_message
 from engage.web.survey_form import (
     COMMON_LANGUAGES,
     LANGUAGE_CODE,
@@ -186,7 +186,7 @@ def _helpers() -> dict[str, Any]:
 def problem_json(problem: FieldProblem) -> dict[str, Any]:
     return {
         "path": problem.path,
-        "message": problem.message,
+        "message": problem_message(problem),
         "line": problem.line,
         "warning": problem.is_warning,
     }
@@ -556,7 +556,7 @@ def _publish(survey_id: str) -> tuple[str, int] | Response:
             abort(404)
         problems = error.params.get("problems")
         refused = [
-            problem.message
+            problem_message(problem)
             for problem in (problems if isinstance(problems, list) else [])
             if isinstance(problem, FieldProblem) and not problem.is_warning
         ]

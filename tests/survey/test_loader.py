@@ -16,6 +16,7 @@ from engage.survey.loader import (
     load_survey_file,
     load_surveys,
 )
+from engage.survey.phrases import Count, Phrase
 
 COMPLETE = """\
 # Working conditions, as in surveys/README.md
@@ -1821,6 +1822,40 @@ def test_problem_text() -> None:
         "surveys/a.yaml:3: unknown field 'x'"
     )
     assert str(Problem("a.yaml", 7, "too long", is_warning=True)) == "a.yaml:7: warning: too long"
+    # Made from its message alone, a problem is its own template.
+    assert Problem("a.yaml", 7, "too long").text == Phrase("too long")
+
+
+def test_each_problem_carries_its_template_and_values_for_other_languages(tmp_path: Path) -> None:
+    _survey, problems = load(
+        tmp_path,
+        """\
+        id: a
+        title: {es: Hola}
+        languages: [es, en]
+        keywords: {es: [HOLA], en: [HELLO]}
+        questions:
+          - {id: q1, type: yes_no, text: {es: a, en: b}, when: "q1 = 'x'"}
+        """,
+    )
+    assert [p.message for p in problems] == [
+        "missing translation 'en' for title",
+        "bad when: unexpected '=' at column 4: use '==' to compare",
+    ]
+    assert all(p.message == str(p.text) for p in problems)
+    missing, bad_when = problems
+    assert missing.template == "missing translation '%(language)s' for %(where)s"
+    assert missing.params == {"language": "en", "where": Phrase("title")}
+    assert bad_when.template == "bad when: %(error)s"
+    assert bad_when.params["error"] == Phrase(
+        "unexpected '=' at column %(column)s: use '==' to compare", column=4
+    )
+    # Said in another language: every template looked up, the author's words left as written.
+    marked = missing.text.render(lambda template: f"[{template}]", str)
+    assert marked == "[missing translation 'en' for [title]]"
+    big = Phrase("at most %(max)s bytes", max=Count(MAX_FILE_BYTES))
+    assert str(big) == "at most 1,000,000 bytes"
+    assert big.render(str, lambda count: f"{count.value:_}") == "at most 1_000_000 bytes"
 
 
 # --- several files -----------------------------------------------------------------------------
