@@ -379,6 +379,20 @@ def test_the_form_without_javascript_adds_moves_and_deletes_questions_and_choice
     assert [q["id"] for q in questions()] == ["crop", "hours"]
 
 
+def test_the_editor_explains_segments_and_choice_values_in_the_page_language(web_app):
+    client = staff_client(web_app)
+    create_survey(client, "explained")
+    assert save_form(client, "explained", good_form("explained")).status_code == 302
+    spanish = client.get("/staff/surveys/explained/edit?lang=es").get_data(as_text=True)
+    explained = spanish[spanish.index('id="segments-explained"') :]
+    explained = explained[: explained.index("</details>")]
+    assert "¿Qué quieren decir «segmentos SMS» y «UCS-2»?" in explained
+    assert "160 caracteres del alfabeto GSM-7" in explained and "solo 70" in explained
+    assert "los trabajadores nunca lo ven" in spanish
+    english = client.get("/staff/surveys/explained/edit?lang=en").get_data(as_text=True)
+    assert "One segment holds 160 characters" in english and "workers never see it" in english
+
+
 def test_the_editor_offers_the_names_a_condition_may_use(web_app):
     client = staff_client(web_app)
     create_survey(client, "offers")
