@@ -210,6 +210,33 @@ def test_a_published_survey_from_keyword_to_closing_in_spanish(web_app):
     assert sorted(answers) == [("state", "skipped"), ("water", "answered")]
 
 
+def test_each_answer_shows_what_the_survey_knows_of_the_simulated_worker(web_app):
+    phone = staff_phone(web_app, survey="housing-check")
+
+    def state_after(text: str, lang: str = "es") -> dict:
+        payload = {"session": phone.session, "text": text, **phone.options}
+        response = phone.client.post(
+            f"{URL}?lang={lang}", json=payload, headers={"X-CSRFToken": phone.token}
+        )
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return response.get_json()["state"]
+
+    invited = state_after("VIVIENDA")
+    assert invited["survey"] == "housing-check" and invited["consent"] == "no dado"
+    assert invited["waiting_for"] == "el consentimiento (1 sí, 2 no)"
+    assert invited["language"] == "Español" and invited["misses"] == "0"
+    consented = state_after("1")
+    assert consented["consent"] == "dado"
+    assert consented["waiting_for"] == "una respuesta a la pregunta state"
+    assert state_after("Marte")["misses"] == "1"
+    english = state_after("SALTAR", lang="en")
+    assert english["waiting_for"] == "an answer to question water"
+    assert english["misses"] == "0" and english["opted_out"] == "no"
+    stopped = state_after("ALTO")
+    assert stopped["opted_out"] == "sí: ya no se le envía nada"
+    assert stopped["waiting_for"] == "nada: no hay ninguna encuesta abierta"
+
+
 def test_a_published_survey_from_keyword_to_closing_in_english_on_whatsapp(web_app):
     phone = staff_phone(web_app, survey="housing-check", channel="whatsapp")
     consent, intro, miss, help_text, skipped, closing = phone.script(

@@ -105,6 +105,11 @@ def test_staff_play_a_survey_in_both_languages_see_costs_and_reset(web_app, live
     assert page.last_cost() == "GSM-7 · 1 segmento"
     page.type("Marte")  # a miss: the hint and the question again
     assert page.last_reply().startswith("Por favor, responda con un numero del 1 al 3.")
+    # Beside the phone: what the survey knows of the simulated worker now.
+    state = page.find("#sim-state").text
+    assert "Consentimiento\ndado" in state and "Encuesta\nhousing-check" in state
+    assert "Espera\nuna respuesta a la pregunta state" in state
+    assert "Respuestas no entendidas seguidas\n1" in state
     page.press('.sim-help button[data-text="AYUDA"]')
     assert "1-888-373-7888" in page.last_reply()
     assert page.last_cost() == "GSM-7 · 3 segmentos"
@@ -123,6 +128,7 @@ def test_staff_play_a_survey_in_both_languages_see_costs_and_reset(web_app, live
     page.find("#sim-reset").click()
     assert not page.bubbles()
     assert "trabajador simulado nuevo" in page.find("#sim-chat").text
+    assert {d.text for d in page.find_all("#sim-state dd")} == {"—"}
     page.press('.sim-keywords:not([hidden]) button[data-text="HOUSING"]')
     assert page.last_reply().startswith("Centro Campesino asks about your work.")
     page.type("1")

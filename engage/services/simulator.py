@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
-from engage.models import Contact, SurveyDraft
+from engage.models import Contact, Conversation, SurveyDraft
 from engage.privacy import Vault
 from engage.services.surveys import DatabaseCatalog
 from engage.services.web_surveys import check_draft_text
@@ -81,6 +81,52 @@ def contact_at(session: Session, vault: Vault, phone: str) -> bool | None:
         select(Contact.is_simulated).where(Contact.phone_hash == vault.phone_hash(phone))
     ).first()
     return None if found is None else bool(found.is_simulated)
+
+
+@dataclass(frozen=True)
+class SimulatedState:
+    """What the engine knows of a simulated worker after a message, for the page to show: the
+    language, consent and opt-out, and the open conversation's survey, what it waits for (a
+    question id, the consent, or the invitation's "1") and how many answers it could not read."""
+
+    language: str | None
+    has_consented: bool
+    is_opted_out: bool
+    survey_id: str | None = None
+    waiting_for: str | None = None
+    misses: int = 0
+
+
+def simulated_state(session: Session, vault: Vault, phone: str) -> SimulatedState | None:
+    """The simulated worker at this number, as the engine left it; None before its first
+    message (or for a number that is not a simulated contact's)."""
+    contact = session.execute(
+        select(Contact.id, Contact.language, Contact.has_consented, Contact.is_opted_out).where(
+            Contact.phone_hash == vault.phone_hash(phone), Contact.is_simulated.is_(True)
+        )
+    ).first()
+    if contact is None:
+        return None
+    active = session.execute(
+        select(Conversation.survey_id, Conversation.pending, Conversation.misses)
+        .where(Conversation.contact_id == contact.id, Conversation.status == "active")
+        .order_by(Conversation.id.desc())
+        .limit(1)
+    ).first()
+    state = SimulatedState(
+        language=contact.language,
+        has_consented=bool(contact.has_consented),
+        is_opted_out=bool(contact.is_opted_out),
+    )
+    if active is None:
+        return state
+    misses = (active.misses or {}).get("texts", [])
+    return replace(
+        state,
+        survey_id=active.survey_id,
+        waiting_for=active.pending,
+        misses=len(misses) if isinstance(misses, list) else 0,
+    )
 
 
 def first_free_attempt(

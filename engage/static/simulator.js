@@ -140,6 +140,7 @@
         replies.forEach(function (reply, index) {
           addBubble("from-engage", reply, segments[index] ? costLabel(segments[index], channel) : null);
         });
+        showState(result.data.state);
       })
       .catch(function () {
         setBusy(false);
@@ -148,9 +149,18 @@
       });
   }
 
+  // What the engine knows of the simulated worker after each message (or nothing yet).
+  function showState(state) {
+    root.querySelectorAll("#sim-state dd").forEach(function (item) {
+      var value = state ? state[item.dataset.key] : null;
+      item.textContent = value === null || value === undefined ? "—" : String(value);
+    });
+  }
+
   function reset() {
     sessionId = newSessionId();
     chat.textContent = "";
+    showState(null);
     addNote(root.dataset.newConversation);
     status.textContent = "";
     status.classList.remove("error");

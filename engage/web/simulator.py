@@ -15,6 +15,7 @@ from engage import db
 from engage.services.simulator import (
     MAX_SESSION_CHARS,
     MAX_TEXT_CHARS,
+    SimulatedState,
     SimulatorError,
     contact_at,
     draft_survey,
@@ -23,10 +24,12 @@ from engage.services.simulator import (
     segments_of,
     session_key,
     simulated_phone,
+    simulated_state,
     simulator_surveys,
 )
 from engage.simulation import simulate_message
 from engage.survey.definition import Survey
+from engage.survey.engine import CONSENT, INVITATION
 from engage.survey.keywords import language_name
 from engage.web.decorators import STAFF, role_required
 from engage.web.i18n import gettext as _
@@ -117,7 +120,36 @@ def messages() -> tuple[Response, int]:
         # The conversation began on a version the engine cannot find: a draft changed since.
         message = _("This conversation began on another version of the draft: reset to try it.")
         return _json(409, error="version_changed", message=message)
-    return _json(200, replies=replies, segments=segments_of(replies))
+    # A session of its own: the request's began before the step, and may not see what it wrote.
+    with db.transaction() as session:
+        state = simulated_state(session, current_app.extensions["engage.vault"], phone)
+    return _json(
+        200,
+        replies=replies,
+        segments=segments_of(replies),
+        state=_state_json(state) if state is not None else None,
+    )
+
+
+def _state_json(state: SimulatedState) -> dict[str, object]:
+    """The simulated worker's state, with its words in the page's language."""
+    waiting_for = state.waiting_for
+    if waiting_for == CONSENT:
+        waiting = _("the consent (1 yes, 2 no)")
+    elif waiting_for == INVITATION:
+        waiting = _("“1” to start the survey")
+    elif waiting_for:
+        waiting = _("an answer to question %(question)s", question=waiting_for)
+    else:
+        waiting = _("nothing: no survey is open")
+    return {
+        "language": language_name(state.language) if state.language else _("not chosen yet"),
+        "consent": _("given") if state.has_consented else _("not given"),
+        "opted_out": _("yes: nothing more is sent") if state.is_opted_out else _("no"),
+        "survey": state.survey_id or "—",
+        "waiting_for": waiting,
+        "misses": str(state.misses),
+    }
 
 
 def _survey_to_run(survey_id: str | None, is_draft: bool) -> Survey | None:
