@@ -41,7 +41,7 @@ from engage.survey.loader import (
     check_text,
     paths_by_line,
 )
-from engage.survey.phrases import Phrase, Value
+from engage.survey.phrases import Phrase, Value, Worded
 
 # Paths of the staff pages: a survey cannot be called like them.
 RESERVED_IDS = ("new", "import")
@@ -68,11 +68,9 @@ class StaleDraftError(SurveyEditError):
 
 
 @dataclass(frozen=True)
-class FieldProblem:
-    """A problem as the editor shows it: beside the field at `path`, found at `line`.
-
-    `message` is the English, as `engage surveys check` writes it; `template` and `params` are
-    what it is made of (as the loader's Problem has them), for the page's language."""
+class FieldProblem(Worded):
+    """A problem as the editor shows it: beside the field at `path`, found at `line`; in
+    English (as `engage surveys check` writes it) and as what it is made of (`Worded`)."""
 
     path: str
     line: int
@@ -81,17 +79,9 @@ class FieldProblem:
     template: str = field(default="", compare=False)
     params: Mapping[str, Value] = field(default_factory=dict, compare=False)
 
-    def __post_init__(self) -> None:
-        if not self.template:
-            object.__setattr__(self, "template", self.message)
-
     @classmethod
     def of(cls, path: str, line: int, text: Phrase, is_warning: bool = False) -> FieldProblem:
         return cls(path, line, str(text), is_warning, text.template, text.params)
-
-    @property
-    def text(self) -> Phrase:
-        return Phrase(self.template, **self.params)
 
 
 @dataclass

@@ -33,7 +33,7 @@ from engage.survey.definition import (
     Texts,
 )
 from engage.survey.expression import ExpressionError, parse
-from engage.survey.phrases import Count, Phrase, Value
+from engage.survey.phrases import Count, Phrase, Value, Worded
 
 SURVEY_FIELDS = (
     "id",
@@ -93,10 +93,8 @@ _SYSTEM_SPELLING = {
 
 
 @dataclass(frozen=True)
-class Problem:
-    """A problem at a line of a file. `message` is the English; `template` and `params` are
-    what it is made of (`message == str(problem.text)`), for a page to say it in its own
-    language. A problem made from a message alone has that message as its template."""
+class Problem(Worded):
+    """A problem at a line of a file, in English and as what it is made of (`Worded`)."""
 
     file: str
     line: int
@@ -105,17 +103,9 @@ class Problem:
     template: str = field(default="", compare=False)
     params: Mapping[str, Value] = field(default_factory=dict, compare=False)
 
-    def __post_init__(self) -> None:
-        if not self.template:
-            object.__setattr__(self, "template", self.message)
-
     @classmethod
     def of(cls, file: str, line: int, text: Phrase, is_warning: bool = False) -> Problem:
         return cls(file, line, str(text), is_warning, text.template, text.params)
-
-    @property
-    def text(self) -> Phrase:
-        return Phrase(self.template, **self.params)
 
     def __str__(self) -> str:
         prefix = "warning: " if self.is_warning else ""

@@ -67,3 +67,22 @@ def _rendered(value: Value, translate: Callable[[str], str], count: Callable[[Co
     if isinstance(value, Count):
         return count(value)
     return str(value)
+
+
+class Worded:
+    """What a problem shares with the others: its English `message`, and the `template` and
+    `params` it is made of (`message == str(self.text)`), for a page to say it in its own
+    language. One made from a message alone has that message as its template. For frozen
+    dataclasses that declare these three fields."""
+
+    message: str
+    template: str
+    params: Mapping[str, Value]
+
+    def __post_init__(self) -> None:
+        if not self.template:
+            object.__setattr__(self, "template", self.message)
+
+    @property
+    def text(self) -> Phrase:
+        return Phrase(self.template, **self.params)
