@@ -866,19 +866,7 @@ def write_reply(
     if plan.held_until is None:
         # Replies held for quiet hours may go now too (the worker is awake, or the night is
         # over), before this one: a contact's replies go in the order they were written.
-        m = _messages.c
-        released = list(
-            session.scalars(
-                select(m.id).where(
-                    m.contact_id == contact_id,
-                    m.kind == STAFF_REPLY,
-                    m.status == MessageStatus.PENDING,
-                    m.send_after > now,
-                )
-            )
-        )
-        if released:
-            session.execute(update(Message).where(Message.id.in_(released)).values(send_after=None))
+        released = _release_held(session, now, _messages.c.contact_id == contact_id)
     message = Message(**row, sent_by_id=user_id)
     session.add(message)
     session.flush()
@@ -909,6 +897,28 @@ def write_reply(
     )
 
 
+def _release_held(session: Session, now: datetime, *where: ColumnElement[bool]) -> list[int]:
+    """Let staff replies held for quiet hours (and matching `where`) go now, oldest first:
+    their ids, for the reply sender once committed."""
+    m = _messages.c
+    held = list(
+        session.scalars(
+            select(m.id)
+            .where(
+                m.direction == Direction.OUT,
+                m.status == MessageStatus.PENDING,
+                m.kind == STAFF_REPLY,
+                m.send_after > now,
+                *where,
+            )
+            .order_by(m.id)
+        )
+    )
+    if held:
+        session.execute(update(Message).where(Message.id.in_(held)).values(send_after=None))
+    return held
+
+
 def release_held_replies(session: Session, *, now: datetime) -> list[int]:
     """Staff replies held for quiet hours whose worker has written since they were held, within
     WROTE_RECENTLY: a reply written now would go at once, so these go now too (the clock's
@@ -921,21 +931,8 @@ def release_held_replies(session: Session, *, now: datetime) -> list[int]:
         inbound.c.created_at > m.created_at,
         inbound.c.created_at > now - WROTE_RECENTLY,
     )
-    held = list(
-        session.scalars(
-            select(m.id)
-            .where(
-                m.direction == Direction.OUT,
-                m.status == MessageStatus.PENDING,
-                m.kind == STAFF_REPLY,
-                m.send_after > now,
-                wrote,
-            )
-            .order_by(m.id)
-        )
-    )
+    held = _release_held(session, now, wrote)
     if held:
-        session.execute(update(Message).where(Message.id.in_(held)).values(send_after=None))
         log.info(
             "inbox: %d held staff repl%s released: the worker wrote",
             len(held),
