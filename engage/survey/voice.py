@@ -1,0 +1,153 @@
+"""What a caller hears and what the keys they press mean: the voice channel's words. Pure.
+
+A prompt is heard from a recorded file where one exists for the language, else read by Twilio's
+`<Say>` where Twilio has a voice for it (Spanish and English). System prompts are recorded as
+`locales/<lang>/audio/<key>.wav`; a survey's own prompts come from its file (`audio:`).
+The texts below are the words of each system prompt: what `<Say>` reads and what a recording
+says (`engage voice prompts LANG` lists them for whoever records a language).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from engage.survey.definition import Question
+from engage.survey.texts import SystemTexts
+
+# Languages Twilio's <Say> speaks, with the locale and voice it reads them in
+# (docs/twilio-notes.md, "Voice").
+SAY_VOICES: dict[str, tuple[str, str]] = {
+    "es": ("es-MX", "Polly.Mia"),
+    "en": ("en-US", "Polly.Joanna"),
+}
+# A recorded prompt: at most this long, and this large.
+MAX_PROMPT_SECONDS = 60
+MAX_PROMPT_BYTES = 5 * 1024 * 1024
+# Keys with a meaning on every question.
+REPEAT_KEY = "*"
+HELP_KEY = "0"
+SKIP_KEY = "#"
+OPT_OUT_KEY = "9"
+# At most this many choices take one key each (numDigits 1).
+MAX_ONE_KEY_CHOICES = 9
+
+
+def _(message: str) -> str:
+    """Marks a text for extraction; `texts` below translates it."""
+    return message
+
+
+# Every system prompt, by the name of its recording, with its words.
+SYSTEM_PROMPTS: dict[str, str] = {
+    "language_option": _("For English, press %(key)s."),
+    "org_intro": _("This call is from %(org)s."),
+    "consent": _(
+        "We are asking about your work. It is voluntary and confidential. We never ask your "
+        "name. We are not the government or your employer. To take part, press 1. If not, press "
+        "2. To never be called again, press 9."
+    ),
+    "keys": _(
+        "At any question, press star to hear it again, zero for help, and the pound key to skip it."
+    ),
+    "help": _(
+        "We ask farmworkers about their work. We are not the government or your employer. A "
+        "free, confidential help line answers 24 hours a day, in many languages, and is not the "
+        "police or immigration: 1 8 8 8, 3 7 3, 7 8 8 8. In an emergency, call 9 1 1. To be "
+        "connected to the help line now, press zero. To go back to the question, press any "
+        "other key."
+    ),
+    "connecting": _("Connecting you to the help line."),
+    "no_input": _("We did not hear an answer."),
+    "not_understood": _("We did not understand that answer."),
+    "yes_no_keys": _("Press 1 for yes, or 2 for no."),
+    "number_keys": _("Enter the number with the keypad, then press the pound key."),
+    "multi_keys": _("Press the number of each answer that applies, then press the pound key."),
+    "voice_note": _(
+        "After the tone, say your answer, then press any key. To skip, press the pound key."
+    ),
+    "voice_note_saved": _("Thank you, we have your message."),
+    "resume": _("Welcome back. We go on where you left off."),
+    "declined": _("Understood, thank you. We will not ask you anything. Goodbye."),
+    "goodbye": _("Thank you for your answers. To never be called again, press 9 now. Goodbye."),
+    "opted_out": _("We will not call you or write to you again. Goodbye."),
+    "opted_out_call": _(
+        "You asked us not to contact you. To hear our surveys again, press 1. Goodbye."
+    ),
+    "already_answered": _("You already answered this survey. Thank you! Goodbye."),
+    "no_survey": _("There is no survey by phone right now. Goodbye."),
+    "survey_menu": _("Choose a survey."),
+    **{f"press_{key}": _("Press %(key)s.") for key in "123456789"},
+}
+# Prompts that name the organisation: read by <Say> with the configured name wherever Twilio
+# speaks the language (a recording would say the wrong name after a change of
+# ENGAGE_ORG_NAME); recorded by the organisation itself elsewhere.
+NAMES_ORG = frozenset({"org_intro"})
+# Read by <Say> only (their words change with each survey): never a file.
+_CHOICE_OPTION = _("For %(label)s, press %(key)s.")
+_SURVEY_OPTION = _("For %(title)s, press %(key)s.")
+
+
+def is_spoken_by_twilio(language: str) -> bool:
+    return language in SAY_VOICES
+
+
+def system_prompt_keys() -> list[str]:
+    """Every system prompt a voice language needs, recorded or spoken."""
+    return list(SYSTEM_PROMPTS)
+
+
+def recorded_keys(language: str) -> list[str]:
+    """The system prompts that must be recorded for a language (all of them where Twilio has
+    no voice; none where it has)."""
+    return [] if is_spoken_by_twilio(language) else system_prompt_keys()
+
+
+@dataclass(frozen=True)
+class VoiceTexts:
+    """The words of the system prompts in one language (its catalog, then Spanish)."""
+
+    texts: SystemTexts
+    menu_number: Callable[[str], int]
+
+    def prompt(self, key: str) -> str:
+        words = self.texts.gettext(SYSTEM_PROMPTS[key])
+        if key == "language_option":
+            return words % {"key": self.menu_number(self.texts.language)}
+        if key.startswith("press_"):
+            return words % {"key": key.removeprefix("press_")}
+        if key in NAMES_ORG:
+            return words % {"org": self.texts.org}
+        return words
+
+    def choice_option(self, label: str, key: int) -> str:
+        return self.texts.gettext(_CHOICE_OPTION) % {"label": label, "key": key}
+
+    def survey_option(self, title: str, key: int) -> str:
+        return self.texts.gettext(_SURVEY_OPTION) % {"title": title, "key": key}
+
+
+def instructions_key(question: Question) -> str | None:
+    """The system prompt that follows a question's own: how to answer it with keys (a choice
+    question's own prompt reads its choices out)."""
+    return {
+        "yes_no": "yes_no_keys",
+        "number": "number_keys",
+        "multi": "multi_keys",
+        "text": "voice_note",
+    }.get(question.type)
+
+
+def keys_to_text(question: Question | None, digits: str) -> str:
+    """What a caller's keys say, as the engine reads a text: "13" to a `multi` question is
+    answers 1 and 3; to a number question it is thirteen."""
+    if question is not None and question.type == "multi":
+        return " ".join(digits)
+    return digits
+
+
+def takes_one_key(question: Question) -> bool:
+    """Whether a question is answered by one key (submitted on the key press)."""
+    if question.type == "yes_no":
+        return True
+    return question.type == "choice" and len(question.choices) <= MAX_ONE_KEY_CHOICES
