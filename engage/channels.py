@@ -28,6 +28,8 @@ class Channel:
     joins_parts: bool
     # A placeholder number for development without the sender setting.
     development_sender: str
+    # Replies are spoken in the call (TwiML), not sent as messages.
+    is_spoken: bool = False
 
     def address(self, e164: str) -> str:
         """A number as this channel's address."""
@@ -58,11 +60,24 @@ WHATSAPP = Channel(
     joins_parts=True,
     development_sender="whatsapp:+15550000000",
 )
+# A phone call: the same surveys heard, answered with the keypad (services/voice.py).
+VOICE = Channel(
+    name="voice",
+    prefix="",
+    sender_setting="TWILIO_VOICE_FROM",
+    window=None,
+    counts_segments=False,
+    joins_parts=True,
+    development_sender="+15550000000",
+    is_spoken=True,
+)
+# The channels messages are sent on (campaigns, imports, the contacts filter, the simulator).
 CHANNELS = {channel.name: channel for channel in (SMS, WHATSAPP)}
+_EVERY_CHANNEL = {**CHANNELS, VOICE.name: VOICE}
 
 
 def channel_named(name: str) -> Channel:
-    return CHANNELS[name]
+    return _EVERY_CHANNEL[name]
 
 
 def split_address(raw: str) -> tuple[Channel, str]:

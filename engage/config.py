@@ -183,6 +183,26 @@ def _reply_template(env: Mapping[str, str]) -> str:
     return sid
 
 
+def _call_rate(env: Mapping[str, str]) -> float:
+    """Outbound calls per second per caller ID (Twilio queues calls beyond its own limit)."""
+    raw = env.get("ENGAGE_CALL_RATE", "")
+    try:
+        rate = float(raw) if raw else 1.0
+    except ValueError:
+        raise ConfigError(f"ENGAGE_CALL_RATE must be calls per second, got {raw!r}") from None
+    if rate <= 0:
+        raise ConfigError(f"ENGAGE_CALL_RATE must be more than 0, got {raw!r}")
+    return rate
+
+
+def _hotline(env: Mapping[str, str]) -> str:
+    """The help line a caller is connected to by pressing 0, in E.164."""
+    number = env.get("ENGAGE_HOTLINE_NUMBER", "").strip() or "+18883737888"
+    if not re.fullmatch(r"\+[1-9][0-9]{7,14}", number):
+        raise ConfigError(f"ENGAGE_HOTLINE_NUMBER must be an E.164 number, got {number!r}")
+    return number
+
+
 def _trusted_proxies(env: Mapping[str, str]) -> int:
     proxies = _int(env, "ENGAGE_TRUSTED_PROXIES", 0)
     if proxies < 0:
@@ -316,6 +336,10 @@ def load(env: Mapping[str, str], instance_path: str | Path) -> dict[str, Any]:
         "TWILIO_AUTH_TOKEN": auth_token,
         "TWILIO_SMS_FROM": env.get("TWILIO_SMS_FROM", ""),
         "TWILIO_WHATSAPP_FROM": env.get("TWILIO_WHATSAPP_FROM", ""),
+        "TWILIO_VOICE_FROM": env.get("TWILIO_VOICE_FROM", ""),
+        "ENGAGE_VOICE_CALLBACK": _flag(env, "ENGAGE_VOICE_CALLBACK", False),
+        "ENGAGE_CALL_RATE": _call_rate(env),
+        "ENGAGE_HOTLINE_NUMBER": _hotline(env),
         "ENGAGE_TWILIO_API_URL": api_url,
         "ENGAGE_SEND_RATE": None if send_rate in (None, "") else _int(env, "ENGAGE_SEND_RATE", 0),
         "ENGAGE_SEND_CONCURRENCY": send_concurrency,

@@ -11,15 +11,19 @@ from engage.models.snapshots import ResultSnapshot
 from engage.models.surveys import SurveyDraft, SurveyRecord, SurveyVersion
 from engage.models.threads import Thread
 from engage.models.users import AuditEntry, SignInFailure, User, UserSession
+from engage.models.voice import Call, CallStep, MediaFile, VoiceNote
 
 __all__ = [
     "Answer",
+    "Call",
+    "CallStep",
     "AuditEntry",
     "Campaign",
     "Contact",
     "ContactImport",
     "Conversation",
     "DoNotContact",
+    "MediaFile",
     "Message",
     "ResultSnapshot",
     "SignInFailure",
@@ -31,4 +35,5 @@ __all__ = [
     "TwilioDeletion",
     "User",
     "UserSession",
+    "VoiceNote",
 ]

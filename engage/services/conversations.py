@@ -79,6 +79,9 @@ class InboundResult:
     urgent_message_id: int | None = None
     # The contact erased itself (BORRAR): the number's hash, for the spool's dead letters.
     erased: erasure.Erased | None = None
+    # What the step decided and the contact after it (a call says it: services/voice.py).
+    outcome: Outcome | None = None
+    contact: ContactState | None = None
 
 
 # Texts never change while a process runs: one SystemTexts per catalog, language and name.
@@ -527,6 +530,7 @@ def handle_inbound(
         is_urgent=outcome.urgent_topic is not None,
         urgent_topic=outcome.urgent_topic,
     )
+    spoken = channel_named(sender.channel).is_spoken
     replies = [
         message_row(
             direction=Direction.OUT,
@@ -542,6 +546,7 @@ def handle_inbound(
             sequence=index,
         )
         for index, text in enumerate(outcome.replies)
+        if not spoken
     ]
     if outcome.erase:
         return _erase_by_sender(writes, settings, inbound, replies, sender, contact.id, now)
@@ -564,6 +569,8 @@ def handle_inbound(
         outbound_ids=outbound_ids,
         replies=list(outcome.replies),
         urgent_message_id=message_id if outcome.urgent_topic else None,
+        outcome=outcome,
+        contact=state,
     )
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from engage.db import utcnow
 from engage.models import Answer, SurveyRecord, SurveyVersion
+from engage.services.media import store_recordings
 from engage.survey import keywords as system_keywords
 from engage.survey.definition import Survey, survey_from_source
 from engage.survey.loader import Checked, Problem
@@ -125,6 +126,8 @@ def publish_version(session: Session, survey: Survey) -> PublishResult:
                 is_current=True,
             )
         )
+    # Its recordings, for /media: a version never names one that cannot be served.
+    store_recordings(session, survey)
     session.flush()
     return PublishResult(survey.id, survey.version, "published")
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from engage.survey.expression import Expression
+    from engage.survey.recordings import Recording
 
 QUESTION_TYPES = ("choice", "multi", "yes_no", "number", "text")
 # How a survey's own texts are spelled on SMS: as written, or in plain GSM-7 letters (á→a).
@@ -43,6 +45,9 @@ class Question:
     wrong_units: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Profile questions: a known value older than this many days is asked again.
     max_age_days: int | None = None
+    # The question read out with its choices, recorded per language: a media name
+    # ("<sha256>.wav") once the survey file's audio has been read (engage/survey/audio_files.py).
+    audio: Texts = field(default_factory=dict)
 
     def choice_by_value(self, value: str) -> Choice | None:
         """The choice with this stored value, if any."""
@@ -61,14 +66,25 @@ class Survey:
     intro: Texts = field(default_factory=dict)
     closing: Texts = field(default_factory=dict)
     sms_spelling: str = "as_written"
+    # The languages this survey is offered in by phone (`voice: true` is all of them).
+    voice: tuple[str, ...] = ()
+    # The survey's own recorded prompts other than questions: {"title"|"intro"|"closing":
+    # {language: media name}}.
+    audio: dict[str, Texts] = field(default_factory=dict)
     # A hash of the parsed definition: the survey version.
     version: str = ""
     # The parsed definition as plain data (what the version hashes); stored with each version.
     source: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # Read from beside a survey file, for publishing: {media name: Recording}.
+    recordings: Mapping[str, Recording] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def default_language(self) -> str:
         return self.languages[0]
+
+    def audio_of(self, prompt: str, language: str) -> str | None:
+        """The media name of a recorded prompt ("title", "intro", "closing"), if any."""
+        return self.audio.get(prompt, {}).get(language)
 
     @property
     def is_plain_on_sms(self) -> bool:
@@ -92,6 +108,14 @@ def _texts(raw: Any) -> Texts:
 
 def _words(raw: Any) -> dict[str, tuple[str, ...]]:
     return {str(k): tuple(str(w) for w in v) for k, v in (raw or {}).items()}
+
+
+def voice_languages(source: dict[str, Any]) -> tuple[str, ...]:
+    """The languages a checked definition offers by phone: `voice: true` is every language."""
+    voice = source.get("voice")
+    if voice is True:
+        return tuple(str(x) for x in source["languages"])
+    return tuple(str(x) for x in voice or ())
 
 
 def survey_from_source(source: dict[str, Any], version: str) -> Survey:
@@ -124,6 +148,7 @@ def survey_from_source(source: dict[str, Any], version: str) -> Survey:
                 bins=tuple(q.get("bins") or ()),
                 wrong_units=_words(q.get("wrong_units")),
                 max_age_days=q.get("max_age_days"),
+                audio=_texts(q.get("audio")),
             )
         )
     return Survey(
@@ -137,6 +162,8 @@ def survey_from_source(source: dict[str, Any], version: str) -> Survey:
         intro=_texts(source.get("intro")),
         closing=_texts(source.get("closing")),
         sms_spelling=str(source.get("sms_spelling", "as_written")),
+        voice=voice_languages(source),
+        audio={str(k): _texts(v) for k, v in (source.get("audio") or {}).items()},
         version=version,
         source=source,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -23,7 +24,7 @@ from ruamel.yaml.events import (
     ScalarEvent,
 )
 
-from engage.survey import keywords
+from engage.survey import keywords, recordings
 from engage.survey.definition import (
     QUESTION_TYPES,
     SMS_SPELLINGS,
@@ -31,9 +32,11 @@ from engage.survey.definition import (
     Question,
     Survey,
     Texts,
+    survey_from_source,
 )
 from engage.survey.expression import ExpressionError, parse
 from engage.survey.phrases import Count, Phrase, Value, Worded
+from engage.survey.voice import is_spoken_by_twilio
 
 SURVEY_FIELDS = (
     "id",
@@ -43,6 +46,8 @@ SURVEY_FIELDS = (
     "repeat",
     "sms_spelling",
     "whatsapp_template",
+    "voice",
+    "audio",
     "intro",
     "questions",
     "closing",
@@ -61,6 +66,7 @@ QUESTION_FIELDS = (
     "max",
     "bins",
     "wrong_units",
+    "audio",
 )
 REQUIRED_QUESTION_FIELDS = ("id", "type", "text")
 CHOICE_FIELDS = ("value", "label", "match", "exclusive")
@@ -81,6 +87,10 @@ _PROFILE_KEY = re.compile(r"[a-z_][a-z0-9_]*")
 _CONTENT_SID = re.compile(r"HX[0-9a-fA-F]{32}")
 _DIGITS = re.compile(r"[0-9]+")
 _YES_NO_VALUES = ("yes", "no")
+
+# The survey's own prompts other than questions that may be recorded (`audio:`).
+SURVEY_PROMPTS = ("title", "intro", "closing")
+_AUDIO_EXTENSIONS = (".wav", ".mp3")
 
 # Opt-in words are only keywords while a contact is opted out, so "Yes" stays a fine label.
 _BLOCKED_WORDS = frozenset().union(
@@ -128,6 +138,9 @@ class Checked:
     keywords: list[tuple[str, str, int]] = field(default_factory=list)
     is_yaml: bool = True
     name: str = ""  # the file, or the name a text was checked under
+    # Every audio file the survey names, as written, with its line; and its `voice` line.
+    audio: list[recordings.Reference] = field(default_factory=list)
+    voice_line: int = 1
 
 
 def find_survey_files(directory: str | Path) -> list[Path]:
@@ -207,8 +220,10 @@ def load_survey_files(
     return surveys, problems, checked
 
 
-def check_file(path: str | Path) -> Checked:
-    """Read one survey file (at most MAX_FILE_BYTES of UTF-8) and check it."""
+def check_file(path: str | Path, locales_dir: Path | None = None) -> Checked:
+    """Read one survey file (at most MAX_FILE_BYTES of UTF-8) and check it, with the audio
+    files it names (beside it) and the system prompts its voice languages need (under
+    `locales_dir`)."""
     name = str(path)
     try:
         # Never more than the limit is read: the size is checked before anything is parsed.
@@ -217,7 +232,44 @@ def check_file(path: str | Path) -> Checked:
     except OSError as error:
         reason = str(error.strerror)  # the system's words: a value, not a template
         return _unreadable(name, 1, Phrase("cannot read the file: %(reason)s", reason=reason))
-    return check_bytes(name, data)
+    checked = check_bytes(name, data, is_file=True)
+    return _with_recordings(checked, Path(path).parent, locales_dir or recordings.LOCALES_DIR)
+
+
+def _with_recordings(checked: Checked, folder: Path, locales_dir: Path) -> Checked:
+    """A checked file with its recordings read: their problems added, and its survey naming
+    each by content (the version changes with a recording)."""
+    found = recordings.read(checked.audio, folder)
+    problems = [Problem.of(checked.name, line, text) for line, text in found.problems]
+    survey = checked.survey
+    for lang in survey.voice if survey is not None else ():
+        missing = recordings.system_prompts_missing(lang, locales_dir)
+        if missing:
+            problems.append(
+                Problem.of(
+                    checked.name,
+                    checked.voice_line,
+                    Phrase(
+                        "the survey is offered by phone in '%(language)s', which has no "
+                        "recording of the system prompts %(prompts)s (locales/%(language)s/"
+                        "audio/; `engage voice prompts %(language)s` lists their words)",
+                        language=lang,
+                        prompts=", ".join(missing),
+                    ),
+                )
+            )
+    if not problems and not found.files:
+        return checked
+    checked.problems = sorted(checked.problems + problems, key=lambda p: p.line)
+    if survey is None or problems:
+        checked.survey = None
+        return checked
+    source = recordings.with_media_names(survey.source, found.files)
+    named = survey_from_source(source, _version(source))
+    checked.survey = dataclasses.replace(
+        named, recordings={r.name: r for r in found.files.values()}
+    )
+    return checked
 
 
 def _unreadable(name: str, line: int, problem: Phrase) -> Checked:
@@ -225,7 +277,7 @@ def _unreadable(name: str, line: int, problem: Phrase) -> Checked:
     return Checked(None, [Problem.of(name, line, problem)], is_yaml=False, name=name)
 
 
-def check_bytes(name: str, data: bytes) -> Checked:
+def check_bytes(name: str, data: bytes, *, is_file: bool = False) -> Checked:
     """Check a survey sent as bytes (a file, an upload): size and encoding first."""
     if len(data) > MAX_FILE_BYTES:
         return _unreadable(
@@ -240,11 +292,14 @@ def check_bytes(name: str, data: bytes) -> Checked:
     except UnicodeDecodeError as error:
         line = error.object[: error.start].count(b"\n") + 1
         return _unreadable(name, line, Phrase("the file is not UTF-8 text"))
-    return check_text(name, text)
+    return check_text(name, text, is_file=is_file)
 
 
-def check_text(name: str, text: str) -> Checked:
-    """Check a survey's YAML text; problems are reported as NAME:LINE."""
+def check_text(name: str, text: str, *, is_file: bool = False) -> Checked:
+    """Check a survey's YAML text; problems are reported as NAME:LINE.
+
+    Recordings are read from beside a survey file (`check_file`): a text from anywhere else
+    (the editor, an upload) may not name any."""
     if len(text.encode("utf-8")) > MAX_FILE_BYTES:
         return _unreadable(
             name,
@@ -268,11 +323,29 @@ def check_text(name: str, text: str) -> Checked:
         return _unreadable(name, 1, Phrase("invalid YAML: %(reason)s", reason=str(error)))
     checker = _Checker(name)
     survey = checker.check(document)
+    if not is_file:
+        for reference in checker.audio:
+            checker.error(
+                reference.line,
+                Phrase(
+                    "recordings can be given only in survey files under surveys/ ('%(path)s'); "
+                    "a survey written on these pages is read aloud in Spanish and English",
+                    path=reference.path,
+                ),
+            )
+            survey = None
     problems = sorted(limits.problems + checker.problems, key=lambda p: p.line)
     if limits.problems:
         survey = None
     return Checked(
-        survey, problems, checker.survey_id, checker.id_line, checker.keywords, name=name
+        survey,
+        problems,
+        checker.survey_id,
+        checker.id_line,
+        checker.keywords,
+        name=name,
+        audio=checker.audio,
+        voice_line=checker.voice_line,
     )
 
 
@@ -548,6 +621,9 @@ class _Checker:
         self.survey_id: str | None = None
         self.id_line = 1
         self.keywords: list[tuple[str, str, int]] = []
+        self.voice: tuple[str, ...] = ()
+        self.voice_line = 1
+        self.audio: list[recordings.Reference] = []
 
     def error(self, line: int, text: Phrase) -> None:
         self.problems.append(Problem.of(self.file, line, text))
@@ -720,6 +796,9 @@ class _Checker:
             self.check_sms_spelling(document) if "sms_spelling" in document else "as_written"
         )
         templates = self.check_templates(document) if "whatsapp_template" in document else {}
+        if "voice" in document:
+            self.voice = self.check_voice(document)
+        audio = self.check_survey_audio(document)
         intro = self.texts(document, "intro", Phrase("intro")) if "intro" in document else {}
         closing = (
             self.texts(document, "closing", Phrase("closing")) if "closing" in document else {}
@@ -740,6 +819,8 @@ class _Checker:
             intro=intro,
             closing=closing,
             sms_spelling=sms_spelling,
+            voice=self.voice,
+            audio=audio,
             version=_version(source),
             source=source,
         )
@@ -904,6 +985,141 @@ class _Checker:
             result[lang] = text
         return result
 
+    # -- voice and audio
+
+    def check_voice(self, document: dict[Any, Any]) -> tuple[str, ...]:
+        """`voice: true` (every language) or a list of the languages offered by phone."""
+        node = document["voice"]
+        self.voice_line = line = _key_line(document, "voice")
+        languages = self.languages or ()
+        if node is True:
+            return languages
+        if node is False:
+            return ()
+        if not isinstance(node, list) or not node:
+            self.error(
+                line,
+                Phrase(
+                    "voice must be true, false or a list of the survey's languages, e.g. "
+                    "[es, en], got %(got)s",
+                    got=_kind(node),
+                ),
+            )
+            return ()
+        result: list[str] = []
+        for i, code in enumerate(node):
+            if self.languages is not None and code not in self.languages:
+                shown = code if isinstance(code, str) else _kind(code)
+                self.error(
+                    _item_line(node, i),
+                    Phrase(
+                        "unknown language '%(language)s' in %(where)s",
+                        language=shown,
+                        where=Phrase("voice"),
+                    ),
+                )
+            elif isinstance(code, str) and code not in result:
+                result.append(code)
+        return tuple(result)
+
+    def check_survey_audio(self, document: dict[Any, Any]) -> dict[str, Texts]:
+        """The survey's own recorded prompts (title, intro, closing), and those a voice
+        language lacks."""
+        node = document.get("audio")
+        line = _key_line(document, "audio") if "audio" in document else self.voice_line
+        if node is not None and not isinstance(node, dict):
+            self.error(
+                line,
+                Phrase(
+                    "audio must give recordings per prompt, e.g. {intro: {mix: "
+                    "audio/intro-mix.wav}}, got %(got)s",
+                    got=_kind(node),
+                ),
+            )
+            node = {}
+        node = node or {}
+        for key in node:
+            if key not in SURVEY_PROMPTS:
+                self.error(
+                    _key_line(node, key),
+                    Phrase(
+                        "unknown prompt '%(prompt)s' in audio (use %(prompts)s)",
+                        prompt=str(key),
+                        prompts=", ".join(SURVEY_PROMPTS),
+                    ),
+                )
+        result: dict[str, Texts] = {}
+        for prompt in SURVEY_PROMPTS:
+            if prompt == "title" or prompt in document:
+                where = Phrase("audio of %(prompt)s", prompt=prompt)
+                recorded = self.check_prompt_audio(node, prompt, where, line)
+                if recorded:
+                    result[prompt] = recorded
+        return result
+
+    def check_prompt_audio(
+        self, parent: dict[Any, Any], key: str, where: Phrase, owner_line: int
+    ) -> Texts:
+        """One prompt's recordings: {language: file beside the survey}. A voice language that
+        Twilio does not speak must have one (reported at `owner_line` when it has none)."""
+        result: Texts = {}
+        node = parent.get(key)
+        if node is not None:
+            line = _key_line(parent, key)
+            if not isinstance(node, dict):
+                self.error(
+                    line,
+                    Phrase(
+                        "%(where)s must give a file per language, e.g. {mix: "
+                        "audio/state-mix.wav}, got %(got)s",
+                        where=where,
+                        got=_kind(node),
+                    ),
+                )
+                node = {}
+            for lang, value in node.items():
+                if not self.language_key(node, lang, where):
+                    continue
+                value_line = _key_line(node, lang)
+                path = self.text(value, value_line, _in_language(where, lang))
+                if path is not None and self.check_audio_path(path, value_line, where):
+                    result[lang] = path
+                    self.audio.append(recordings.Reference(path, value_line))
+        for lang in self.voice:
+            if lang not in result and not is_spoken_by_twilio(lang):
+                self.error(
+                    owner_line,
+                    Phrase(
+                        "no recording in '%(language)s' for %(where)s: the survey is offered "
+                        "by phone in '%(language)s', which Twilio cannot read aloud",
+                        language=lang,
+                        where=where,
+                    ),
+                )
+        return result
+
+    def check_audio_path(self, path: str, line: int, where: Phrase) -> bool:
+        """A recording is a .wav or .mp3 file in the survey's folder or below it."""
+        parts = Path(path).parts
+        if Path(path).is_absolute() or ".." in parts or "\\" in path or not parts:
+            self.error(
+                line,
+                Phrase(
+                    "%(where)s: '%(path)s' must be a path inside the survey's folder, e.g. "
+                    "audio/state-mix.wav",
+                    where=where,
+                    path=path,
+                ),
+            )
+            return False
+        if Path(path).suffix.lower() not in _AUDIO_EXTENSIONS:
+            self.error(
+                line,
+                Phrase("%(where)s: '%(path)s' must be a .wav or .mp3 file", where=where, path=path),
+            )
+            return False
+        return True
+
     # -- questions
 
     def check_questions(self, document: dict[Any, Any]) -> tuple[Question, ...]:
@@ -1019,6 +1235,7 @@ class _Checker:
             if "text" in item
             else {}
         )
+        audio = self.check_prompt_audio(item, "audio", _field_of("audio", name), item_line)
 
         profile = None
         if "profile" in item:
@@ -1109,6 +1326,7 @@ class _Checker:
             bins=bounds[2],
             wrong_units=wrong_units,
             max_age_days=max_age_days,
+            audio=audio,
         )
 
     def check_max_age(self, item: dict[Any, Any], name: Phrase) -> int | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engage.survey.definition import Question
+from engage.survey.definition import Question, Survey
 from engage.survey.texts import SystemTexts
 
 # Languages Twilio's <Say> speaks, with the locale and voice it reads them in
@@ -151,3 +151,104 @@ def takes_one_key(question: Question) -> bool:
     if question.type == "yes_no":
         return True
     return question.type == "choice" and len(question.choices) <= MAX_ONE_KEY_CHOICES
+
+
+# -- what a caller hears -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One thing a caller hears: a recording (its media name), or words read by <Say>."""
+
+    media: str | None = None
+    text: str | None = None
+    language: str | None = None  # the language <Say> reads the text in
+
+
+@dataclass(frozen=True)
+class Keys:
+    """How the keys after a prompt are gathered: one key, submitted as it is pressed (`*`
+    and `#` are keys then), or keys ended by `#`."""
+
+    one: bool
+
+
+@dataclass(frozen=True)
+class Screen:
+    """What one step of a call says and asks: prompts, then keys, a voice note, a call to the
+    help line, or the end of the call."""
+
+    prompts: tuple[Prompt, ...]
+    keys: Keys | None = None
+    record: bool = False
+    dial: str | None = None
+
+    @property
+    def hangs_up(self) -> bool:
+        return self.keys is None and not self.record and self.dial is None
+
+
+class PromptBook:
+    """Every prompt in one language: recorded where a recording exists, else read by <Say>
+    (in the language, or in Spanish for a language Twilio does not speak)."""
+
+    def __init__(
+        self,
+        language: str,
+        texts: VoiceTexts,
+        system_audio: Callable[[str, str], str | None],
+    ) -> None:
+        self.language = language
+        self.texts = texts
+        self.system_audio = system_audio
+        self.say_language = language if is_spoken_by_twilio(language) else "es"
+
+    def say(self, text: str) -> Prompt:
+        return Prompt(text=text, language=self.say_language)
+
+    def system(self, key: str) -> Prompt:
+        spoken_name = key in NAMES_ORG and is_spoken_by_twilio(self.language)
+        media = None if spoken_name else self.system_audio(self.language, key)
+        return Prompt(media=media) if media else self.say(self.texts.prompt(key))
+
+    def survey_part(self, survey: Survey, part: str) -> Prompt | None:
+        """The survey's title, intro or closing, if it has one."""
+        text = {"title": survey.title, "intro": survey.intro, "closing": survey.closing}[part]
+        media = survey.audio_of(part, self.language)
+        if media:
+            return Prompt(media=media)
+        words = text.get(self.language)
+        return self.say(words) if words else None
+
+    def question(self, question: Question) -> list[Prompt]:
+        """The question with its choices read out, then how to answer it with keys."""
+        media = question.audio.get(self.language)
+        if media:
+            prompts = [Prompt(media=media)]
+        else:
+            words = [question.text.get(self.language, "")]
+            if question.type in ("choice", "multi"):
+                words += [
+                    self.texts.choice_option(choice.label.get(self.language, choice.value), key)
+                    for key, choice in enumerate(question.choices, start=1)
+                ]
+            prompts = [self.say(" ".join(w for w in words if w))]
+        instructions = instructions_key(question)
+        if instructions:
+            prompts.append(self.system(instructions))
+        return prompts
+
+    def survey_option(self, survey: Survey, key: int) -> list[Prompt]:
+        """One entry of the survey menu: its title, then its key."""
+        media = survey.audio_of("title", self.language)
+        if media:
+            return [Prompt(media=media), self.system(f"press_{key}")]
+        title = survey.title.get(self.language) or survey.title[survey.default_language]
+        return [self.say(self.texts.survey_option(title, key))]
+
+
+def question_keys(question: Question) -> Keys | None:
+    """How a question's answer is keyed (None: a voice note)."""
+    if question.type == "text":
+        return None
+    return Keys(one=takes_one_key(question))

@@ -138,6 +138,7 @@ def register_blueprints(app: Flask) -> None:
         survey_files,
         surveys,
         twilio,
+        voice,
     )
 
     app.session_interface = SessionInterface()
@@ -145,6 +146,7 @@ def register_blueprints(app: Flask) -> None:
     csrf.init_app(app)
     # Twilio signs its posts instead; it cannot send a CSRF token.
     csrf.exempt(twilio.bp)
+    csrf.exempt(voice.bp)
     login_manager.init_app(app)
     login_manager.session_protection = "basic"
 
@@ -158,6 +160,7 @@ def register_blueprints(app: Flask) -> None:
     for blueprint in (
         health.bp,
         twilio.bp,
+        voice.bp,
         auth.bp,
         staff.bp,
         results.bp,

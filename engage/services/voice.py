@@ -1,0 +1,528 @@
+"""A phone call through the conversation engine: what the caller hears, and what their keys mean.
+
+Each key a caller presses is read as the text it stands for ("1", "SALTAR", "AYUDA") and goes
+through the same step as a text message (services/conversations.py), on the `voice` channel:
+the same answers, misses, consent and results. What the step leaves (the contact, its open
+conversation) decides what the caller hears next, as a `Screen` (engage/survey/voice.py) that
+becomes TwiML here.
+
+A step is claimed once: the call's row is locked, and a step already answered gets the TwiML
+it got the first time (Twilio repeats a request it got no answer to), with nothing recorded
+twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy import Connection, insert, select, update
+from twilio.twiml.voice_response import VoiceResponse
+
+from engage.channels import VOICE
+from engage.db import table_of, utcnow
+from engage.models import Call, CallStep, Contact, Conversation, VoiceNote
+from engage.privacy import Sender
+from engage.services.conversations import (
+    InboundResult,
+    Settings,
+    handle_inbound,
+    make_engine,
+)
+from engage.services.media import system_audio
+from engage.survey import keywords as kw
+from engage.survey.definition import Survey
+from engage.survey.engine import CONSENT, INVITATION, ConversationState, SurveyCatalog
+from engage.survey.voice import (
+    HELP_KEY,
+    OPT_OUT_KEY,
+    REPEAT_KEY,
+    SAY_VOICES,
+    SKIP_KEY,
+    Keys,
+    Prompt,
+    PromptBook,
+    Screen,
+    VoiceTexts,
+    keys_to_text,
+    question_keys,
+)
+
+log = logging.getLogger(__name__)
+
+_calls = table_of(Call)
+_steps = table_of(CallStep)
+_contacts = table_of(Contact)
+_conversations = table_of(Conversation)
+_notes = table_of(VoiceNote)
+
+# What a caller's keys are read as by the engine (its system keywords, in Spanish).
+_SKIP = "SALTAR"
+_HELP = "AYUDA"
+_OPT_OUT = "ALTO"
+_OPT_IN = "ALTA"
+# The answer a voice note gives a text question; the recording itself stays at Twilio.
+VOICE_NOTE_TEXT = "(voice note)"
+# How long a caller has to press a key once a prompt has ended.
+GATHER_TIMEOUT = 6
+MAX_VOICE_NOTE_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class VoiceSettings:
+    """What a call needs beyond the conversation service's settings."""
+
+    conversations: Settings
+    hotline: str
+    # The base URL Twilio reaches us at (ENGAGE_PUBLIC_URL, or the request's own).
+    base_url: str
+
+
+@dataclass(frozen=True)
+class Pressed:
+    """What one step request carries: the keys, and a voice note if one was left."""
+
+    digits: str = ""
+    finished_on_key: str = ""
+    recording_sid: str | None = None
+    recording_url: str | None = None
+    recording_seconds: int | None = None
+    # After a <Dial> to the help line, or a <Record> that got nothing: the step is a return.
+    after: str | None = None
+
+    @property
+    def is_skip(self) -> bool:
+        return self.digits == SKIP_KEY or (not self.digits and self.finished_on_key == SKIP_KEY)
+
+
+# -- the two entry points ----------------------------------------------------------------------
+
+
+def answer_call(
+    connection: Connection,
+    settings: VoiceSettings,
+    *,
+    sid: str,
+    caller: str,
+    to: str,
+    token: str | None = None,
+    now: datetime | None = None,
+) -> str:
+    """A call comes in (or one we placed is answered): its first TwiML."""
+    now = now or utcnow()
+    call = _claim_call(connection, sid=sid, caller=caller, to=to, token=token, now=now)
+    return _Call(connection, settings, call, caller, now).answer(0, None)
+
+
+def take_step(
+    connection: Connection,
+    settings: VoiceSettings,
+    *,
+    token: str,
+    step: int,
+    caller: str,
+    pressed: Pressed,
+    now: datetime | None = None,
+) -> str | None:
+    """A <Gather> or <Record> action: the keys of one step, and what the caller hears next.
+    None when the call is unknown."""
+    now = now or utcnow()
+    call = connection.execute(
+        select(_calls).where(_calls.c.token == token).with_for_update()
+    ).first()
+    if call is None:
+        return None
+    return _Call(connection, settings, call, caller, now).answer(step, pressed)
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def _claim_call(
+    connection: Connection, *, sid: str, caller: str, to: str, token: str | None, now: datetime
+) -> Any:
+    """The call's row, locked: found by its token (a call we placed) or SID, else created."""
+    where = _calls.c.token == token if token else _calls.c.sid == sid
+    call = connection.execute(select(_calls).where(where).with_for_update()).first()
+    if call is None:
+        connection.execute(
+            insert(_calls).values(
+                token=new_token(),
+                sid=sid,
+                purpose="inbound",
+                our_address=to,
+                status="in-progress",
+                sequence=-1,
+                is_simulated=False,
+                created_at=now,
+            )
+        )
+        call = connection.execute(
+            select(_calls).where(_calls.c.sid == sid).with_for_update()
+        ).first()
+    elif call.sid is None:
+        connection.execute(update(_calls).where(_calls.c.id == call.id).values(sid=sid))
+    return call
+
+
+# -- one step -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Caller:
+    """The contact behind a call, as the last step left it."""
+
+    contact_id: int | None = None
+    language: str | None = None
+    is_opted_out: bool = False
+    conversation: ConversationState | None = None
+
+
+class _Call:
+    def __init__(
+        self, connection: Connection, settings: VoiceSettings, call: Any, caller: str, now: datetime
+    ) -> None:
+        self.connection = connection
+        self.settings = settings
+        self.call = call
+        self.caller = caller
+        self.now = now
+        self.awaiting: str | None = call.awaiting
+        self.language: str | None = call.language
+        self.contact_id: int | None = call.contact_id
+        self.engine = make_engine(connection, settings.conversations)
+        self.catalog: SurveyCatalog = self.engine.surveys
+        audio = system_audio(str(settings.conversations.locales_dir))
+        self.system_audio = audio.media
+
+    # -- the step, claimed once
+
+    def answer(self, step: int, pressed: Pressed | None) -> str:
+        stored = self.connection.execute(
+            select(_steps.c.twiml).where(_steps.c.call_id == self.call.id, _steps.c.step == step)
+        ).scalar()
+        if stored is not None:
+            log.info("call-%s: step %s repeated", self.call.id, step)
+            return str(stored)
+        screen = self.opening() if pressed is None else self.after_keys(pressed)
+        twiml = self.twiml(screen, step + 1)
+        self.connection.execute(
+            insert(_steps).values(call_id=self.call.id, step=step, twiml=twiml, created_at=self.now)
+        )
+        self.connection.execute(
+            update(_calls)
+            .where(_calls.c.id == self.call.id)
+            .values(awaiting=self.awaiting, contact_id=self.contact_id, language=self.language)
+        )
+        return twiml
+
+    # -- what the caller hears
+
+    def opening(self) -> Screen:
+        caller = self.read_caller()
+        if caller.is_opted_out:
+            self.awaiting = "opted_out"
+            book = self.book(caller.language)
+            return Screen((book.system("opted_out_call"),), keys=Keys(one=True))
+        if caller.conversation is not None:
+            conv = caller.conversation
+            return self.pending(conv, [self.book(conv.language).system("resume")])
+        return self.choose(caller.language)
+
+    def after_keys(self, pressed: Pressed) -> Screen:
+        awaiting, self.awaiting = self.awaiting, None
+        digits = pressed.digits
+        if pressed.after == "dial":
+            return self.current()
+        if awaiting == "language":
+            code = self.language_for(digits)
+            if code is None:
+                return self.language_menu(first=self.book(None).system("not_understood"))
+            return self.choose(code)
+        if awaiting == "survey_menu":
+            return self.pick_survey(digits)
+        if awaiting == "opted_out":
+            if digits != "1":
+                return Screen(())
+            self.step(_OPT_IN)
+            return self.choose(self.read_caller().language)
+        if awaiting == "goodbye":
+            if digits != OPT_OUT_KEY:
+                return Screen(())
+            return self.after_step(self.step(_OPT_OUT), digits)
+        if awaiting == "help":
+            if digits == HELP_KEY:
+                book = self.book(self.read_caller().language)
+                return Screen((book.system("connecting"),), dial=self.settings.hotline)
+            return self.current()
+        caller = self.read_caller()
+        conv = caller.conversation
+        if conv is None:
+            return self.choose(caller.language)
+        if digits == REPEAT_KEY:
+            return self.current()
+        if digits == HELP_KEY:
+            return self.after_step(self.step(_HELP), digits)
+        if pressed.is_skip or pressed.after == "record":
+            return self.after_step(self.step(_SKIP), digits)
+        if conv.pending == CONSENT and digits == OPT_OUT_KEY:
+            return self.after_step(self.step(_OPT_OUT), digits)
+        if pressed.recording_sid:
+            result = self.step(VOICE_NOTE_TEXT, media_url=pressed.recording_url)
+            self.keep_voice_note(result, conv, pressed)
+            return self.after_step(result, digits, voice_note=True)
+        question = self.question_of(conv)
+        return self.after_step(self.step(keys_to_text(question, digits)), digits)
+
+    def after_step(self, result: InboundResult, digits: str, *, voice_note: bool = False) -> Screen:
+        """What the caller hears once the engine has read their keys."""
+        outcome, contact = result.outcome, result.contact
+        assert outcome is not None and contact is not None
+        kind = outcome.kind
+        language = self.language_of(outcome.conversation, contact.language)
+        book = self.book(language)
+        if kind == "opt_out":
+            return Screen((book.system("opted_out"),))
+        if kind == "help":
+            self.awaiting = "help"
+            return Screen((book.system("help"),), keys=Keys(one=True))
+        conv = outcome.conversation
+        if conv is not None and conv.is_open:
+            first: list[Prompt] = []
+            if kind == "miss" or (kind == "consent" and conv.pending == CONSENT):
+                first.append(book.system("not_understood" if digits else "no_input"))
+            if voice_note:
+                first.append(book.system("voice_note_saved"))
+            if kind in ("consent", "keyword", "language_pick") and conv.pending not in (
+                CONSENT,
+                INVITATION,
+            ):
+                survey = self.catalog.get(conv.survey_id, conv.version)
+                intro = book.survey_part(survey, "intro")
+                first += [intro, book.system("keys")] if intro else [book.system("keys")]
+            return self.pending(conv, first)
+        ended = {c.status for c in outcome.ended}
+        if "completed" in ended:
+            survey = self.catalog.get(outcome.ended[-1].survey_id, outcome.ended[-1].version)
+            closing = book.survey_part(survey, "closing")
+            self.awaiting = "goodbye"
+            prompts = (closing, book.system("goodbye")) if closing else (book.system("goodbye"),)
+            return Screen(prompts, keys=Keys(one=True))
+        if "declined" in ended:
+            return Screen((book.system("declined"),))
+        if kind == "keyword":
+            return Screen((book.system("already_answered"),))
+        return Screen((book.system("no_survey"),))
+
+    def current(self) -> Screen:
+        """The prompt the caller is at, again."""
+        caller = self.read_caller()
+        if caller.conversation is None:
+            return self.choose(caller.language)
+        return self.pending(caller.conversation, [])
+
+    def pending(self, conv: ConversationState, first: list[Prompt]) -> Screen:
+        """The consent, the invitation or the question a conversation waits for."""
+        book = self.book(conv.language)
+        survey = self.catalog.get(conv.survey_id, conv.version)
+        if conv.pending == CONSENT:
+            return Screen(
+                (*first, book.system("org_intro"), book.system("consent")), keys=Keys(one=True)
+            )
+        if conv.pending == INVITATION:
+            title = book.survey_part(survey, "title")
+            prompts = [title] if title else []
+            return Screen((*first, *prompts, book.system("press_1")), keys=Keys(one=True))
+        question = survey.question(conv.pending or "")
+        keys = question_keys(question)
+        return Screen((*first, *book.question(question)), keys=keys, record=keys is None)
+
+    def choose(self, language: str | None) -> Screen:
+        """No survey under way: the language menu, the survey menu, or the one survey."""
+        voice_surveys = [s for s in self.catalog.active() if s.voice]
+        languages = sorted({lang for s in voice_surveys for lang in s.voice}, key=kw.menu_number)
+        if not languages:
+            return Screen((self.book(language).system("no_survey"),))
+        if language not in languages:
+            if len(languages) > 1:
+                return self.language_menu()
+            language = languages[0]
+        self.language = language
+        surveys = [s for s in voice_surveys if language in s.voice]
+        if len(surveys) == 1:
+            return self.start(surveys[0], language)
+        self.awaiting = "survey_menu"
+        book = self.book(language)
+        options = [p for key, s in enumerate(surveys, 1) for p in book.survey_option(s, key)]
+        return Screen((book.system("survey_menu"), *options), keys=Keys(one=True))
+
+    def language_menu(self, first: Prompt | None = None) -> Screen:
+        """Each voice language offered in its own words ("Para español, oprima 1")."""
+        self.awaiting = "language"
+        options = [self.book(code).system("language_option") for code in self.voice_languages()]
+        return Screen((*([first] if first else []), *options), keys=Keys(one=True))
+
+    def pick_survey(self, digits: str) -> Screen:
+        language = self.read_caller().language or self.voice_languages()[0]
+        surveys = [s for s in self.catalog.active() if language in s.voice]
+        if digits.isdigit() and 1 <= int(digits) <= len(surveys):
+            return self.start(surveys[int(digits) - 1], language)
+        screen = self.choose(language)
+        return Screen(
+            (self.book(language).system("not_understood"), *screen.prompts), keys=screen.keys
+        )
+
+    def start(self, survey: Survey, language: str) -> Screen:
+        """Start a survey as its keyword would, in the caller's language."""
+        words = survey.keywords.get(language) or next(iter(survey.keywords.values()))
+        return self.after_step(self.step(words[0]), "")
+
+    # -- the engine
+
+    def step(self, text: str, media_url: str | None = None) -> InboundResult:
+        e164 = self.caller
+        result = handle_inbound(
+            self.connection,
+            self.settings.conversations,
+            sender=Sender(channel=VOICE.name, e164=e164, address=e164),
+            to=self.call.our_address or "",
+            body=text,
+            media_url=media_url,
+            now=self.now,
+            is_simulated=bool(self.call.is_simulated),
+        )
+        self.contact_id = result.contact_id
+        return result
+
+    def keep_voice_note(
+        self, result: InboundResult, conv: ConversationState, pressed: Pressed
+    ) -> None:
+        assert pressed.recording_sid is not None
+        self.connection.execute(
+            insert(_notes).values(
+                sid=pressed.recording_sid,
+                call_id=self.call.id,
+                contact_id=result.contact_id,
+                message_id=result.message_id,
+                question_id=conv.pending,
+                seconds=pressed.recording_seconds,
+                created_at=self.now,
+            )
+        )
+
+    # -- what is known
+
+    def read_caller(self) -> _Caller:
+        """The contact behind the number, and its open conversation (none once expired)."""
+        vault = self.settings.conversations.vault
+        contact = self.connection.execute(
+            select(_contacts.c.id, _contacts.c.language, _contacts.c.is_opted_out).where(
+                _contacts.c.phone_hash == vault.phone_hash(self.caller),
+                _contacts.c.erased_at.is_(None),
+            )
+        ).first()
+        if contact is None:
+            return _Caller(language=self.language)
+        self.contact_id = contact.id
+        row = self.connection.execute(
+            select(_conversations)
+            .where(_conversations.c.contact_id == contact.id, _conversations.c.status == "active")
+            .order_by(_conversations.c.id.desc())
+            .limit(1)
+        ).first()
+        conv = None
+        if row is not None:
+            idle = timedelta(hours=self.settings.conversations.idle_hours)
+            if self.now - row.last_activity_at <= idle:
+                conv = ConversationState(
+                    survey_id=row.survey_id,
+                    version=row.version,
+                    language=row.language,
+                    started_at=row.started_at,
+                    last_activity_at=row.last_activity_at,
+                    pending=row.pending,
+                )
+        return _Caller(contact.id, contact.language or self.language, contact.is_opted_out, conv)
+
+    def question_of(self, conv: ConversationState) -> Any:
+        if conv.pending in (None, CONSENT, INVITATION):
+            return None
+        return self.catalog.get(conv.survey_id, conv.version).question(conv.pending or "")
+
+    def language_of(
+        self, conv: ConversationState | None, contact_language: str | None
+    ) -> str | None:
+        return conv.language if conv is not None else contact_language or self.language
+
+    def voice_languages(self) -> list[str]:
+        return sorted({lang for s in self.catalog.active() for lang in s.voice}, key=kw.menu_number)
+
+    def language_for(self, digits: str) -> str | None:
+        return next(
+            (code for code in self.voice_languages() if str(kw.menu_number(code)) == digits),
+            None,
+        )
+
+    def book(self, language: str | None) -> PromptBook:
+        language = language or "es"
+        texts = self.engine.texts(language)
+        return PromptBook(language, VoiceTexts(texts, kw.menu_number), self.system_audio)
+
+    # -- TwiML
+
+    def twiml(self, screen: Screen, next_step: int) -> str:
+        return render(screen, self.url(next_step), partial(self.media_url))
+
+    def url(self, step: int, **extra: str) -> str:
+        query = urlencode({"c": self.call.token, "s": step, **extra})
+        return f"{self.settings.base_url}/twilio/voice/step?{query}"
+
+    def media_url(self, name: str) -> str:
+        return f"{self.settings.base_url}/media/{name}"
+
+
+def render(screen: Screen, step_url: str, media_url: Callable[[str], str]) -> str:
+    """A screen as TwiML: prompts nested in a <Gather> (a key stops them), or before a
+    <Record>, a <Dial> or the hang-up."""
+    response = VoiceResponse()
+    target: Any = response
+    if screen.keys is not None:
+        one = screen.keys.one
+        target = response.gather(
+            input="dtmf",
+            action=step_url,
+            method="POST",
+            timeout=GATHER_TIMEOUT,
+            action_on_empty_result=True,
+            num_digits=1 if one else None,
+            # One key: `*` and `#` are keys then; else keys end with #.
+            finish_on_key="" if one else SKIP_KEY,
+        )
+    for prompt in screen.prompts:
+        if prompt.media:
+            target.play(media_url(prompt.media))
+        else:
+            locale, voice = SAY_VOICES.get(prompt.language or "es", SAY_VOICES["es"])
+            target.say(prompt.text or "", language=locale, voice=voice)
+    if screen.record:
+        response.record(
+            action=step_url,
+            method="POST",
+            max_length=MAX_VOICE_NOTE_SECONDS,
+            timeout=5,
+            play_beep=True,
+        )
+        response.redirect(step_url + "&a=record", method="POST")
+    elif screen.dial:
+        response.dial(screen.dial)
+        response.redirect(step_url + "&a=dial", method="POST")
+    elif screen.keys is None:
+        response.hangup()
+    return str(response)

@@ -1,0 +1,127 @@
+"""Twilio's voice webhooks: a call comes in, each step's keys, and the call's status; and the
+recorded prompts Twilio plays (`/media/<name>`)."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from flask import Blueprint, Response, abort, current_app, request
+
+from engage import db
+from engage.services import media as media_files
+from engage.services.conversations import settings_from
+from engage.services.voice import Pressed, VoiceSettings, answer_call, take_step
+from engage.web.decorators import twilio_signed
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("voice", __name__)
+
+_CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
+_RECORDING_SID = re.compile(r"^RE[0-9a-fA-F]{32}$")
+_E164 = re.compile(r"^\+[1-9][0-9]{7,14}$")
+_MEDIA_NAME = re.compile(r"^[0-9a-f]{64}\.(wav|mp3)$")
+# A recording never changes under its name: Twilio (and phones) may keep it a year.
+_MEDIA_CACHE = "public, max-age=31536000, immutable"
+
+
+def _twiml(text: str) -> Response:
+    return Response(text, status=200, mimetype="text/xml")
+
+
+def _settings() -> VoiceSettings:
+    app = current_app
+    return VoiceSettings(
+        conversations=settings_from(app.config, app.extensions["engage.vault"]),
+        hotline=app.config["ENGAGE_HOTLINE_NUMBER"],
+        base_url=app.config["ENGAGE_PUBLIC_URL"] or request.host_url.rstrip("/"),
+    )
+
+
+def _call_form() -> tuple[str, str, str]:
+    """CallSid, the caller and our number; 400 unless they are Twilio's."""
+    sid = request.form.get("CallSid", "")
+    direction = request.form.get("Direction", "inbound")
+    # On a call we placed, the worker is `To`.
+    caller, ours = ("To", "From") if direction.startswith("outbound") else ("From", "To")
+    number, our_number = request.form.get(caller, ""), request.form.get(ours, "")
+    if not _CALL_SID.match(sid) or not our_number:
+        abort(400)
+    return sid, number, our_number
+
+
+@bp.post("/twilio/voice")
+@twilio_signed
+def incoming_call() -> Response:
+    sid, caller, ours = _call_form()
+    if not _E164.match(caller):
+        # A withheld or non-phone caller ID: no contact can be kept for it.
+        log.info("call %s: caller is not a phone number; hung up", sid)
+        return _twiml('<?xml version="1.0" encoding="UTF-8"?><Response><Hangup/></Response>')
+    with db.engine().begin() as connection:
+        twiml = answer_call(
+            connection,
+            _settings(),
+            sid=sid,
+            caller=caller,
+            to=ours,
+            token=request.args.get("c") or None,
+        )
+    return _twiml(twiml)
+
+
+@bp.post("/twilio/voice/step")
+@twilio_signed
+def call_step() -> Response:
+    sid, caller, _ours = _call_form()
+    token = request.args.get("c", "")
+    try:
+        step = int(request.args.get("s", ""))
+    except ValueError:
+        abort(400)
+    recording_sid = request.form.get("RecordingSid") or None
+    recording_url = request.form.get("RecordingUrl") or None
+    if recording_url and not recording_sid:
+        # The action request may carry only the URL; the SID is its last part.
+        recording_sid = recording_url.rstrip("/").rpartition("/")[2] or None
+    if recording_sid and not _RECORDING_SID.match(recording_sid):
+        abort(400)
+    try:
+        seconds = int(request.form.get("RecordingDuration") or 0) or None
+    except ValueError:
+        abort(400)
+    pressed = Pressed(
+        digits=request.form.get("Digits", "")[:40],
+        finished_on_key=request.form.get("FinishedOnKey", ""),
+        recording_sid=recording_sid,
+        recording_url=recording_url,
+        recording_seconds=seconds,
+        after=request.args.get("a") or None,
+    )
+    with db.engine().begin() as connection:
+        twiml = take_step(
+            connection, _settings(), token=token, step=step, caller=caller, pressed=pressed
+        )
+    if twiml is None:
+        log.warning("call %s: step for an unknown call", sid)
+        abort(404)
+    return _twiml(twiml)
+
+
+@bp.get("/media/<name>")
+def media(name: str) -> Response:
+    """A system prompt or a published survey's recording, by its content; 404 for anything
+    else."""
+    if not _MEDIA_NAME.match(name):
+        abort(404)
+    with db.engine().connect() as connection:
+        found = media_files.find_media(connection, current_app.config["ENGAGE_LOCALES_DIR"], name)
+    if found is None:
+        abort(404)
+    data, mimetype = found
+    response = Response(data, mimetype=mimetype)
+    response.headers["Cache-Control"] = _MEDIA_CACHE
+    response.set_etag(name.partition(".")[0])
+    response.make_conditional(request)
+    return response

@@ -1,0 +1,345 @@
+"""Calls: a test caller posts signed voice webhooks, follows the TwiML, presses keys and checks
+what it hears and what is stored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from conftest import make_app, publish
+from engage import db
+from engage.models import Answer, Call, CallStep, Contact, Conversation, Message, VoiceNote
+from twilio_helpers import OUR_NUMBER, inbound_form, post_signed, twilio_overrides
+from voice_caller import Caller
+
+VOICE_SURVEYS = Path(__file__).resolve().parent / "voice"
+HOTLINE = "+18883737888"
+
+
+@pytest.fixture
+def voice_app(request, tmp_path: Path, database: str, fake_twilio):
+    pg = request.getfixturevalue("pg_url") if database == "postgresql" else None
+    app = make_app(tmp_path, database, pg, **twilio_overrides(fake_twilio, tmp_path))
+    publish(app, [VOICE_SURVEYS])
+    yield app
+    app.extensions["engage.engine"].dispose()
+
+
+@pytest.fixture
+def caller(voice_app, fake_twilio):
+    def make(phone: str = "+15551230001") -> Caller:
+        return Caller(voice_app.test_client(), fake_twilio.auth_token, phone)
+
+    return make
+
+
+def answers(app) -> dict[str, tuple[str, object]]:
+    with app.app_context(), db.transaction() as session:
+        rows = session.execute(select(Answer.question_id, Answer.status, Answer.value)).all()
+    return {
+        q: (status, value.get("v") if isinstance(value, dict) else value)
+        for q, status, value in rows
+    }
+
+
+def count(app, model) -> int:
+    with app.app_context(), db.transaction() as session:
+        return session.scalar(select(func.count()).select_from(model))
+
+
+def test_a_whole_survey_in_spanish_by_keypad(voice_app, caller):
+    worker = caller()
+    heard = worker.call()
+    # A new caller: the language menu, each option in its own language.
+    assert "Para español, oprima 1." in heard.says
+    assert "For English, press 2." in heard.says
+    assert heard.gather.attrib["numDigits"] == "1"
+
+    heard = worker.press("1")
+    assert "Le llama Centro Campesino." in heard.says
+    assert heard.gather is not None
+
+    heard = worker.press("1")  # yes, I take part
+    text = heard.text
+    assert "Son cinco preguntas cortas." in text
+    assert "¿En qué estado trabaja? Para California, oprima 1. Para Florida, oprima 2." in text
+    assert heard.gather.attrib["numDigits"] == "1"
+
+    heard = worker.press("2")  # Florida
+    assert "¿Le pagan a tiempo?" in heard.text
+
+    heard = worker.press("1")  # yes
+    assert "¿Cuántas horas trabajó ayer?" in heard.text
+    gather = heard.gather
+    assert "numDigits" not in gather.attrib and gather.attrib["finishOnKey"] == "#"
+
+    heard = worker.press("12", finished_on_key="#")
+    assert "Para Sin agua, oprima 1." in heard.text
+    heard = worker.press("12", finished_on_key="#")  # water and shade
+    assert "¿Algo más que quiera contarnos?" in heard.text
+    assert heard.record is not None and heard.record.attrib["maxLength"] == "60"
+
+    heard = worker.leave_voice_note(seconds=9)
+    assert "Gracias por contestar." in heard.text
+    assert heard.gather.attrib["numDigits"] == "1"  # 9 never to be called again
+    heard = worker.wait()
+    assert heard.hangs_up
+
+    assert answers(voice_app) == {
+        "state": ("answered", "FL"),
+        "paid_on_time": ("answered", "yes"),
+        "hours": ("answered", 12),
+        "problems": ("answered", ["water", "shade"]),
+        "comments": ("answered", None),  # the text is stored encrypted, as {"c": …}
+    }
+    with voice_app.app_context(), db.transaction() as session:
+        note = session.scalars(select(VoiceNote)).one()
+        assert (note.sid, note.seconds, note.question_id) == (
+            worker.last_recording,
+            9,
+            "comments",
+        )
+        conversation = session.scalars(select(Conversation)).one()
+        assert (conversation.status, conversation.channel, conversation.language) == (
+            "completed",
+            "voice",
+            "es",
+        )
+        contact = session.scalars(select(Contact)).one()
+        assert contact.language == "es" and contact.has_consented
+        # No message is ever sent for a call: what the caller heard was spoken.
+        assert not session.scalars(select(Message).where(Message.direction == "out")).all()
+
+
+def test_star_repeats_the_prompt_and_records_nothing(voice_app, caller):
+    worker = caller()
+    worker.call()
+    worker.press("1")
+    first = worker.press("1")
+    again = worker.press("*")
+    assert "¿En qué estado trabaja?" in again.text
+    assert "Son cinco preguntas" not in again.text
+    assert again.gather.attrib["action"] != first.gather.attrib["action"]
+    assert answers(voice_app) == {}
+    worker.press("3")
+    assert answers(voice_app) == {"state": ("answered", "other")}
+
+
+def test_zero_gives_help_and_a_second_zero_connects_to_the_help_line(voice_app, caller):
+    worker = caller()
+    worker.call()
+    worker.press("1")
+    worker.press("1")
+    heard = worker.press("0")
+    assert any("1 8 8 8, 3 7 3, 7 8 8 8" in s for s in heard.says), heard.twiml
+    assert "Centro Campesino" not in heard.text  # help names no one on the line
+    heard = worker.press("0")
+    dial = heard.first("Dial")
+    assert dial is not None and dial.text == HOTLINE
+    assert "Le comunicamos con la línea de ayuda." in heard.says
+    # The help line's call ends: back to the question, nothing recorded.
+    heard = worker.follow_redirect()
+    assert "¿En qué estado trabaja?" in heard.text
+    assert answers(voice_app) == {}
+
+
+def test_another_key_after_help_goes_back_to_the_question(voice_app, caller):
+    worker = caller()
+    worker.call()
+    worker.press("1")
+    worker.press("1")
+    worker.press("0")
+    heard = worker.press("5")
+    assert "¿En qué estado trabaja?" in heard.text
+    worker.press("1")
+    assert answers(voice_app) == {"state": ("answered", "CA")}
+
+
+def test_pound_skips_a_question(voice_app, caller):
+    worker = caller()
+    worker.call()
+    worker.press("1")
+    worker.press("1")
+    heard = worker.press("#")  # one-key question: # is a key
+    assert "¿Le pagan a tiempo?" in heard.text
+    worker.press("2")
+    # On a number question # alone ends the keys with none: Twilio says so in FinishedOnKey.
+    heard = worker.press("", finished_on_key="#")
+    assert "¿Qué problemas tuvo?" in heard.text
+    assert answers(voice_app) == {
+        "state": ("skipped", None),
+        "paid_on_time": ("answered", "no"),
+        "hours": ("skipped", None),
+    }
+
+
+def test_no_key_is_a_miss_and_the_third_moves_on(voice_app, caller):
+    worker = caller()
+    worker.call()
+    worker.press("1")
+    worker.press("1")
+    heard = worker.wait()
+    assert heard.says[0] == "No escuchamos una respuesta."
+    assert "¿En qué estado trabaja?" in heard.text
+    heard = worker.press("7")  # no such choice
+    assert heard.says[0] == "No entendimos esa respuesta."
+    heard = worker.wait()
+    assert "¿Le pagan a tiempo?" in heard.text
+    assert answers(voice_app) == {"state": ("missed", None)}
+
+
+def test_a_number_out_of_range_is_a_miss(voice_app, caller):
+    worker = caller()
+    worker.call()
+    worker.press("1")
+    worker.press("1")
+    worker.press("1")
+    worker.press("1")
+    heard = worker.press("30", finished_on_key="#")
+    assert heard.says[0] == "No entendimos esa respuesta."
+    worker.press("8", finished_on_key="#")
+    assert answers(voice_app)["hours"] == ("answered", 8)
+
+
+def test_silence_after_the_tone_skips_the_voice_note(voice_app, caller):
+    worker = caller()
+    worker.call()
+    for keys in ("1", "1", "1", "1"):
+        worker.press(keys)
+    worker.press("8", finished_on_key="#")
+    worker.press("3", finished_on_key="#")
+    # Nothing recorded: Twilio skips the action and runs the next verb, the redirect.
+    heard = worker.follow_redirect()
+    assert "Gracias por contestar." in heard.text
+    assert answers(voice_app)["comments"] == ("skipped", None)
+    assert count(voice_app, VoiceNote) == 0
+
+
+def test_a_repeated_step_gets_the_same_twiml_and_records_once(voice_app, caller):
+    worker = caller()
+    worker.call()
+    worker.press("1")
+    consent = worker.press("1")
+    action = consent.gather.attrib["action"]
+    first = worker.press("2")
+    again = worker.repeat_last_request({"Digits": "2"}, action)
+    assert again.twiml == first.twiml
+    assert answers(voice_app) == {"state": ("answered", "FL")}
+    with voice_app.app_context(), db.transaction() as session:
+        inbound = session.scalar(
+            select(func.count()).select_from(Message).where(Message.direction == "in")
+        )
+    assert inbound == 3  # the survey's start, the consent and the answer: once each
+    assert count(voice_app, CallStep) == 4
+
+
+def test_a_hang_up_leaves_the_conversation_open_for_a_text_or_a_later_call(
+    voice_app, caller, fake_twilio
+):
+    worker = caller()
+    worker.call()
+    worker.press("1")
+    worker.press("1")
+    worker.press("2")  # Florida, then the caller hangs up
+    client = voice_app.test_client()
+    response = post_signed(
+        client, fake_twilio.auth_token, "/twilio/messages", inbound_form(worker.phone, "1")
+    )
+    assert response.status_code == 200
+    assert answers(voice_app)["paid_on_time"] == ("answered", "yes")
+
+    heard = worker.call()
+    assert heard.says[0] == "Bienvenido otra vez. Seguimos donde se quedó."
+    assert "¿Cuántas horas trabajó ayer?" in heard.text
+    worker.press("10", finished_on_key="#")
+    assert answers(voice_app)["hours"] == ("answered", 10)
+    assert count(voice_app, Call) == 2
+
+
+def test_nine_at_the_consent_opts_out_of_every_channel(voice_app, caller, fake_twilio):
+    worker = caller()
+    worker.call()
+    worker.press("1")
+    heard = worker.press("9")
+    assert heard.says == ["No le volveremos a llamar ni a escribir. Adiós."]
+    assert heard.hangs_up
+    with voice_app.app_context(), db.transaction() as session:
+        assert session.scalars(select(Contact)).one().is_opted_out
+    # A text afterwards starts nothing; a later call is told how to come back.
+    post_signed(
+        voice_app.test_client(),
+        fake_twilio.auth_token,
+        "/twilio/messages",
+        inbound_form(worker.phone, "LLAMADA"),
+    )
+    with voice_app.app_context(), db.transaction() as session:
+        assert not session.scalars(select(Message).where(Message.direction == "out")).all()
+    heard = worker.call()
+    assert "Para volver a oír nuestras encuestas, oprima 1. Adiós." in heard.text
+    heard = worker.press("1")
+    assert "Le llama Centro Campesino." in heard.text or "¿En qué estado" in heard.text
+    with voice_app.app_context(), db.transaction() as session:
+        assert not session.scalars(select(Contact)).one().is_opted_out
+
+
+def test_nine_after_the_goodbye_opts_out(voice_app, caller):
+    worker = caller()
+    worker.call()
+    worker.press("2")  # English
+    heard = worker.press("1")
+    assert "Which state do you work in? For California, press 1." in heard.text
+    worker.press("1")
+    worker.press("2")
+    worker.press("8", finished_on_key="#")
+    worker.press("3", finished_on_key="#")
+    heard = worker.follow_redirect()
+    assert "Thank you for answering." in heard.text
+    heard = worker.press("9")
+    assert heard.says == ["We will not call you or write to you again. Goodbye."]
+    with voice_app.app_context(), db.transaction() as session:
+        assert session.scalars(select(Contact)).one().is_opted_out
+
+
+def test_declining_the_consent_ends_the_call(voice_app, caller):
+    worker = caller()
+    worker.call()
+    worker.press("1")
+    heard = worker.press("2")
+    assert heard.says == ["Entendido, gracias. No le preguntaremos nada. Adiós."]
+    assert heard.hangs_up
+
+
+def test_a_caller_who_answered_already_is_told_so(voice_app, caller):
+    worker = caller()
+    worker.call()
+    worker.press("1")
+    worker.press("1")
+    for keys in ("1", "1"):
+        worker.press(keys)
+    worker.press("8", finished_on_key="#")
+    worker.press("3", finished_on_key="#")
+    worker.follow_redirect()
+    heard = worker.call()
+    assert heard.says == ["Usted ya respondió esta encuesta. ¡Gracias! Adiós."]
+
+
+def test_voice_webhooks_are_signed(voice_app, fake_twilio):
+    client = voice_app.test_client()
+    form = {"CallSid": "CA" + "1" * 32, "From": "+15551230001", "To": OUR_NUMBER}
+    assert client.post("/twilio/voice", data=form).status_code == 403
+    assert post_signed(client, "wrong-token", "/twilio/voice", form).status_code == 403
+    bad = {**form, "CallSid": "not-a-call"}
+    assert post_signed(client, fake_twilio.auth_token, "/twilio/voice", bad).status_code == 400
+    step = post_signed(
+        client, fake_twilio.auth_token, "/twilio/voice/step?c=nobody&s=1", {**form, "Digits": "1"}
+    )
+    assert step.status_code == 404
+
+
+def test_a_withheld_number_is_hung_up_on_and_kept_nowhere(voice_app, fake_twilio):
+    form = {"CallSid": "CA" + "2" * 32, "From": "anonymous", "To": OUR_NUMBER}
+    response = post_signed(voice_app.test_client(), fake_twilio.auth_token, "/twilio/voice", form)
+    assert response.status_code == 200 and b"<Hangup" in response.data
+    assert count(voice_app, Contact) == 0 and count(voice_app, Call) == 0
