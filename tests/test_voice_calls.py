@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
-
 from conftest import make_app, publish
-from engage import db
-from engage.models import Answer, Call, CallStep, Contact, Conversation, Message, VoiceNote
+from sqlalchemy import func, select
 from twilio_helpers import OUR_NUMBER, inbound_form, post_signed, twilio_overrides
 from voice_caller import Caller
+
+from engage import db
+from engage.models import Answer, Call, CallStep, Contact, Conversation, Message, VoiceNote
 
 VOICE_SURVEYS = Path(__file__).resolve().parent / "voice"
 HOTLINE = "+18883737888"
