@@ -47,7 +47,7 @@ API_VERSION = "2010-04-01"
 MESSAGES_PATH = "/2010-04-01/Accounts/{AccountSid}/Messages.json"
 OPENAPI_PATH = Path(__file__).resolve().parents[2] / "shared/twilio-openapi/twilio_api_v2010.json"
 
-_ROUTE = re.compile(r"/2010-04-01/Accounts/([^/]+)/Messages(?:/([^/]+))?\.json")
+_ROUTE = re.compile(r"/2010-04-01/Accounts/([^/]+)/(Messages|Calls|Recordings)(?:/([^/]+))?\.json")
 _DEFAULT_CODES = {429: 20429, 500: 20500, 502: 20500, 503: 20503, 504: 20504}
 _MESSAGES = {
     20003: "Authenticate",
@@ -149,6 +149,7 @@ class FakeTwilio:
         self._deleted: list[str] = []
         self._unfinished = 0
         self._known: set[str] = set()
+        self._calls: list[dict[str, Any]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -231,6 +232,13 @@ class FakeTwilio:
         """The SIDs of the messages deleted, in order."""
         with self._lock:
             return list(self._deleted)
+
+    @property
+    def calls(self) -> list[dict[str, Any]]:
+        """The calls placed (Calls create): each its resource and the form it was created
+        with (repeated keys kept as lists), oldest first."""
+        with self._lock:
+            return list(self._calls)
 
     def know(self, *sids: str) -> None:
         """Hold these SIDs as existing messages (inbound ones, which the fake never created)."""
@@ -323,11 +331,13 @@ class FakeTwilio:
         if route is None:
             record.answer(404, _error(20404, _MESSAGES[20404], 404))
             return
-        account, sid = route.groups()
+        account, resource, sid = route.groups()
         if auth is None or auth != (self.account_sid, self.auth_token) or account != auth[0]:
             record.answer(401, _error(20003, _MESSAGES[20003], 401), authenticate=True)
             return
-        if method == "GET" and sid is None:
+        if resource != "Messages":
+            self._voice(record, method, account, resource, sid)
+        elif method == "GET" and sid is None:
             self._list(record, account, form)
         elif method == "GET":
             self._fetch(record, account, sid)
@@ -472,6 +482,50 @@ class FakeTwilio:
             record.answer(400, _error(20009, _MESSAGES[20009], 400))
         else:
             record.answer(204, None)
+
+    def _voice(
+        self, record: _Recorder, method: str, account: str, resource: str, sid: str | None
+    ) -> None:
+        """Calls create (201), and DELETE of a call's record or a recording (204, 404 when
+        unknown)."""
+        if method == "POST" and resource == "Calls" and sid is None:
+            form = record.form
+            to, from_ = _first(form, "To"), _first(form, "From")
+            if not to or not from_:
+                record.answer(400, _error(21201, "No 'To' or 'From' number is specified", 400))
+                return
+            if not (_first(form, "Url") or _first(form, "Twiml") or _first(form, "ApplicationSid")):
+                record.answer(400, _error(21205, "Url parameter is required.", 400))
+                return
+            call_sid = "CA" + secrets.token_hex(16)
+            call = {
+                "sid": call_sid,
+                "account_sid": account,
+                "to": to,
+                "from": from_,
+                "status": "queued",
+                "direction": "outbound-api",
+                "uri": f"/{API_VERSION}/Accounts/{account}/Calls/{call_sid}.json",
+                "form": {
+                    key: values if len(values) > 1 else values[0] for key, values in form.items()
+                },
+            }
+            with self._lock:
+                self._calls.append(call)
+                self._known.add(call_sid)
+            record.answer(201, {k: v for k, v in call.items() if k != "form"})
+        elif method == "DELETE" and sid is not None:
+            with self._lock:
+                exists = sid in self._known
+                if exists:
+                    self._known.discard(sid)
+                    self._deleted.append(sid)
+            if exists:
+                record.answer(204, None)
+            else:
+                record.answer(404, _error(20404, _MESSAGES[20404], 404))
+        else:
+            record.answer(405, _error(20004, "Method not allowed", 405))
 
     def _list(self, record: _Recorder, account: str, query: dict[str, list[str]]) -> None:
         to = _first(query, "To")

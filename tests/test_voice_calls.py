@@ -343,3 +343,27 @@ def test_a_withheld_number_is_hung_up_on_and_kept_nowhere(voice_app, fake_twilio
     response = post_signed(voice_app.test_client(), fake_twilio.auth_token, "/twilio/voice", form)
     assert response.status_code == 200 and b"<Hangup" in response.data
     assert count(voice_app, Contact) == 0 and count(voice_app, Call) == 0
+
+
+def test_erasure_deletes_voice_notes_and_call_records_at_twilio(voice_app, caller, fake_twilio):
+    from engage.clock import run_erasure_clock
+    from engage.services.erasure import BY_STAFF, erase_contact
+
+    worker = caller()
+    worker.call()
+    for keys in ("1", "1", "1", "1"):
+        worker.press(keys)
+    worker.press("8", finished_on_key="#")
+    worker.press("3", finished_on_key="#")
+    worker.leave_voice_note()
+    # Twilio holds the call's record and the recording.
+    fake_twilio.know(worker.sid, worker.last_recording)
+    with voice_app.app_context():
+        with db.engine().begin() as connection:
+            contact_id = connection.scalar(select(Contact.id))
+            assert erase_contact(connection, contact_id, by=BY_STAFF) is not None
+        assert count(voice_app, VoiceNote) == 0
+        run_erasure_clock()
+    assert set(fake_twilio.deleted) == {worker.sid, worker.last_recording}
+    with voice_app.app_context(), db.transaction() as session:
+        assert session.scalars(select(Call)).one().contact_id is None

@@ -146,6 +146,8 @@ def test_every_route_is_in_the_matrix(web_app):
     # The second step of a sign-in, and a set-password link: for people not yet signed in
     # (tests/test_accounts_page.py).
     public |= {"/login/totp", "/login/totp/setup", "/set-password/<token>"}
+    # Recorded prompts, for Twilio to play: only published ones (tests/test_voice_surveys.py).
+    public |= {"/media/<name>"}
     assert rules == covered | public
 
 

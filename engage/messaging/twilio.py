@@ -214,10 +214,16 @@ class TwilioSender:
         return SendResult(sid=found.sid or "", status=found.status or "queued")
 
     def delete(self, sid: str) -> bool:
-        """Delete a message at Twilio (erasure; its media go with it): True once it is gone,
-        also when Twilio no longer has it; False while it is not final (20009: try later)."""
+        """Delete a message, a recording (RE…) or a call's record (CA…) at Twilio (erasure; a
+        message's media go with it): True once it is gone, also when Twilio no longer has it;
+        False while it is not final (20009: try later)."""
         try:
-            self.client.messages(sid).delete()
+            if sid.startswith("RE"):
+                self.client.recordings(sid).delete()
+            elif sid.startswith("CA"):
+                self.client.calls(sid).delete()
+            else:
+                self.client.messages(sid).delete()
         except TwilioRestException as exc:
             if exc.status == 404:
                 return True

@@ -25,12 +25,14 @@ from sqlalchemy import Connection, delete, exists, insert, null, select, update
 from engage.db import insert_ignoring_conflicts, table_of, utcnow
 from engage.models import (
     Answer,
+    Call,
     Contact,
     Conversation,
     DoNotContact,
     Message,
     ThreadNote,
     TwilioDeletion,
+    VoiceNote,
 )
 from engage.privacy import Vault
 from engage.states import UNSENT, Direction, MessageStatus
@@ -44,8 +46,9 @@ BY_SENDER, BY_STAFF, BY_CLI, BY_RETENTION = "sender", "staff", "cli", "retention
 # The kind of the one message sent after an erasure: linked to nobody, its address is
 # forgotten once Twilio has answered for it.
 ERASED_KIND = "erased"
-# Only Twilio's SIDs are deleted at Twilio (not the console's or a simulation's).
-_TWILIO_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
+# Only Twilio's SIDs are deleted at Twilio (not the console's or a simulation's): messages,
+# voice notes (recordings) and calls, what Twilio keeps of a contact.
+_TWILIO_SID = re.compile(r"^(SM|MM|RE|CA)[0-9a-fA-F]{32}$")
 # How long the clock waits before trying a deletion again, doubling up to a day.
 _FIRST_RETRY = timedelta(minutes=2)
 _LAST_RETRY = timedelta(days=1)
@@ -57,6 +60,8 @@ _conversations = table_of(Conversation)
 _notes = table_of(ThreadNote)
 _deletions = table_of(TwilioDeletion)
 _do_not_contact = table_of(DoNotContact)
+_voice_notes = table_of(VoiceNote)
+_calls = table_of(Call)
 
 
 @dataclass(frozen=True)
@@ -114,7 +119,18 @@ def erase_contact(
     sids = list(
         connection.scalars(select(_messages.c.sid).where(mine, _messages.c.sid.is_not(None)))
     )
+    # Calls: their voice notes are the worker's voice; the call logs carry the number.
+    sids += connection.scalars(
+        select(_voice_notes.c.sid).where(_voice_notes.c.contact_id == contact_id)
+    )
+    sids += connection.scalars(
+        select(_calls.c.sid).where(_calls.c.contact_id == contact_id, _calls.c.sid.is_not(None))
+    )
     _queue_deletions(connection, sids, now)
+    connection.execute(delete(_voice_notes).where(_voice_notes.c.contact_id == contact_id))
+    connection.execute(
+        update(_calls).where(_calls.c.contact_id == contact_id).values(contact_id=null())
+    )
     notes = []
     if by == BY_SENDER:
         urgent = connection.execute(

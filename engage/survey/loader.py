@@ -1052,7 +1052,9 @@ class _Checker:
         for prompt in SURVEY_PROMPTS:
             if prompt == "title" or prompt in document:
                 where = Phrase("audio of %(prompt)s", prompt=prompt)
-                recorded = self.check_prompt_audio(node, prompt, where, line)
+                # A missing recording is named at the text it would say.
+                owner = _key_line(document, prompt) if prompt in document else line
+                recorded = self.check_prompt_audio(node, prompt, where, owner)
                 if recorded:
                     result[prompt] = recorded
         return result

@@ -16,7 +16,7 @@ from engage.survey.definition import Question, Survey
 from engage.survey.texts import SystemTexts
 
 # Languages Twilio's <Say> speaks, with the locale and voice it reads them in
-# (docs/twilio-notes.md, "Voice").
+# (docs/voice.md §2).
 SAY_VOICES: dict[str, tuple[str, str]] = {
     "es": ("es-MX", "Polly.Mia"),
     "en": ("en-US", "Polly.Joanna"),

@@ -54,16 +54,20 @@ class PrivateUploadRequest(Request):
         return io.BytesIO()
 
 
+CACHEABLE_ENDPOINTS = ("static", "voice.media")
+
+
 def set_security_headers(response: Response) -> Response:
     """Every answer: the headers above; and no-store, since any page may hold worker data.
 
-    Only the app's own static files (CSS, JS) may be kept by a browser or a proxy: results
-    pages, downloads, the audit trail and the sign-in page must not linger in a shared cache
-    or on a shared computer.
+    Only the app's own static files (CSS, JS) and the recorded prompts Twilio plays (the
+    same for every caller, named by their content) may be kept by a browser or a proxy:
+    results pages, downloads, the audit trail and the sign-in page must not linger in a
+    shared cache or on a shared computer.
     """
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
-    if request.endpoint != "static":
+    if request.endpoint not in CACHEABLE_ENDPOINTS:
         response.headers["Cache-Control"] = "no-store"
     return response
 
