@@ -37,6 +37,7 @@ BULK_BATCH = 100
 ENQUEUE_BATCH = 500
 SEND_REPLIES = "engage.jobs.send.send_replies"
 SEND_BATCH = "engage.jobs.send.send_batch"
+PLACE_CALL = "engage.jobs.calls.place_call"
 # Set while a reply-sending job is queued and has not started: more replies wake no other job.
 # It expires by itself, so a job lost with Redis never stops replies for longer than this (the
 # clock's sweep hands over what is still pending meanwhile).
@@ -102,6 +103,25 @@ def dispatch_sends(message_ids: Iterable[int], *, queue_name: str = REPLIES) -> 
         log.warning("queue: %d send(s) left for the sweep, Redis unavailable: %s", len(ids), exc)
         return 0
     return len(ids)
+
+
+def dispatch_call(call_id: int) -> bool:
+    """Hand a committed call to place to the workers (`replies`: never behind bulk sends), or
+    place it now without Redis. False when Redis is unavailable (the call is not placed)."""
+    connection = redis_connection()
+    if connection is None:
+        from engage.jobs.calls import place_call
+
+        place_call(call_id)
+        return True
+    try:
+        queue(REPLIES).enqueue(
+            PLACE_CALL, call_id, job_id=f"place-call-{call_id}", **SEND_JOB_OPTIONS
+        )
+    except RedisError as exc:
+        log.warning("queue: call-%s not placed, Redis unavailable: %s", call_id, exc)
+        return False
+    return True
 
 
 def wake_reply_sender() -> bool:

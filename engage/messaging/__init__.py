@@ -20,6 +20,19 @@ class OutboundMessage:
 
 
 @dataclass(frozen=True)
+class OutboundCall:
+    """A call Engage places (a callback, a campaign): Twilio asks `url` for TwiML once it is
+    answered, and posts the call's progress to `status_callback`."""
+
+    call_id: int
+    contact: str  # pseudonymous, for logs
+    to: str
+    from_: str
+    url: str
+    status_callback: str
+
+
+@dataclass(frozen=True)
 class SendResult:
     sid: str
     status: str = "sent"
@@ -27,7 +40,7 @@ class SendResult:
 
 class MessageSender(Protocol):
     """Who delivers messages: Twilio (`twilio.TwilioSender`), or the console in development
-    (`console.ConsoleSender`). A provider is added by writing one more class with these three
+    (`console.ConsoleSender`). A provider is added by writing one more class with these four
     methods (and, for a new channel, a row in engage/channels.py). Every method may be called
     from several threads at once (the send pool's).
 
@@ -47,8 +60,14 @@ class MessageSender(Protocol):
         ...
 
     def delete(self, sid: str) -> bool:
-        """Delete a message where it was sent (erasure): True once it is gone, also when it
-        already was; False when it cannot be deleted yet. Other failures raise SendError."""
+        """Delete a message (or a call's record or recording) where it was sent (erasure):
+        True once it is gone, also when it already was; False when it cannot be deleted yet.
+        Other failures raise SendError."""
+        ...
+
+    def place_call(self, call: OutboundCall) -> str:
+        """Place a call, with answering-machine detection; its provider id (CallSid), or a
+        SendError (a call is never placed twice without knowing the first failed)."""
         ...
 
 

@@ -7,7 +7,7 @@ import threading
 from datetime import datetime
 from typing import TextIO
 
-from engage.messaging import OutboundMessage, SendResult
+from engage.messaging import OutboundCall, OutboundMessage, SendResult
 
 
 class ConsoleSender:
@@ -16,6 +16,7 @@ class ConsoleSender:
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream
         self.sent: list[OutboundMessage] = []
+        self.calls: list[OutboundCall] = []
         self._lock = threading.Lock()  # a batch sends from several threads: one text at a time
 
     def send(self, message: OutboundMessage) -> SendResult:
@@ -36,3 +37,12 @@ class ConsoleSender:
     def delete(self, sid: str) -> bool:
         """Nothing to delete: the console keeps no messages."""
         return True
+
+    def place_call(self, call: OutboundCall) -> str:
+        """Shows the call that would be placed; nobody is called."""
+        stream = self.stream or sys.stderr
+        with self._lock:
+            stream.write(f"--- call to {call.contact} (call {call.call_id})\n")
+            stream.flush()
+            self.calls.append(call)
+        return f"console-call-{call.call_id}"

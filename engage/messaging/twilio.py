@@ -29,6 +29,7 @@ from urllib3.exceptions import (
 from engage.channels import split_address
 from engage.messaging import (
     AmbiguousSendError,
+    OutboundCall,
     OutboundMessage,
     PermanentSendError,
     SendError,
@@ -80,6 +81,8 @@ PERMANENT_CODES = frozenset(
 # DELETE of a message Twilio has not finished with: try again later (docs/twilio.md §10).
 NOT_FINAL_CODE = 20009
 STATUS_CALLBACK_PATH = "/twilio/status"  # docs/twilio.md §3
+# How long a call we place rings before it counts as not answered.
+CALL_RING_SECONDS = 25
 # How far before the attempt `lookup` searches: Twilio's clock and ours may disagree a little.
 LOOKUP_SLACK = timedelta(minutes=2)
 LOOKUP_LIMIT = 50
@@ -212,6 +215,34 @@ class TwilioSender:
             )
         log.info("message %s: found at Twilio sid=%s", message.message_id, found.sid)
         return SendResult(sid=found.sid or "", status=found.status or "queued")
+
+    def place_call(self, call: OutboundCall) -> str:
+        """Create the call at Twilio (docs/voice.md §3): answering-machine detection on, so a
+        machine is hung up on before it hears anything."""
+        try:
+            created = self.client.calls.create(
+                to=call.to,
+                from_=call.from_,
+                url=call.url,
+                method="POST",
+                status_callback=call.status_callback,
+                status_callback_method="POST",
+                status_callback_event=["initiated", "ringing", "answered", "completed"],
+                machine_detection="Enable",
+                timeout=CALL_RING_SECONDS,
+            )
+        except (TwilioException, HTTPError) as exc:
+            error = classify_send_error(exc)
+            log.info(
+                "call %s: %s to %s, code=%s",
+                call.call_id,
+                type(error).__name__,
+                call.contact,
+                error.code,
+            )
+            raise error from exc
+        log.info("call %s: placed sid=%s", call.call_id, created.sid)
+        return created.sid or ""
 
     def delete(self, sid: str) -> bool:
         """Delete a message, a recording (RE…) or a call's record (CA…) at Twilio (erasure; a

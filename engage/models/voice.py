@@ -40,6 +40,10 @@ class Call(Base):
     purpose: Mapped[str] = mapped_column(String(20), default="inbound")
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
     our_address: Mapped[str | None] = mapped_column(String(100))
+    # A call we place: the number's keyed hash (one callback at a time per number) and the
+    # number itself, encrypted, forgotten once the call has ended.
+    phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    their_address_encrypted: Mapped[str | None] = mapped_column(String(300))
     # Twilio's CallStatus, the furthest one heard (callbacks arrive in any order).
     status: Mapped[str] = mapped_column(String(20), default="queued")
     sequence: Mapped[int] = mapped_column(default=-1)

@@ -20,7 +20,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, delete, exists, insert, null, select, update
+from sqlalchemy import Connection, delete, exists, insert, null, or_, select, update
 
 from engage.db import insert_ignoring_conflicts, table_of, utcnow
 from engage.models import (
@@ -128,8 +128,17 @@ def erase_contact(
     )
     _queue_deletions(connection, sids, now)
     connection.execute(delete(_voice_notes).where(_voice_notes.c.contact_id == contact_id))
+    # Its calls stay, linked to nobody; a call back not yet placed is not placed.
+    theirs = or_(_calls.c.contact_id == contact_id, _calls.c.phone_hash == contact.phone_hash)
     connection.execute(
-        update(_calls).where(_calls.c.contact_id == contact_id).values(contact_id=null())
+        update(_calls)
+        .where(theirs, _calls.c.status == "queued")
+        .values(status="canceled", ended_at=now)
+    )
+    connection.execute(
+        update(_calls)
+        .where(theirs)
+        .values(contact_id=null(), phone_hash=null(), their_address_encrypted=null())
     )
     notes = []
     if by == BY_SENDER:

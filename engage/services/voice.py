@@ -27,8 +27,10 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from engage.channels import VOICE
 from engage.db import table_of, utcnow
+from engage.messaging import OutboundCall
 from engage.models import Call, CallStep, Contact, Conversation, VoiceNote
-from engage.privacy import Sender
+from engage.privacy import Sender, Vault
+from engage.services import erasure
 from engage.services.conversations import (
     InboundResult,
     Settings,
@@ -526,3 +528,157 @@ def render(screen: Screen, step_url: str, media_url: Callable[[str], str]) -> st
     elif screen.keys is None:
         response.hangup()
     return str(response)
+
+
+# -- calls we place ------------------------------------------------------------------------------
+
+# One callback at a time per number: a second missed call meanwhile asks for nothing more.
+CALLBACK_WINDOW = timedelta(minutes=10)
+# Twilio's call statuses, in the order a call goes through them; the last four end it.
+CALL_STATUSES = (
+    "queued",
+    "dialing",  # ours: handed to Twilio, no answer yet
+    "initiated",
+    "ringing",
+    "in-progress",
+    "completed",
+    "busy",
+    "no-answer",
+    "failed",
+    "canceled",
+)
+ENDED = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
+
+
+def request_callback(
+    connection: Connection, vault: Vault, *, caller: str, to: str, now: datetime | None = None
+) -> int | None:
+    """A missed call (rejected as busy, so the worker paid nothing): the call back to place,
+    or None when the number opted out or a call back to it is already on its way."""
+    now = now or utcnow()
+    phone_hash = vault.phone_hash(caller)
+    contact = connection.execute(
+        select(_contacts.c.id, _contacts.c.is_opted_out).where(_contacts.c.phone_hash == phone_hash)
+    ).first()
+    opted_out = (
+        contact.is_opted_out
+        if contact is not None
+        else erasure.is_on_do_not_contact_list(connection, phone_hash)
+    )
+    if opted_out:
+        log.info("missed call from contact-%s: opted out, not called back", contact and contact.id)
+        return None
+    waiting = connection.scalar(
+        select(_calls.c.id).where(
+            _calls.c.phone_hash == phone_hash,
+            _calls.c.purpose == "callback",
+            _calls.c.created_at > now - CALLBACK_WINDOW,
+            _calls.c.status.not_in(ENDED),
+        )
+    )
+    if waiting is not None:
+        log.info("missed call: call-%s is already calling back", waiting)
+        return None
+    call_id = connection.execute(
+        insert(_calls)
+        .values(
+            token=new_token(),
+            purpose="callback",
+            contact_id=contact.id if contact is not None else None,
+            our_address=to,
+            phone_hash=phone_hash,
+            their_address_encrypted=vault.encrypt(caller),
+            status="queued",
+            sequence=-1,
+            is_simulated=False,
+            created_at=now,
+        )
+        .returning(_calls.c.id)
+    ).scalar_one()
+    log.info("missed call: call-%s will call back", call_id)
+    return int(call_id)
+
+
+def claim_call_to_place(
+    connection: Connection, vault: Vault, call_id: int, *, base_url: str, from_: str
+) -> OutboundCall | None:
+    """The call to hand to Twilio, marked `dialing` (so it is never placed twice); None when
+    it was placed already, or its number has opted out since."""
+    call = connection.execute(
+        select(_calls).where(_calls.c.id == call_id).with_for_update()
+    ).first()
+    if call is None or call.status != "queued" or call.their_address_encrypted is None:
+        return None
+    opted_out = connection.scalar(
+        select(_contacts.c.is_opted_out).where(_contacts.c.phone_hash == call.phone_hash)
+    )
+    if opted_out:
+        _end(connection, call.id, "canceled")
+        log.info("call-%s: opted out meanwhile, not placed", call.id)
+        return None
+    connection.execute(update(_calls).where(_calls.c.id == call.id).values(status="dialing"))
+    query = urlencode({"c": call.token})
+    return OutboundCall(
+        call_id=call.id,
+        contact=f"contact-{call.contact_id}" if call.contact_id else f"call-{call.id}",
+        to=vault.decrypt(call.their_address_encrypted),
+        from_=from_ or call.our_address or "",
+        url=f"{base_url}/twilio/voice?{query}",
+        status_callback=f"{base_url}/twilio/voice/status?{query}",
+    )
+
+
+def record_placed(connection: Connection, call_id: int, sid: str) -> None:
+    connection.execute(
+        update(_calls).where(_calls.c.id == call_id, _calls.c.sid.is_(None)).values(sid=sid)
+    )
+
+
+def record_not_placed(connection: Connection, call_id: int, code: int | None) -> None:
+    """Twilio refused the call (or never answered): it ends failed; the number is forgotten."""
+    _end(connection, call_id, "failed", error_code=code)
+
+
+def record_call_status(
+    connection: Connection,
+    *,
+    token: str | None,
+    sid: str,
+    status: str,
+    sequence: int | None,
+    duration: int | None = None,
+    answered_by: str | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """A status callback: the furthest status heard wins (callbacks arrive in any order; an
+    ended call stays ended). False when the call is unknown."""
+    where = _calls.c.token == token if token else _calls.c.sid == sid
+    call = connection.execute(select(_calls).where(where).with_for_update()).first()
+    if call is None:
+        return False
+    values: dict[str, Any] = {}
+    if call.sid is None:
+        values["sid"] = sid
+    if answered_by and not call.answered_by:
+        values["answered_by"] = answered_by
+    is_later = (sequence if sequence is not None else call.sequence + 1) > call.sequence
+    if status in CALL_STATUSES and call.status not in ENDED and is_later:
+        values.update(status=status, sequence=sequence if sequence is not None else call.sequence)
+        if status in ENDED:
+            values.update(ended_at=now or utcnow(), duration=duration, their_address_encrypted=None)
+    if values:
+        connection.execute(update(_calls).where(_calls.c.id == call.id).values(**values))
+    return True
+
+
+def _end(connection: Connection, call_id: int, status: str, error_code: int | None = None) -> None:
+    connection.execute(
+        update(_calls)
+        .where(_calls.c.id == call_id)
+        .values(
+            status=status,
+            error_code=error_code,
+            ended_at=utcnow(),
+            their_address_encrypted=None,
+        )
+    )

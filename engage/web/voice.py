@@ -9,9 +9,17 @@ import re
 from flask import Blueprint, Response, abort, current_app, request
 
 from engage import db
+from engage.jobs import dispatch_call
 from engage.services import media as media_files
 from engage.services.conversations import settings_from
-from engage.services.voice import Pressed, VoiceSettings, answer_call, take_step
+from engage.services.voice import (
+    Pressed,
+    VoiceSettings,
+    answer_call,
+    record_call_status,
+    request_callback,
+    take_step,
+)
 from engage.web.decorators import twilio_signed
 
 log = logging.getLogger(__name__)
@@ -24,6 +32,9 @@ _E164 = re.compile(r"^\+[1-9][0-9]{7,14}$")
 _MEDIA_NAME = re.compile(r"^[0-9a-f]{64}\.(wav|mp3)$")
 # A recording never changes under its name: Twilio (and phones) may keep it a year.
 _MEDIA_CACHE = "public, max-age=31536000, immutable"
+_HANG_UP = '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup/></Response>'
+# As the first verb: not answered, so not billed to anyone (docs/voice.md §3).
+_REJECT_BUSY = '<?xml version="1.0" encoding="UTF-8"?><Response><Reject reason="busy"/></Response>'
 
 
 def _twiml(text: str) -> Response:
@@ -55,10 +66,33 @@ def _call_form() -> tuple[str, str, str]:
 @twilio_signed
 def incoming_call() -> Response:
     sid, caller, ours = _call_form()
+    token = request.args.get("c") or None
+    answered_by = request.form.get("AnsweredBy", "")
     if not _E164.match(caller):
         # A withheld or non-phone caller ID: no contact can be kept for it.
         log.info("call %s: caller is not a phone number; hung up", sid)
-        return _twiml('<?xml version="1.0" encoding="UTF-8"?><Response><Hangup/></Response>')
+        return _twiml(_HANG_UP)
+    if token and (answered_by.startswith("machine") or answered_by == "fax"):
+        # A voicemail could be heard by anyone with the phone: a machine hears nothing, ever.
+        with db.engine().begin() as connection:
+            record_call_status(
+                connection,
+                token=token,
+                sid=sid,
+                status="in-progress",
+                sequence=None,
+                answered_by=answered_by,
+            )
+        log.info("call %s: answered by %s; hung up", sid, answered_by)
+        return _twiml(_HANG_UP)
+    if token is None and current_app.config["ENGAGE_VOICE_CALLBACK"]:
+        # Rejected before it is answered: the worker pays nothing, and we call back.
+        vault = current_app.extensions["engage.vault"]
+        with db.engine().begin() as connection:
+            call_id = request_callback(connection, vault, caller=caller, to=ours)
+        if call_id is not None:
+            dispatch_call(call_id)
+        return _twiml(_REJECT_BUSY)
     with db.engine().begin() as connection:
         twiml = answer_call(
             connection,
@@ -66,7 +100,7 @@ def incoming_call() -> Response:
             sid=sid,
             caller=caller,
             to=ours,
-            token=request.args.get("c") or None,
+            token=token,
         )
     return _twiml(twiml)
 
@@ -107,6 +141,35 @@ def call_step() -> Response:
         log.warning("call %s: step for an unknown call", sid)
         abort(404)
     return _twiml(twiml)
+
+
+@bp.post("/twilio/voice/status")
+@twilio_signed
+def call_status() -> tuple[str, int]:
+    """A call's progress (the calls we place): 204, also for an unknown call (logged)."""
+    sid = request.form.get("CallSid", "")
+    status = request.form.get("CallStatus", "")
+    if not _CALL_SID.match(sid) or not status:
+        abort(400)
+    try:
+        raw_sequence = request.form.get("SequenceNumber")
+        sequence = int(raw_sequence) if raw_sequence else None
+        duration = int(request.form.get("CallDuration") or 0) or None
+    except ValueError:
+        abort(400)
+    with db.engine().begin() as connection:
+        known = record_call_status(
+            connection,
+            token=request.args.get("c") or None,
+            sid=sid,
+            status=status,
+            sequence=sequence,
+            duration=duration,
+            answered_by=request.form.get("AnsweredBy") or None,
+        )
+    if not known:
+        log.info("call %s: status %s for an unknown call", sid, status)
+    return "", 204
 
 
 @bp.get("/media/<name>")

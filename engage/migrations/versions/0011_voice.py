@@ -35,6 +35,8 @@ def upgrade() -> None:
         sa.Column("purpose", sa.String(length=20), nullable=False),
         sa.Column("campaign_id", sa.Integer(), nullable=True),
         sa.Column("our_address", sa.String(length=100), nullable=True),
+        sa.Column("phone_hash", sa.String(length=64), nullable=True),
+        sa.Column("their_address_encrypted", sa.String(length=300), nullable=True),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("sequence", sa.Integer(), nullable=False),
         sa.Column("answered_by", sa.String(length=30), nullable=True),
@@ -53,6 +55,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("token", name="uq_calls_token"),
     )
     op.create_index("ix_calls_contact_id", "calls", ["contact_id"])
+    op.create_index("ix_calls_phone_hash", "calls", ["phone_hash"])
     op.create_table(
         "call_steps",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -85,6 +88,7 @@ def downgrade() -> None:
     op.drop_index("ix_voice_notes_contact_id", "voice_notes")
     op.drop_table("voice_notes")
     op.drop_table("call_steps")
+    op.drop_index("ix_calls_phone_hash", "calls")
     op.drop_index("ix_calls_contact_id", "calls")
     op.drop_table("calls")
     op.drop_table("media_files")
