@@ -2,7 +2,7 @@
 
 For Spanish and English only, where a machine voice stands in until a person records the words
 (Twilio's `<Say>` reads them anyway); a language Twilio does not speak is recorded by a native
-speaker.
+speaker (docs/voice-prompts.md).
 """
 
 from __future__ import annotations

@@ -267,7 +267,7 @@ def _render_missing(locales_dir: Path, language: str, words: VoiceTexts) -> set[
     if language not in speech.VOICES:
         raise _Refusal(
             f"espeak-ng renders {' and '.join(speech.VOICES)} only: {language} is recorded by a "
-            "native speaker"
+            "native speaker (docs/voice-prompts.md)"
         )
     if missing := speech.missing_tools():
         raise _Refusal(
