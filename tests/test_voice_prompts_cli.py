@@ -4,6 +4,7 @@ exit status 1 when a caller would miss one, 2 when it cannot do what it was aske
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import wave
 from pathlib import Path
@@ -80,6 +81,18 @@ def test_a_language_without_recordings_lists_every_prompt_missing_with_its_spani
     # The prompt that names the organisation is the organisation's to record.
     assert listed["org_intro"].endswith("recorded by the organisation)")
     assert result.output.rstrip().endswith("0 of 30 present and playable, 30 failing")
+
+
+def test_the_shipped_spanish_prompts_are_all_present():
+    result = run("es")
+    assert result.exit_code == 0, result.output
+    listed = states(result.output)
+    assert list(listed) == list(SYSTEM_PROMPTS)
+    assert listed.pop("org_intro") == "read by <Say> with ENGAGE_ORG_NAME, not recorded"
+    assert all(re.fullmatch(r"present, \d+\.\d s", state) for state in listed.values()), listed
+    assert "    words: Le llama Centro Campesino.\n" in result.output
+    assert "    English: This call is from Centro Campesino.\n" in result.output
+    assert result.output.rstrip().endswith("29 of 30 present and playable, 0 failing")
 
 
 def test_a_language_with_every_prompt_recorded_passes(tmp_path):
