@@ -1,5 +1,6 @@
 """Recordings read from their bytes: WAV (PCM, μ-law, A-law) and MP3 are measured, everything
-else is refused with its reason; a prompt longer or larger than the limits is named.
+else is refused with its reason; a prompt longer or larger than the limits is named; the
+Spanish and English system prompts shipped in locales/ are all there and all play.
 
 The files under tests/audio/ are 440 Hz tones made with Debian's sox 14.4.2 and lame 3.100:
     sox -n -r 8000 -c 1 -e u-law tone-ulaw.wav synth 0.5 sine 440 gain -6
@@ -22,9 +23,10 @@ from pathlib import Path
 import pytest
 
 from engage.survey.audio import AudioInfo, UnreadableAudio, inspect_audio, prompt_problem
-from engage.survey.voice import MAX_PROMPT_BYTES, MAX_PROMPT_SECONDS
+from engage.survey.voice import MAX_PROMPT_BYTES, MAX_PROMPT_SECONDS, NAMES_ORG, SYSTEM_PROMPTS
 
 FIXTURES = Path(__file__).resolve().parent / "audio"
+LOCALES = Path(__file__).resolve().parent.parent / "locales"
 
 
 def pcm_wav(seconds: float, rate: int = 8000, width: int = 2, channels: int = 1) -> bytes:
@@ -139,3 +141,20 @@ def test_a_prompt_larger_than_the_limit_is_named():
     info = inspect_audio(pcm_wav(30, rate=48000, channels=2))
     assert info.seconds <= MAX_PROMPT_SECONDS
     assert prompt_problem(info) == "larger than 5 MiB (5.5 MiB)"
+
+
+@pytest.mark.parametrize("language", ["es", "en"])
+def test_every_shipped_system_prompt_is_an_8_khz_wav_within_the_limits(language):
+    audio = LOCALES / language / "audio"
+    # Each prompt but the one naming the organisation, which <Say> reads with its current name.
+    keys = set(SYSTEM_PROMPTS) - NAMES_ORG
+    assert sorted(p.name for p in audio.iterdir()) == sorted(f"{key}.wav" for key in keys)
+    for key in keys:
+        data = (audio / f"{key}.wav").read_bytes()
+        info = inspect_audio(data)
+        assert info.extension == "wav", key
+        assert 0.5 < info.seconds <= MAX_PROMPT_SECONDS, key
+        assert info.size <= MAX_PROMPT_BYTES, key
+        assert prompt_problem(info) is None, key
+        with wave.open(io.BytesIO(data)) as wav:
+            assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2)

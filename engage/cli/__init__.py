@@ -5,6 +5,8 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+import re
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -22,6 +24,9 @@ from engage.channels import CHANNELS
 
 if TYPE_CHECKING:
     from click._termui_impl import ProgressBar  # what click.progressbar returns
+
+    from engage.survey.prompt_files import PromptFile
+    from engage.survey.voice import VoiceTexts
 
 log = logging.getLogger("engage.cli")
 
@@ -159,6 +164,128 @@ def surveys_load(directory: Path | None) -> None:
         raise click.ClickException(f"{exc}: nothing published") from None
     for result in results:
         click.echo(f"{result.survey_id}: {result.action} {result.version}".rstrip())
+
+
+# -- voice ---------------------------------------------------------------------------------
+
+
+@main.group("voice")
+def voice_group() -> None:
+    """The voice channel's recorded prompts."""
+
+
+class _Refusal(click.ClickException):
+    """A command that cannot do what it was asked (exit status 2, apart from 1 for problems)."""
+
+    exit_code = 2
+
+
+def _language_code(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    if not re.fullmatch(r"[a-z]{2,3}", value):
+        raise click.BadParameter(f"{value!r} is not a language code such as es, en or mix")
+    return value
+
+
+@voice_group.command("prompts", with_appcontext=False)
+@click.argument("language", metavar="LANG", callback=_language_code)
+@click.option(
+    "--render-with",
+    type=click.Choice(["espeak-ng"]),
+    help="Write the missing files with a machine voice (es and en only; needs espeak-ng, sox).",
+)
+@click.option(
+    "--locales-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Catalogs and recordings  [default: locales beside the code]",
+)
+def voice_prompts(language: str, render_with: str | None, locales_dir: Path | None) -> None:
+    """Each system prompt's file for LANG: there or not, how long, and the words to record;
+    exit status 1 when one a caller needs is missing or cannot be played."""
+    from engage.config import LOCALES_DIR, survey_settings
+    from engage.survey.keywords import CATALOG_LANGUAGES, language_name
+    from engage.survey.prompt_files import check_prompt_files
+    from engage.survey.voice import is_spoken_by_twilio
+
+    locales_dir = locales_dir or LOCALES_DIR
+    org = survey_settings(os.environ)["ENGAGE_ORG_NAME"]
+    words = _voice_texts(locales_dir, language, org)
+    english = _voice_texts(locales_dir, language, org, words_in="en")
+    rendered = _render_missing(locales_dir, language, words) if render_with else set()
+    prompts = check_prompt_files(locales_dir, language)
+    name = language_name(language)
+    if is_spoken_by_twilio(language):
+        click.echo(f"{language}: <Say> reads a prompt that has no recording")
+    else:
+        click.echo(f"{language}: Twilio has no voice for it: every prompt must be recorded")
+    if language not in CATALOG_LANGUAGES:
+        click.echo(f"no catalog for {language}: the words are Spanish, to be said in {name}")
+    for prompt in prompts:
+        path = locales_dir.name / prompt.path.relative_to(locales_dir)
+        click.echo(f"\n{path}: {_prompt_state(prompt, prompt.key in rendered)}")
+        click.echo(f"    words: {words.prompt(prompt.key)}")
+        if prompt.key == "language_option" and language not in CATALOG_LANGUAGES:
+            click.echo(f"    (naming {name}, not Spanish)")
+        if language != "en":
+            click.echo(f"    English: {english.prompt(prompt.key)}")
+    failing = [p for p in prompts if p.fails]
+    present = sum(1 for p in prompts if p.info is not None and p.problem is None)
+    click.echo(f"\n{present} of {len(prompts)} present and playable, {len(failing)} failing")
+    if failing:
+        sys.exit(1)
+
+
+def _voice_texts(locales_dir: Path, language: str, org: str, words_in: str = "") -> VoiceTexts:
+    """The prompts' words in `words_in` (default: the language), as they are said in `language`
+    (the key of its menu entry)."""
+    from engage.survey.keywords import menu_number
+    from engage.survey.texts import SystemTexts
+    from engage.survey.voice import VoiceTexts
+
+    texts = SystemTexts(locales_dir, words_in or language, org)
+    return VoiceTexts(texts, lambda _code: menu_number(language))
+
+
+def _prompt_state(prompt: PromptFile, is_rendered: bool) -> str:
+    from engage.survey.voice import NAMES_ORG
+
+    if prompt.is_said:
+        return "read by <Say> with ENGAGE_ORG_NAME, not recorded"
+    if prompt.problem is None and prompt.info is not None:
+        return f"present, {prompt.info.seconds:.1f} s" + (", rendered now" if is_rendered else "")
+    if prompt.problem == "missing" and not prompt.is_required:
+        return "missing (read by <Say>)"
+    if prompt.key in NAMES_ORG:
+        return f"{prompt.problem} (it names the organisation: recorded by the organisation)"
+    return str(prompt.problem)
+
+
+def _render_missing(locales_dir: Path, language: str, words: VoiceTexts) -> set[str]:
+    """Speak each missing prompt of LANG into its file; the keys written."""
+    from engage import speech
+    from engage.survey.prompt_files import check_prompt_files
+
+    if language not in speech.VOICES:
+        raise _Refusal(
+            f"espeak-ng renders {' and '.join(speech.VOICES)} only: {language} is recorded by a "
+            "native speaker (docs/voice-prompts.md)"
+        )
+    if missing := speech.missing_tools():
+        raise _Refusal(
+            f"--render-with espeak-ng needs {' and '.join(missing)} on PATH "
+            "(Debian: apt-get install espeak-ng sox)"
+        )
+    rendered = set()
+    for prompt in check_prompt_files(locales_dir, language):
+        if prompt.is_said or prompt.is_present:
+            continue
+        prompt.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            speech.render_words(words.prompt(prompt.key), language, prompt.path)
+        except subprocess.CalledProcessError as exc:
+            reason = exc.stderr.decode(errors="replace").strip()
+            raise click.ClickException(f"{prompt.path}: {exc.cmd[0]} failed: {reason}") from None
+        rendered.add(prompt.key)
+    return rendered
 
 
 # -- conversations from the terminal -----------------------------------------------------------
