@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from engage.cli import main
 from engage.survey.keywords import menu_number
-from engage.survey.recordings import system_prompts_missing
+from engage.survey.prompt_files import missing_system_prompts
 from engage.survey.texts import SystemTexts
 from engage.survey.voice import NAMES_ORG, SYSTEM_PROMPTS, VoiceTexts
 
@@ -121,7 +121,7 @@ def test_a_bad_recording_is_named_with_its_problem(tmp_path):
     assert result.output.rstrip().endswith("26 of 30 present and playable, 4 failing")
     # `engage surveys check` refuses a phone survey in mix for the same four.
     failing = {key for key, state in listed.items() if not state.startswith("present")}
-    assert set(system_prompts_missing("mix", locales)) == failing
+    assert set(missing_system_prompts(locales, "mix")) == failing
 
 
 def test_where_twilio_speaks_a_missing_recording_is_read_and_a_bad_one_still_fails(tmp_path):

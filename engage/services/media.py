@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from engage.db import insert_ignoring_conflicts, table_of, utcnow
 from engage.models import MediaFile
 from engage.survey.definition import Survey
-from engage.survey.recordings import SYSTEM_PROMPT_EXTENSION
+from engage.survey.prompt_files import AUDIO_DIR, SYSTEM_PROMPT_EXTENSION
 from engage.survey.voice import SYSTEM_PROMPTS
 
 _media = table_of(MediaFile)
@@ -39,7 +39,7 @@ class SystemAudio:
 def system_audio(locales_dir: str) -> SystemAudio:
     """Every system prompt recorded under `locales/<lang>/audio/` (read once per process)."""
     audio = SystemAudio()
-    for path in sorted(Path(locales_dir).glob(f"*/audio/*{SYSTEM_PROMPT_EXTENSION}")):
+    for path in sorted(Path(locales_dir).glob(f"*/{AUDIO_DIR}/*{SYSTEM_PROMPT_EXTENSION}")):
         key = path.stem
         if key not in SYSTEM_PROMPTS:
             continue

@@ -24,6 +24,7 @@ from ruamel.yaml.events import (
     ScalarEvent,
 )
 
+from engage.config import LOCALES_DIR
 from engage.survey import keywords, recordings
 from engage.survey.definition import (
     QUESTION_TYPES,
@@ -36,6 +37,7 @@ from engage.survey.definition import (
 )
 from engage.survey.expression import ExpressionError, parse
 from engage.survey.phrases import Count, Phrase, Value, Worded
+from engage.survey.prompt_files import missing_system_prompts
 from engage.survey.voice import is_spoken_by_twilio
 
 SURVEY_FIELDS = (
@@ -233,7 +235,7 @@ def check_file(path: str | Path, locales_dir: Path | None = None) -> Checked:
         reason = str(error.strerror)  # the system's words: a value, not a template
         return _unreadable(name, 1, Phrase("cannot read the file: %(reason)s", reason=reason))
     checked = check_bytes(name, data, is_file=True)
-    return _with_recordings(checked, Path(path).parent, locales_dir or recordings.LOCALES_DIR)
+    return _with_recordings(checked, Path(path).parent, locales_dir or LOCALES_DIR)
 
 
 def _with_recordings(checked: Checked, folder: Path, locales_dir: Path) -> Checked:
@@ -243,7 +245,7 @@ def _with_recordings(checked: Checked, folder: Path, locales_dir: Path) -> Check
     problems = [Problem.of(checked.name, line, text) for line, text in found.problems]
     survey = checked.survey
     for lang in survey.voice if survey is not None else ():
-        missing = recordings.system_prompts_missing(lang, locales_dir)
+        missing = missing_system_prompts(locales_dir, lang)
         if missing:
             problems.append(
                 Problem.of(

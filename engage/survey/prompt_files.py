@@ -1,9 +1,10 @@
 """The recorded system prompts of a language: `locales/<lang>/audio/<key>.wav`, one a key of
 `voice.SYSTEM_PROMPTS`, and whether each is there and can be played.
 
-Where Twilio speaks the language, a missing recording is read by `<Say>` and the prompts that
-name the organisation are never recorded; elsewhere every prompt must be. A file that is there
-is played instead of `<Say>`, so one that cannot be played fails in any language.
+Where Twilio speaks the language, a caller hears the prompts read by `<Say>` (its voices beat a
+machine's recording; the shipped Spanish and English recordings are the reference set, and the
+staff simulator plays them), and the prompts that name the organisation are never recorded.
+Elsewhere every prompt must be recorded. A file that is there must play, in any language.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from pathlib import Path
 
 from engage.survey import voice
 from engage.survey.audio import AudioInfo, UnreadableAudio, inspect_audio, prompt_problem
-from engage.survey.recordings import SYSTEM_PROMPT_EXTENSION
 
 AUDIO_DIR = "audio"
+SYSTEM_PROMPT_EXTENSION = ".wav"
 
 
 def system_prompt_path(locales_dir: Path, language: str, key: str) -> Path:
@@ -66,3 +67,9 @@ def _check(path: Path, key: str, is_said: bool, is_required: bool) -> PromptFile
         else:
             problem = prompt_problem(info)
     return PromptFile(key, path, is_said, is_required, is_present, info, problem)
+
+
+def missing_system_prompts(locales_dir: Path, language: str) -> list[str]:
+    """The system prompts a caller in this language would not hear: required and missing, or
+    unplayable."""
+    return [f.key for f in check_prompt_files(locales_dir, language) if f.is_required and f.fails]

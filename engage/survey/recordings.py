@@ -1,5 +1,5 @@
 """A survey's recorded prompts: the audio files its file names, read from beside it, checked,
-and named by their content; and the system prompts each of its voice languages needs.
+and named by their content (the system prompts are engage/survey/prompt_files.py's).
 
 A recording is known by its content (`<sha256>.<ext>`): a survey version names the recordings
 it was published with, a changed file makes a new version, and `GET /media/<name>` serves
@@ -17,11 +17,7 @@ from typing import Any
 
 from engage.survey.audio import AudioInfo, UnreadableAudio, inspect_audio, prompt_problem
 from engage.survey.phrases import Count, Phrase
-from engage.survey.voice import MAX_PROMPT_BYTES, recorded_keys
-
-# Where the system prompts are recorded: locales/<lang>/audio/<key>.wav, beside the package.
-LOCALES_DIR = Path(__file__).resolve().parents[2] / "locales"
-SYSTEM_PROMPT_EXTENSION = ".wav"
+from engage.survey.voice import MAX_PROMPT_BYTES
 
 
 @dataclass(frozen=True)
@@ -101,17 +97,6 @@ def _named(problem: Phrase, path: str) -> Phrase:
     params = dict(problem.params)
     params["path"] = path
     return Phrase(problem.template, **params)
-
-
-def system_prompts_missing(language: str, locales_dir: Path) -> list[str]:
-    """The system prompts a voice language needs recorded and lacks (or has unreadable)."""
-    missing = []
-    for key in recorded_keys(language):
-        path = locales_dir / language / "audio" / f"{key}{SYSTEM_PROMPT_EXTENSION}"
-        recording, _problem = inspect_file(path)
-        if recording is None:
-            missing.append(key)
-    return missing
 
 
 def with_media_names(source: dict[str, Any], files: dict[str, Recording]) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """What a caller hears and what the keys they press mean: the voice channel's words. Pure.
 
-A prompt is heard from a recorded file where one exists for the language, else read by Twilio's
-`<Say>` where Twilio has a voice for it (Spanish and English). System prompts are recorded as
-`locales/<lang>/audio/<key>.wav`; a survey's own prompts come from its file (`audio:`).
+A survey's own prompt is heard from its recording where the survey file gives one for the
+language (`audio:`), else read by Twilio's `<Say>` where Twilio has a voice for it (Spanish and
+English). System prompts are read by `<Say>` in those languages and recorded as
+`locales/<lang>/audio/<key>.wav` in the others.
 The texts below are the words of each system prompt: what `<Say>` reads and what a recording
 says (`engage voice prompts LANG` lists them for whoever records a language).
 """
@@ -207,9 +208,13 @@ class PromptBook:
         return Prompt(text=text, language=self.say_language)
 
     def system(self, key: str) -> Prompt:
-        spoken_name = key in NAMES_ORG and is_spoken_by_twilio(self.language)
-        media = None if spoken_name else self.system_audio(self.language, key)
-        return Prompt(media=media) if media else self.say(self.texts.prompt(key))
+        """A system prompt: read by <Say> where Twilio speaks the language, else recorded
+        (engage/survey/prompt_files.py); read in Spanish if a recording is missing after all."""
+        if not is_spoken_by_twilio(self.language):
+            media = self.system_audio(self.language, key)
+            if media:
+                return Prompt(media=media)
+        return self.say(self.texts.prompt(key))
 
     def survey_part(self, survey: Survey, part: str) -> Prompt | None:
         """The survey's title, intro or closing, if it has one."""
