@@ -1,7 +1,7 @@
 """The clock: periodic work in its own process (`engage clock`), or a thread of the development
 server without Redis. Expiry, the outbox sweep, looking up lost answers, the spool, snapshots,
-alerts, erasure's part (retention, deletions at Twilio), and campaigns' (reminders, a scheduled
-start, the end); erasure by staff or the CLI too."""
+alerts, erasure's part (retention, deletions at Twilio), campaigns' (reminders, a scheduled
+start, the end), call backs still waiting; erasure by staff or the CLI too."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from flask import current_app
 from engage import db
 from engage.db import utcnow
 from engage.intake import forget_dead_letters, replay_spooled
-from engage.jobs import BULK, REPLIES, dispatch_sends
+from engage.jobs import BULK, REPLIES, dispatch_call, dispatch_sends
 from engage.jobs.alerts import retry_alerts
 from engage.jobs.campaigns import run_campaign_clock
 from engage.jobs.send import message_sender, reconcile
 from engage.messaging import SendError
-from engage.services import erasure, outbox
+from engage.services import erasure, outbox, voice
 from engage.services.contact_imports import forget_stale_uploads
 from engage.services.inbox import release_held_replies
 from engage.services.maintenance import expire_idle_conversations
@@ -50,9 +50,18 @@ def run_periodic() -> dict[str, int]:
     counts.update(run_erasure_clock())
     counts["uploads_forgotten"] = forget_uploads()
     counts.update(run_campaign_clock())
+    counts["calls_placed"] = place_waiting_calls()
     if any(counts.values()):
         log.info("clock: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
     return counts
+
+
+def place_waiting_calls() -> int:
+    """Hand over again the call backs that are still waiting (Redis was down, or Twilio asked
+    us to try later)."""
+    with db.engine().begin() as connection:
+        waiting = voice.calls_waiting(connection, older_than=PENDING_GRACE, now=db.now())
+    return sum(dispatch_call(call_id) for call_id in waiting)
 
 
 def forget_uploads() -> int:

@@ -1,4 +1,5 @@
-"""A recording fake of Twilio's Messages API: an HTTP server on 127.0.0.1 for tests and benchmarks.
+"""A recording fake of Twilio's Messages API (and of placing calls and deleting call records and
+recordings): an HTTP server on 127.0.0.1 for tests and benchmarks.
 
 In a test::
 
@@ -490,6 +491,11 @@ class FakeTwilio:
         unknown)."""
         if method == "POST" and resource == "Calls" and sid is None:
             form = record.form
+            with self._lock:
+                failure = self._failures.popleft() if self._failures else None
+            if failure is not None:
+                record.answer(failure.status, _error(failure.code, failure.message, failure.status))
+                return
             to, from_ = _first(form, "To"), _first(form, "From")
             if not to or not from_:
                 record.answer(400, _error(21201, "No 'To' or 'From' number is specified", 400))

@@ -8,7 +8,7 @@ from flask import current_app
 
 from engage import db
 from engage.jobs.send import message_sender
-from engage.messaging import AmbiguousSendError, SendError
+from engage.messaging import AmbiguousSendError, SendError, TransientSendError
 from engage.services import voice
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,11 @@ def place_call(call_id: int) -> None:
         log.warning(
             "call-%s: Twilio's answer was lost (%s); its callbacks will tell", call_id, exc.code
         )
+        return
+    except TransientSendError as exc:
+        log.info("call-%s: Twilio asks to try later (%s); the clock will", call_id, exc.code)
+        with db.engine().begin() as connection:
+            voice.record_try_later(connection, call_id)
         return
     except SendError as exc:
         with db.engine().begin() as connection:

@@ -226,8 +226,9 @@ class TwilioSender:
                 url=call.url,
                 method="POST",
                 status_callback=call.status_callback,
+                # Only the call's end (Twilio's default event): its status says answered
+                # (completed), busy, no-answer or failed.
                 status_callback_method="POST",
-                status_callback_event=["initiated", "ringing", "answered", "completed"],
                 machine_detection="Enable",
                 timeout=CALL_RING_SECONDS,
             )

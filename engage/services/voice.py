@@ -628,6 +628,28 @@ def claim_call_to_place(
     )
 
 
+def calls_waiting(connection: Connection, *, older_than: timedelta, now: datetime) -> list[int]:
+    """Call backs still queued a while after they were asked for (and not too late to call)."""
+    return list(
+        connection.scalars(
+            select(_calls.c.id).where(
+                _calls.c.status == "queued",
+                _calls.c.created_at <= now - older_than,
+                _calls.c.created_at > now - CALLBACK_WINDOW,
+            )
+        )
+    )
+
+
+def record_try_later(connection: Connection, call_id: int) -> None:
+    """Twilio asked us to try later (the call surely was not placed): queued again."""
+    connection.execute(
+        update(_calls)
+        .where(_calls.c.id == call_id, _calls.c.status == "dialing")
+        .values(status="queued")
+    )
+
+
 def record_placed(connection: Connection, call_id: int, sid: str) -> None:
     connection.execute(
         update(_calls).where(_calls.c.id == call_id, _calls.c.sid.is_(None)).values(sid=sid)

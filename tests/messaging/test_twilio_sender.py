@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +35,7 @@ from urllib3.exceptions import (
 
 from engage.messaging import (
     AmbiguousSendError,
+    OutboundCall,
     OutboundMessage,
     PermanentSendError,
     SendError,
@@ -532,6 +534,19 @@ def test_requests_pass_prism_validation(prism_url: str) -> None:
     sender.send(outbound(to=WA_WORKER, from_=WA_FROM, status_callback=CALLBACK))
     sender.send(outbound(from_=SERVICE, content_sid=TEMPLATE, content_variables={"1": "Ana"}))
     sender.lookup(outbound(), since=datetime.now(UTC))  # its query passes too (else it raises)
+
+    call = OutboundCall(
+        call_id=3,
+        contact="contact-3",
+        to=WORKER,
+        from_=SMS_FROM,
+        url="https://hooks.example.org/twilio/voice?c=token",
+        status_callback="https://hooks.example.org/twilio/voice/status?c=token",
+    )
+    assert sender.place_call(call).startswith("CA")
+    with pytest.raises(PermanentSendError) as refused_call:
+        sender.place_call(replace(call, status_callback="not a url"))
+    assert refused_call.value.status == 422
 
     # Prism does refuse what breaks the schema (422), which we take as permanent.
     with pytest.raises(PermanentSendError) as raised:
