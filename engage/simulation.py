@@ -20,9 +20,11 @@ from engage.jobs.alerts import dispatch_alerts
 from engage.messaging.console import ConsoleSender
 from engage.privacy import parse_sender
 from engage.services import outbox
-from engage.services.conversations import handle_inbound, settings_from
+from engage.services.conversations import Settings, handle_inbound, settings_from
 from engage.services.simulator import DraftCatalog
+from engage.services.voice import Pressed, VoiceSettings, simulated_step
 from engage.survey.definition import Survey
+from engage.survey.voice import Screen
 
 SIMULATED_TO = "+15550000000"
 
@@ -39,13 +41,7 @@ def simulate_message(
     vault = app.extensions["engage.vault"]
     described = channel_named(channel)
     address = described.address(phone)
-    settings = settings_from(app.config, vault)
-    if draft is not None:
-
-        def draft_catalog(session: Session | Connection) -> DraftCatalog:
-            return DraftCatalog(session, draft)
-
-        settings = replace(settings, catalog=draft_catalog)
+    settings = _settings(app, draft)
     with db.engine().begin() as connection:
         result = handle_inbound(
             connection,
@@ -68,3 +64,38 @@ def simulate_message(
         with db.transaction() as session:
             outbox.record_chunk(session, sent=sent)
     return [m.body for m in sender.sent]
+
+
+def simulate_call(
+    app: Flask,
+    phone: str,
+    *,
+    token: str | None,
+    pressed: Pressed | None = None,
+    draft: Survey | None = None,
+) -> tuple[str, Screen] | None:
+    """One step of a simulated phone call from PHONE (a new call without `token`): the call's
+    token and what the caller hears, as the staff simulator's phone shows it. Nobody is
+    called, and the help line is never dialled. None for a token that is not a simulated
+    call's."""
+    settings = VoiceSettings(
+        conversations=_settings(app, draft),
+        hotline=app.config["ENGAGE_HOTLINE_NUMBER"],
+        base_url="",  # recordings as /media/<name>, for the page to play
+    )
+    with db.engine().begin() as connection:
+        return simulated_step(
+            connection, settings, token=token, caller=phone, to=SIMULATED_TO, pressed=pressed
+        )
+
+
+def _settings(app: Flask, draft: Survey | None) -> Settings:
+    """The conversation settings; with `draft`, the engine runs that survey only."""
+    settings = settings_from(app.config, app.extensions["engage.vault"])
+    if draft is None:
+        return settings
+
+    def draft_catalog(session: Session | Connection) -> DraftCatalog:
+        return DraftCatalog(session, draft)
+
+    return replace(settings, catalog=draft_catalog)

@@ -367,3 +367,28 @@ def test_erasure_deletes_voice_notes_and_call_records_at_twilio(voice_app, calle
     assert set(fake_twilio.deleted) == {worker.sid, worker.last_recording}
     with voice_app.app_context(), db.transaction() as session:
         assert session.scalars(select(Call)).one().contact_id is None
+
+
+def test_a_simulated_call_runs_the_same_steps_and_calls_nobody(voice_app, fake_twilio):
+    from engage.services.voice import Pressed
+    from engage.simulation import simulate_call
+
+    phone = "+12025550142"
+    with voice_app.app_context():
+        token, screen = simulate_call(voice_app, phone, token=None)
+        assert [p.text for p in screen.prompts][:2] == [
+            "Para español, oprima 1.",
+            "For English, press 2.",
+        ]
+        for keys in ("1", "1"):
+            token, screen = simulate_call(voice_app, phone, token=token, pressed=Pressed(keys))
+        assert "¿En qué estado trabaja?" in screen.prompts[-1].text
+        assert screen.keys is not None and screen.keys.one
+        _token, screen = simulate_call(voice_app, phone, token=token, pressed=Pressed("0"))
+        _token, screen = simulate_call(voice_app, phone, token=token, pressed=Pressed("0"))
+        assert screen.dial == HOTLINE
+        assert simulate_call(voice_app, phone, token="not-a-call", pressed=Pressed("1")) is None
+    with voice_app.app_context(), db.transaction() as session:
+        assert session.scalars(select(Contact)).one().is_simulated
+        assert session.scalars(select(Call)).one().is_simulated
+    assert fake_twilio.requests == [] and fake_twilio.calls == []

@@ -22,7 +22,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from twilio.twiml.voice_response import VoiceResponse
 
 from engage.channels import VOICE
@@ -143,6 +143,46 @@ def take_step(
     return _Call(connection, settings, call, caller, now).answer(step, pressed)
 
 
+def simulated_step(
+    connection: Connection,
+    settings: VoiceSettings,
+    *,
+    token: str | None,
+    caller: str,
+    to: str,
+    pressed: Pressed | None,
+    now: datetime | None = None,
+) -> tuple[str, Screen] | None:
+    """A call from the staff simulator's phone: no Twilio, the same steps. Without a token a
+    new simulated call begins. Returns the call's token and what the caller hears now (None
+    for an unknown token)."""
+    now = now or utcnow()
+    if token is None:
+        token = new_token()
+        connection.execute(
+            insert(_calls).values(
+                token=token,
+                purpose="inbound",
+                our_address=to,
+                status="in-progress",
+                sequence=-1,
+                is_simulated=True,
+                created_at=now,
+            )
+        )
+        pressed = None
+    call = connection.execute(
+        select(_calls)
+        .where(_calls.c.token == token, _calls.c.is_simulated.is_(True))
+        .with_for_update()
+    ).first()
+    if call is None:
+        return None
+    step = connection.scalar(select(func.count()).where(_steps.c.call_id == call.id)) or 0
+    _twiml, screen = _Call(connection, settings, call, caller, now).answer_new(step, pressed)
+    return token, screen
+
+
 def new_token() -> str:
     return secrets.token_urlsafe(24)
 
@@ -213,6 +253,10 @@ class _Call:
         if stored is not None:
             log.info("call-%s: step %s repeated", self.call.id, step)
             return str(stored)
+        return self.answer_new(step, pressed)[0]
+
+    def answer_new(self, step: int, pressed: Pressed | None) -> tuple[str, Screen]:
+        """A step not answered before: what the caller hears, as TwiML and as a Screen."""
         screen = self.opening() if pressed is None else self.after_keys(pressed)
         twiml = self.twiml(screen, step + 1)
         self.connection.execute(
@@ -223,7 +267,7 @@ class _Call:
             .where(_calls.c.id == self.call.id)
             .values(awaiting=self.awaiting, contact_id=self.contact_id, language=self.language)
         )
-        return twiml
+        return twiml, screen
 
     # -- what the caller hears
 

@@ -159,7 +159,8 @@ def takes_one_key(question: Question) -> bool:
 
 @dataclass(frozen=True)
 class Prompt:
-    """One thing a caller hears: a recording (its media name), or words read by <Say>."""
+    """One thing a caller hears: a recording (its media name), or else its words read by
+    <Say> in `language`. The words are kept either way (the staff simulator shows them)."""
 
     media: str | None = None
     text: str | None = None
@@ -204,40 +205,35 @@ class PromptBook:
         self.system_audio = system_audio
         self.say_language = language if is_spoken_by_twilio(language) else "es"
 
-    def say(self, text: str) -> Prompt:
-        return Prompt(text=text, language=self.say_language)
+    def say(self, text: str, media: str | None = None) -> Prompt:
+        """Words, heard from their recording when there is one, else read by <Say>."""
+        return Prompt(media=media, text=text, language=self.say_language)
 
     def system(self, key: str) -> Prompt:
         """A system prompt: read by <Say> where Twilio speaks the language, else recorded
         (engage/survey/prompt_files.py); read in Spanish if a recording is missing after all."""
+        media = None
         if not is_spoken_by_twilio(self.language):
             media = self.system_audio(self.language, key)
-            if media:
-                return Prompt(media=media)
-        return self.say(self.texts.prompt(key))
+        return self.say(self.texts.prompt(key), media)
 
     def survey_part(self, survey: Survey, part: str) -> Prompt | None:
         """The survey's title, intro or closing, if it has one."""
         text = {"title": survey.title, "intro": survey.intro, "closing": survey.closing}[part]
         media = survey.audio_of(part, self.language)
-        if media:
-            return Prompt(media=media)
         words = text.get(self.language)
-        return self.say(words) if words else None
+        return self.say(words or "", media) if words or media else None
 
     def question(self, question: Question) -> list[Prompt]:
         """The question with its choices read out, then how to answer it with keys."""
-        media = question.audio.get(self.language)
-        if media:
-            prompts = [Prompt(media=media)]
-        else:
-            words = [question.text.get(self.language, "")]
-            if question.type in ("choice", "multi"):
-                words += [
-                    self.texts.choice_option(choice.label.get(self.language, choice.value), key)
-                    for key, choice in enumerate(question.choices, start=1)
-                ]
-            prompts = [self.say(" ".join(w for w in words if w))]
+        words = [question.text.get(self.language, "")]
+        if question.type in ("choice", "multi"):
+            words += [
+                self.texts.choice_option(choice.label.get(self.language, choice.value), key)
+                for key, choice in enumerate(question.choices, start=1)
+            ]
+        text = " ".join(w for w in words if w)
+        prompts = [self.say(text, question.audio.get(self.language))]
         instructions = instructions_key(question)
         if instructions:
             prompts.append(self.system(instructions))
@@ -246,9 +242,9 @@ class PromptBook:
     def survey_option(self, survey: Survey, key: int) -> list[Prompt]:
         """One entry of the survey menu: its title, then its key."""
         media = survey.audio_of("title", self.language)
-        if media:
-            return [Prompt(media=media), self.system(f"press_{key}")]
         title = survey.title.get(self.language) or survey.title[survey.default_language]
+        if media:
+            return [self.say(title, media), self.system(f"press_{key}")]
         return [self.say(self.texts.survey_option(title, key))]
 
 
