@@ -30,10 +30,17 @@ class Channel:
     development_sender: str
     # Replies are spoken in the call (TwiML), not sent as messages.
     is_spoken: bool = False
+    # A survey's recordings of these kinds go with its messages as media (engage/survey/voice.py
+    # has the recordings; docs/voice.md §5).
+    audio_extensions: tuple[str, ...] = ()
 
     def address(self, e164: str) -> str:
         """A number as this channel's address."""
         return self.prefix + e164
+
+    def carries(self, media: str | None) -> bool:
+        """Whether a recording (its media name) goes with this channel's messages."""
+        return media is not None and media.rpartition(".")[2] in self.audio_extensions
 
     def is_window_open(self, last_inbound: datetime | None, now: datetime) -> bool:
         """Whether a free-form message may go now."""
@@ -59,6 +66,8 @@ WHATSAPP = Channel(
     counts_segments=False,
     joins_parts=True,
     development_sender="whatsapp:+15550000000",
+    # WhatsApp plays MPEG audio, not WAV; Twilio takes at most 500 KB of it per message.
+    audio_extensions=("mp3",),
 )
 # A phone call: the same surveys heard, answered with the keypad (services/voice.py).
 VOICE = Channel(

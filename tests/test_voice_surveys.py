@@ -221,3 +221,93 @@ def test_a_folder_of_surveys_with_a_copied_recording_serves_one_file(media_app, 
     shutil.copy(path.parent / "audio" / "title-mix.wav", path.parent / "audio" / "ok-mix.wav")
     survey = check_file(path).survey
     assert survey is not None and len(survey.recordings) == 1
+
+
+WHATSAPP_AUDIO = """\
+id: escucha
+title: {es: Escuche, en: Listen}
+languages: [es, en]
+keywords: {es: [ESCUCHA], en: [LISTEN]}
+voice: true
+intro: {es: "Una pregunta.", en: "One question."}
+questions:
+  - id: ok
+    type: yes_no
+    text: {es: "¿Todo bien?", en: "All well?"}
+    audio: {es: audio/ok-es.mp3, en: audio/ok-en.wav}
+"""
+MP3 = Path(__file__).resolve().parent / "audio" / "tone-8k.mp3"
+
+
+@pytest.fixture
+def whatsapp_app(twilio_app, tmp_path):
+    folder = tmp_path / "escucha"
+    (folder / "audio").mkdir(parents=True)
+    (folder / "escucha.yaml").write_text(WHATSAPP_AUDIO, encoding="utf-8")
+    shutil.copy(MP3, folder / "audio" / "ok-es.mp3")
+    write_wav(folder / "audio" / "ok-en.wav")
+    app = twilio_app()
+    surveys, problems = load_surveys([folder / "escucha.yaml"])
+    assert problems == []
+    with app.app_context(), db.transaction() as session:
+        publish_surveys(session, surveys)
+    return app, surveys[0]
+
+
+def texted(app, fake_twilio, phone: str, *texts: str) -> list[dict]:
+    from twilio_helpers import inbound_form, post_signed
+
+    client = app.test_client()
+    for text in texts:
+        response = post_signed(
+            client, fake_twilio.auth_token, "/twilio/messages", inbound_form(phone, text)
+        )
+        assert response.status_code == 200
+    return [r.form for r in fake_twilio.requests]
+
+
+def test_a_whatsapp_question_carries_its_mp3_recording(whatsapp_app, fake_twilio):
+    app, survey = whatsapp_app
+    forms = texted(app, fake_twilio, "whatsapp:+5215512345678", "ESCUCHA", "1")
+    assert "MediaUrl" not in forms[0]  # the consent: no recording
+    question = forms[-1]
+    assert "¿Todo bien?" in question["Body"][0]
+    name = survey.question("ok").audio["es"]
+    assert question["MediaUrl"] == [f"https://engage.example.org/media/{name}"]
+    served = app.test_client().get(f"/media/{name}")
+    assert served.status_code == 200 and served.mimetype == "audio/mpeg"
+    assert served.data == MP3.read_bytes()
+    assert fake_twilio.violations == []
+
+
+def test_sms_and_a_wav_recording_go_without_audio(whatsapp_app, fake_twilio):
+    app, _survey = whatsapp_app
+    forms = texted(app, fake_twilio, "+15551230009", "ESCUCHA", "1")
+    assert "¿Todo bien?" in forms[-1]["Body"][0]
+    assert all("MediaUrl" not in form for form in forms)
+    # WhatsApp plays MP3, not WAV: the English question goes as text alone.
+    forms = texted(app, fake_twilio, "whatsapp:+5215512345679", "LISTEN", "1")
+    assert "All well?" in forms[-1]["Body"][0]
+    assert "MediaUrl" not in forms[-1]
+
+
+def test_an_mp3_too_large_for_a_whatsapp_message_is_refused(tmp_path):
+    folder = tmp_path / "escucha"
+    (folder / "audio").mkdir(parents=True)
+    (folder / "escucha.yaml").write_text(WHATSAPP_AUDIO, encoding="utf-8")
+    # A short MP3 with a large tag (as a cover picture would be): over 500,000 bytes.
+    from mutagen.id3 import PRIV
+    from mutagen.mp3 import MP3 as Mp3File
+
+    big = folder / "audio" / "ok-es.mp3"
+    shutil.copy(MP3, big)
+    tagged = Mp3File(big)
+    if tagged.tags is None:
+        tagged.add_tags()
+    tagged.tags.add(PRIV(owner="engage-test", data=b"\0" * 600_000))
+    tagged.save()
+    write_wav(folder / "audio" / "ok-en.wav")
+    checked = check_file(folder / "escucha.yaml")
+    assert checked.survey is None
+    assert [p.line for p in checked.problems] == [11]
+    assert "the most a WhatsApp message carries" in checked.problems[0].message

@@ -135,7 +135,11 @@ def _send(rows: _Rows) -> int:
                 if not chunk:
                     break
                 claimed = outbox.claim_chunk(
-                    session, vault, chunk, status_callback=status_callback_url
+                    session,
+                    vault,
+                    chunk,
+                    status_callback=status_callback_url,
+                    public_url=current_app.config["ENGAGE_PUBLIC_URL"] or None,
                 )
                 rows.not_claimed(set(chunk) - {m.message_id for m in claimed})
                 if claimed:

@@ -17,6 +17,7 @@ class OutboundMessage:
     content_sid: str | None = None  # an approved Content template (HX…): sent instead of the body
     content_variables: dict[str, Any] | None = None  # the template's variables, {"1": "Ana"}
     status_callback: str | None = None  # where Twilio posts this message's delivery status
+    media_url: str | None = None  # a recording of what the text asks (a survey's audio)
 
 
 @dataclass(frozen=True)

@@ -168,6 +168,8 @@ class TwilioSender:
                 )
         else:
             params["body"] = message.body
+            if message.media_url:
+                params["media_url"] = [message.media_url]
         callback = message.status_callback
         if callback is None and self.status_callback_base:
             callback = self.status_callback_base + STATUS_CALLBACK_PATH

@@ -530,7 +530,8 @@ def handle_inbound(
         is_urgent=outcome.urgent_topic is not None,
         urgent_topic=outcome.urgent_topic,
     )
-    spoken = channel_named(sender.channel).is_spoken
+    described = channel_named(sender.channel)
+    spoken = described.is_spoken
     replies = [
         message_row(
             direction=Direction.OUT,
@@ -548,6 +549,9 @@ def handle_inbound(
         for index, text in enumerate(outcome.replies)
         if not spoken
     ]
+    if replies and outcome.audio:
+        # The last reply asks what the recording says: it carries it (encrypted as any media).
+        replies[-1]["media_url"] = cipher.encrypt(f"/media/{outcome.audio}")
     if outcome.erase:
         return _erase_by_sender(writes, settings, inbound, replies, sender, contact.id, now)
     message_id, outbound_ids = _insert_messages(writes, inbound, replies)

@@ -738,7 +738,7 @@ def _category(row: Any, text_answer_ids: set[int]) -> str | None:
         return CATEGORIES[FREE_TEXT]
     if row.id in text_answer_ids:
         return CATEGORIES[TEXT_ANSWER]
-    if row.media_url is not None:
+    if row.media_url is not None and row.direction == Direction.IN:
         return CATEGORIES[MEDIA]
     return None
 

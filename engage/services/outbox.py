@@ -81,6 +81,16 @@ def body_of(vault: Vault, body: str, kind: str | None, key_encrypted: str | None
     return vault.contact_cipher(key_encrypted).decrypt(body)
 
 
+def media_of(
+    vault: Vault, token: str | None, key_encrypted: str | None, public_url: str | None
+) -> str | None:
+    """A reply's recording as Twilio fetches it: our public URL and its /media path (none
+    without a public URL: nothing outside could fetch it)."""
+    if not token or not public_url or key_encrypted is None:
+        return None
+    return public_url + vault.contact_cipher(key_encrypted).decrypt(token)
+
+
 def lost_message(
     session: Session, vault: Vault, message_id: int
 ) -> tuple[OutboundMessage, datetime] | None:
@@ -146,6 +156,7 @@ def claim_chunk(
     message_ids: Sequence[int],
     *,
     status_callback: Callable[[int], str | None] | None = None,
+    public_url: str | None = None,
     now: datetime | None = None,
 ) -> list[OutboundMessage]:
     """Claim the rows of a chunk that are due, in a few set-based statements; what to send.
@@ -206,6 +217,7 @@ def claim_chunk(
                 content_sid=content_sid,
                 content_variables=row.content_variables if content_sid else None,
                 status_callback=status_callback(row.id) if status_callback else None,
+                media_url=media_of(vault, row.media_url, row.key_encrypted, public_url),
             )
         )
     if cancelled:
@@ -274,6 +286,7 @@ def _claim_select() -> Select[Any]:
             m.their_address_encrypted,
             m.content_sid,
             m.content_variables,
+            m.media_url,
             m.contact_id,
             _contacts.c.is_opted_out,
             _contacts.c.erased_at,

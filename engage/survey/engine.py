@@ -113,6 +113,9 @@ class Outcome:
     # The contact asked to be erased and confirmed (or is opted out): the caller erases it,
     # and sends the replies, if any, to the address the request came from.
     erase: bool = False
+    # The recording of the prompt the replies end with (the question asked, or the intro or
+    # closing), where the channel carries a survey's audio: its media name.
+    audio: str | None = None
 
 
 class SurveyCatalog(Protocol):
@@ -570,6 +573,7 @@ class _Step:
             return
         closing = survey.closing.get(conv.language)
         if closing:
+            self.hear(survey.audio_of("closing", conv.language))
             self.say(self.spell(closing))
         # On a shared phone the thread itself can put the worker at risk.
         self.say(self.t.may_delete())
@@ -580,6 +584,7 @@ class _Step:
         """The survey's intro with its first question that applies."""
         intro = self.survey.intro.get(self.language)
         if intro:
+            self.hear(self.survey.audio_of("intro", self.language))
             self.say(self.spell(intro))
         self.advance(start=True)
 
@@ -609,7 +614,13 @@ class _Step:
         return self.render(self.question)
 
     def render(self, question: Question) -> str:
+        self.hear(question.audio.get(self.language))
         return self.spell(render_question(question, self.survey, self.language, self.t))
+
+    def hear(self, media: str | None) -> None:
+        """A recording of what is said, sent with the replies where the channel carries it."""
+        if channel_named(self.channel).carries(media):
+            self.out.audio = media
 
     def spell(self, text: str) -> str:
         """One of the survey's own texts as this channel gets it."""

@@ -19,6 +19,9 @@ from engage.survey.audio import AudioInfo, UnreadableAudio, inspect_audio, promp
 from engage.survey.phrases import Count, Phrase
 from engage.survey.voice import MAX_PROMPT_BYTES
 
+# The most audio Twilio sends with a message (other than images: 500 KB).
+MAX_MESSAGE_AUDIO_BYTES = 500_000
+
 
 @dataclass(frozen=True)
 class Reference:
@@ -85,6 +88,18 @@ def read(references: Iterable[Reference], folder: Path) -> Read:
         if reference.path in result.files:
             continue
         recording, problem = inspect_file(folder / reference.path)
+        if recording is not None and recording.mimetype == "audio/mpeg":
+            # An MP3 also goes with the survey's WhatsApp messages, where Twilio takes less.
+            if len(recording.data) > MAX_MESSAGE_AUDIO_BYTES:
+                recording, problem = (
+                    None,
+                    Phrase(
+                        "'%(path)s' is larger than %(max)s bytes, the most a WhatsApp message "
+                        "carries: record it at a lower bit rate (32 kbit/s is enough for speech)",
+                        path=reference.path,
+                        max=Count(MAX_MESSAGE_AUDIO_BYTES),
+                    ),
+                )
         if problem is not None:
             result.problems.append((reference.line, _named(problem, reference.path)))
         elif recording is not None:
