@@ -392,3 +392,54 @@ def test_a_simulated_call_runs_the_same_steps_and_calls_nobody(voice_app, fake_t
         assert session.scalars(select(Contact)).one().is_simulated
         assert session.scalars(select(Call)).one().is_simulated
     assert fake_twilio.requests == [] and fake_twilio.calls == []
+
+
+def test_the_shipped_survey_by_phone_counts_like_any_other_answers(
+    twilio_app, fake_twilio, tmp_path
+):
+    """The shipped survey's voice edition (es, en), answered by keypad from start to end; the
+    staff responses file has the call's answers as it has a text's."""
+    import csv
+
+    from click.testing import CliRunner
+    from flask.cli import ScriptInfo
+
+    from engage.cli import main
+
+    app = twilio_app()
+    worker = Caller(app.test_client(), fake_twilio.auth_token, "+15551230042")
+    heard = worker.call()
+    assert "Para español, oprima 1." in heard.says
+    assert not any("kreyòl" in s.lower() for s in heard.says)  # not offered by phone
+    worker.press("1")
+    heard = worker.press("1")
+    assert "Para Florida, oprima 1." in heard.text
+    # 16 states: more than one key, so the keys end with #.
+    assert "numDigits" not in heard.gather.attrib
+    assert "Marque el número con el teclado" in heard.text
+    heard = worker.press("2", finished_on_key="#")
+    steps = 0
+    while not heard.hangs_up and steps < 40:
+        steps += 1
+        if heard.record is not None:
+            heard = worker.follow_redirect()
+        elif "Para que nunca le volvamos a llamar, oprima 9 ahora" in heard.text:
+            heard = worker.wait()
+        elif heard.gather.attrib.get("numDigits") == "1":
+            heard = worker.press("2")
+        else:
+            heard = worker.press("5", finished_on_key="#")
+    assert heard.hangs_up and steps < 40
+    out = tmp_path / "responses.csv"
+    result = CliRunner().invoke(
+        main,
+        ["export", "working-conditions", "--responses", "-o", str(out)],
+        obj=ScriptInfo(create_app=lambda: app),
+    )
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["status"] == "completed" and row["language"] == "es"
+    assert row["state"] != "" and row["state"] not in ("_skipped", "_missed")
+    assert row["days_worked"] == "5"

@@ -311,3 +311,50 @@ def test_an_mp3_too_large_for_a_whatsapp_message_is_refused(tmp_path):
     assert checked.survey is None
     assert [p.line for p in checked.problems] == [11]
     assert "the most a WhatsApp message carries" in checked.problems[0].message
+
+
+def test_by_phone_a_multi_question_has_at_most_nine_choices(tmp_path):
+    choices = "".join(
+        f"      - {{value: c{i}, label: {{es: Opción {i}, mix: Opción {i}}}}}\n" for i in range(10)
+    )
+    text = (
+        MIXTECO.replace("voice: true", "voice: [es]")
+        .replace("    type: choice\n", "    type: multi\n")
+        .replace(
+            "      - {value: CA, label: {es: California, mix: California}}\n"
+            "      - {value: FL, label: {es: Florida, mix: Florida}}\n",
+            choices,
+        )
+    )
+    path = survey_folder(tmp_path, text, "audio/title-mix.wav", "audio/ok-mix.wav")
+    problems = problems_of(check_file(path))
+    assert problems == [
+        f"{path}:17: question 'state' has 10 choices, but the survey is offered by phone, where "
+        "a multi question takes one key per choice: at most 9"
+    ]
+    # Not by phone, ten are fine.
+    path.write_text(text.replace("voice: [es]\n", ""), encoding="utf-8")
+    assert problems_of(check_file(path)) == []
+
+
+def test_a_language_twilio_does_not_speak_hears_its_recorded_system_prompts():
+    from engage.survey.texts import SystemTexts
+    from engage.survey.voice import PromptBook, VoiceTexts
+
+    locales = Path(__file__).resolve().parents[1] / "locales"
+
+    def recorded(language: str, key: str) -> str | None:
+        return f"{language}-{key}.wav"  # every prompt recorded, in every language
+
+    def book(language: str) -> PromptBook:
+        texts = SystemTexts(locales, language, "Centro Campesino")
+        return PromptBook(language, VoiceTexts(texts, lambda code: 4), recorded)
+
+    consent = book("mix").system("consent")
+    assert consent.media == "mix-consent.wav"
+    assert consent.text.startswith("Le preguntamos sobre su trabajo")  # its words, for staff
+    # Where Twilio speaks the language, <Say> reads it even with a recording there.
+    spoken = book("es").system("consent")
+    assert spoken.media is None and spoken.language == "es"
+    org = book("es").system("org_intro")
+    assert org.text == "Le llama Centro Campesino." and org.media is None

@@ -38,7 +38,7 @@ from engage.survey.definition import (
 from engage.survey.expression import ExpressionError, parse
 from engage.survey.phrases import Count, Phrase, Value, Worded
 from engage.survey.prompt_files import missing_system_prompts
-from engage.survey.voice import is_spoken_by_twilio
+from engage.survey.voice import MAX_ONE_KEY_CHOICES, is_spoken_by_twilio
 
 SURVEY_FIELDS = (
     "id",
@@ -1376,6 +1376,18 @@ class _Checker:
             return ()
         if len(node) < 2:
             self.error(line, Phrase("%(question)s needs at least 2 choices", question=name))
+        if question_type == "multi" and self.voice and len(node) > MAX_ONE_KEY_CHOICES:
+            # By phone each choice of a multi answer is one key ("1 3 #"): 10 would read as 1, 0.
+            self.error(
+                line,
+                Phrase(
+                    "%(question)s has %(count)s choices, but the survey is offered by phone, "
+                    "where a multi question takes one key per choice: at most %(max)s",
+                    question=name,
+                    count=len(node),
+                    max=MAX_ONE_KEY_CHOICES,
+                ),
+            )
         choices: list[Choice] = []
         first_value_lines: dict[str, int] = {}
         for i, choice in enumerate(node):

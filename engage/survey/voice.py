@@ -130,7 +130,10 @@ class VoiceTexts:
 
 def instructions_key(question: Question) -> str | None:
     """The system prompt that follows a question's own: how to answer it with keys (a choice
-    question's own prompt reads its choices out)."""
+    question's own prompt reads its choices out; with more than one key's worth, its number is
+    keyed as a number is)."""
+    if question.type == "choice" and not takes_one_key(question):
+        return "number_keys"
     return {
         "yes_no": "yes_no_keys",
         "number": "number_keys",
