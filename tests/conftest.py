@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,9 +20,11 @@ from sqlalchemy import text
 
 from engage import create_app, db
 from engage.cli import main
+from engage.db import make_engine
 from engage.migrations import upgrade
 from engage.services.surveys import publish_surveys
-from engage.survey.loader import find_survey_files, load_surveys
+from engage.survey.definition import Survey
+from engage.survey.loader import Problem, find_survey_files, load_surveys
 
 # Test helpers (fake_twilio, twilio_helpers) are plain modules beside this file.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -59,7 +64,12 @@ def make_app(
 ) -> Flask:
     """An app on a test database; `prepare` migrates (SQLite) or empties (PostgreSQL) it."""
     if database == "sqlite":
-        url = f"sqlite:///{tmp_path / 'engage.db'}"
+        path = tmp_path / "engage.db"
+        url = f"sqlite:///{path}"
+        if prepare and not path.exists():
+            # A copy of a database migrated once per run: every test starts from the schema
+            # the migrations make, without running them again (test_migrations.py runs them).
+            shutil.copyfile(_migrated_sqlite(), path)
     else:
         assert pg_url is not None
         url = pg_url
@@ -115,9 +125,25 @@ def web_app(app: Flask) -> Flask:
     return app
 
 
+@functools.cache
+def _migrated_sqlite() -> Path:
+    """An SQLite database migrated to the head revision, made once per test process."""
+    path = Path(tempfile.mkdtemp(prefix="engage-schema-")) / "engage.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@functools.cache
+def _checked_surveys(files: tuple[tuple[Path, int], ...]) -> tuple[list[Survey], list[Problem]]:
+    """Survey files read and checked once per test process (and again if one changes)."""
+    return load_surveys([path for path, _mtime in files])
+
+
 def publish(app: Flask, directories: list[Path]) -> None:
     files = [f for d in directories for f in find_survey_files(d)]
-    surveys, problems = load_surveys(files)
+    surveys, problems = _checked_surveys(tuple((f, f.stat().st_mtime_ns) for f in files))
     assert not [p for p in problems if not p.is_warning], problems
     with app.app_context(), db.transaction() as session:
         publish_surveys(session, surveys)
