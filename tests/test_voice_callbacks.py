@@ -217,3 +217,21 @@ def test_a_call_twilio_asks_to_retry_is_placed_by_the_clock(callback_app, fake_t
         assert place_waiting_calls() == 1
     assert len(fake_twilio.calls) == 1
     assert calls(callback_app)[0].status == "dialing"
+
+
+def test_a_forged_caller_id_is_not_called_back(callback_app, fake_twilio):
+    form = {
+        "CallSid": new_sid("CA"),
+        "From": WORKER,
+        "To": OUR_NUMBER,
+        "Direction": "inbound",
+        "StirVerstat": "TN-Validation-Failed-A",
+    }
+    response = post_signed(
+        callback_app.test_client(), fake_twilio.auth_token, "/twilio/voice", form
+    )
+    assert b'<Reject reason="busy"' in response.data
+    assert fake_twilio.calls == [] and calls(callback_app) == []
+    form.update(CallSid=new_sid("CA"), StirVerstat="TN-Validation-Passed-A")
+    post_signed(callback_app.test_client(), fake_twilio.auth_token, "/twilio/voice", form)
+    assert len(fake_twilio.calls) == 1

@@ -86,7 +86,12 @@ def incoming_call() -> Response:
         log.info("call %s: answered by %s; hung up", sid, answered_by)
         return _twiml(_HANG_UP)
     if token is None and current_app.config["ENGAGE_VOICE_CALLBACK"]:
-        # Rejected before it is answered: the worker pays nothing, and we call back.
+        # Rejected before it is answered: the worker pays nothing, and we call back; but not a
+        # number whose caller ID the carrier found forged (STIR/SHAKEN): that call back would
+        # ring someone who never called.
+        if request.form.get("StirVerstat", "").startswith("TN-Validation-Failed"):
+            log.info("call %s: caller ID failed validation; rejected, not called back", sid)
+            return _twiml(_REJECT_BUSY)
         vault = current_app.extensions["engage.vault"]
         with db.engine().begin() as connection:
             call_id = request_callback(connection, vault, caller=caller, to=ours)
