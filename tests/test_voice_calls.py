@@ -443,3 +443,27 @@ def test_the_shipped_survey_by_phone_counts_like_any_other_answers(
     assert row["status"] == "completed" and row["language"] == "es"
     assert row["state"] != "" and row["state"] not in ("_skipped", "_missed")
     assert row["days_worked"] == "5"
+
+
+def test_staff_find_a_voice_note_in_the_inbox_with_its_recording(voice_app, caller):
+    from engage.services.accounts import create_user
+    from tests.test_web_access import PASSWORD, sign_in
+
+    with voice_app.app_context(), db.transaction() as session:
+        create_user(session, "staff@example.org", PASSWORD, "staff")
+    worker = caller()
+    worker.call()
+    for keys in ("1", "1", "1", "1"):
+        worker.press(keys)
+    worker.press("8", finished_on_key="#")
+    worker.press("3", finished_on_key="#")
+    worker.leave_voice_note()
+    client = voice_app.test_client()
+    assert sign_in(client, "staff").status_code == 302
+    inbox = client.get("/staff/inbox").get_data(as_text=True)
+    with voice_app.app_context(), db.transaction() as session:
+        contact_id = session.scalar(select(Contact.id))
+    assert f"/staff/inbox/{contact_id}" in inbox
+    thread = client.get(f"/staff/inbox/{contact_id}").get_data(as_text=True)
+    assert f"/Recordings/{worker.last_recording}" in thread
+    assert worker.phone not in thread and worker.phone not in inbox
