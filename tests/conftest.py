@@ -224,6 +224,19 @@ def twilio_app(request, tmp_path: Path, database: str, fake_twilio):
         app.extensions["engage.engine"].dispose()
 
 
+VOICE_SURVEYS = Path(__file__).resolve().parent / "voice"
+
+
+@pytest.fixture
+def voice_app(request, tmp_path: Path, database: str, fake_twilio):
+    """An app wired to the fake Twilio with one survey offered by phone (tests/voice/)."""
+    pg = request.getfixturevalue("pg_url") if database == "postgresql" else None
+    app = make_app(tmp_path, database, pg, **twilio_overrides(fake_twilio, tmp_path))
+    publish(app, [VOICE_SURVEYS])
+    yield app
+    app.extensions["engage.engine"].dispose()
+
+
 class Clock:
     """The app's clock, moved by the test instead of sleeping."""
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import make_app, publish
+from conftest import VOICE_SURVEYS, make_app, publish
 from sqlalchemy import select
 from twilio_helpers import (
     OUR_NUMBER,
@@ -22,7 +22,6 @@ from voice_caller import Caller
 from engage import db
 from engage.models import Call, Contact, Message
 
-VOICE_SURVEYS = Path(__file__).resolve().parent / "voice"
 VOICE_FROM = "+15005550006"
 WORKER = "+15551230077"
 
@@ -183,55 +182,7 @@ def test_a_refused_call_ends_failed_and_a_new_missed_call_calls_again(callback_a
     assert [c.status for c in calls(callback_app)] == ["failed", "dialing"]
 
 
-def test_without_callbacks_the_call_is_answered(voice_free_app, fake_twilio):
-    worker = Caller(voice_free_app.test_client(), fake_twilio.auth_token, WORKER)
+def test_without_callbacks_the_call_is_answered(voice_app, fake_twilio):
+    worker = Caller(voice_app.test_client(), fake_twilio.auth_token, WORKER)
     heard = worker.call()
     assert heard.gather is not None and fake_twilio.calls == []
-
-
-@pytest.fixture
-def voice_free_app(request, tmp_path: Path, database: str, fake_twilio):
-    pg = request.getfixturevalue("pg_url") if database == "postgresql" else None
-    app = make_app(tmp_path, database, pg, **twilio_overrides(fake_twilio, tmp_path))
-    publish(app, [VOICE_SURVEYS])
-    yield app
-    app.extensions["engage.engine"].dispose()
-
-
-def test_a_call_twilio_asks_to_retry_is_placed_by_the_clock(callback_app, fake_twilio):
-    from datetime import timedelta
-
-    from engage.clock import place_waiting_calls
-    from engage.db import utcnow
-
-    fake_twilio.fail_next(1, status=429)
-    miss_a_call(callback_app, fake_twilio)
-    [call] = calls(callback_app)
-    assert call.status == "queued" and fake_twilio.calls == []
-    with callback_app.app_context():
-        assert place_waiting_calls() == 0  # not yet: it was asked for moments ago
-        with db.engine().begin() as connection:
-            connection.execute(
-                Call.__table__.update().values(created_at=utcnow() - timedelta(minutes=2))
-            )
-        assert place_waiting_calls() == 1
-    assert len(fake_twilio.calls) == 1
-    assert calls(callback_app)[0].status == "dialing"
-
-
-def test_a_forged_caller_id_is_not_called_back(callback_app, fake_twilio):
-    form = {
-        "CallSid": new_sid("CA"),
-        "From": WORKER,
-        "To": OUR_NUMBER,
-        "Direction": "inbound",
-        "StirVerstat": "TN-Validation-Failed-A",
-    }
-    response = post_signed(
-        callback_app.test_client(), fake_twilio.auth_token, "/twilio/voice", form
-    )
-    assert b'<Reject reason="busy"' in response.data
-    assert fake_twilio.calls == [] and calls(callback_app) == []
-    form.update(CallSid=new_sid("CA"), StirVerstat="TN-Validation-Passed-A")
-    post_signed(callback_app.test_client(), fake_twilio.auth_token, "/twilio/voice", form)
-    assert len(fake_twilio.calls) == 1

@@ -3,28 +3,15 @@ what it hears and what is stored."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from conftest import make_app, publish
 from sqlalchemy import func, select
-from twilio_helpers import OUR_NUMBER, inbound_form, post_signed, twilio_overrides
+from twilio_helpers import OUR_NUMBER, inbound_form, post_signed
 from voice_caller import Caller
 
 from engage import db
 from engage.models import Answer, Call, CallStep, Contact, Conversation, Message, VoiceNote
 
-VOICE_SURVEYS = Path(__file__).resolve().parent / "voice"
 HOTLINE = "+18883737888"
-
-
-@pytest.fixture
-def voice_app(request, tmp_path: Path, database: str, fake_twilio):
-    pg = request.getfixturevalue("pg_url") if database == "postgresql" else None
-    app = make_app(tmp_path, database, pg, **twilio_overrides(fake_twilio, tmp_path))
-    publish(app, [VOICE_SURVEYS])
-    yield app
-    app.extensions["engage.engine"].dispose()
 
 
 @pytest.fixture
@@ -33,6 +20,15 @@ def caller(voice_app, fake_twilio):
         return Caller(voice_app.test_client(), fake_twilio.auth_token, phone)
 
     return make
+
+
+def to_the_voice_note(worker: Caller) -> None:
+    """Call, and answer every question before the last (a voice note) by keypad."""
+    worker.call()
+    for keys in ("1", "1", "1", "1"):  # Español, consent, California, yes
+        worker.press(keys)
+    worker.press("8", finished_on_key="#")
+    worker.press("3", finished_on_key="#")
 
 
 def answers(app) -> dict[str, tuple[str, object]]:
@@ -205,11 +201,7 @@ def test_a_number_out_of_range_is_a_miss(voice_app, caller):
 
 def test_silence_after_the_tone_skips_the_voice_note(voice_app, caller):
     worker = caller()
-    worker.call()
-    for keys in ("1", "1", "1", "1"):
-        worker.press(keys)
-    worker.press("8", finished_on_key="#")
-    worker.press("3", finished_on_key="#")
+    to_the_voice_note(worker)
     # Nothing recorded: Twilio skips the action and runs the next verb, the redirect.
     heard = worker.follow_redirect()
     assert "Gracias por contestar." in heard.text
@@ -350,11 +342,7 @@ def test_erasure_deletes_voice_notes_and_call_records_at_twilio(voice_app, calle
     from engage.services.erasure import BY_STAFF, erase_contact
 
     worker = caller()
-    worker.call()
-    for keys in ("1", "1", "1", "1"):
-        worker.press(keys)
-    worker.press("8", finished_on_key="#")
-    worker.press("3", finished_on_key="#")
+    to_the_voice_note(worker)
     worker.leave_voice_note()
     # Twilio holds the call's record and the recording.
     fake_twilio.know(worker.sid, worker.last_recording)
@@ -452,11 +440,7 @@ def test_staff_find_a_voice_note_in_the_inbox_with_its_recording(voice_app, call
     with voice_app.app_context(), db.transaction() as session:
         create_user(session, "staff@example.org", PASSWORD, "staff")
     worker = caller()
-    worker.call()
-    for keys in ("1", "1", "1", "1"):
-        worker.press(keys)
-    worker.press("8", finished_on_key="#")
-    worker.press("3", finished_on_key="#")
+    to_the_voice_note(worker)
     worker.leave_voice_note()
     client = voice_app.test_client()
     assert sign_in(client, "staff").status_code == 302

@@ -99,3 +99,36 @@ def conversation_row(
         "last_question_id": last_question_id,
         "last_profile": last_profile,
     }
+
+
+def call_row(
+    *,
+    purpose: str,
+    our_address: str | None,
+    status: str,
+    created_at: datetime,
+    token: str,
+    sid: str | None = None,
+    contact_id: int | None = None,
+    campaign_id: int | None = None,
+    phone_hash: str | None = None,
+    their_address_encrypted: str | None = None,
+    call_after: datetime | None = None,
+    is_simulated: bool = False,
+) -> dict[str, Any]:
+    """A row of `calls`: one the worker made (`inbound`), or one Engage places."""
+    return {
+        "token": token,
+        "sid": sid,
+        "purpose": purpose,
+        "contact_id": contact_id,
+        "campaign_id": campaign_id,
+        "our_address": our_address,
+        "phone_hash": phone_hash,
+        "their_address_encrypted": their_address_encrypted,
+        "status": status,
+        "sequence": -1,
+        "call_after": call_after,
+        "is_simulated": is_simulated,
+        "created_at": created_at,
+    }

@@ -38,6 +38,7 @@ from engage.services.conversations import (
     make_engine,
 )
 from engage.services.media import system_audio
+from engage.services.rows import call_row
 from engage.survey import keywords as kw
 from engage.survey.definition import Survey
 from engage.survey.engine import CONSENT, INVITATION, ConversationState, SurveyCatalog
@@ -161,13 +162,14 @@ def simulated_step(
         token = new_token()
         connection.execute(
             insert(_calls).values(
-                token=token,
-                purpose="inbound",
-                our_address=to,
-                status="in-progress",
-                sequence=-1,
-                is_simulated=True,
-                created_at=now,
+                call_row(
+                    purpose="inbound",
+                    our_address=to,
+                    status="in-progress",
+                    created_at=now,
+                    token=token,
+                    is_simulated=True,
+                )
             )
         )
         pressed = None
@@ -196,14 +198,14 @@ def _claim_call(
     if call is None:
         connection.execute(
             insert(_calls).values(
-                token=new_token(),
-                sid=sid,
-                purpose="inbound",
-                our_address=to,
-                status="in-progress",
-                sequence=-1,
-                is_simulated=False,
-                created_at=now,
+                call_row(
+                    purpose="inbound",
+                    our_address=to,
+                    status="in-progress",
+                    created_at=now,
+                    token=new_token(),
+                    sid=sid,
+                )
             )
         )
         call = connection.execute(
@@ -626,16 +628,16 @@ def request_callback(
     call_id = connection.execute(
         insert(_calls)
         .values(
-            token=new_token(),
-            purpose="callback",
-            contact_id=contact.id if contact is not None else None,
-            our_address=to,
-            phone_hash=phone_hash,
-            their_address_encrypted=vault.encrypt(caller),
-            status="queued",
-            sequence=-1,
-            is_simulated=False,
-            created_at=now,
+            call_row(
+                purpose="callback",
+                our_address=to,
+                status="queued",
+                created_at=now,
+                token=new_token(),
+                contact_id=contact.id if contact is not None else None,
+                phone_hash=phone_hash,
+                their_address_encrypted=vault.encrypt(caller),
+            )
         )
         .returning(_calls.c.id)
     ).scalar_one()
