@@ -160,18 +160,7 @@ def simulated_step(
     now = now or utcnow()
     if token is None:
         token = new_token()
-        connection.execute(
-            insert(_calls).values(
-                call_row(
-                    purpose="inbound",
-                    our_address=to,
-                    status="in-progress",
-                    created_at=now,
-                    token=token,
-                    is_simulated=True,
-                )
-            )
-        )
+        _insert_call_in(connection, token=token, sid=None, to=to, now=now, is_simulated=True)
         pressed = None
     call = connection.execute(
         select(_calls)
@@ -185,6 +174,28 @@ def simulated_step(
     return token, screen
 
 
+def _insert_call_in(
+    connection: Connection,
+    *,
+    token: str,
+    sid: str | None,
+    to: str,
+    now: datetime,
+    is_simulated: bool = False,
+) -> None:
+    """The row of a call the worker makes, answered now."""
+    row = call_row(
+        purpose="inbound",
+        our_address=to,
+        status="in-progress",
+        created_at=now,
+        token=token,
+        sid=sid,
+        is_simulated=is_simulated,
+    )
+    connection.execute(insert(_calls).values(row))
+
+
 def new_token() -> str:
     return secrets.token_urlsafe(24)
 
@@ -196,18 +207,7 @@ def _claim_call(
     where = _calls.c.token == token if token else _calls.c.sid == sid
     call = connection.execute(select(_calls).where(where).with_for_update()).first()
     if call is None:
-        connection.execute(
-            insert(_calls).values(
-                call_row(
-                    purpose="inbound",
-                    our_address=to,
-                    status="in-progress",
-                    created_at=now,
-                    token=new_token(),
-                    sid=sid,
-                )
-            )
-        )
+        _insert_call_in(connection, token=new_token(), sid=sid, to=to, now=now)
         call = connection.execute(
             select(_calls).where(_calls.c.sid == sid).with_for_update()
         ).first()
