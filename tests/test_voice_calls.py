@@ -451,3 +451,14 @@ def test_staff_find_a_voice_note_in_the_inbox_with_its_recording(voice_app, call
     thread = client.get(f"/staff/inbox/{contact_id}").get_data(as_text=True)
     assert f"/Recordings/{worker.last_recording}" in thread
     assert worker.phone not in thread and worker.phone not in inbox
+
+
+def test_the_language_menu_again_after_no_key_or_a_wrong_one(voice_app, caller):
+    worker = caller()
+    worker.call()
+    heard = worker.wait()
+    assert heard.says[:2] == ["No escuchamos una respuesta.", "Para español, oprima 1."]
+    heard = worker.press("7")
+    assert heard.says[:2] == ["No entendimos esa respuesta.", "Para español, oprima 1."]
+    heard = worker.press("2")
+    assert "This call is from Centro Campesino." in heard.says

@@ -292,7 +292,8 @@ class _Call:
         if awaiting == "language":
             code = self.language_for(digits)
             if code is None:
-                return self.language_menu(first=self.book(None).system("not_understood"))
+                missed = "not_understood" if digits else "no_input"
+                return self.language_menu(first=self.book(self.language).system(missed))
             return self.choose(code)
         if awaiting == "survey_menu":
             return self.pick_survey(digits)
