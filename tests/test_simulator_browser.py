@@ -1,13 +1,15 @@
 """The simulator in headless Chromium: a staff member plays a survey in Spanish and in English,
-by mouse and by keyboard, sees what each reply costs, resets, and tries a draft at phone width."""
+by mouse and by keyboard, sees what each reply costs, resets, tries a draft at phone width, and
+calls a survey offered by phone."""
 
 from __future__ import annotations
 
 import time
 
 from tests.browser import sign_in as browser_sign_in
-from tests.conftest import WEB_PASSWORD
+from tests.conftest import SHIPPED_SURVEYS, TEST_SURVEYS, WEB_PASSWORD, publish
 from tests.test_simulator import DRAFT, add_draft
+from tests.test_simulator_phone import VOICE_SURVEYS
 
 SCREENSHOTS = "/tmp/simulator-{name}.png"
 
@@ -198,3 +200,62 @@ def test_a_draft_at_phone_width_by_keyboard(web_app, live_server, browser):
     assert not page.bubbles()
     shown = [b.text for b in page.find_all(".sim-keywords:not([hidden]) button")]
     assert "English: HOUSING" in shown and "English: WATER" not in shown
+
+
+def test_a_call_by_keypad_at_phone_width(web_app, live_server, browser):
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    publish(web_app, [SHIPPED_SURVEYS, TEST_SURVEYS, VOICE_SURVEYS])
+    browser.set_window_size(390, 844)
+    page = sign_in(browser, live_server, "/staff/simulator?lang=es")
+    page.find('input[name="channel"][value="voice"]').click()
+    assert page.find("#sim-call").is_displayed()
+    assert not page.find("#sim-chat").is_displayed() and not page.find("#sim-text").is_displayed()
+    assert page.find("#sim-help-phone").is_displayed()
+    assert [b.text for b in page.find_all(".keypad button")] == list("123456789*0#")
+    assert not any(b.is_enabled() for b in page.find_all(".keypad button"))  # no call yet
+
+    def heard() -> str:
+        return page.find("#sim-heard").text
+
+    def press(key: str, expected: str) -> None:
+        page.find(f'.keypad button[data-key="{key}"]').click()
+        wait_until(lambda: expected in heard(), message=f"{expected!r} not heard")
+
+    page.find('button[data-action="start"]').click()
+    wait_until(lambda: "Para español, oprima 1." in heard(), message="no language menu")
+    assert page.find("#sim-waits").text == "Espera una tecla."
+    press("1", "Le llama Centro Campesino.")
+    assert page.find("#sim-pressed").text == "Oprimió 1"
+    # By keyboard: Enter on the focused key.
+    one = page.find('.keypad button[data-key="1"]')
+    browser.execute_script("arguments[0].focus()", one)
+    one.send_keys(Keys.ENTER)
+    wait_until(lambda: "¿En qué estado trabaja?" in heard(), message="no first question")
+    assert "Para Florida, oprima 2." in heard()
+    assert all(b.is_enabled() for b in page.find_all(".keypad button"))
+    press("2", "¿Le pagan a tiempo?")
+    assert "¿En qué estado trabaja?" not in heard()
+    press("1", "¿Cuántas horas trabajó ayer?")
+    assert page.find("#sim-waits").text == "Espera teclas terminadas en # (# sola salta)."
+    # Keys ended by #: the digits typed on the computer's keyboard gather in the display.
+    page.find('.keypad button[data-key="1"]').send_keys("8")
+    assert page.find("#sim-keys").text == "8"
+    press("#", "¿Qué problemas tuvo?")
+    assert page.find("#sim-pressed").text == "Oprimió 8#"
+    state = page.find("#sim-state").text
+    assert "Consentimiento\ndado" in state and "Encuesta\nllamada" in state
+    # Nothing runs off a phone's screen.
+    assert browser.execute_script(
+        "return document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+    )
+    page.screenshot("phone-call-es", 390)
+    browser.set_window_size(390, 844)
+
+    # A survey not offered by phone: the page says so instead of the keypad.
+    Select(page.find("#sim-survey")).select_by_value("housing-check")
+    refused = page.find("#sim-call-refused")
+    assert refused.is_displayed()
+    assert refused.text == "Esta encuesta no se ofrece por teléfono (voice:)."
+    assert not page.find(".keypad").is_displayed()

@@ -65,6 +65,13 @@ ROUTES = [
 ]
 
 
+# POSTs a page's script makes, answered with JSON: (path, a body it accepts, roles allowed).
+JSON_POSTS = [
+    ("/staff/simulator/messages", {"session": "matrix", "text": "hola"}, {"admin", "staff"}),
+    ("/staff/simulator/call", {"session": "matrix", "action": "start"}, {"admin", "staff"}),
+]
+
+
 def a_worker_writes(app) -> None:
     """Contact 1, with a message that waits for staff: its thread is a page of the matrix."""
     from engage.privacy import parse_sender
@@ -104,6 +111,23 @@ def test_role_matrix_over_every_route(web_app, role):
             assert response.status_code == expected, path
             if not is_download:
                 assert response.headers["Location"].startswith("/login?next=")
+        elif role in allowed:
+            assert response.status_code == 200, (path, role)
+        else:
+            assert response.status_code == 403, (path, role)
+
+
+@pytest.mark.parametrize("role", [None, "policy", "staff", "admin"])
+def test_role_matrix_over_the_json_posts(web_app, role):
+    client = web_app.test_client()
+    if role:
+        assert sign_in(client, role).status_code == 302
+    page = client.get("/results" if role else "/login").get_data(as_text=True)
+    token = re.search(r'<meta name="csrf-token" content="([^"]+)"', page).group(1)
+    for path, body, allowed in JSON_POSTS:
+        response = client.post(path, json=body, headers={"X-CSRFToken": token})
+        if role is None:
+            assert response.status_code == 401, path
         elif role in allowed:
             assert response.status_code == 200, (path, role)
         else:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,9 +20,11 @@ from sqlalchemy.orm import Session
 from engage.models import Contact, Conversation, SurveyDraft
 from engage.privacy import Vault
 from engage.services.surveys import DatabaseCatalog
+from engage.services.voice import Pressed
 from engage.services.web_surveys import check_draft_text
 from engage.survey.definition import Survey
 from engage.survey.segments import count_segments
+from engage.survey.voice import SKIP_KEY, Screen
 
 MAX_TEXT_CHARS = 1600
 MAX_SESSION_CHARS = 100
@@ -154,6 +158,7 @@ class SimulatorSurvey:
     title: dict[str, str]
     languages: tuple[str, ...]
     keywords: dict[str, tuple[str, ...]]
+    has_voice: bool = False  # offered by phone (`voice:`)
 
     @classmethod
     def of(cls, survey: Survey, *, is_draft: bool) -> SimulatorSurvey:
@@ -163,6 +168,7 @@ class SimulatorSurvey:
             title=dict(survey.title),
             languages=tuple(survey.languages),
             keywords={lang: tuple(survey.keywords.get(lang, ())) for lang in survey.languages},
+            has_voice=bool(survey.voice),
         )
 
     def title_in(self, language: str) -> str:
@@ -217,3 +223,88 @@ def segments_of(texts: list[str]) -> list[dict[str, Any]]:
     """What each text costs as one SMS: its encoding and number of segments."""
     counted = [count_segments(text) for text in texts]
     return [{"encoding": c.encoding, "segments": c.segments} for c in counted]
+
+
+# --- the phone ---------------------------------------------------------------------------------
+
+# What the simulator's phone can do: call, press keys, let the timeout pass, leave a voice note,
+# stay silent after the tone, come back from the help line, hang up.
+CALL_ACTIONS = ("start", "keys", "timeout", "voice_note", "silence", "after_dial", "hang_up")
+KEYPAD = "123456789*0#"
+# Keys ended by #, as Twilio gathers them: the # itself is not among them.
+MAX_KEYS = 20
+SIMULATED_NOTE_SECONDS = 8
+
+
+def call_survey(
+    session: Session, survey_id: str | None, *, is_draft: bool, org_name: str
+) -> Survey | None:
+    """The draft a simulated call runs (None: the published surveys, as for a worker);
+    SimulatorError `no_voice` when the chosen survey is not offered by phone."""
+    if survey_id is None:
+        return None
+    if is_draft:
+        survey = draft_survey(session, survey_id, org_name=org_name)
+    else:
+        survey = published_survey(session, survey_id)
+    if not survey.voice:
+        raise SimulatorError("no_voice", survey_id=survey_id)
+    return survey if is_draft else None
+
+
+def waits_for(screen: Screen) -> str:
+    """What a screen of a call waits for, as the simulator's phone names it."""
+    if screen.keys is not None:
+        return "key" if screen.keys.one else "keys"
+    if screen.record:
+        return "voice_note"
+    if screen.dial is not None:
+        return "help_line"
+    return "end"
+
+
+def phone_screen(screen: Screen, media_url: Callable[[str], str]) -> dict[str, Any]:
+    """A screen as the simulator's phone shows it: the words of each prompt, with the address
+    of its recording where it has one, and what the screen waits for."""
+    return {
+        "prompts": [
+            {"text": prompt.text or "", "audio": media_url(prompt.media) if prompt.media else None}
+            for prompt in screen.prompts
+        ],
+        "waits_for": waits_for(screen),
+        "help_line": screen.dial,
+    }
+
+
+def simulated_recording_sid() -> str:
+    """The recording of a simulated voice note: zeros, as no Twilio recording is; made unique
+    (the SID is a voice note's key) and outside Twilio's SID pattern, so erasure never asks
+    Twilio to delete it."""
+    return f"RE{'0' * 32}-{secrets.token_hex(8)}"
+
+
+def pressed_for(action: str, digits: str, waiting: str) -> Pressed:
+    """What Twilio would send for an action of the phone on a screen that waits for
+    `waiting`; SimulatorError `wrong_action` when that screen takes no such action."""
+    if action == "keys" and waiting == "key" and len(digits) == 1 and digits in KEYPAD:
+        return Pressed(digits=digits)
+    if action == "keys" and waiting == "keys" and _are_gathered(digits):
+        return Pressed(digits=digits, finished_on_key=SKIP_KEY)
+    if action == "timeout" and waiting == "key" and not digits:
+        return Pressed()
+    if action == "timeout" and waiting == "keys" and _are_gathered(digits):
+        # Twilio sends what was keyed before the timeout, not ended by #.
+        return Pressed(digits=digits)
+    if action == "voice_note" and waiting == "voice_note":
+        return Pressed(
+            recording_sid=simulated_recording_sid(), recording_seconds=SIMULATED_NOTE_SECONDS
+        )
+    if action == "silence" and waiting == "voice_note":
+        return Pressed(after="record")
+    if action == "after_dial" and waiting == "help_line":
+        return Pressed(after="dial")
+    raise SimulatorError("wrong_action", action=action)
+
+
+def _are_gathered(digits: str) -> bool:
+    return len(digits) <= MAX_KEYS and all(key in KEYPAD and key != SKIP_KEY for key in digits)

@@ -1,6 +1,7 @@
 // The simulator page: each message goes to POST /staff/simulator/messages and the replies come
-// back as bubbles. Every text is set with textContent: what a worker or a survey wrote is never
-// read as HTML.
+// back as bubbles; in phone mode each key goes to POST /staff/simulator/call and what the caller
+// hears comes back as one screen. Every text is set with textContent: what a worker or a survey
+// wrote is never read as HTML.
 "use strict";
 (function () {
   var root = document.getElementById("simulator");
@@ -29,7 +30,11 @@
 
   function chosenSurvey() {
     var option = surveySelect.options[surveySelect.selectedIndex];
-    return { id: option.value, isDraft: option.dataset.draft === "1" };
+    return {
+      id: option.value,
+      isDraft: option.dataset.draft === "1",
+      hasVoice: option.dataset.voice === "1",
+    };
   }
 
   function chosenChannel() {
@@ -96,40 +101,51 @@
     status.classList.remove("error");
   }
 
-  function send(text) {
-    if (isBusy || !text.trim()) {
-      return;
-    }
+  // The session and the chosen survey, with what else a request carries; its answer, read.
+  function post(url, fields) {
     var survey = chosenSurvey();
-    var channel = chosenChannel();
-    var payload = { session: sessionId, text: text, channel: channel };
+    var payload = { session: sessionId };
     if (survey.id) {
       payload.survey = survey.id;
       payload.draft = survey.isDraft;
     }
-    addBubble("from-worker", text, null);
-    setBusy(true);
-    fetch(root.dataset.url, {
+    Object.keys(fields).forEach(function (name) {
+      payload[name] = fields[name];
+    });
+    return fetch(url, {
       method: "POST",
       credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken },
       body: JSON.stringify(payload),
-    })
-      .then(function (response) {
-        return response.json().then(
-          function (data) {
-            return { ok: response.ok, data: data };
-          },
-          function () {
-            return { ok: false, data: {} };
-          }
-        );
-      })
+    }).then(function (response) {
+      return response.json().then(
+        function (data) {
+          return { ok: response.ok, data: data };
+        },
+        function () {
+          return { ok: false, data: {} };
+        }
+      );
+    });
+  }
+
+  function showFailure(message) {
+    status.textContent = message || root.dataset.failed;
+    status.classList.add("error");
+  }
+
+  function send(text) {
+    if (isBusy || !text.trim()) {
+      return;
+    }
+    var channel = chosenChannel();
+    addBubble("from-worker", text, null);
+    setBusy(true);
+    post(root.dataset.url, { text: text, channel: channel })
       .then(function (result) {
         setBusy(false);
         if (!result.ok) {
-          status.textContent = result.data.message || root.dataset.failed;
-          status.classList.add("error");
+          showFailure(result.data.message);
           return;
         }
         var replies = result.data.replies || [];
@@ -144,8 +160,7 @@
       })
       .catch(function () {
         setBusy(false);
-        status.textContent = root.dataset.failed;
-        status.classList.add("error");
+        showFailure();
       });
   }
 
@@ -157,10 +172,179 @@
     });
   }
 
+  // -- the phone: one screen of a call at a time ---------------------------------------------
+
+  var call = document.getElementById("sim-call");
+  var heard = document.getElementById("sim-heard");
+  var waitsNote = document.getElementById("sim-waits");
+  var pressedNote = document.getElementById("sim-pressed");
+  var keysShown = document.getElementById("sim-keys");
+  var maxKeys = Number(call.dataset.maxKeys);
+  var KEYPAD = "0123456789*#";
+  var waiting = "none"; // before the first call
+  var gathered = ""; // keys pressed before the #
+  var WAITS = {
+    none: "waitsNone",
+    key: "waitsKey",
+    keys: "waitsKeys",
+    voice_note: "waitsVoiceNote",
+    help_line: "waitsHelpLine",
+    end: "waitsEnd",
+  };
+  // What each action needs the screen to wait for (the call button always works).
+  var TAKES = {
+    timeout: ["key", "keys"],
+    voice_note: ["voice_note"],
+    silence: ["voice_note"],
+    after_dial: ["help_line"],
+    hang_up: ["key", "keys", "voice_note", "help_line"],
+  };
+
+  function isPhoneMode() {
+    return chosenChannel() === "voice";
+  }
+
+  function takesKey(key) {
+    return waiting === "key" || waiting === "keys" || (waiting === "voice_note" && key === "#");
+  }
+
+  // The controls that fit what the screen waits for; focus stays on the phone.
+  function showControls() {
+    var focused = document.activeElement;
+    call.querySelectorAll(".keypad button").forEach(function (button) {
+      button.disabled = !takesKey(button.dataset.key);
+    });
+    call.querySelectorAll("button[data-action]").forEach(function (button) {
+      var takes = TAKES[button.dataset.action];
+      button.disabled = Boolean(takes) && takes.indexOf(waiting) < 0;
+    });
+    if (focused && call.contains(focused) && focused.disabled) {
+      var next =
+        call.querySelector(".keypad button:not([disabled])") ||
+        call.querySelector(".call-actions button:not([disabled])") ||
+        call.querySelector('button[data-action="start"]');
+      next.focus();
+    }
+  }
+
+  function showKeys() {
+    keysShown.textContent = gathered;
+  }
+
+  function showScreen(screen) {
+    heard.textContent = "";
+    (screen ? screen.prompts : []).forEach(function (prompt) {
+      var item = document.createElement("li");
+      var words = document.createElement("p");
+      words.className = "text";
+      words.textContent = prompt.text;
+      item.appendChild(words);
+      if (prompt.audio) {
+        var player = document.createElement("audio");
+        player.controls = true;
+        player.preload = "none";
+        player.src = prompt.audio;
+        item.appendChild(player);
+      }
+      heard.appendChild(item);
+    });
+    waiting = screen ? screen.waits_for : "none";
+    var note = call.dataset[WAITS[waiting]] || "";
+    waitsNote.textContent = note.replace("{number}", (screen && screen.help_line) || "");
+    gathered = "";
+    showKeys();
+    showControls();
+  }
+
+  function act(action, digits, label) {
+    if (isBusy) {
+      return;
+    }
+    setBusy(true);
+    post(call.dataset.url, { action: action, digits: digits })
+      .then(function (result) {
+        setBusy(false);
+        if (!result.ok) {
+          showFailure(result.data.message);
+          if (result.data.error === "no_call") {
+            showScreen(null);
+          }
+          return;
+        }
+        pressedNote.textContent = label;
+        showScreen(result.data);
+        showState(result.data.state);
+      })
+      .catch(function () {
+        setBusy(false);
+        showFailure();
+      });
+  }
+
+  function pressKey(key) {
+    if (isBusy || !takesKey(key)) {
+      return;
+    }
+    var label = function (keys) {
+      return call.dataset.youPressed.replace("{keys}", keys);
+    };
+    if (waiting === "key") {
+      act("keys", key, label(key));
+    } else if (waiting === "voice_note") {
+      act("silence", "", label(key)); // # ends a recording before anything was said
+    } else if (key === "#") {
+      act("keys", gathered, label(gathered + key));
+    } else if (gathered.length < maxKeys) {
+      gathered += key;
+      showKeys();
+    }
+  }
+
+  // Text mode or phone mode; a survey not offered by phone says so instead of the keypad.
+  function showMode() {
+    var isPhone = isPhoneMode();
+    var isRefused = isPhone && !chosenSurvey().hasVoice;
+    chat.hidden = isPhone;
+    form.hidden = isPhone;
+    call.hidden = !isPhone;
+    document.getElementById("sim-start").hidden = isPhone;
+    document.getElementById("sim-help-text").hidden = isPhone;
+    document.getElementById("sim-help-phone").hidden = !isPhone;
+    document.getElementById("sim-call-refused").hidden = !isRefused;
+    document.getElementById("sim-call-body").hidden = isRefused;
+  }
+
+  call.querySelectorAll(".keypad button").forEach(function (button) {
+    button.addEventListener("click", function () {
+      pressKey(button.dataset.key);
+    });
+  });
+  call.querySelectorAll("button[data-action]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var action = button.dataset.action;
+      // No key before the timeout: Twilio sends what was keyed so far.
+      var digits = action === "timeout" && waiting === "keys" ? gathered : "";
+      act(action, digits, action === "start" ? "" : button.textContent);
+    });
+  });
+  // The keys of the computer's keyboard press the phone's.
+  call.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || KEYPAD.indexOf(event.key) < 0) {
+      return;
+    }
+    event.preventDefault();
+    pressKey(event.key);
+  });
+  root.querySelectorAll('input[name="channel"]').forEach(function (radio) {
+    radio.addEventListener("change", showMode);
+  });
+
   function reset() {
     sessionId = newSessionId();
     chat.textContent = "";
     showState(null);
+    pressedNote.textContent = "";
+    showScreen(null);
     addNote(root.dataset.newConversation);
     status.textContent = "";
     status.classList.remove("error");
@@ -189,12 +373,14 @@
   });
   document.getElementById("sim-reset").addEventListener("click", function () {
     reset();
-    input.focus();
+    (isPhoneMode() ? call.querySelector('button[data-action="start"]') : input).focus();
   });
   // Another survey is another catalog: start again with a new worker.
   surveySelect.addEventListener("change", function () {
     showKeywords();
+    showMode();
     reset();
   });
   showKeywords();
+  showMode();
 })();
