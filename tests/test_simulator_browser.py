@@ -208,7 +208,7 @@ def test_a_call_by_keypad_at_phone_width(web_app, live_server, browser):
 
     publish(web_app, [SHIPPED_SURVEYS, TEST_SURVEYS, VOICE_SURVEYS])
     browser.set_window_size(390, 844)
-    page = sign_in(browser, live_server, "/staff/simulator?lang=es")
+    page = sign_in(browser, live_server, "/staff/simulator?lang=es&survey=llamada")
     page.find('input[name="channel"][value="voice"]').click()
     assert page.find("#sim-call").is_displayed()
     assert not page.find("#sim-chat").is_displayed() and not page.find("#sim-text").is_displayed()

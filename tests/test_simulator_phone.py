@@ -63,6 +63,9 @@ def heard(screen: dict) -> str:
 
 
 def handset(web_app, session: str = "call-1", role: str = "staff", **options) -> Handset:
+    """The phone of a signed-in person, calling `llamada` unless another survey is chosen (the
+    shipped survey is offered by phone too: with none chosen, the call offers a menu)."""
+    options.setdefault("survey", "llamada")
     client = web_app.test_client()
     assert sign_in(client, role).status_code == 302
     return Handset(client, session, **options)
@@ -260,7 +263,7 @@ def test_hang_up_and_a_new_session_leave_no_call_to_press_keys_in(phone_app):
     # Calling again, the same worker is welcomed back where it stopped.
     assert heard(phone.call()).startswith("Bienvenido otra vez.")
     # A reset is a new session: no call yet, and a new worker when it calls.
-    reset = Handset(phone.client, "call-2")
+    reset = Handset(phone.client, "call-2", survey="llamada")
     refused = reset.post("keys", "1")
     assert refused.status_code == 409
     assert refused.get_json()["message"] == "No hay ninguna llamada en curso: oprima Llamar."

@@ -239,8 +239,9 @@ SIMULATED_NOTE_SECONDS = 8
 def call_survey(
     session: Session, survey_id: str | None, *, is_draft: bool, org_name: str
 ) -> Survey | None:
-    """The draft a simulated call runs (None: the published surveys, as for a worker);
-    SimulatorError `no_voice` when the chosen survey is not offered by phone."""
+    """The survey a simulated call runs, alone: the chosen draft or published survey (None:
+    every published one, as for a worker, with the survey menu when several are offered by
+    phone); SimulatorError `no_voice` when the chosen survey is not offered by phone."""
     if survey_id is None:
         return None
     if is_draft:
@@ -249,7 +250,7 @@ def call_survey(
         survey = published_survey(session, survey_id)
     if not survey.voice:
         raise SimulatorError("no_voice", survey_id=survey_id)
-    return survey if is_draft else None
+    return survey
 
 
 def waits_for(screen: Screen) -> str:
