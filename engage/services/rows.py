@@ -99,3 +99,32 @@ def conversation_row(
         "last_question_id": last_question_id,
         "last_profile": last_profile,
     }
+
+
+def campaign_call_row(
+    *,
+    token: str,
+    campaign_id: int,
+    contact_id: int,
+    conversation_id: int,
+    phone_hash: str,
+    our_address: str,
+    call_after: datetime | None,
+    created_at: datetime,
+) -> dict[str, Any]:
+    """A row of `calls` for a campaign: queued, its number read from the contact when placed."""
+    return {
+        "token": token,
+        "purpose": "campaign",
+        "campaign_id": campaign_id,
+        "contact_id": contact_id,
+        "conversation_id": conversation_id,
+        "phone_hash": phone_hash,
+        "their_address_encrypted": None,
+        "our_address": our_address,
+        "status": "queued",
+        "sequence": -1,
+        "call_after": call_after,
+        "is_simulated": False,
+        "created_at": created_at,
+    }
