@@ -57,14 +57,14 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, web: bool = True) 
 
 def _make_shared_objects(app: Flask, *, warm_sender: bool) -> None:
     """Every object the jobs and the webhook share, made once, here: Redis and its queues, the
-    sender, the rate limit, the send threads, the spool and the alerts' HTTP pool. Nothing
-    connects yet: Redis and Twilio are reached on first use."""
+    sender, the rate limits (sends, calls), the send threads, the spool and the alerts' HTTP
+    pool. Nothing connects yet: Redis and Twilio are reached on first use."""
     import urllib3
     from redis import Redis
 
     from engage.jobs import make_queues
     from engage.messaging.pool import SendPool
-    from engage.messaging.ratelimit import RateLimiter
+    from engage.messaging.ratelimit import LocalRateLimiter, RateLimiter
     from engage.spool import Spool
 
     config, extensions = app.config, app.extensions
@@ -80,6 +80,14 @@ def _make_shared_objects(app: Flask, *, warm_sender: bool) -> None:
     # A rate of 0 means no limit (mocks, tests): not even a look-up per send.
     extensions["engage.ratelimiter"] = (
         RateLimiter(redis, rate) if redis is not None and rate != 0 else None
+    )
+    # Calls we place, per caller ID (ENGAGE_CALL_RATE): across every worker through Redis, else
+    # paced in this process.
+    call_rate = config["ENGAGE_CALL_RATE"]
+    extensions["engage.call_limiter"] = (
+        RateLimiter(redis, call_rate, prefix="engage:call-rate:")
+        if redis is not None
+        else LocalRateLimiter(call_rate)
     )
     extensions["engage.send_pool"] = SendPool(config["ENGAGE_SEND_CONCURRENCY"])
     extensions["engage.spool"] = Spool(config["ENGAGE_SPOOL_DIR"], extensions["engage.vault"])

@@ -426,3 +426,90 @@ def test_pages_speak_english_on_request(pages):
     sign_in(client, "staff")
     assert "New campaign" in client.get("/staff/campaigns?lang=en").get_data(as_text=True)
     assert "Nueva campaña" in client.get("/staff/campaigns?lang=es").get_data(as_text=True)
+
+
+VOICE_PROGRESS_KEYS = {
+    "contacts",
+    "invited",
+    "placed",
+    "answered",
+    "machine",
+    "busy",
+    "no_answer",
+    "failed",
+    "started",
+    "consented",
+    "completed",
+    "opted_out",
+    "state",
+}
+
+
+@pytest.fixture
+def voice_pages(twilio_app, fake_twilio, tmp_path):
+    """The pages with the phone survey (tests/voice) published too, and a caller ID."""
+    from pathlib import Path
+
+    from tests.conftest import SHIPPED_SURVEYS, TEST_SURVEYS, publish
+
+    app = with_accounts(
+        twilio_app(
+            ENGAGE_QUIET_HOURS="0-0", TWILIO_VOICE_FROM="+15005550006", ENGAGE_CALL_RATE="50"
+        )
+    )
+    voice = Path(__file__).resolve().parent / "voice"
+    publish(app, [SHIPPED_SURVEYS, TEST_SURVEYS, voice])
+    import_contacts(app, tmp_path, FLORIDA + ELSEWHERE)
+    return app
+
+
+def test_the_page_previews_and_starts_a_campaign_by_phone(voice_pages, fake_twilio):
+    client = voice_pages.test_client()
+    sign_in(client, "staff")
+    fields = form(survey="llamada", channel="voice", **{"attribute-0": "state", "value-0": "FL"})
+    page = post_new(client, fields).get_data(as_text=True)
+    assert 'value="voice" checked> Llamada de voz' in page
+    assert re.search(r'id="reach-count">6<', page)
+    # Calls, by the language they are made in: no SMS segments.
+    calls = page[page.index('id="calls"') : page.index("</table>", page.index('id="calls"'))]
+    assert 'lang="es">Español</th>' in calls
+    assert re.search(r'<th scope="row">Llamadas</th><td class="num">6</td>', calls)
+    assert "6 llamadas en total, una por contacto." in page
+    assert 'id="estimates"' not in page and "segmentos en total" not in page
+    assert 'id="reminder-fields" data-not-for="voice"' in page
+
+    response = preview_then_start(client, fields)
+    assert response.status_code == 302
+    campaign_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    # Without Redis the invitations are written and the calls placed in-process.
+    assert sorted(c["form"]["To"] for c in fake_twilio.calls) == [
+        f"+1305555{n:04d}" for n in range(6)
+    ]
+    assert {c["form"]["MachineDetection"] for c in fake_twilio.calls} == {"Enable"}
+    assert outbound(voice_pages) == []  # no texts
+    counts = progress(client, campaign_id)
+    assert set(counts) == VOICE_PROGRESS_KEYS
+    assert (counts["contacts"], counts["invited"], counts["placed"]) == (6, 6, 6)
+    shown = client.get(f"/staff/campaigns/{campaign_id}").get_data(as_text=True)
+    assert "Llamadas hechas" in shown and 'id="count-no_answer"' in shown
+    assert "Llamada de voz" in client.get("/staff/campaigns").get_data(as_text=True)
+    english = client.get(f"/staff/campaigns/{campaign_id}?lang=en").get_data(as_text=True)
+    assert "Calls placed" in english and "Answering machine" in english
+
+
+@pytest.mark.parametrize(
+    ("fields", "shown"),
+    [
+        # A survey not offered by phone: the reason, from the preview.
+        ({"survey": SURVEY}, "is not offered by phone"),
+        ({"survey": "llamada", "reminders": "1", "remind_after": "24"}, 'id="problem-reminders"'),
+    ],
+)
+def test_a_campaign_by_phone_is_refused_with_its_reason(voice_pages, fields, shown):
+    client = voice_pages.test_client()
+    sign_in(client, "staff")
+    response = post_new(client, form(channel="voice", **fields))
+    assert response.status_code == 400
+    assert shown in response.get_data(as_text=True)
+    with voice_pages.app_context():
+        assert db.session().scalars(select(Campaign)).all() == []

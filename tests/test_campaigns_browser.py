@@ -96,6 +96,11 @@ def test_staff_start_a_campaign_and_follow_it_to_delivery_pause_resume_and_a_rem
     browser.find_element(By.ID, "start-at").click()
     assert browser.find_element(By.ID, "start_at").is_displayed()
     browser.find_element(By.ID, "start-now").click()
+    # A campaign by phone has no reminders: their fields go while it is chosen.
+    browser.find_element(By.CSS_SELECTOR, "input[name=channel][value=voice]").click()
+    assert not browser.find_element(By.ID, "reminders").is_displayed()
+    browser.find_element(By.CSS_SELECTOR, "input[name=channel][value=sms]").click()
+    assert browser.find_element(By.ID, "reminders").is_displayed()
     browser.find_element(By.ID, "preview-button").click()
 
     assert text_of(browser, By.ID, "reach-count", "4", timeout=20) == "4"  # Florida only

@@ -20,7 +20,7 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from engage import create_app, db
-from engage.channels import CHANNELS
+from engage.channels import CHANNELS, VOICE
 
 if TYPE_CHECKING:
     from click._termui_impl import ProgressBar  # what click.progressbar returns
@@ -519,7 +519,14 @@ def _parse_at(value: str | None) -> datetime | None:
     help="ATTR=VALUE: a profile key, language, or channel (one the contact has written by); "
     "repeatable.",
 )
-@click.option("--channel", type=click.Choice(list(CHANNELS)), default="sms")
+@click.option(
+    "--channel",
+    type=click.Choice([*CHANNELS, VOICE.name]),
+    default="sms",
+    show_default=True,
+    help="voice: a phone call to each contact, at ENGAGE_CALL_RATE, never in quiet hours "
+    "(the survey must be offered by phone; no reminders).",
+)
 @click.option("--at", "at", help="Start time, ISO 8601 with an offset.")
 @click.option(
     "--remind-after",
@@ -555,7 +562,8 @@ def campaigns_start(
     reminder_count: int,
     remind: str,
 ) -> None:
-    """Invite every matching contact who has not opted out, in their language."""
+    """Invite every matching contact who has not opted out, in their language (by text, or by
+    a phone call)."""
     from engage.jobs.campaigns import start_campaign
     from engage.services.campaigns import CampaignError, Reminders
 
@@ -579,6 +587,13 @@ def campaigns_start(
     finally:
         if bar:
             bar.close()
+    if channel == VOICE.name:
+        click.echo(
+            f"campaign {summary.campaign_id}: {summary.invited} invited, "
+            f"{summary.calls_now} call(s) due now, {summary.scheduled} scheduled "
+            "(quiet hours or --at)"
+        )
+        return
     click.echo(
         f"campaign {summary.campaign_id}: {summary.invited} invited, "
         f"{summary.sent_now} message(s) queued now, {summary.scheduled} scheduled "
@@ -638,6 +653,13 @@ def campaigns_list() -> None:
         )
 
 
+def _is_voice(campaign_id: int) -> bool:
+    from engage.models import Campaign
+
+    campaign = db.session().get(Campaign, campaign_id)
+    return campaign is not None and campaign.channel == VOICE.name
+
+
 def _campaign_control(action: str, campaign_id: int) -> None:
     from engage.jobs import campaigns as jobs
     from engage.services.campaigns import CampaignError
@@ -648,10 +670,12 @@ def _campaign_control(action: str, campaign_id: int) -> None:
             click.echo(f"campaign {campaign_id}: paused; nothing more of it is sent")
         elif action == "resume":
             due = jobs.resume(campaign_id, actor=_actor())
-            click.echo(f"campaign {campaign_id}: resumed; {due} message(s) queued now")
+            what = "call(s) due" if _is_voice(campaign_id) else "message(s) queued"
+            click.echo(f"campaign {campaign_id}: resumed; {due} {what} now")
         else:
             dropped = jobs.cancel(campaign_id, actor=_actor())
-            click.echo(f"campaign {campaign_id}: cancelled; {dropped} unsent message(s) dropped")
+            what = "queued call(s)" if _is_voice(campaign_id) else "unsent message(s)"
+            click.echo(f"campaign {campaign_id}: cancelled; {dropped} {what} dropped")
     except CampaignError as exc:
         raise click.ClickException(str(exc)) from None
 

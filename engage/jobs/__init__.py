@@ -38,11 +38,19 @@ ENQUEUE_BATCH = 500
 SEND_REPLIES = "engage.jobs.send.send_replies"
 SEND_BATCH = "engage.jobs.send.send_batch"
 PLACE_CALL = "engage.jobs.calls.place_call"
+PLACE_CAMPAIGN_CALLS = "engage.jobs.calls.place_campaign_calls"
 # Set while a reply-sending job is queued and has not started: more replies wake no other job.
 # It expires by itself, so a job lost with Redis never stops replies for longer than this (the
 # clock's sweep hands over what is still pending meanwhile).
 REPLY_SENDER_WOKEN = "engage:reply-sender-woken"
 REPLY_SENDER_WAKE_TTL = 60
+# Set (per campaign) while a placer of the campaign's calls is queued or at work: a burst of
+# dispatches (the fan-out, a resume, every round of the clock) starts one placer, not many. It
+# expires by itself: a placer lost with Redis, or with a killed worker, holds no campaign up for
+# longer than this (queued) or CALL_PLACER_BUSY_TTL (at work, renewed at each call).
+CALL_PLACER = "engage:call-placer:"
+CALL_PLACER_QUEUED_TTL = 600
+CALL_PLACER_BUSY_TTL = 60
 
 
 def redis_connection() -> Redis | None:
@@ -122,6 +130,52 @@ def dispatch_call(call_id: int) -> bool:
         log.warning("queue: call-%s not placed, Redis unavailable: %s", call_id, exc)
         return False
     return True
+
+
+def dispatch_campaign_calls(campaign_id: int) -> bool:
+    """Make sure a placer will place the campaign's due calls (`bulk`: never ahead of replies or
+    call backs): one is enqueued unless one is queued or at work already. Without Redis the
+    calls are placed in this process, now. False when Redis is unavailable (the clock
+    dispatches again)."""
+    connection = redis_connection()
+    if connection is None:
+        from engage.jobs.calls import place_campaign_calls
+
+        place_campaign_calls(campaign_id)
+        return True
+    try:
+        if connection.set(f"{CALL_PLACER}{campaign_id}", 1, nx=True, ex=CALL_PLACER_QUEUED_TTL):
+            queue(BULK).enqueue(PLACE_CAMPAIGN_CALLS, campaign_id, **SEND_JOB_OPTIONS)
+    except RedisError as exc:
+        log.warning(
+            "queue: campaign %s's calls left for the clock, Redis unavailable: %s", campaign_id, exc
+        )
+        return False
+    return True
+
+
+def call_placer_busy(campaign_id: int) -> None:
+    """A campaign's placer is at work: no dispatch queues another meanwhile (said again before
+    each call, so that it lapses soon after a placer that died)."""
+    connection = redis_connection()
+    if connection is None:
+        return
+    try:
+        connection.set(f"{CALL_PLACER}{campaign_id}", 1, ex=CALL_PLACER_BUSY_TTL)
+    except RedisError as exc:
+        log.warning("queue: could not mark campaign %s's placer at work: %s", campaign_id, exc)
+
+
+def call_placer_done(campaign_id: int) -> None:
+    """A campaign's placer stops: a dispatch from now on queues a new one. (A dispatch that came
+    while it was finding nothing more to place is the clock's to repeat.)"""
+    connection = redis_connection()
+    if connection is None:
+        return
+    try:
+        connection.delete(f"{CALL_PLACER}{campaign_id}")
+    except RedisError as exc:
+        log.warning("queue: could not clear campaign %s's placer mark: %s", campaign_id, exc)
 
 
 def wake_reply_sender() -> bool:

@@ -1,5 +1,6 @@
 """Campaigns: writing the invitations (on `bulk` for the pages, in-process for the CLI), pause,
-resume and cancel, and the clock's part (reminders, a scheduled start, the end)."""
+resume and cancel, and the clock's part (reminders, a scheduled start, calls that became due,
+the end). A voice campaign's calls are placed by their own job (engage/jobs/calls.py)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from rq.job import Job, JobStatus
 from sqlalchemy.orm import Session
 
 from engage import db
-from engage.channels import channel_named
+from engage.channels import VOICE, channel_named
 from engage.db import utcnow
-from engage.jobs import BULK, dispatch_sends, queue, redis_connection
+from engage.jobs import BULK, dispatch_campaign_calls, dispatch_sends, queue, redis_connection
 from engage.models import Campaign
+from engage.services import campaign_calls
 from engage.services import campaigns as service
 from engage.services import reminders as reminding
 from engage.services.campaigns import (
@@ -52,6 +54,8 @@ class CampaignSummary:
     invited: int
     sent_now: int
     scheduled: int
+    # A voice campaign: calls due now (the rest wait for quiet hours or the start).
+    calls_now: int = 0
 
 
 # Called after each batch with (contacts invited so far, contacts to invite): a progress bar.
@@ -203,10 +207,15 @@ def fan_out(
         if service.is_cancelled(session, campaign_id):
             # Cancelled while the batches were written: what they wrote is dropped too.
             service.drop_unsent(session, campaign_id)
+        campaign = session.get_one(Campaign, campaign_id)
+        is_calling = campaign.channel == VOICE.name and campaign.state == CampaignState.RUNNING
     sent_now = sum(len(batch.send_now) for batch in done)
     scheduled = sum(batch.scheduled for batch in done)
+    calls_now = sum(batch.calls_now for batch in done)
     log.info("campaign %s: %d invited", campaign_id, len(ids))
-    return CampaignSummary(campaign_id, len(ids), sent_now, scheduled)
+    if is_calling and calls_now:
+        dispatch_campaign_calls(campaign_id)
+    return CampaignSummary(campaign_id, len(ids), sent_now, scheduled, calls_now)
 
 
 def _invite(settings: Settings, campaign_id: int, chunk: list[int], *, sender: str) -> Batch:
@@ -255,13 +264,21 @@ def pause(campaign_id: int, *, actor: str, user_id: int | None = None) -> None:
 
 
 def resume(campaign_id: int, *, actor: str, user_id: int | None = None) -> int:
-    """Resume; its due rows go to `bulk` after the commit. How many."""
+    """Resume; its due rows go to `bulk` after the commit (a voice campaign's placer starts
+    again). How many rows (or calls) are due."""
     with db.transaction() as session:
         campaign = _get(session, campaign_id)
         due = service.resume_campaign(session, campaign)
         service.record_action(
             session, campaign, action="campaign_resume", actor=actor, user_id=user_id
         )
+        is_calling = campaign.channel == VOICE.name and campaign.state == CampaignState.RUNNING
+        calls_due = (
+            campaign_calls.count_due(session, campaign_id, now=db.now()) if is_calling else 0
+        )
+    if calls_due:
+        dispatch_campaign_calls(campaign_id)
+        return calls_due
     return dispatch_sends(due, queue_name=BULK)
 
 
@@ -288,17 +305,22 @@ def _get(session: Session, campaign_id: int) -> Campaign:
 
 def run_campaign_clock(now: datetime | None = None) -> dict[str, int]:
     """Scheduled campaigns start, due reminders are written and handed over, fan-outs that did
-    not finish are handed over again, and campaigns with nothing left to send finish."""
+    not finish are handed over again, voice campaigns with calls due get their placer, and
+    campaigns with nothing left to send finish."""
     now = now or utcnow()
-    counts = {"reminders": 0, "campaigns_finished": 0}
+    counts = {"reminders": 0, "campaigns_calling": 0, "campaigns_finished": 0}
     config = current_app.config
     settings = settings_from(config, current_app.extensions["engage.vault"])
     with db.transaction() as session:
         service.start_scheduled(session, now=now)
         unfinished = service.unfinished_fan_outs(session, now=now)
         remindable = [c.id for c in reminding.remindable_campaigns(session)]
+        calling = campaign_calls.campaigns_with_due_calls(session, now=now)
     for campaign_id in unfinished:
         enqueue_fan_out(campaign_id, again=True)
+    for campaign_id in calling:
+        # Not beside a placer queued or at work already (engage.jobs.CALL_PLACER).
+        counts["campaigns_calling"] += dispatch_campaign_calls(campaign_id)
     for campaign_id in remindable:
         after = 0
         while True:

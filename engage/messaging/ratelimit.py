@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from redis import Redis
@@ -161,3 +163,36 @@ class RateLimiter:
         if is_granted:
             return int(now_us), 0.0
         return None, int(wait_us) / _MICROSECONDS
+
+
+class LocalRateLimiter:
+    """The same limit inside one process, for the embedded default without Redis: a
+    sliding-window log per sender, on this process's monotonic clock."""
+
+    def __init__(self, rate: float) -> None:
+        if not (rate > 0 and math.isfinite(rate)):
+            raise ValueError(f"rate must be a finite number > 0, not {rate!r}")
+        self.rate = rate
+        self._limit, window_us = window_for(rate)
+        self._window = window_us / _MICROSECONDS
+        self._grants: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, sender: str, *, timeout: float = 30.0) -> float:
+        """Block until the sender may go; return the seconds waited."""
+        started = time.monotonic()
+        deadline = started + timeout
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                grants = self._grants.setdefault(sender, deque())
+                # As in Redis: granted when fewer than `limit` grants lie in [now - window, now].
+                while grants and grants[0] < now - self._window:
+                    grants.popleft()
+                if len(grants) < self._limit:
+                    grants.append(now)
+                    return now - started
+                wait = grants[-self._limit] + self._window - now + 1e-6
+            if time.monotonic() + wait > deadline:
+                raise RateLimitTimeoutError(f"no slot within {timeout:g} s")
+            time.sleep(wait)

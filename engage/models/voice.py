@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engage.db import Base, utcnow
@@ -31,6 +31,8 @@ class Call(Base):
     """
 
     __tablename__ = "calls"
+    # A campaign's calls: the next due one to place, and its progress.
+    __table_args__ = (Index("ix_calls_campaign_status", "campaign_id", "status"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     token: Mapped[str] = mapped_column(String(40), unique=True)
@@ -39,6 +41,8 @@ class Call(Base):
     # inbound: the worker called; callback: we call back a missed call; campaign: we call.
     purpose: Mapped[str] = mapped_column(String(20), default="inbound")
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
+    # A campaign's call: the invitation conversation it was written with.
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
     our_address: Mapped[str | None] = mapped_column(String(100))
     # A call we place: the number's keyed hash (one callback at a time per number) and the
     # number itself, encrypted, forgotten once the call has ended.

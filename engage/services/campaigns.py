@@ -5,7 +5,8 @@ its progress.
 A campaign's bookkeeping is its message rows (`messages.campaign_id`): per contact one
 `invitation` row (the first of its step, sequence 0) that points at the conversation it opened,
 and one `reminder` row per reminder (engage/services/reminders.py). Its progress is counted from
-those rows, their conversations and their contacts.
+those rows, their conversations and their contacts. A voice campaign has one `calls` row per
+contact instead, placed by its own job (engage/services/campaign_calls.py), and no reminders.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
@@ -33,16 +34,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
-from engage.channels import CHANNELS, Channel, channel_named
+from engage.channels import CHANNELS, VOICE, Channel, channel_named
 from engage.db import id_in, insert_returning_ids, rows_matched, table_of, utcnow
-from engage.models import AuditEntry, Campaign, Contact, Conversation, DoNotContact, Message
+from engage.models import AuditEntry, Call, Campaign, Contact, Conversation, DoNotContact, Message
 from engage.privacy import Vault
+from engage.services import campaign_calls
 from engage.services.contact_filters import CHANNEL, LANGUAGE, ContactFilter, filter_conditions
 from engage.services.conversations import Settings, make_engine
 from engage.services.quiet_hours import next_allowed
-from engage.services.rows import conversation_row, message_row
+from engage.services.rows import call_row, conversation_row, message_row
 from engage.services.survey_report import message_costs
 from engage.services.surveys import DatabaseCatalog
+from engage.services.voice import new_token
 from engage.states import (
     UNSENT,
     CampaignState,
@@ -100,10 +103,12 @@ class CampaignError(ValueError):
 
 @dataclass
 class Batch:
-    """Outbound rows written in one transaction: those to send now, and how many wait."""
+    """Outbound rows (or a voice campaign's calls) written in one transaction: the rows to send
+    now, how many wait, and how many calls are due now."""
 
     send_now: list[int]
     scheduled: int
+    calls_now: int = 0
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,21 @@ def check_filter(session: Session, chosen: ContactFilter) -> None:
         raise CampaignError(f"unknown channel {chosen.channel!r}")
 
 
+def check_channel(survey: Survey, channel: str, *, reminders: int = 0) -> None:
+    """Refuse a channel the survey cannot go out on: a voice campaign needs a survey offered by
+    phone, and has no reminders (a reminder is a text)."""
+    if channel == VOICE.name:
+        if not survey.voice:
+            raise CampaignError(
+                f"survey {survey.id!r} is not offered by phone (its file has no `voice:`): "
+                "it cannot be a voice campaign"
+            )
+        if reminders:
+            raise CampaignError("reminders are not offered for voice campaigns")
+    elif channel not in CHANNELS:
+        raise CampaignError(f"unknown channel {channel!r}")
+
+
 def check_reminders(reminders: Reminders) -> None:
     if not 0 <= reminders.count <= MAX_REMINDERS:
         raise CampaignError(f"reminders must be from 0 to {MAX_REMINDERS}")
@@ -176,8 +196,7 @@ def create_campaign(
     chosen = as_filter(where)
     check_filter(session, chosen)
     check_reminders(reminders)
-    if channel not in CHANNELS:
-        raise CampaignError(f"unknown channel {channel!r}")
+    check_channel(survey, channel, reminders=reminders.count)
     start = start_at or now
     campaign = Campaign(
         survey_id=survey.id,
@@ -239,7 +258,11 @@ def _matching(campaign: Campaign, *, repeat: bool) -> Select[int]:
         *filter_conditions(ContactFilter.from_stored(campaign.filters)),
         *(~condition for condition, _ in _exclusions(campaign.survey_id, repeat=repeat)),
     )
-    if campaign.invited:
+    if campaign.invited and campaign.channel == VOICE.name:
+        query = query.where(
+            ~exists().where(Call.contact_id == Contact.id, Call.campaign_id == campaign.id)
+        )
+    elif campaign.invited:
         query = query.where(
             ~exists().where(
                 Message.contact_id == Contact.id,
@@ -287,10 +310,16 @@ class Preview:
     # On SMS: each message of the survey (consent, intro, question ids, closing) and its
     # segments per language reached.
     message_segments: list[tuple[str, dict[str, int]]]
+    # By phone: the calls, one per contact reached, by the language they are called in.
+    calls: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def counts_segments(self) -> bool:
         return channel_named(self.channel).counts_segments
+
+    @property
+    def is_spoken(self) -> bool:
+        return channel_named(self.channel).is_spoken
 
     @property
     def invitations_total(self) -> int:
@@ -321,6 +350,7 @@ def preview_campaign(
     now = now or utcnow()
     survey = active_survey(session, survey_id)
     check_filter(session, where)
+    check_channel(survey, channel, reminders=reminders)
     described = channel_named(channel)
     exclusions = _exclusions(survey.id, repeat=survey.repeat)
     reason = case(*exclusions, else_=REACHED).label("reason")
@@ -333,6 +363,23 @@ def preview_campaign(
         .where(*filter_conditions(where), *(~condition for condition, _ in exclusions))
         .group_by(Contact.language, Contact.has_consented)
     ).all()
+    reached = counts.get(REACHED, 0)
+    left_out = {name: counts.get(name, 0) for name in (OPTED_OUT, MID_SURVEY, DONE)}
+    if described.is_spoken:
+        # Calls are billed by the minute, not by segment: how many, in which languages.
+        calls: Counter[str] = Counter()
+        for language, _has_consented, n in groups:
+            calls[campaign_calls.call_language(survey, language)] += int(n)
+        return Preview(
+            survey=survey,
+            channel=channel,
+            reached=reached,
+            left_out=left_out,
+            estimates=[],
+            reminders=0,
+            message_segments=[],
+            calls=[(language, calls[language]) for language in survey.voice if calls[language]],
+        )
     engine = make_engine(session, settings)
     invitation = _invitations(engine, survey, now, channel=described)
 
@@ -372,8 +419,8 @@ def preview_campaign(
     return Preview(
         survey=survey,
         channel=channel,
-        reached=counts.get(REACHED, 0),
-        left_out={name: counts.get(name, 0) for name in (OPTED_OUT, MID_SURVEY, DONE)},
+        reached=reached,
+        left_out=left_out,
         estimates=estimates,
         reminders=reminders,
         message_segments=list(per_message.items()),
@@ -418,7 +465,8 @@ def invite_batch(
     quiet_hours: tuple[int, int],
     now: datetime | None = None,
 ) -> Batch:
-    """Open an invitation conversation and write its outbound rows for each contact."""
+    """Open an invitation conversation and write its outbound rows for each contact (a voice
+    campaign: its call)."""
     now = now or utcnow()
     engine = make_engine(session, settings)
     survey = engine.surveys.get(campaign.survey_id, campaign.version)
@@ -434,6 +482,7 @@ def invite_batch(
             Contact.phone_encrypted,
             Contact.key_encrypted,
             Contact.record_key,
+            Contact.phone_hash,
         )
         .where(id_in(session, Contact.id, contact_ids))
         .order_by(Contact.id)
@@ -469,6 +518,8 @@ def invite_batch(
         )
         invitations.append((contact, language, replies, due))
     conversation_ids = insert_returning_ids(session, table_of(Conversation), conversations)
+    if described.is_spoken:
+        return _write_calls(session, campaign, conversation_ids, invitations, sender, now)
     rows = []
     for conversation_id, (contact, language, replies, due) in zip(
         conversation_ids, invitations, strict=True
@@ -505,6 +556,40 @@ def invite_batch(
     return Batch(send_now=due_now, scheduled=len(rows) - len(due_now))
 
 
+def _write_calls(
+    session: Session,
+    campaign: Campaign,
+    conversation_ids: list[int],
+    invitations: list[tuple[Any, str, list[str], datetime]],
+    sender: str,
+    now: datetime,
+) -> Batch:
+    """A voice campaign's batch: one queued call per contact, not before its quiet hours end
+    (its placer takes it from there)."""
+    rows = [
+        call_row(
+            purpose="campaign",
+            status="queued",
+            token=new_token(),
+            campaign_id=campaign.id,
+            contact_id=contact.id,
+            conversation_id=conversation_id,
+            phone_hash=contact.phone_hash,
+            our_address=sender,
+            call_after=None if due <= now else due,
+            created_at=now,
+        )
+        for conversation_id, (contact, _language, _texts, due) in zip(
+            conversation_ids, invitations, strict=True
+        )
+    ]
+    insert_returning_ids(session, table_of(Call), rows)
+    campaign.invited = Campaign.invited + len(rows)
+    session.flush()
+    due_now = sum(row["call_after"] is None for row in rows)
+    return Batch(send_now=[], scheduled=len(rows) - due_now, calls_now=due_now)
+
+
 def _invitations(
     engine: Engine, survey: Survey, now: datetime, *, channel: Channel
 ) -> Callable[[str | None, bool, dict[str, Any] | None], tuple[str, str | None, list[str]]]:
@@ -525,7 +610,9 @@ def _invitations(
             state = ContactState(
                 language=language, has_consented=has_consented, profile=dict(profile or {})
             )
-            outcome = engine.invite(state, survey, now=now, channel=channel.name)
+            # By phone, in a language the survey is offered in by phone.
+            spoken = campaign_calls.call_language(survey, language) if channel.is_spoken else None
+            outcome = engine.invite(state, survey, now=now, language=spoken, channel=channel.name)
             conv = outcome.conversation
             assert conv is not None
             replies = list(outcome.replies)
@@ -564,7 +651,8 @@ def pause_campaign(session: Session, campaign: Campaign) -> None:
 def resume_campaign(
     session: Session, campaign: Campaign, *, now: datetime | None = None
 ) -> list[int]:
-    """Back to sending; the rows that are due now, to hand to `bulk` after the commit."""
+    """Back to sending; the rows that are due now, to hand to `bulk` after the commit (a voice
+    campaign has none: its placer is started again)."""
     now = now or utcnow()
     if campaign.state != CampaignState.PAUSED:
         raise CampaignError(f"campaign {campaign.id} is {campaign.state}: it cannot be resumed")
@@ -584,6 +672,8 @@ def resume_campaign(
         )
         .values(last_activity_at=now)
     )
+    if campaign.channel == VOICE.name:
+        campaign_calls.refresh_waiting(session, campaign.id, now=now)
     due = session.scalars(
         select(Message.id)
         .where(
@@ -600,7 +690,7 @@ def resume_campaign(
 
 
 def cancel_campaign(session: Session, campaign: Campaign, *, now: datetime | None = None) -> int:
-    """Stop it for good: its unsent rows are dropped; how many."""
+    """Stop it for good: its unsent rows (or calls not yet placed) are dropped; how many."""
     now = now or utcnow()
     if campaign.state not in (*LIVE, CampaignState.PAUSED):
         raise CampaignError(f"campaign {campaign.id} is {campaign.state}: it cannot be cancelled")
@@ -650,6 +740,7 @@ def drop_unsent(session: Session, campaign_id: int) -> int:
             .values(conversation_id=None)
         )
         session.execute(delete(Conversation).where(Conversation.id.in_(chunk)))
+    dropped += campaign_calls.drop_queued_calls(session, campaign_id, now=utcnow())
     session.flush()
     return dropped
 
@@ -663,12 +754,14 @@ def is_cancelled(session: Session, campaign_id: int) -> bool:
 # -- progress ------------------------------------------------------------------------------------
 
 
-def progress(session: Session, campaign: Campaign) -> dict[str, int | str]:
-    """Exact counts (staff only): contacts, invited, sent, delivered, failed, started, consented,
-    completed, reminded, opted out, and the state."""
-    inv = aliased(Message, name="invitation")
-    started = answered_invitation()
-    consented = or_(
+def _number(condition: ColumnElement[bool]) -> Any:
+    """How many rows meet the condition, in an aggregate select."""
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0).cast(Integer)
+
+
+def _consented() -> ColumnElement[bool]:
+    """Said yes and reached the questions (or the end)."""
+    return or_(
         Conversation.status == "completed",
         Conversation.last_question_id.is_not(None),
         and_(
@@ -678,19 +771,26 @@ def progress(session: Session, campaign: Campaign) -> dict[str, int | str]:
         ),
     )
 
-    def number(condition: ColumnElement[bool]) -> Any:
-        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0).cast(Integer)
 
+def progress(session: Session, campaign: Campaign) -> dict[str, int | str]:
+    """Exact counts (staff only): contacts, invited, sent, delivered, failed, started, consented,
+    completed, reminded, opted out, and the state. A voice campaign counts calls instead of
+    messages (`call_progress`)."""
+    if campaign.channel == VOICE.name:
+        return call_progress(session, campaign)
+    inv = aliased(Message, name="invitation")
+    started = answered_invitation()
+    consented = _consented()
     row = session.execute(
         select(
             func.count(inv.id),
-            number(inv.status.in_(TAKEN)),
-            number(inv.status.in_(DELIVERED)),
-            number(inv.status.in_(FAILED)),
-            number(started),
-            number(consented),
-            number(Conversation.status == "completed"),
-            number(Contact.is_opted_out.is_(True)),
+            _number(inv.status.in_(TAKEN)),
+            _number(inv.status.in_(DELIVERED)),
+            _number(inv.status.in_(FAILED)),
+            _number(started),
+            _number(consented),
+            _number(Conversation.status == "completed"),
+            _number(Contact.is_opted_out.is_(True)),
         )
         .select_from(inv)
         .outerjoin(Conversation, Conversation.id == inv.conversation_id)
@@ -716,6 +816,50 @@ def progress(session: Session, campaign: Campaign) -> dict[str, int | str]:
         "completed": int(completed),
         "reminded": int(reminded or 0),
         "opted_out": int(opted_out),
+        "state": campaign.state,
+    }
+
+
+def call_progress(session: Session, campaign: Campaign) -> dict[str, int | str]:
+    """A voice campaign's exact counts: contacts; calls written (invited), placed, answered by a
+    person, by a machine (hung up on), busy, not answered, failed or canceled; then, as for
+    texts, started, consented, completed, opted out; and the state."""
+    machine = campaign_calls.is_machine()
+    row = session.execute(
+        select(
+            func.count(Call.id),
+            _number(campaign_calls.is_placed()),
+            _number(and_(Call.status == "completed", ~machine)),
+            _number(machine),
+            _number(Call.status == "busy"),
+            _number(Call.status == "no-answer"),
+            _number(Call.status.in_(("failed", "canceled"))),
+            _number(answered_invitation()),
+            _number(_consented()),
+            _number(Conversation.status == "completed"),
+            _number(Contact.is_opted_out.is_(True)),
+        )
+        .select_from(Call)
+        .outerjoin(Conversation, Conversation.id == Call.conversation_id)
+        .outerjoin(Contact, Contact.id == Call.contact_id)
+        .where(Call.campaign_id == campaign.id, Call.purpose == campaign_calls.PURPOSE)
+    ).one()
+    names = (
+        "invited",
+        "placed",
+        "answered",
+        "machine",
+        "busy",
+        "no_answer",
+        "failed",
+        "started",
+        "consented",
+        "completed",
+        "opted_out",
+    )
+    return {
+        "contacts": max(campaign.contacts, campaign.invited),
+        **{name: int(n) for name, n in zip(names, row, strict=True)},
         "state": campaign.state,
     }
 
@@ -792,6 +936,7 @@ def answered_invitation() -> ColumnElement[bool]:
 
 
 def has_unsent(session: Session, campaign_id: int) -> bool:
+    """Whether a row of the campaign is still to send, or a call still to place."""
     return bool(
         session.scalar(
             select(
@@ -802,7 +947,7 @@ def has_unsent(session: Session, campaign_id: int) -> bool:
                 )
             )
         )
-    )
+    ) or campaign_calls.has_queued_calls(session, campaign_id)
 
 
 def list_campaigns(session: Session, *, limit: int = 200) -> list[Campaign]:
@@ -811,7 +956,8 @@ def list_campaigns(session: Session, *, limit: int = 200) -> list[Campaign]:
 
 
 def sent_counts(session: Session, campaign_ids: Sequence[int]) -> dict[int, int]:
-    """How many invitations Twilio took, per campaign: one grouped count for a whole list."""
+    """How many invitations Twilio took (calls placed, for voice), per campaign: one grouped
+    count for a whole list."""
     if not campaign_ids:
         return {}
     rows = session.execute(
@@ -824,4 +970,5 @@ def sent_counts(session: Session, campaign_ids: Sequence[int]) -> dict[int, int]
         )
         .group_by(Message.campaign_id)
     )
-    return {campaign_id: int(n) for campaign_id, n in rows if campaign_id is not None}
+    counts = {campaign_id: int(n) for campaign_id, n in rows if campaign_id is not None}
+    return counts | campaign_calls.placed_counts(session, campaign_ids)

@@ -111,18 +111,21 @@ def call_row(
     sid: str | None = None,
     contact_id: int | None = None,
     campaign_id: int | None = None,
+    conversation_id: int | None = None,
     phone_hash: str | None = None,
     their_address_encrypted: str | None = None,
     call_after: datetime | None = None,
     is_simulated: bool = False,
 ) -> dict[str, Any]:
-    """A row of `calls`: one the worker made (`inbound`), or one Engage places."""
+    """A row of `calls`: one the worker made (`inbound`), or one Engage places (a campaign's
+    keeps no number: it is read from the contact when the call is placed)."""
     return {
         "token": token,
         "sid": sid,
         "purpose": purpose,
         "contact_id": contact_id,
         "campaign_id": campaign_id,
+        "conversation_id": conversation_id,
         "our_address": our_address,
         "phone_hash": phone_hash,
         "their_address_encrypted": their_address_encrypted,

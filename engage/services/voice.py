@@ -28,7 +28,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from engage.channels import VOICE
 from engage.db import table_of, utcnow
 from engage.messaging import OutboundCall
-from engage.models import Call, CallStep, Contact, Conversation, VoiceNote
+from engage.models import Call, CallStep, Campaign, Contact, Conversation, VoiceNote
 from engage.privacy import Sender, Vault
 from engage.services import erasure
 from engage.services.conversations import (
@@ -39,6 +39,7 @@ from engage.services.conversations import (
 )
 from engage.services.media import system_audio
 from engage.services.rows import call_row
+from engage.states import CampaignState
 from engage.survey import keywords as kw
 from engage.survey.definition import Survey
 from engage.survey.engine import CONSENT, INVITATION, ConversationState, SurveyCatalog
@@ -60,6 +61,7 @@ from engage.survey.voice import (
 log = logging.getLogger(__name__)
 
 _calls = table_of(Call)
+_campaigns = table_of(Campaign)
 _steps = table_of(CallStep)
 _contacts = table_of(Contact)
 _conversations = table_of(Conversation)
@@ -281,7 +283,12 @@ class _Call:
             return Screen((book.system("opted_out_call"),), keys=Keys(one=True))
         if caller.conversation is not None:
             conv = caller.conversation
-            return self.pending(conv, [self.book(conv.language).system("resume")])
+            book = self.book(conv.language)
+            if self.call.purpose == "campaign" and conv.pending in (CONSENT, INVITATION):
+                # We called them: not "welcome back" but who calls (the consent opens with it).
+                first = [] if conv.pending == CONSENT else [book.system("org_intro")]
+                return self.pending(conv, first)
+            return self.pending(conv, [book.system("resume")])
         return self.choose(caller.language)
 
     def after_keys(self, pressed: Pressed) -> Screen:
@@ -647,28 +654,56 @@ def request_callback(
 
 
 def claim_call_to_place(
-    connection: Connection, vault: Vault, call_id: int, *, base_url: str, from_: str
+    connection: Connection,
+    vault: Vault,
+    call_id: int,
+    *,
+    base_url: str,
+    from_: str,
+    now: datetime | None = None,
 ) -> OutboundCall | None:
     """The call to hand to Twilio, marked `dialing` (so it is never placed twice); None when
-    it was placed already, or its number has opted out since."""
+    it was placed already, is a campaign's call that is not due (the campaign is not running,
+    or `call_after` has not come), or its number has opted out since.
+
+    A call back carries the number it calls (encrypted with the PII key); a campaign's call
+    reads it from its contact, under the contact's own key.
+    """
+    now = now or utcnow()
     call = connection.execute(
         select(_calls).where(_calls.c.id == call_id).with_for_update()
     ).first()
-    if call is None or call.status != "queued" or call.their_address_encrypted is None:
+    if call is None or call.status != "queued":
         return None
-    opted_out = connection.scalar(
-        select(_contacts.c.is_opted_out).where(_contacts.c.phone_hash == call.phone_hash)
-    )
-    if opted_out:
+    if call.campaign_id is not None:
+        state = connection.scalar(
+            select(_campaigns.c.state).where(_campaigns.c.id == call.campaign_id)
+        )
+        if state != CampaignState.RUNNING or (call.call_after and call.call_after > now):
+            return None
+    contact = connection.execute(
+        select(
+            _contacts.c.is_opted_out, _contacts.c.key_encrypted, _contacts.c.phone_encrypted
+        ).where(_contacts.c.phone_hash == call.phone_hash)
+    ).first()
+    if contact is not None and contact.is_opted_out:
         _end(connection, call.id, "canceled")
         log.info("call-%s: opted out meanwhile, not placed", call.id)
+        return None
+    if call.their_address_encrypted is not None:
+        to = vault.decrypt(call.their_address_encrypted)
+    elif call.contact_id is not None and contact is not None and contact.key_encrypted:
+        to = vault.contact_cipher(contact.key_encrypted).decrypt(contact.phone_encrypted)
+    else:
+        _end(connection, call.id, "canceled")
+        log.info("call-%s: no number to call (erased meanwhile), not placed", call.id)
         return None
     connection.execute(update(_calls).where(_calls.c.id == call.id).values(status="dialing"))
     query = urlencode({"c": call.token})
     return OutboundCall(
         call_id=call.id,
         contact=f"contact-{call.contact_id}" if call.contact_id else f"call-{call.id}",
-        to=vault.decrypt(call.their_address_encrypted),
+        to=to,
         from_=from_ or call.our_address or "",
         url=f"{base_url}/twilio/voice?{query}",
         status_callback=f"{base_url}/twilio/voice/status?{query}",
@@ -676,10 +711,12 @@ def claim_call_to_place(
 
 
 def calls_waiting(connection: Connection, *, older_than: timedelta, now: datetime) -> list[int]:
-    """Call backs still queued a while after they were asked for (and not too late to call)."""
+    """Call backs still queued a while after they were asked for (and not too late to call).
+    A campaign's calls are not among them: its placer takes them (engage/jobs/calls.py)."""
     return list(
         connection.scalars(
             select(_calls.c.id).where(
+                _calls.c.purpose == "callback",
                 _calls.c.status == "queued",
                 _calls.c.created_at <= now - older_than,
                 _calls.c.created_at > now - CALLBACK_WINDOW,
@@ -688,12 +725,16 @@ def calls_waiting(connection: Connection, *, older_than: timedelta, now: datetim
     )
 
 
-def record_try_later(connection: Connection, call_id: int) -> None:
-    """Twilio asked us to try later (the call surely was not placed): queued again."""
+def record_try_later(
+    connection: Connection, call_id: int, *, not_before: datetime | None = None
+) -> None:
+    """Twilio asked us to try later (the call surely was not placed): queued again, and (a
+    campaign's call) not before `not_before`."""
+    values: dict[str, Any] = {"status": "queued"}
+    if not_before is not None:
+        values["call_after"] = not_before
     connection.execute(
-        update(_calls)
-        .where(_calls.c.id == call_id, _calls.c.status == "dialing")
-        .values(status="queued")
+        update(_calls).where(_calls.c.id == call_id, _calls.c.status == "dialing").values(**values)
     )
 
 

@@ -1,5 +1,6 @@
-// Campaign pages: times in the reader's own zone, the new-campaign form's time fields, a
-// confirmation before cancelling, and a campaign's counts updated from progress.json.
+// Campaign pages: times in the reader's own zone, the new-campaign form's time fields (and its
+// reminder fields, which a campaign by phone has none of), a confirmation before cancelling, and
+// a campaign's counts updated from progress.json.
 "use strict";
 
 (function () {
@@ -27,6 +28,21 @@
       radio.addEventListener("change", showTime);
     });
     showTime();
+    // Fields that do not apply to the chosen channel are hidden, and disabled so they are not sent.
+    var channelFields = form.querySelectorAll("fieldset[data-not-for]");
+    var showChannelFields = function () {
+      var checked = form.querySelector("input[name=channel]:checked");
+      var channel = checked ? checked.value : "";
+      channelFields.forEach(function (fieldset) {
+        var off = fieldset.getAttribute("data-not-for") === channel;
+        fieldset.hidden = off;
+        fieldset.disabled = off;
+      });
+    };
+    form.querySelectorAll("input[name=channel]").forEach(function (radio) {
+      radio.addEventListener("change", showChannelFields);
+    });
+    showChannelFields();
     var zone = document.getElementById("time_zone");
     var previewed = document.getElementById("previewed");
     if (zone && previewed && !previewed.value) {
@@ -75,10 +91,12 @@
     var invited = document.getElementById("bar-invited");
     var sent = document.getElementById("bar-sent");
     invited.max = sent.max = total;
+    // A campaign by phone counts calls placed instead of invitations sent.
+    var done = counts[sent.getAttribute("data-key") || "sent"];
     invited.value = counts.invited;
-    sent.value = counts.sent;
+    sent.value = done;
     setOf("writing-text", counts.invited, counts.contacts);
-    setOf("sent-text", counts.sent, counts.contacts);
+    setOf("sent-text", done, counts.contacts);
     document.getElementById("writing").hidden = counts.invited >= counts.contacts;
     var state = document.getElementById("state");
     state.textContent = page.getAttribute("data-label-" + counts.state) || counts.state;

@@ -36,7 +36,7 @@ from wtforms import (
 from wtforms.validators import Optional
 
 from engage import db
-from engage.channels import CHANNELS
+from engage.channels import CHANNELS, VOICE
 from engage.db import utcnow
 from engage.jobs import campaigns as jobs
 from engage.models import Campaign, User
@@ -129,8 +129,8 @@ def _read(form: CampaignForm, surveys: dict[str, Survey]) -> tuple[Choices | Non
         elif key:
             profile[key] = value
     channel = form.channel.data or "sms"
-    if channel not in CHANNELS:
-        problems["channel"] = _("Choose SMS or WhatsApp.")
+    if channel not in CHANNELS and channel != VOICE.name:
+        problems["channel"] = _("Choose SMS, WhatsApp or a phone call.")
     has_channel = form.has_channel.data or None
     if has_channel is not None and has_channel not in CHANNELS:
         problems["has_channel"] = _("Choose SMS or WhatsApp.")
@@ -148,6 +148,8 @@ def _read(form: CampaignForm, surveys: dict[str, Survey]) -> tuple[Choices | Non
     whom = form.remind.data or RemindWhom.NOT_STARTED
     if whom not in tuple(RemindWhom):
         problems["remind"] = _("Choose who is reminded.")
+    if channel == VOICE.name and count:
+        problems["reminders"] = _("A campaign by phone has no reminders: set 0.")
     if problems:
         return None, problems
     reminders = Reminders(count=count, after_hours=after if count else None, whom=whom)
@@ -190,7 +192,7 @@ def _set_choices(form: CampaignForm, surveys: dict[str, Survey]) -> None:
     languages = sorted({lang for s in surveys.values() for lang in s.languages})
     form.language.choices = [("", _("any language"))] + [(lang, lang) for lang in languages]
     form.has_channel.choices = [("", _("any")), ("sms", "SMS"), ("whatsapp", "WhatsApp")]
-    form.channel.choices = [("sms", "SMS"), ("whatsapp", "WhatsApp")]
+    form.channel.choices = [("sms", "SMS"), ("whatsapp", "WhatsApp"), (VOICE.name, _("Phone call"))]
     form.start.choices = [("now", _("Now")), ("at", _("At a time"))]
     form.time_zone.choices = [(zone, zone) for zone in TIME_ZONES]
     form.remind.choices = [

@@ -99,6 +99,16 @@ def incoming_call() -> Response:
             dispatch_call(call_id)
         return _twiml(_REJECT_BUSY)
     with db.engine().begin() as connection:
+        if token and answered_by:
+            # A person (or "unknown") answered a call we placed: a campaign counts it answered.
+            record_call_status(
+                connection,
+                token=token,
+                sid=sid,
+                status="in-progress",
+                sequence=None,
+                answered_by=answered_by,
+            )
         twiml = answer_call(
             connection,
             _settings(),
