@@ -501,7 +501,7 @@ def test_the_page_previews_and_starts_a_campaign_by_phone(voice_pages, fake_twil
     ("fields", "shown"),
     [
         # A survey not offered by phone: the reason, from the preview.
-        ({"survey": SURVEY}, "is not offered by phone"),
+        ({"survey": "housing-check"}, "is not offered by phone"),
         ({"survey": "llamada", "reminders": "1", "remind_after": "24"}, 'id="problem-reminders"'),
     ],
 )

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner
-from conftest import SHIPPED_SURVEYS, Clock, make_app, publish
+from conftest import SHIPPED_SURVEYS, TEST_SURVEYS, Clock, make_app, publish
 from flask.cli import ScriptInfo
 from sqlalchemy import select
 from twilio_helpers import PUBLIC_URL, inbound_form, post_signed, twilio_overrides
@@ -46,7 +46,7 @@ def voice_campaign_app(request, tmp_path: Path, database: str, fake_twilio):
             **twilio_overrides(fake_twilio, tmp_path, **settings),
         )
         if prepare:
-            publish(app, [SHIPPED_SURVEYS, VOICE_SURVEYS])
+            publish(app, [SHIPPED_SURVEYS, TEST_SURVEYS, VOICE_SURVEYS])
         built.append(app)
         return app
 
@@ -188,9 +188,9 @@ def test_a_survey_not_offered_by_phone_or_reminders_refuse_a_voice_campaign(
 ):
     app = voice_campaign_app()
     import_contacts(app, tmp_path, [f"{MIAMI},es,clinic,FL"])
-    result = cli(app, "campaigns", "start", "working-conditions", "--channel", "voice")
+    result = cli(app, "campaigns", "start", "housing-check", "--channel", "voice")
     assert result.exit_code == 1
-    assert "survey 'working-conditions' is not offered by phone" in result.output
+    assert "survey 'housing-check' is not offered by phone" in result.output
     result = cli(
         app,
         "campaigns",
