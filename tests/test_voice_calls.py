@@ -462,3 +462,29 @@ def test_the_language_menu_again_after_no_key_or_a_wrong_one(voice_app, caller):
     assert heard.says[:2] == ["No entendimos esa respuesta.", "Para español, oprima 1."]
     heard = worker.press("2")
     assert "This call is from Centro Campesino." in heard.says
+
+
+def test_staff_answer_a_caller_by_text_from_the_number_they_called(voice_app, caller, fake_twilio):
+    from engage.services.accounts import create_user
+    from tests.test_web_access import PASSWORD, csrf_token, sign_in
+
+    with voice_app.app_context(), db.transaction() as session:
+        create_user(session, "staff@example.org", PASSWORD, "staff")
+    worker = caller()
+    to_the_voice_note(worker)
+    worker.leave_voice_note()
+    client = voice_app.test_client()
+    assert sign_in(client, "staff").status_code == 302
+    with voice_app.app_context(), db.transaction() as session:
+        contact_id = session.scalar(select(Contact.id))
+    token = csrf_token(client, f"/staff/inbox/{contact_id}")
+    response = client.post(
+        f"/staff/inbox/{contact_id}/reply",
+        data={"csrf_token": token, "body": "Gracias, le llamamos"},
+    )
+    assert response.status_code in (200, 302, 303), response.status_code
+    [created] = [r.form for r in fake_twilio.requests if "Body" in r.form]
+    assert created["To"] == [worker.phone] and created["From"] == [OUR_NUMBER]
+    with voice_app.app_context(), db.transaction() as session:
+        reply = session.scalars(select(Message).where(Message.kind == "staff_reply")).one()
+        assert reply.channel == "sms"

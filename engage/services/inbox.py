@@ -44,7 +44,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from engage.channels import channel_named
+from engage.channels import SMS, channel_named
 from engage.db import insert_ignoring_conflicts, table_of
 from engage.models import (
     Answer,
@@ -568,6 +568,10 @@ def plan_reply(
 ) -> ReplyPlan:
     """The rules of a staff reply, in one place: who may get one, when, and in what form."""
     channel = channel_named(address.channel) if address else None
+    if channel is not None and channel.is_spoken:
+        # Nobody can speak into a worker's call: a caller is answered by text, from the
+        # number they called.
+        channel = SMS
     wrote_recently = last_wrote_at is not None and now - last_wrote_at <= WROTE_RECENTLY
     allowed = next_allowed(now, contact.timezone, quiet_hours)
     in_quiet_hours = allowed > now
@@ -849,9 +853,10 @@ def write_reply(
         if len(text) > MAX_REPLY:
             raise InboxError("too_long")
     cipher = vault.contact_cipher(contact.key_encrypted)
+    assert plan.channel is not None
     row = message_row(
         direction=Direction.OUT,
-        channel=address.channel,
+        channel=plan.channel,
         our_address=address.our_address,
         their_address_encrypted=address.their_address_encrypted,
         body=cipher.encrypt(text) if text else "",
@@ -877,7 +882,7 @@ def write_reply(
         action="inbox_reply",
         contact_id=contact_id,
         message=str(message.id),
-        channel=address.channel,
+        channel=plan.channel,
         template="yes" if use_template else "no",
         held_until=plan.held_until.isoformat() if plan.held_until else "",
     )
