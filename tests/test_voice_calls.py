@@ -448,8 +448,9 @@ def test_staff_find_a_voice_note_in_the_inbox_with_its_recording(voice_app, call
     with voice_app.app_context(), db.transaction() as session:
         contact_id = session.scalar(select(Contact.id))
     assert f"/staff/inbox/{contact_id}" in inbox
-    thread = client.get(f"/staff/inbox/{contact_id}").get_data(as_text=True)
+    thread = client.get(f"/staff/inbox/{contact_id}?lang=es").get_data(as_text=True)
     assert f"/Recordings/{worker.last_recording}" in thread
+    assert "· Llamada de voz" in thread  # the channel of each step of the call
     assert worker.phone not in thread and worker.phone not in inbox
 
 
