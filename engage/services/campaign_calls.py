@@ -33,6 +33,7 @@ from engage.messaging import OutboundCall
 from engage.models import Call, Campaign, Contact, Conversation, Message
 from engage.privacy import Vault
 from engage.services import voice
+from engage.services.maintenance import idle_from
 from engage.services.quiet_hours import next_allowed
 from engage.states import CampaignState, Direction
 from engage.survey.definition import Survey
@@ -192,15 +193,7 @@ def refresh_waiting(session: Session, campaign_id: int, *, now: datetime) -> Non
     waiting = select(Call.conversation_id).where(
         Call.campaign_id == campaign_id, Call.status == QUEUED
     )
-    session.execute(
-        update(Conversation)
-        .where(
-            Conversation.id.in_(waiting.scalar_subquery()),
-            Conversation.status == "active",
-            Conversation.last_activity_at < now,
-        )
-        .values(last_activity_at=now)
-    )
+    idle_from(session, waiting, now)
 
 
 def drop_queued_calls(session: Session, campaign_id: int, *, now: datetime) -> int:

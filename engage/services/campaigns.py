@@ -41,6 +41,7 @@ from engage.privacy import Vault
 from engage.services import campaign_calls
 from engage.services.contact_filters import CHANNEL, LANGUAGE, ContactFilter, filter_conditions
 from engage.services.conversations import Settings, make_engine
+from engage.services.maintenance import idle_from
 from engage.services.quiet_hours import next_allowed
 from engage.services.rows import call_row, conversation_row, message_row
 from engage.services.survey_report import message_costs
@@ -663,15 +664,7 @@ def resume_campaign(
         _messages.c.kind == INVITATION_KIND,
         _messages.c.status == MessageStatus.PENDING,
     )
-    session.execute(
-        update(Conversation)
-        .where(
-            Conversation.id.in_(waiting.scalar_subquery()),
-            Conversation.status == "active",
-            Conversation.last_activity_at < now,
-        )
-        .values(last_activity_at=now)
-    )
+    idle_from(session, waiting, now)
     if campaign.channel == VOICE.name:
         campaign_calls.refresh_waiting(session, campaign.id, now=now)
     due = session.scalars(

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import exists, update
+from sqlalchemy import Select, exists, update
 from sqlalchemy.orm import Session, aliased
 
 from engage.db import rows_matched, utcnow
 from engage.models import Conversation, Message
 from engage.states import MessageStatus
+
+
+def idle_from(session: Session, conversation_ids: Select[Any], now: datetime) -> None:
+    """Invitations that waited to go out (a paused campaign's) are idle from now, not from
+    when they were written: the worker has not seen them yet."""
+    session.execute(
+        update(Conversation)
+        .where(
+            Conversation.id.in_(conversation_ids.scalar_subquery()),
+            Conversation.status == "active",
+            Conversation.last_activity_at < now,
+        )
+        .values(last_activity_at=now)
+    )
 
 
 def expire_idle_conversations(session: Session, *, idle_hours: int) -> int:

@@ -72,8 +72,9 @@ def incoming_call() -> Response:
         # A withheld or non-phone caller ID: no contact can be kept for it.
         log.info("call %s: caller is not a phone number; hung up", sid)
         return _twiml(_HANG_UP)
-    if token and (answered_by.startswith("machine") or answered_by == "fax"):
-        # A voicemail could be heard by anyone with the phone: a machine hears nothing, ever.
+    if token and answered_by:
+        # Who answered a call we placed: a person (or "unknown") counts as answered; a machine
+        # hears nothing, ever (a voicemail could be heard by anyone with the phone).
         with db.engine().begin() as connection:
             record_call_status(
                 connection,
@@ -83,8 +84,9 @@ def incoming_call() -> Response:
                 sequence=None,
                 answered_by=answered_by,
             )
-        log.info("call %s: answered by %s; hung up", sid, answered_by)
-        return _twiml(_HANG_UP)
+        if answered_by.startswith("machine") or answered_by == "fax":
+            log.info("call %s: answered by %s; hung up", sid, answered_by)
+            return _twiml(_HANG_UP)
     if token is None and current_app.config["ENGAGE_VOICE_CALLBACK"]:
         # Rejected before it is answered: the worker pays nothing, and we call back; but not a
         # number whose caller ID the carrier found forged (STIR/SHAKEN): that call back would
@@ -99,16 +101,6 @@ def incoming_call() -> Response:
             dispatch_call(call_id)
         return _twiml(_REJECT_BUSY)
     with db.engine().begin() as connection:
-        if token and answered_by:
-            # A person (or "unknown") answered a call we placed: a campaign counts it answered.
-            record_call_status(
-                connection,
-                token=token,
-                sid=sid,
-                status="in-progress",
-                sequence=None,
-                answered_by=answered_by,
-            )
         twiml = answer_call(
             connection,
             _settings(),
