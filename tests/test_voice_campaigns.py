@@ -428,3 +428,26 @@ def test_a_placer_out_of_time_hands_the_rest_to_a_new_job(
     work(app)
     assert [r for r in caplog.records if "handed to a new job" in r.getMessage()]
     assert sorted(called(fake_twilio)) == phones  # each once
+
+
+def test_a_paused_voice_campaigns_invitations_do_not_expire_before_their_call(
+    voice_campaign_app, fake_twilio, redis_url, tmp_path
+):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from engage.db import utcnow
+    from engage.services.maintenance import expire_idle_conversations
+
+    app = voice_campaign_app(REDIS_URL=redis_url, ENGAGE_QUIET_HOURS="0-0")
+    import_contacts(app, tmp_path, [f"{MIAMI},es,clinic,FL", f"{SEATTLE},es,clinic,WA"])
+    cli(app, "campaigns", "start", SURVEY, "--channel", "voice")
+    assert "paused" in cli(app, "campaigns", "pause", "1").output
+    with app.app_context(), db.transaction() as session:
+        # Four days paused; one of the two was called before the pause.
+        session.execute(update(Conversation).values(last_activity_at=utcnow() - timedelta(days=4)))
+        session.execute(update(Call).where(Call.id == 2).values(status="completed"))
+        assert expire_idle_conversations(session, idle_hours=72) == 1
+        statuses = dict(session.execute(select(Conversation.contact_id, Conversation.status)).all())
+    assert statuses == {1: "active", 2: "expired"}

@@ -42,7 +42,7 @@ class Call(Base):
     purpose: Mapped[str] = mapped_column(String(20), default="inbound")
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
     # A campaign's call: the invitation conversation it was written with.
-    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"), index=True)
     our_address: Mapped[str | None] = mapped_column(String(100))
     # A call we place: the number's keyed hash (one callback at a time per number) and the
     # number itself, encrypted, forgotten once the call has ended.

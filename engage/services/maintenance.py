@@ -9,7 +9,7 @@ from sqlalchemy import Select, exists, update
 from sqlalchemy.orm import Session, aliased
 
 from engage.db import rows_matched, utcnow
-from engage.models import Conversation, Message
+from engage.models import Call, Conversation, Message
 from engage.states import MessageStatus
 
 
@@ -30,8 +30,8 @@ def idle_from(session: Session, conversation_ids: Select[Any], now: datetime) ->
 def expire_idle_conversations(session: Session, *, idle_hours: int) -> int:
     """End as expired every open conversation idle longer than idle_hours; answers are kept.
 
-    An invitation that has not gone out yet (its campaign is paused) is not idle: the worker
-    has not seen it. Resuming the campaign gives it its idle time from then.
+    An invitation that has not gone out yet (its campaign is paused), by text or by call, is
+    not idle: the worker has not seen it. Resuming the campaign gives it its idle time from then.
     """
     now = utcnow()
     invitation = aliased(Message)
@@ -42,12 +42,15 @@ def expire_idle_conversations(session: Session, *, idle_hours: int) -> int:
         invitation.kind == "invitation",
         invitation.status == MessageStatus.PENDING,
     )
+    # A voice campaign's invitation is its call: not placed yet, not seen either.
+    call_waiting = exists().where(Call.conversation_id == Conversation.id, Call.status == "queued")
     result = session.execute(
         update(Conversation)
         .where(
             Conversation.status == "active",
             Conversation.last_activity_at < now - timedelta(hours=idle_hours),
             ~waiting,
+            ~call_waiting,
         )
         .values(status="expired", pending=None, ended_at=now)
     )

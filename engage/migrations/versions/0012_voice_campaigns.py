@@ -1,4 +1,5 @@
-"""voice campaigns: a campaign call's invitation conversation; a campaign's calls by state
+"""voice campaigns: a campaign call's invitation conversation (and its calls by it); a
+campaign's calls by state
 
 Revision ID: 0012
 Revises: 0011
@@ -25,9 +26,11 @@ def upgrade() -> None:
             ["id"],
         )
     op.create_index("ix_calls_campaign_status", "calls", ["campaign_id", "status"])
+    op.create_index("ix_calls_conversation_id", "calls", ["conversation_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_calls_conversation_id", "calls")
     op.drop_index("ix_calls_campaign_status", "calls")
     with op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.drop_constraint(
