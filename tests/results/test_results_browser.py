@@ -8,6 +8,7 @@ import pytest
 
 from engage import db
 from engage.services.accounts import create_user
+from tests.browser import sign_in as signed_in
 from tests.browser import text_of, wait_for_file
 from tests.results.conftest import seed_population
 
@@ -82,12 +83,8 @@ def test_admin_sees_the_snapshot_asks_for_a_new_one_and_a_refused_breakdown_says
 
 
 def sign_in(browser, live_server: str, email: str, path: str) -> None:
-    from selenium.webdriver.common.by import By
-
-    browser.get(f"{live_server}/login?next={path}")
-    browser.find_element(By.NAME, "email").send_keys(email)
-    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "form.login button").click()
+    """Sign in and wait for `path` itself (its elements, not the sign-in page's going stale)."""
+    signed_in(browser, live_server, path, email, PASSWORD)
 
 
 def page_overflow(browser) -> int:
