@@ -57,3 +57,39 @@ class RemindWhom(StrEnum):
 
     NOT_STARTED = "not_started"
     NOT_COMPLETED = "not_completed"
+
+
+class CallStatus(StrEnum):
+    """A call's status: ours before Twilio has it (`queued`, `dialing`), then Twilio's
+    CallStatus, the furthest heard (status callbacks arrive in any order)."""
+
+    QUEUED = "queued"  # a call we place, waiting for its turn
+    DIALING = "dialing"  # handed to Twilio, no answer yet
+    INITIATED = "initiated"
+    RINGING = "ringing"
+    IN_PROGRESS = "in-progress"
+    COMPLETED = "completed"
+    BUSY = "busy"
+    NO_ANSWER = "no-answer"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+# A call in one of these has ended: no later callback changes it.
+CALL_ENDED = frozenset(
+    {
+        CallStatus.COMPLETED,
+        CallStatus.BUSY,
+        CallStatus.NO_ANSWER,
+        CallStatus.FAILED,
+        CallStatus.CANCELED,
+    }
+)
+
+
+class CallPurpose(StrEnum):
+    """Why a call is made: the worker called, we call back a missed call, or a campaign calls."""
+
+    INBOUND = "inbound"
+    CALLBACK = "callback"
+    CAMPAIGN = "campaign"

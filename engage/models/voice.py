@@ -6,6 +6,7 @@ from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConst
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engage.db import Base, utcnow
+from engage.states import CallPurpose, CallStatus
 
 
 class MediaFile(Base):
@@ -39,7 +40,7 @@ class Call(Base):
     sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
     # inbound: the worker called; callback: we call back a missed call; campaign: we call.
-    purpose: Mapped[str] = mapped_column(String(20), default="inbound")
+    purpose: Mapped[str] = mapped_column(String(20), default=CallPurpose.INBOUND)
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
     # A campaign's call: the invitation conversation it was written with.
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"), index=True)
@@ -49,7 +50,7 @@ class Call(Base):
     phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     their_address_encrypted: Mapped[str | None] = mapped_column(String(300))
     # Twilio's CallStatus, the furthest one heard (callbacks arrive in any order).
-    status: Mapped[str] = mapped_column(String(20), default="queued")
+    status: Mapped[str] = mapped_column(String(20), default=CallStatus.QUEUED)  # CallStatus
     sequence: Mapped[int] = mapped_column(default=-1)
     answered_by: Mapped[str | None] = mapped_column(String(30))
     # What the next keys answer beyond the survey: None (the survey), "survey_menu", "help"

@@ -35,13 +35,10 @@ from engage.privacy import Vault
 from engage.services import voice
 from engage.services.maintenance import idle_from
 from engage.services.quiet_hours import next_allowed
-from engage.states import CampaignState, Direction
+from engage.states import CallPurpose, CallStatus, CampaignState, Direction
 from engage.survey.definition import Survey
 
 log = logging.getLogger(__name__)
-
-PURPOSE = "campaign"
-QUEUED = "queued"
 
 _calls = table_of(Call)
 _campaigns = table_of(Campaign)
@@ -57,7 +54,7 @@ def call_language(survey: Survey, language: str | None) -> str:
 
 def is_due(now: datetime) -> ColumnElement[bool]:
     return and_(
-        Call.status == QUEUED,
+        Call.status == CallStatus.QUEUED,
         or_(Call.call_after.is_(None), Call.call_after <= now),
     )
 
@@ -99,7 +96,7 @@ def claim_next_call(
             .outerjoin(_contacts, _contacts.c.id == c.contact_id)
             .where(
                 c.campaign_id == campaign_id,
-                c.status == QUEUED,
+                c.status == CallStatus.QUEUED,
                 or_(c.call_after.is_(None), c.call_after <= now),
                 _campaigns.c.state == CampaignState.RUNNING,
                 c.id.not_in(tried) if tried else true(),
@@ -145,7 +142,7 @@ def _hold_zone(connection: Connection, campaign_id: int, zone: str | None, until
             update(_calls)
             .where(
                 c.campaign_id == campaign_id,
-                c.status == QUEUED,
+                c.status == CallStatus.QUEUED,
                 or_(c.call_after.is_(None), c.call_after < until),
                 exists().where(_contacts.c.id == c.contact_id, same_zone),
             )
@@ -173,7 +170,9 @@ def campaigns_with_due_calls(session: Session, *, now: datetime) -> list[int]:
 def has_queued_calls(session: Session, campaign_id: int) -> bool:
     return bool(
         session.scalar(
-            select(exists().where(Call.campaign_id == campaign_id, Call.status == QUEUED))
+            select(
+                exists().where(Call.campaign_id == campaign_id, Call.status == CallStatus.QUEUED)
+            )
         )
     )
 
@@ -191,7 +190,7 @@ def count_due(session: Session, campaign_id: int, *, now: datetime) -> int:
 def refresh_waiting(session: Session, campaign_id: int, *, now: datetime) -> None:
     """A resumed campaign: invitations whose call waited through the pause are idle from now."""
     waiting = select(Call.conversation_id).where(
-        Call.campaign_id == campaign_id, Call.status == QUEUED
+        Call.campaign_id == campaign_id, Call.status == CallStatus.QUEUED
     )
     idle_from(session, waiting, now)
 
@@ -202,7 +201,7 @@ def drop_queued_calls(session: Session, campaign_id: int, *, now: datetime) -> i
     Safe to run again."""
     never_placed = select(Call.conversation_id).where(
         Call.campaign_id == campaign_id,
-        Call.status.in_((QUEUED, "canceled")),
+        Call.status.in_((CallStatus.QUEUED, CallStatus.CANCELED)),
         Call.sid.is_(None),
     )
     # A conversation the worker answered meanwhile (they called or wrote first) stays.
@@ -223,8 +222,8 @@ def drop_queued_calls(session: Session, campaign_id: int, *, now: datetime) -> i
     dropped = rows_matched(
         session.execute(
             update(Call)
-            .where(Call.campaign_id == campaign_id, Call.status == QUEUED)
-            .values(status="canceled", ended_at=now)
+            .where(Call.campaign_id == campaign_id, Call.status == CallStatus.QUEUED)
+            .values(status=CallStatus.CANCELED, ended_at=now)
         )
     )
     for start in range(0, len(undone_ids), 1000):
@@ -244,7 +243,7 @@ def drop_queued_calls(session: Session, campaign_id: int, *, now: datetime) -> i
 
 def is_placed() -> ColumnElement[bool]:
     """Handed to Twilio: it has a CallSid, or it is being placed (`dialing`)."""
-    return or_(Call.sid.is_not(None), Call.status == "dialing")
+    return or_(Call.sid.is_not(None), Call.status == CallStatus.DIALING)
 
 
 def placed_counts(session: Session, campaign_ids: Sequence[int]) -> dict[int, int]:
@@ -253,7 +252,11 @@ def placed_counts(session: Session, campaign_ids: Sequence[int]) -> dict[int, in
         return {}
     rows = session.execute(
         select(Call.campaign_id, func.count())
-        .where(Call.campaign_id.in_(list(campaign_ids)), Call.purpose == PURPOSE, is_placed())
+        .where(
+            Call.campaign_id.in_(list(campaign_ids)),
+            Call.purpose == CallPurpose.CAMPAIGN,
+            is_placed(),
+        )
         .group_by(Call.campaign_id)
     )
     return {campaign_id: int(n) for campaign_id, n in rows if campaign_id is not None}

@@ -49,6 +49,8 @@ from engage.services.surveys import DatabaseCatalog
 from engage.services.voice import new_token
 from engage.states import (
     UNSENT,
+    CallPurpose,
+    CallStatus,
     CampaignState,
     Direction,
     MessageStatus,
@@ -569,8 +571,8 @@ def _write_calls(
     (its placer takes it from there)."""
     rows = [
         call_row(
-            purpose="campaign",
-            status="queued",
+            purpose=CallPurpose.CAMPAIGN,
+            status=CallStatus.QUEUED,
             token=new_token(),
             campaign_id=campaign.id,
             contact_id=contact.id,
@@ -822,11 +824,11 @@ def call_progress(session: Session, campaign: Campaign) -> dict[str, int | str]:
         select(
             func.count(Call.id),
             _number(campaign_calls.is_placed()),
-            _number(and_(Call.status == "completed", ~machine)),
+            _number(and_(Call.status == CallStatus.COMPLETED, ~machine)),
             _number(machine),
-            _number(Call.status == "busy"),
-            _number(Call.status == "no-answer"),
-            _number(Call.status.in_(("failed", "canceled"))),
+            _number(Call.status == CallStatus.BUSY),
+            _number(Call.status == CallStatus.NO_ANSWER),
+            _number(Call.status.in_((CallStatus.FAILED, CallStatus.CANCELED))),
             _number(answered_invitation()),
             _number(_consented()),
             _number(Conversation.status == "completed"),
@@ -835,7 +837,7 @@ def call_progress(session: Session, campaign: Campaign) -> dict[str, int | str]:
         .select_from(Call)
         .outerjoin(Conversation, Conversation.id == Call.conversation_id)
         .outerjoin(Contact, Contact.id == Call.contact_id)
-        .where(Call.campaign_id == campaign.id, Call.purpose == campaign_calls.PURPOSE)
+        .where(Call.campaign_id == campaign.id, Call.purpose == CallPurpose.CAMPAIGN)
     ).one()
     names = (
         "invited",

@@ -35,7 +35,7 @@ from engage.models import (
     VoiceNote,
 )
 from engage.privacy import Vault
-from engage.states import UNSENT, Direction, MessageStatus
+from engage.states import UNSENT, CallStatus, Direction, MessageStatus
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +132,8 @@ def erase_contact(
     theirs = or_(_calls.c.contact_id == contact_id, _calls.c.phone_hash == contact.phone_hash)
     connection.execute(
         update(_calls)
-        .where(theirs, _calls.c.status == "queued")
-        .values(status="canceled", ended_at=now)
+        .where(theirs, _calls.c.status == CallStatus.QUEUED)
+        .values(status=CallStatus.CANCELED, ended_at=now)
     )
     connection.execute(
         update(_calls)

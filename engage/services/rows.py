@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from engage.states import Direction, MessageStatus, QueueName
+from engage.states import CallPurpose, CallStatus, Direction, MessageStatus, QueueName
 
 
 def message_row(
@@ -103,9 +103,9 @@ def conversation_row(
 
 def call_row(
     *,
-    purpose: str,
+    purpose: CallPurpose,
     our_address: str | None,
-    status: str,
+    status: CallStatus,
     created_at: datetime,
     token: str,
     sid: str | None = None,

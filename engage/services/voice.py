@@ -39,7 +39,7 @@ from engage.services.conversations import (
 )
 from engage.services.media import system_audio
 from engage.services.rows import call_row
-from engage.states import CampaignState
+from engage.states import CALL_ENDED, CallPurpose, CallStatus, CampaignState
 from engage.survey import keywords as kw
 from engage.survey.definition import Survey
 from engage.survey.engine import CONSENT, INVITATION, ConversationState, SurveyCatalog
@@ -187,9 +187,9 @@ def _insert_call_in(
 ) -> None:
     """The row of a call the worker makes, answered now."""
     row = call_row(
-        purpose="inbound",
+        purpose=CallPurpose.INBOUND,
         our_address=to,
-        status="in-progress",
+        status=CallStatus.IN_PROGRESS,
         created_at=now,
         token=token,
         sid=sid,
@@ -284,7 +284,7 @@ class _Call:
         if caller.conversation is not None:
             conv = caller.conversation
             book = self.book(conv.language)
-            if self.call.purpose == "campaign" and conv.pending in (CONSENT, INVITATION):
+            if self.call.purpose == CallPurpose.CAMPAIGN and conv.pending in (CONSENT, INVITATION):
                 # We called them: not "welcome back" but who calls (the consent opens with it).
                 first = [] if conv.pending == CONSENT else [book.system("org_intro")]
                 return self.pending(conv, first)
@@ -588,20 +588,6 @@ def render(screen: Screen, step_url: str, media_url: Callable[[str], str]) -> st
 
 # One callback at a time per number: a second missed call meanwhile asks for nothing more.
 CALLBACK_WINDOW = timedelta(minutes=10)
-# Twilio's call statuses, in the order a call goes through them; the last four end it.
-CALL_STATUSES = (
-    "queued",
-    "dialing",  # ours: handed to Twilio, no answer yet
-    "initiated",
-    "ringing",
-    "in-progress",
-    "completed",
-    "busy",
-    "no-answer",
-    "failed",
-    "canceled",
-)
-ENDED = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 
 
 def request_callback(
@@ -625,9 +611,9 @@ def request_callback(
     waiting = connection.scalar(
         select(_calls.c.id).where(
             _calls.c.phone_hash == phone_hash,
-            _calls.c.purpose == "callback",
+            _calls.c.purpose == CallPurpose.CALLBACK,
             _calls.c.created_at > now - CALLBACK_WINDOW,
-            _calls.c.status.not_in(ENDED),
+            _calls.c.status.not_in(CALL_ENDED),
         )
     )
     if waiting is not None:
@@ -637,9 +623,9 @@ def request_callback(
         insert(_calls)
         .values(
             call_row(
-                purpose="callback",
+                purpose=CallPurpose.CALLBACK,
                 our_address=to,
-                status="queued",
+                status=CallStatus.QUEUED,
                 created_at=now,
                 token=new_token(),
                 contact_id=contact.id if contact is not None else None,
@@ -673,7 +659,7 @@ def claim_call_to_place(
     call = connection.execute(
         select(_calls).where(_calls.c.id == call_id).with_for_update()
     ).first()
-    if call is None or call.status != "queued":
+    if call is None or call.status != CallStatus.QUEUED:
         return None
     if call.campaign_id is not None:
         state = connection.scalar(
@@ -687,7 +673,7 @@ def claim_call_to_place(
         ).where(_contacts.c.phone_hash == call.phone_hash)
     ).first()
     if contact is not None and contact.is_opted_out:
-        _end(connection, call.id, "canceled")
+        _end(connection, call.id, CallStatus.CANCELED)
         log.info("call-%s: opted out meanwhile, not placed", call.id)
         return None
     if call.their_address_encrypted is not None:
@@ -695,10 +681,12 @@ def claim_call_to_place(
     elif call.contact_id is not None and contact is not None and contact.key_encrypted:
         to = vault.contact_cipher(contact.key_encrypted).decrypt(contact.phone_encrypted)
     else:
-        _end(connection, call.id, "canceled")
+        _end(connection, call.id, CallStatus.CANCELED)
         log.info("call-%s: no number to call (erased meanwhile), not placed", call.id)
         return None
-    connection.execute(update(_calls).where(_calls.c.id == call.id).values(status="dialing"))
+    connection.execute(
+        update(_calls).where(_calls.c.id == call.id).values(status=CallStatus.DIALING)
+    )
     query = urlencode({"c": call.token})
     return OutboundCall(
         call_id=call.id,
@@ -716,8 +704,8 @@ def calls_waiting(connection: Connection, *, older_than: timedelta, now: datetim
     return list(
         connection.scalars(
             select(_calls.c.id).where(
-                _calls.c.purpose == "callback",
-                _calls.c.status == "queued",
+                _calls.c.purpose == CallPurpose.CALLBACK,
+                _calls.c.status == CallStatus.QUEUED,
                 _calls.c.created_at <= now - older_than,
                 _calls.c.created_at > now - CALLBACK_WINDOW,
             )
@@ -730,11 +718,13 @@ def record_try_later(
 ) -> None:
     """Twilio asked us to try later (the call surely was not placed): queued again, and (a
     campaign's call) not before `not_before`."""
-    values: dict[str, Any] = {"status": "queued"}
+    values: dict[str, Any] = {"status": CallStatus.QUEUED}
     if not_before is not None:
         values["call_after"] = not_before
     connection.execute(
-        update(_calls).where(_calls.c.id == call_id, _calls.c.status == "dialing").values(**values)
+        update(_calls)
+        .where(_calls.c.id == call_id, _calls.c.status == CallStatus.DIALING)
+        .values(**values)
     )
 
 
@@ -746,7 +736,7 @@ def record_placed(connection: Connection, call_id: int, sid: str) -> None:
 
 def record_not_placed(connection: Connection, call_id: int, code: int | None) -> None:
     """Twilio refused the call (or never answered): it ends failed; the number is forgotten."""
-    _end(connection, call_id, "failed", error_code=code)
+    _end(connection, call_id, CallStatus.FAILED, error_code=code)
 
 
 def record_call_status(
@@ -772,16 +762,18 @@ def record_call_status(
     if answered_by and not call.answered_by:
         values["answered_by"] = answered_by
     is_later = (sequence if sequence is not None else call.sequence + 1) > call.sequence
-    if status in CALL_STATUSES and call.status not in ENDED and is_later:
+    if status in set(CallStatus) and call.status not in CALL_ENDED and is_later:
         values.update(status=status, sequence=sequence if sequence is not None else call.sequence)
-        if status in ENDED:
+        if status in CALL_ENDED:
             values.update(ended_at=now or utcnow(), duration=duration, their_address_encrypted=None)
     if values:
         connection.execute(update(_calls).where(_calls.c.id == call.id).values(**values))
     return True
 
 
-def _end(connection: Connection, call_id: int, status: str, error_code: int | None = None) -> None:
+def _end(
+    connection: Connection, call_id: int, status: CallStatus, error_code: int | None = None
+) -> None:
     connection.execute(
         update(_calls)
         .where(_calls.c.id == call_id)
