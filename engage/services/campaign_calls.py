@@ -63,7 +63,7 @@ def is_machine() -> ColumnElement[bool]:
     """Answered by a machine (hung up on before it heard anything): answering-machine
     detection's `machine_*`, or a fax."""
     answered_by = func.coalesce(Call.answered_by, "")
-    return or_(answered_by.like("machine%"), answered_by == "fax")
+    return or_(answered_by.like(f"{voice.MACHINE_PREFIX}%"), answered_by == voice.FAX)
 
 
 # -- placing -------------------------------------------------------------------------------------

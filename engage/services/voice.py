@@ -18,7 +18,6 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -402,8 +401,7 @@ class _Call:
 
     def choose(self, language: str | None) -> Screen:
         """No survey under way: the language menu, the survey menu, or the one survey."""
-        voice_surveys = [s for s in self.catalog.active() if s.voice]
-        languages = sorted({lang for s in voice_surveys for lang in s.voice}, key=kw.menu_number)
+        languages = self.voice_languages()
         if not languages:
             return Screen((self.book(language).system("no_survey"),))
         if language not in languages:
@@ -411,7 +409,7 @@ class _Call:
                 return self.language_menu()
             language = languages[0]
         self.language = language
-        surveys = [s for s in voice_surveys if language in s.voice]
+        surveys = self.surveys_in(language)
         if len(surveys) == 1:
             return self.start(surveys[0], language)
         self.awaiting = "survey_menu"
@@ -427,7 +425,7 @@ class _Call:
 
     def pick_survey(self, digits: str) -> Screen:
         language = self.read_caller().language or self.voice_languages()[0]
-        surveys = [s for s in self.catalog.active() if language in s.voice]
+        surveys = self.surveys_in(language)
         if digits.isdigit() and 1 <= int(digits) <= len(surveys):
             return self.start(surveys[int(digits) - 1], language)
         screen = self.choose(language)
@@ -495,16 +493,16 @@ class _Call:
         ).first()
         conv = None
         if row is not None:
-            idle = timedelta(hours=self.settings.conversations.idle_hours)
-            if self.now - row.last_activity_at <= idle:
-                conv = ConversationState(
-                    survey_id=row.survey_id,
-                    version=row.version,
-                    language=row.language,
-                    started_at=row.started_at,
-                    last_activity_at=row.last_activity_at,
-                    pending=row.pending,
-                )
+            conv = ConversationState(
+                survey_id=row.survey_id,
+                version=row.version,
+                language=row.language,
+                started_at=row.started_at,
+                last_activity_at=row.last_activity_at,
+                pending=row.pending,
+            )
+            if self.engine.expire(conv, self.now):  # the next step ends it as expired
+                conv = None
         return _Caller(contact.id, contact.language or self.language, contact.is_opted_out, conv)
 
     def question_of(self, conv: ConversationState) -> Any:
@@ -517,7 +515,12 @@ class _Call:
     ) -> str | None:
         return conv.language if conv is not None else contact_language or self.language
 
+    def surveys_in(self, language: str) -> list[Survey]:
+        """The active surveys offered by phone in a language."""
+        return [s for s in self.catalog.active() if language in s.voice]
+
     def voice_languages(self) -> list[str]:
+        """Every language some active survey is offered in by phone, in menu order."""
         return sorted({lang for s in self.catalog.active() for lang in s.voice}, key=kw.menu_number)
 
     def language_for(self, digits: str) -> str | None:
@@ -534,14 +537,39 @@ class _Call:
     # -- TwiML
 
     def twiml(self, screen: Screen, next_step: int) -> str:
-        return render(screen, self.url(next_step), partial(self.media_url))
+        return render(screen, self.url(next_step), self.media_url)
 
-    def url(self, step: int, **extra: str) -> str:
-        query = urlencode({"c": self.call.token, "s": step, **extra})
+    def url(self, step: int) -> str:
+        query = urlencode({"c": self.call.token, "s": step})
         return f"{self.settings.base_url}/twilio/voice/step?{query}"
 
     def media_url(self, name: str) -> str:
         return f"{self.settings.base_url}/media/{name}"
+
+
+def hang_up() -> str:
+    """TwiML that ends the call (a withheld number, an answering machine)."""
+    response = VoiceResponse()
+    response.hangup()
+    return str(response)
+
+
+def reject_busy() -> str:
+    """TwiML that rejects a call before it is answered: billed to nobody (docs/voice.md §3)."""
+    response = VoiceResponse()
+    response.reject(reason="busy")
+    return str(response)
+
+
+# What answering-machine detection says of a machine (`AnsweredBy`): `machine_start`,
+# `machine_end_beep`, …, or a fax.
+MACHINE_PREFIX, FAX = "machine", "fax"
+
+
+def is_answering_machine(answered_by: str) -> bool:
+    """A call we placed was answered by a machine: it hears nothing, ever (a voicemail could be
+    heard by anyone with the phone)."""
+    return answered_by.startswith(MACHINE_PREFIX) or answered_by == FAX
 
 
 def render(screen: Screen, step_url: str, media_url: Callable[[str], str]) -> str:
@@ -591,11 +619,22 @@ CALLBACK_WINDOW = timedelta(minutes=10)
 
 
 def request_callback(
-    connection: Connection, vault: Vault, *, caller: str, to: str, now: datetime | None = None
+    connection: Connection,
+    vault: Vault,
+    *,
+    caller: str,
+    to: str,
+    attestation: str = "",
+    now: datetime | None = None,
 ) -> int | None:
     """A missed call (rejected as busy, so the worker paid nothing): the call back to place,
-    or None when the number opted out or a call back to it is already on its way."""
+    or None when the number opted out, a call back to it is already on its way, or the carrier
+    found its caller ID forged (STIR/SHAKEN's `attestation`, Twilio's StirVerstat): that call
+    back would ring someone who never called."""
     now = now or utcnow()
+    if attestation.startswith("TN-Validation-Failed"):
+        log.info("missed call: caller ID failed validation, not called back")
+        return None
     phone_hash = vault.phone_hash(caller)
     contact = connection.execute(
         select(_contacts.c.id, _contacts.c.is_opted_out).where(_contacts.c.phone_hash == phone_hash)

@@ -10,13 +10,17 @@ from flask import Blueprint, Response, abort, current_app, request
 
 from engage import db
 from engage.jobs import dispatch_call
+from engage.privacy import parse_sender
 from engage.services import media as media_files
 from engage.services.conversations import settings_from
 from engage.services.voice import (
     Pressed,
     VoiceSettings,
     answer_call,
+    hang_up,
+    is_answering_machine,
     record_call_status,
+    reject_busy,
     request_callback,
     take_step,
 )
@@ -28,13 +32,9 @@ bp = Blueprint("voice", __name__)
 
 _CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
 _RECORDING_SID = re.compile(r"^RE[0-9a-fA-F]{32}$")
-_E164 = re.compile(r"^\+[1-9][0-9]{7,14}$")
 _MEDIA_NAME = re.compile(r"^[0-9a-f]{64}\.(wav|mp3)$")
 # A recording never changes under its name: Twilio (and phones) may keep it a year.
 _MEDIA_CACHE = "public, max-age=31536000, immutable"
-_HANG_UP = '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup/></Response>'
-# As the first verb: not answered, so not billed to anyone (docs/voice.md §3).
-_REJECT_BUSY = '<?xml version="1.0" encoding="UTF-8"?><Response><Reject reason="busy"/></Response>'
 
 
 def _twiml(text: str) -> Response:
@@ -68,13 +68,12 @@ def incoming_call() -> Response:
     sid, caller, ours = _call_form()
     token = request.args.get("c") or None
     answered_by = request.form.get("AnsweredBy", "")
-    if not _E164.match(caller):
+    if not parse_sender(caller).is_phone:
         # A withheld or non-phone caller ID: no contact can be kept for it.
         log.info("call %s: caller is not a phone number; hung up", sid)
-        return _twiml(_HANG_UP)
+        return _twiml(hang_up())
     if token and answered_by:
-        # Who answered a call we placed: a person (or "unknown") counts as answered; a machine
-        # hears nothing, ever (a voicemail could be heard by anyone with the phone).
+        # Who answered a call we placed: a person (or "unknown") counts as answered.
         with db.engine().begin() as connection:
             record_call_status(
                 connection,
@@ -84,22 +83,23 @@ def incoming_call() -> Response:
                 sequence=None,
                 answered_by=answered_by,
             )
-        if answered_by.startswith("machine") or answered_by == "fax":
+        if is_answering_machine(answered_by):
             log.info("call %s: answered by %s; hung up", sid, answered_by)
-            return _twiml(_HANG_UP)
+            return _twiml(hang_up())
     if token is None and current_app.config["ENGAGE_VOICE_CALLBACK"]:
-        # Rejected before it is answered: the worker pays nothing, and we call back; but not a
-        # number whose caller ID the carrier found forged (STIR/SHAKEN): that call back would
-        # ring someone who never called.
-        if request.form.get("StirVerstat", "").startswith("TN-Validation-Failed"):
-            log.info("call %s: caller ID failed validation; rejected, not called back", sid)
-            return _twiml(_REJECT_BUSY)
+        # Rejected before it is answered: the worker pays nothing, and we call back.
         vault = current_app.extensions["engage.vault"]
         with db.engine().begin() as connection:
-            call_id = request_callback(connection, vault, caller=caller, to=ours)
+            call_id = request_callback(
+                connection,
+                vault,
+                caller=caller,
+                to=ours,
+                attestation=request.form.get("StirVerstat", ""),
+            )
         if call_id is not None:
             dispatch_call(call_id)
-        return _twiml(_REJECT_BUSY)
+        return _twiml(reject_busy())
     with db.engine().begin() as connection:
         twiml = answer_call(
             connection,
