@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Select,
     and_,
-    delete,
     exists,
     func,
     or_,
@@ -30,12 +31,12 @@ from sqlalchemy.orm import Session
 
 from engage.db import rows_matched, table_of
 from engage.messaging import OutboundCall
-from engage.models import Call, Campaign, Contact, Conversation, Message
+from engage.models import Call, Campaign, Contact
 from engage.privacy import Vault
 from engage.services import voice
 from engage.services.maintenance import idle_from
 from engage.services.quiet_hours import next_allowed
-from engage.states import CallPurpose, CallStatus, CampaignState, Direction
+from engage.states import CallPurpose, CallStatus, CampaignState
 from engage.survey.definition import Survey
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,6 @@ log = logging.getLogger(__name__)
 _calls = table_of(Call)
 _campaigns = table_of(Campaign)
 _contacts = table_of(Contact)
-_conversations = table_of(Conversation)
 
 
 def call_language(survey: Survey, language: str | None) -> str:
@@ -96,8 +96,7 @@ def claim_next_call(
             .outerjoin(_contacts, _contacts.c.id == c.contact_id)
             .where(
                 c.campaign_id == campaign_id,
-                c.status == CallStatus.QUEUED,
-                or_(c.call_after.is_(None), c.call_after <= now),
+                is_due(now),
                 _campaigns.c.state == CampaignState.RUNNING,
                 c.id.not_in(tried) if tried else true(),
             )
@@ -120,16 +119,7 @@ def claim_next_call(
             tried.append(row.id)
             continue
         # The invitation goes now: the conversation is idle from now, not from when it was written.
-        connection.execute(
-            update(_conversations)
-            .where(
-                _conversations.c.id
-                == select(c.conversation_id).where(c.id == row.id).scalar_subquery(),
-                _conversations.c.status == "active",
-                _conversations.c.last_activity_at < now,
-            )
-            .values(last_activity_at=now)
-        )
+        idle_from(connection, select(c.conversation_id).where(c.id == row.id), now)
         return call
 
 
@@ -195,47 +185,26 @@ def refresh_waiting(session: Session, campaign_id: int, *, now: datetime) -> Non
     idle_from(session, waiting, now)
 
 
-def drop_queued_calls(session: Session, campaign_id: int, *, now: datetime) -> int:
-    """A cancelled campaign's calls not yet placed are canceled, and the invitations they never
-    made are undone (their conversations deleted), as for texts never sent. How many calls.
-    Safe to run again."""
-    never_placed = select(Call.conversation_id).where(
+def never_placed(campaign_id: int) -> Select[Any]:
+    """The invitation conversations of a campaign's calls that never reached Twilio (queued,
+    or canceled before they were placed)."""
+    return select(Call.conversation_id).where(
         Call.campaign_id == campaign_id,
         Call.status.in_((CallStatus.QUEUED, CallStatus.CANCELED)),
         Call.sid.is_(None),
     )
-    # A conversation the worker answered meanwhile (they called or wrote first) stays.
-    answered = exists().where(
-        Message.contact_id == Conversation.contact_id,
-        Message.conversation_id == Conversation.id,
-        Message.direction == Direction.IN,
-    )
-    undone_ids = list(
-        session.scalars(
-            select(Conversation.id).where(
-                Conversation.id.in_(never_placed.scalar_subquery()),
-                Conversation.status == "active",
-                ~answered,
-            )
-        )
-    )
-    dropped = rows_matched(
+
+
+def cancel_queued_calls(session: Session, campaign_id: int, *, now: datetime) -> int:
+    """A cancelled campaign's calls not yet placed are canceled; how many (their invitations
+    are undone with the texts', services/campaigns.py `drop_unsent`)."""
+    return rows_matched(
         session.execute(
             update(Call)
             .where(Call.campaign_id == campaign_id, Call.status == CallStatus.QUEUED)
             .values(status=CallStatus.CANCELED, ended_at=now)
         )
     )
-    for start in range(0, len(undone_ids), 1000):
-        chunk = undone_ids[start : start + 1000]
-        session.execute(
-            update(Call)
-            .where(Call.campaign_id == campaign_id, Call.conversation_id.in_(chunk))
-            .values(conversation_id=None)
-        )
-        session.execute(delete(Conversation).where(Conversation.id.in_(chunk)))
-    session.flush()
-    return dropped
 
 
 # -- counting ------------------------------------------------------------------------------------

@@ -709,14 +709,19 @@ def drop_unsent(session: Session, campaign_id: int) -> int:
         m.sequence == 0,
         m.status.in_((MessageStatus.PENDING, MessageStatus.CANCELLED)),
     )
-    # A conversation the worker wrote into meanwhile (they texted before it went) stays.
+    # A conversation the worker wrote into meanwhile (texted or called before it went) stays.
     wrote = exists().where(
         m.contact_id == Conversation.contact_id,
         m.conversation_id == Conversation.id,
         m.direction == Direction.IN,
     )
+    # A voice campaign's invitations are its calls: those never placed are undone too.
+    never_placed = campaign_calls.never_placed(campaign_id)
     undone = select(Conversation.id).where(
-        Conversation.id.in_(never_sent.scalar_subquery()),
+        or_(
+            Conversation.id.in_(never_sent.scalar_subquery()),
+            Conversation.id.in_(never_placed.scalar_subquery()),
+        ),
         Conversation.status == "active",
         ~wrote,
     )
@@ -728,14 +733,15 @@ def drop_unsent(session: Session, campaign_id: int) -> int:
             .values(status=MessageStatus.CANCELLED)
         )
     )
+    dropped += campaign_calls.cancel_queued_calls(session, campaign_id, now=utcnow())
     for chunk in batches(undone_ids, 1000):
-        session.execute(
-            update(Message)
-            .where(Message.campaign_id == campaign_id, Message.conversation_id.in_(chunk))
-            .values(conversation_id=None)
-        )
+        for table in (Message, Call):
+            session.execute(
+                update(table)
+                .where(table.campaign_id == campaign_id, table.conversation_id.in_(chunk))
+                .values(conversation_id=None)
+            )
         session.execute(delete(Conversation).where(Conversation.id.in_(chunk)))
-    dropped += campaign_calls.drop_queued_calls(session, campaign_id, now=utcnow())
     session.flush()
     return dropped
 

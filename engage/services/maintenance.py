@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, exists, update
+from sqlalchemy import Connection, Select, exists, update
 from sqlalchemy.orm import Session, aliased
 
 from engage.db import rows_matched, utcnow
@@ -13,7 +13,7 @@ from engage.models import Call, Conversation, Message
 from engage.states import MessageStatus
 
 
-def idle_from(session: Session, conversation_ids: Select[Any], now: datetime) -> None:
+def idle_from(session: Session | Connection, conversation_ids: Select[Any], now: datetime) -> None:
     """Invitations that waited to go out (a paused campaign's) are idle from now, not from
     when they were written: the worker has not seen them yet."""
     session.execute(
