@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import logging
 import os
-import re
 import subprocess
 import sys
 import time
@@ -181,7 +180,9 @@ class _Refusal(click.ClickException):
 
 
 def _language_code(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
-    if not re.fullmatch(r"[a-z]{2,3}", value):
+    from engage.survey.keywords import LANGUAGE_CODE
+
+    if not LANGUAGE_CODE.fullmatch(value):
         raise click.BadParameter(f"{value!r} is not a language code such as es, en or mix")
     return value
 
@@ -261,7 +262,7 @@ def _prompt_state(prompt: PromptFile, is_rendered: bool) -> str:
 
 def _render_missing(locales_dir: Path, language: str, words: VoiceTexts) -> set[str]:
     """Speak each missing prompt of LANG into its file; the keys written."""
-    from engage import speech
+    from engage.cli import speech
     from engage.survey.prompt_files import check_prompt_files
 
     if language not in speech.VOICES:

@@ -17,9 +17,9 @@ from engage.models import Contact, DoNotContact
 from engage.models.contacts import new_record_key
 from engage.privacy import PhoneNumberError, Vault, normalize_number
 from engage.services.quiet_hours import timezone_for
+from engage.survey.keywords import LANGUAGE_CODE
 
 REQUIRED_COLUMNS = ("phone", "language", "consent_source")
-_LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 _PROFILE_KEY = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
@@ -115,7 +115,7 @@ def read_rows(lines: Iterable[str], *, default_region: str, name: str) -> list[I
             problems.append(RowProblem(line, exc.kind))
             continue
         language = values.get("language") or None
-        if language is not None and not _LANGUAGE.match(language):
+        if language is not None and not LANGUAGE_CODE.fullmatch(language):
             problems.append(RowProblem(line, "bad_language", language))
             continue
         profile = {k: v for k, v in values.items() if k not in REQUIRED_COLUMNS and v}

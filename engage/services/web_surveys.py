@@ -31,7 +31,7 @@ from engage.services.surveys import (
     publish_version,
 )
 from engage.survey.definition import QUESTION_TYPES, SMS_SPELLINGS, Choice, Question, Survey
-from engage.survey.keywords import fold
+from engage.survey.keywords import LANGUAGE_CODE, fold
 from engage.survey.loader import (
     CHOICE_FIELDS,
     QUESTION_FIELDS,
@@ -46,7 +46,6 @@ from engage.survey.phrases import Phrase, Value, Worded
 # Paths of the staff pages: a survey cannot be called like them.
 RESERVED_IDS = ("new", "import")
 _SURVEY_ID = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
-_LANGUAGE = re.compile(r"[a-z]{2,3}")
 MAX_ID_CHARS = 100
 
 
@@ -301,7 +300,7 @@ def draft_costs(document: dict[str, Any], *, org_name: str) -> list[MessageCost]
     languages = [
         lang
         for lang in _list(document.get("languages"))
-        if isinstance(lang, str) and _LANGUAGE.fullmatch(lang)
+        if isinstance(lang, str) and LANGUAGE_CODE.fullmatch(lang)
     ]
     if not languages:
         return []

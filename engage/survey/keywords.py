@@ -33,6 +33,8 @@ LANGUAGE_MENU: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("quc", "K'iche'", ("kiche", "quiche")),
 )
 MENU_CODES = tuple(code for code, _, _ in LANGUAGE_MENU)
+# How a language is written everywhere (surveys, contacts, the menu): 2 or 3 lowercase letters.
+LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")
 # Languages whose system texts have catalogs of their own; the rest fall back to Spanish.
 CATALOG_LANGUAGES = ("es", "en", "ht")
 

@@ -81,7 +81,6 @@ MAX_TEXT_CHARS = 1_600  # the most one message can carry (Twilio's limit for a b
 MAX_VALUES = 1_000_000  # counted with aliases expanded: every check walks the expanded tree
 
 _SURVEY_ID = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
-_LANGUAGE = re.compile(r"[a-z]{2,3}")
 _QUESTION_ID = re.compile(r"[a-z0-9_]+")
 # A text or number answer saved on the contact could become a group name in results.
 NO_PROFILE_TYPES = ("text", "number")
@@ -861,7 +860,7 @@ class _Checker:
         is_valid = True
         for i, code in enumerate(node):
             item_line = _item_line(node, i)
-            if not isinstance(code, str) or not _LANGUAGE.fullmatch(code):
+            if not isinstance(code, str) or not keywords.LANGUAGE_CODE.fullmatch(code):
                 shown = code if isinstance(code, str) else _kind(code)
                 self.error(
                     item_line,

@@ -24,6 +24,7 @@ from engage.services.accounts import record_erasure
 from engage.services.contact_filters import ContactFilter
 from engage.services.contacts import ContactImportError
 from engage.services.erasure import BY_STAFF
+from engage.survey.keywords import LANGUAGE_CODE
 from engage.web import csrf
 from engage.web.decorators import ADMIN, STAFF, role_required
 from engage.web.i18n import gettext as _
@@ -34,7 +35,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("contacts", __name__, url_prefix="/staff/contacts")
 
 _PROFILE_KEY = re.compile(r"^[a-z_][a-z0-9_]*$")
-_LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 # Reasons and notes staff type: enough for a sentence, not a file.
 MAX_REASON = 500
 # Bad rows listed on the page; a file with more is shown as how many more there are.
@@ -67,7 +67,7 @@ def filter_from_query() -> tuple[ContactFilter, dict[str, str], list[str]]:
             problems.append(_("An attribute is a profile key such as state or crop."))
         else:
             profile[shown["key"]] = shown["value"]
-    language = shown["language"] if _LANGUAGE.match(shown["language"]) else None
+    language = shown["language"] if LANGUAGE_CODE.fullmatch(shown["language"]) else None
     channel = shown["channel"] if shown["channel"] in CHANNELS else None
     opted_out = {"yes": True, "no": False}.get(shown["opted_out"])
     moments: dict[str, datetime | None] = {}
