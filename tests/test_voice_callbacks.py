@@ -186,3 +186,35 @@ def test_without_callbacks_the_call_is_answered(voice_app, fake_twilio):
     worker = Caller(voice_app.test_client(), fake_twilio.auth_token, WORKER)
     heard = worker.call()
     assert heard.gather is not None and fake_twilio.calls == []
+
+
+def test_with_redis_the_call_back_is_a_job_on_replies(
+    request, tmp_path, database, fake_twilio, redis_url
+):
+    """A call back is a reply: its job waits on `replies` (which workers take before `bulk`),
+    never on `bulk`, and a worker places it."""
+    from engage.jobs import BULK, REPLIES, queue
+    from engage.jobs.worker import run_worker
+
+    pg = request.getfixturevalue("pg_url") if database == "postgresql" else None
+    app = make_app(
+        tmp_path,
+        database,
+        pg,
+        **twilio_overrides(
+            fake_twilio,
+            tmp_path,
+            ENGAGE_VOICE_CALLBACK="1",
+            TWILIO_VOICE_FROM=VOICE_FROM,
+            REDIS_URL=redis_url,
+        ),
+    )
+    publish(app, [VOICE_SURVEYS])
+    miss_a_call(app, fake_twilio)
+    with app.app_context():
+        assert [job.func_name for job in queue(REPLIES).jobs] == ["engage.jobs.calls.place_call"]
+        assert queue(BULK).jobs == []
+        assert fake_twilio.calls == []  # not placed in the web request
+        run_worker(burst=True)
+    assert [call["form"]["To"] for call in fake_twilio.calls] == [WORKER]
+    app.extensions["engage.engine"].dispose()

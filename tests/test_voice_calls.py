@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 from twilio_helpers import OUR_NUMBER, inbound_form, post_signed
-from voice_caller import Caller
+from voice_caller import Caller, Heard
 
 from engage import db
 from engage.models import Answer, Call, CallStep, Contact, Conversation, Message, VoiceNote
@@ -22,10 +22,17 @@ def caller(voice_app, fake_twilio):
     return make
 
 
+def to_the_first_question(worker: Caller) -> Heard:
+    """Call, pick Español and take part: what is heard then (the intro and the first question)."""
+    worker.call()
+    worker.press("1")  # Español
+    return worker.press("1")  # I take part
+
+
 def to_the_voice_note(worker: Caller) -> None:
     """Call, and answer every question before the last (a voice note) by keypad."""
-    worker.call()
-    for keys in ("1", "1", "1", "1"):  # Español, consent, California, yes
+    to_the_first_question(worker)
+    for keys in ("1", "1"):  # California, yes
         worker.press(keys)
     worker.press("8", finished_on_key="#")
     worker.press("3", finished_on_key="#")
@@ -111,9 +118,7 @@ def test_a_whole_survey_in_spanish_by_keypad(voice_app, caller):
 
 def test_star_repeats_the_prompt_and_records_nothing(voice_app, caller):
     worker = caller()
-    worker.call()
-    worker.press("1")
-    first = worker.press("1")
+    first = to_the_first_question(worker)
     again = worker.press("*")
     assert "¿En qué estado trabaja?" in again.text
     assert "Son cinco preguntas" not in again.text
@@ -125,9 +130,7 @@ def test_star_repeats_the_prompt_and_records_nothing(voice_app, caller):
 
 def test_zero_gives_help_and_a_second_zero_connects_to_the_help_line(voice_app, caller):
     worker = caller()
-    worker.call()
-    worker.press("1")
-    worker.press("1")
+    to_the_first_question(worker)
     heard = worker.press("0")
     assert any("1 8 8 8, 3 7 3, 7 8 8 8" in s for s in heard.says), heard.twiml
     assert "Centro Campesino" not in heard.text  # help names no one on the line
@@ -143,9 +146,7 @@ def test_zero_gives_help_and_a_second_zero_connects_to_the_help_line(voice_app, 
 
 def test_another_key_after_help_goes_back_to_the_question(voice_app, caller):
     worker = caller()
-    worker.call()
-    worker.press("1")
-    worker.press("1")
+    to_the_first_question(worker)
     worker.press("0")
     heard = worker.press("5")
     assert "¿En qué estado trabaja?" in heard.text
@@ -155,9 +156,7 @@ def test_another_key_after_help_goes_back_to_the_question(voice_app, caller):
 
 def test_pound_skips_a_question(voice_app, caller):
     worker = caller()
-    worker.call()
-    worker.press("1")
-    worker.press("1")
+    to_the_first_question(worker)
     heard = worker.press("#")  # one-key question: # is a key
     assert "¿Le pagan a tiempo?" in heard.text
     worker.press("2")
@@ -173,9 +172,7 @@ def test_pound_skips_a_question(voice_app, caller):
 
 def test_no_key_is_a_miss_and_the_third_moves_on(voice_app, caller):
     worker = caller()
-    worker.call()
-    worker.press("1")
-    worker.press("1")
+    to_the_first_question(worker)
     heard = worker.wait()
     assert heard.says[0] == "No escuchamos una respuesta."
     assert "¿En qué estado trabaja?" in heard.text
@@ -188,9 +185,7 @@ def test_no_key_is_a_miss_and_the_third_moves_on(voice_app, caller):
 
 def test_a_number_out_of_range_is_a_miss(voice_app, caller):
     worker = caller()
-    worker.call()
-    worker.press("1")
-    worker.press("1")
+    to_the_first_question(worker)
     worker.press("1")
     worker.press("1")
     heard = worker.press("30", finished_on_key="#")
@@ -211,9 +206,7 @@ def test_silence_after_the_tone_skips_the_voice_note(voice_app, caller):
 
 def test_a_repeated_step_gets_the_same_twiml_and_records_once(voice_app, caller):
     worker = caller()
-    worker.call()
-    worker.press("1")
-    consent = worker.press("1")
+    consent = to_the_first_question(worker)
     action = consent.gather.attrib["action"]
     first = worker.press("2")
     again = worker.repeat_last_request({"Digits": "2"}, action)
@@ -231,9 +224,7 @@ def test_a_hang_up_leaves_the_conversation_open_for_a_text_or_a_later_call(
     voice_app, caller, fake_twilio
 ):
     worker = caller()
-    worker.call()
-    worker.press("1")
-    worker.press("1")
+    to_the_first_question(worker)
     worker.press("2")  # Florida, then the caller hangs up
     client = voice_app.test_client()
     response = post_signed(
@@ -305,9 +296,7 @@ def test_declining_the_consent_ends_the_call(voice_app, caller):
 
 def test_a_caller_who_answered_already_is_told_so(voice_app, caller):
     worker = caller()
-    worker.call()
-    worker.press("1")
-    worker.press("1")
+    to_the_first_question(worker)
     for keys in ("1", "1"):
         worker.press(keys)
     worker.press("8", finished_on_key="#")
