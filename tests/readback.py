@@ -88,3 +88,14 @@ def new_contact(app, phone: str, **fields: Any) -> tuple[Contact, ContactCipher]
         **fields,
     )
     return contact, contact_cipher
+
+
+def answers(app) -> dict[str, tuple[str, object]]:
+    """Each question's answer: its status and stored value (a text answer's value is
+    encrypted, shown as None)."""
+    with app.app_context(), db.transaction() as session:
+        rows = session.execute(select(Answer.question_id, Answer.status, Answer.value)).all()
+    return {
+        q: (status, value.get("v") if isinstance(value, dict) else value)
+        for q, status, value in rows
+    }

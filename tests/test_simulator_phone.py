@@ -17,6 +17,7 @@ from engage.services.surveys import publish_surveys
 from engage.services.voice import Pressed
 from engage.survey.loader import load_surveys
 from tests.conftest import SHIPPED_SURVEYS, TEST_SURVEYS, publish
+from tests.readback import answers
 from tests.test_simulator import DRAFT, Phone, add_draft, page_token
 from tests.test_web_access import sign_in
 
@@ -76,15 +77,6 @@ def phone_app(web_app):
     """The simulator's app with the voice test survey published too (`llamada`, es and en)."""
     publish(web_app, [SHIPPED_SURVEYS, TEST_SURVEYS, VOICE_SURVEYS])
     return web_app
-
-
-def answers(app) -> dict[str, tuple[str, object]]:
-    with app.app_context(), db.transaction() as session:
-        rows = session.execute(select(Answer.question_id, Answer.status, Answer.value)).all()
-    return {
-        q: (status, value.get("v") if isinstance(value, dict) else value)
-        for q, status, value in rows
-    }
 
 
 def count(app, model, *where) -> int:

@@ -3,13 +3,16 @@ what it hears and what is stored."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import func, select
 from twilio_helpers import OUR_NUMBER, inbound_form, post_signed
 from voice_caller import Caller, Heard
 
 from engage import db
-from engage.models import Answer, Call, CallStep, Contact, Conversation, Message, VoiceNote
+from engage.models import Call, CallStep, Contact, Conversation, Message, VoiceNote
+from tests.readback import answers
 
 HOTLINE = "+18883737888"
 
@@ -36,15 +39,6 @@ def to_the_voice_note(worker: Caller) -> None:
         worker.press(keys)
     worker.press("8", finished_on_key="#")
     worker.press("3", finished_on_key="#")
-
-
-def answers(app) -> dict[str, tuple[str, object]]:
-    with app.app_context(), db.transaction() as session:
-        rows = session.execute(select(Answer.question_id, Answer.status, Answer.value)).all()
-    return {
-        q: (status, value.get("v") if isinstance(value, dict) else value)
-        for q, status, value in rows
-    }
 
 
 def count(app, model) -> int:
@@ -422,20 +416,27 @@ def test_the_shipped_survey_by_phone_counts_like_any_other_answers(
     assert row["days_worked"] == "5"
 
 
-def test_staff_find_a_voice_note_in_the_inbox_with_its_recording(voice_app, caller):
+def staff_after_a_voice_note(app, caller) -> tuple[Any, Caller, int]:
+    """A worker leaves a voice note; a staff member signs in: their client, the worker, and
+    the worker's contact id."""
     from engage.services.accounts import create_user
     from tests.test_web_access import PASSWORD, sign_in
 
-    with voice_app.app_context(), db.transaction() as session:
+    with app.app_context(), db.transaction() as session:
         create_user(session, "staff@example.org", PASSWORD, "staff")
     worker = caller()
     to_the_voice_note(worker)
     worker.leave_voice_note()
-    client = voice_app.test_client()
+    client = app.test_client()
     assert sign_in(client, "staff").status_code == 302
-    inbox = client.get("/staff/inbox").get_data(as_text=True)
-    with voice_app.app_context(), db.transaction() as session:
+    with app.app_context(), db.transaction() as session:
         contact_id = session.scalar(select(Contact.id))
+    return client, worker, contact_id
+
+
+def test_staff_find_a_voice_note_in_the_inbox_with_its_recording(voice_app, caller):
+    client, worker, contact_id = staff_after_a_voice_note(voice_app, caller)
+    inbox = client.get("/staff/inbox").get_data(as_text=True)
     assert f"/staff/inbox/{contact_id}" in inbox
     thread = client.get(f"/staff/inbox/{contact_id}?lang=es").get_data(as_text=True)
     assert f"/Recordings/{worker.last_recording}" in thread
@@ -455,18 +456,9 @@ def test_the_language_menu_again_after_no_key_or_a_wrong_one(voice_app, caller):
 
 
 def test_staff_answer_a_caller_by_text_from_the_number_they_called(voice_app, caller, fake_twilio):
-    from engage.services.accounts import create_user
-    from tests.test_web_access import PASSWORD, csrf_token, sign_in
+    from tests.test_web_access import csrf_token
 
-    with voice_app.app_context(), db.transaction() as session:
-        create_user(session, "staff@example.org", PASSWORD, "staff")
-    worker = caller()
-    to_the_voice_note(worker)
-    worker.leave_voice_note()
-    client = voice_app.test_client()
-    assert sign_in(client, "staff").status_code == 302
-    with voice_app.app_context(), db.transaction() as session:
-        contact_id = session.scalar(select(Contact.id))
+    client, worker, contact_id = staff_after_a_voice_note(voice_app, caller)
     token = csrf_token(client, f"/staff/inbox/{contact_id}")
     response = client.post(
         f"/staff/inbox/{contact_id}/reply",
