@@ -624,6 +624,35 @@ def test_a_bulk_job_sends_due_replies_first_under_the_rate_limit(
     assert len(fake_twilio.requests) == 7
 
 
+def test_a_reply_written_while_a_campaign_sends_under_the_rate_limit_goes_next(
+    twilio_app, redis_url, fake_twilio
+):
+    """Under a slow limit a bulk job claims no more rows than one window allows (at first one),
+    so a reply written while its rows are out waits for one of them, not a chunk of four."""
+    app = twilio_app(REDIS_URL=redis_url, ENGAGE_SEND_RATE="2", ENGAGE_SEND_CONCURRENCY="4")
+    ids = bulk_rows(app, phones(5))
+    fake_twilio.delay(0.5)  # the first row is still out when the reply is written
+    sent: list[int] = []
+    job = threading.Thread(target=lambda: sent.append(_send_batch_in(app, ids)))
+    job.start()
+    deadline = time.monotonic() + 10
+    while not rows(app, Message.status == "dispatching") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert rows(app, Message.status == "dispatching"), "the bulk job never claimed a row"
+    post_signed(
+        app.test_client(), fake_twilio.auth_token, "/twilio/messages", inbound_form(WORKER, "WORK")
+    )
+    job.join(timeout=30)
+    assert sent == [6]
+    order = [r.get("To") for r in fake_twilio.requests]
+    assert order.index(WORKER) == 1, order  # behind the one row already out, no other
+
+
+def _send_batch_in(app, ids: list[int]) -> int:
+    with app.app_context():
+        return send_batch(ids)
+
+
 def test_a_contacts_replies_go_one_at_a_time_in_the_order_written(
     twilio_app, redis_url, fake_twilio
 ):

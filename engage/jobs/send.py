@@ -115,8 +115,9 @@ def _send(rows: _Rows) -> int:
     limiter = rate_limiter()
     pool = send_pool()
     # With a rate limit a claimed row may wait for its slot (up to the limiter's timeout): one
-    # row per thread and one chunk out at a time, so that few rows sit `dispatching` waiting.
-    chunk_size = pool.concurrency * (1 if limiter is not None else CHUNK_ROUNDS)
+    # chunk out at a time, paced to the senders' limit (`_paced`), so that few rows sit
+    # `dispatching` waiting and a reply written meanwhile is the next to go.
+    chunk_size = pool.concurrency * CHUNK_ROUNDS if limiter is None else 1
     ahead = 1 if limiter is not None else 2
     flights: deque[Flight] = deque()
     answered: Outcomes | None = None
@@ -144,6 +145,8 @@ def _send(rows: _Rows) -> int:
                 rows.not_claimed(set(chunk) - {m.message_id for m in claimed})
                 if claimed:
                     claims.append(claimed)
+                    if limiter is not None:
+                        chunk_size = _paced(pool.concurrency, limiter, claimed)
         # Sent only once the claim is committed: a rollback never leaves a row sent unmarked.
         flights.extend(pool.submit(sender, limiter, claimed) for claimed in claims)
         if not flights:
@@ -159,6 +162,16 @@ def _send(rows: _Rows) -> int:
                 continue
             return sent
         answered = flights.popleft().outcomes()
+
+
+def _paced(concurrency: int, limiter: RateLimiter, sent: Sequence[OutboundMessage]) -> int:
+    """Rows in the next chunk under a rate limit: what the slowest of these senders may send in
+    one window, one per send thread at most. Every row of a chunk waits for its slot before the
+    next chunk is claimed, so at a US long code's one a second a chunk of four would hold a
+    reply written meanwhile for four seconds behind a campaign; a chunk of one holds it for one.
+    """
+    allowed = [limiter.sends_per_window(m.from_) for m in sent if m.from_]
+    return max(1, min([concurrency, *(n for n in allowed if n is not None)]))
 
 
 def _hand_over(rows: _Rows) -> None:

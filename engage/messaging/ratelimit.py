@@ -128,6 +128,11 @@ class RateLimiter:
         """The sends per second this limiter allows the sender; 0 means no limit."""
         return default_rate(sender) if self.rate is None else self.rate
 
+    def sends_per_window(self, sender: str) -> int | None:
+        """How many sends the sender may start within one window; None when it has no limit."""
+        rate = self.rate_for(sender)
+        return None if rate == 0 else window_for(rate)[0]
+
     def key_for(self, sender: str) -> str:
         """The sender's Redis key: a hash, so no address is ever stored in clear."""
         return self.prefix + hashlib.sha256(sender.encode()).hexdigest()[:32]
