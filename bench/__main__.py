@@ -1,6 +1,7 @@
 """Run every benchmark, print the figures and ratios, exit 1 when a target is missed.
 
-.venv/bin/python -m bench [--only webhook,webhook-gthread,loop,sending,fanout,contacts,fanout-page]
+.venv/bin/python -m bench
+    [--only webhook,webhook-gthread,loop,loop-bulk,sending,fanout,contacts,fanout-page]
     [--seconds 30]
 """
 
@@ -14,7 +15,16 @@ import time
 from bench import contacts_list, fanout, loop, sending, webhook
 from bench.common import Target, idle_share, log, print_table
 
-BENCHMARKS = ("webhook", "webhook-gthread", "loop", "sending", "fanout", "contacts", "fanout-page")
+BENCHMARKS = (
+    "webhook",
+    "webhook-gthread",
+    "loop",
+    "loop-bulk",
+    "sending",
+    "fanout",
+    "contacts",
+    "fanout-page",
+)
 
 
 def main() -> int:
@@ -45,6 +55,8 @@ def main() -> int:
                 targets += webhook.run(seconds=args.seconds, settings=webhook.GTHREAD_ARGS)
             elif name == "loop":
                 targets += loop.run(seconds=min(args.seconds, 20))
+            elif name == "loop-bulk":
+                targets += loop.run_beside_bulk(seconds=min(args.seconds, 20))
             elif name == "sending":
                 targets += sending.run(rows=args.rows)
             elif name == "contacts":

@@ -10,7 +10,17 @@ next message as soon as the webhook answers; no worker runs). Each conversation 
 shipped survey's keyword, then "1" to everything (a valid consent, choice, yes/no, number and
 text), and starts again as a new contact once its survey is done.
 
-.venv/bin/python -m bench.loop [--seconds 20] [--rate-limit]
+Targets, read against that ceiling because machines differ: on the machine they were set on, the
+webhook alone did 600 steps/s and the loop was to reach 250 steps/s with a p99 of 150 ms. So here
+it must reach 250/600 of this run's webhook alone, with a p99 within 150 ms scaled by how much
+slower (or faster) this run's webhook alone is than 600 steps/s.
+
+Beside a campaign (`run_beside_bulk`): the default rate limit on (a long code's one send a
+second), a campaign's invitations waiting on `bulk`, and one conversation in the same closed loop.
+Each reply must reach Twilio within two of the limit's windows (the bulk send already out, then
+its own slot), never behind the campaign's backlog.
+
+.venv/bin/python -m bench.loop [--seconds 20] [--rate-limit] [--beside-bulk]
 """
 
 from __future__ import annotations
@@ -37,10 +47,12 @@ from bench.common import (
     engage_env,
     free_port,
     fresh_engage,
+    insert_contacts,
     log,
     pg_connect,
     print_table,
     redis_client,
+    run_checked,
 )
 
 sys.path.insert(0, str(ROOT / "tests"))
@@ -56,8 +68,15 @@ STEPS_PER_CONTACT = 18
 PATH = "/twilio/messages"
 GUNICORN_ARGS = ("--worker-class", "sync", "--workers", "2")
 REPLY_TIMEOUT = 10.0
+# The machine the targets were set on: its webhook alone, and the loop's targets there.
+REFERENCE_CEILING = 600.0
 TARGET_STEPS = 250.0
 TARGET_P99_MS = 150.0
+# Beside a campaign: its invitations (at one a second, ten minutes of sending), and how long a
+# reply may take: two windows of a long code's limit (1 s and the limiter's 0.1 s margin each) and
+# the step's own time.
+BULK_INVITATIONS = 600
+BESIDE_BULK_MAX_S = 2 * 1.1 + 0.3
 
 
 # The system line after every closing, in each language: a conversation's survey is done.
@@ -102,10 +121,17 @@ class WatchedTwilio(FakeTwilio):
 class Loop:
     """CONVERSATIONS threads, each one conversation after another, for `seconds`."""
 
-    def __init__(self, port: int, fake: WatchedTwilio | None, first_contact: int) -> None:
+    def __init__(
+        self,
+        port: int,
+        fake: WatchedTwilio | None,
+        first_contact: int,
+        conversations: int = CONVERSATIONS,
+    ) -> None:
         self.url = f"http://127.0.0.1:{port}{PATH}"
         self.fake = fake
         self.first_contact = first_contact
+        self.conversations = conversations
         self.latencies: list[float] = []
         self.lost = 0
         self.errors = 0
@@ -116,7 +142,8 @@ class Loop:
         """Steps per second over the run."""
         stop = time.monotonic() + seconds
         threads = [
-            threading.Thread(target=self._converse, args=(n, stop)) for n in range(CONVERSATIONS)
+            threading.Thread(target=self._converse, args=(n, stop))
+            for n in range(self.conversations)
         ]
         started = time.monotonic()
         for thread in threads:
@@ -233,16 +260,20 @@ def run(*, seconds: int = 20, rate_limit: bool = False) -> list[Target]:
             ),
         ],
     )
+    scale = REFERENCE_CEILING / ceiling  # > 1 on a slower machine than the reference
     return [
         Target(
-            "loop: >= 250 steps/s end to end",
-            rate >= TARGET_STEPS,
-            f"{rate:.0f} steps/s ({rate / ceiling:.2f} of the webhook alone, {ceiling:.0f})",
+            f"loop: end to end >= {TARGET_STEPS / REFERENCE_CEILING:.2f} of the webhook alone "
+            f"({TARGET_STEPS:.0f} steps/s where it does {REFERENCE_CEILING:.0f})",
+            rate >= ceiling * TARGET_STEPS / REFERENCE_CEILING,
+            f"{rate:.0f} steps/s = {rate / ceiling:.2f} of the webhook alone ({ceiling:.0f}); "
+            f"{rate * scale:.0f} steps/s at the reference's speed",
         ),
         Target(
-            "loop: p99 inbound POST -> reply at Twilio <= 150 ms",
-            p99 <= TARGET_P99_MS,
-            f"p50 {p50:.1f} ms, p99 {p99:.1f} ms",
+            f"loop: p99 inbound POST -> reply at Twilio <= {TARGET_P99_MS:.0f} ms "
+            f"x {REFERENCE_CEILING:.0f} / the webhook alone's steps/s",
+            p99 <= TARGET_P99_MS * scale,
+            f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (at most {TARGET_P99_MS * scale:.0f} ms here)",
         ),
         Target(
             "loop: every reply arrived",
@@ -252,12 +283,95 @@ def run(*, seconds: int = 20, rate_limit: bool = False) -> list[Target]:
     ]
 
 
+def run_beside_bulk(*, seconds: int = 20) -> list[Target]:
+    """One conversation in a closed loop while a campaign's invitations wait on `bulk`, under the
+    default rate limit: its replies go at the next free slot, never behind the campaign."""
+    fresh_engage()
+    insert_contacts(0, BULK_INVITATIONS)
+    fake = WatchedTwilio().start()
+    env = engage_env(ENGAGE_TWILIO_API_URL=fake.base_url, ENGAGE_QUIET_HOURS="0-0")
+    env.pop("ENGAGE_SEND_RATE")  # the default limit per sender kind: this number is a long code
+    port = free_port()
+    web = Process(
+        "bulk-loop-web",
+        [str(BIN / "gunicorn"), *GUNICORN_ARGS, "--bind", f"127.0.0.1:{port}", "wsgi:app"],
+        env,
+    )
+    worker = Process("bulk-loop-worker", [PYTHON, str(ROOT / "worker.py")], env)
+    try:
+        log(f"beside bulk: a campaign of {BULK_INVITATIONS} invitations")
+        run_checked(
+            [str(BIN / "engage"), "campaigns", "start", "working-conditions"], env=env, timeout=120
+        )
+        web.start()
+        web.wait_for_port(port)
+        worker.start()
+        deadline = time.monotonic() + 30
+        while len(fake.messages) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the campaign is sending
+        log(f"beside bulk: one conversation, {seconds} s")
+        conversation = Loop(port, fake, first_contact=7_000_000, conversations=1)
+        began = time.time()
+        rate = conversation.run(seconds)
+        ended = time.time()
+    finally:
+        worker.stop()
+        web.stop()
+        fake.stop()
+    replies_to = "+1555"
+    bulk_during = sum(
+        1
+        for r in fake.requests
+        if began <= r.time <= ended and not (r.get("To") or "").startswith(replies_to)
+    )
+    with pg_connect() as conn:
+        waiting = conn.execute(
+            "SELECT count(*) FROM messages WHERE campaign_id IS NOT NULL AND status = 'pending'"
+        ).fetchone()[0]
+    latencies = conversation.latencies
+    p50 = percentile(latencies, 0.50)
+    slowest = max(latencies, default=float("nan"))
+    print_table(
+        f"Beside a campaign: one conversation, default rate limit (1/s), {BULK_INVITATIONS} "
+        "invitations on `bulk`",
+        ["", "steps", "steps/s", "p50 s", "max s", "bulk sends meanwhile", "still waiting"],
+        [
+            (
+                "replies",
+                len(latencies),
+                f"{rate:.2f}",
+                f"{p50:.2f}",
+                f"{slowest:.2f}",
+                bulk_during,
+                waiting,
+            )
+        ],
+    )
+    return [
+        Target(
+            f"beside bulk: every reply within {BESIDE_BULK_MAX_S:.1f} s under the default limit",
+            bool(latencies) and conversation.lost == 0 and slowest <= BESIDE_BULK_MAX_S,
+            f"{len(latencies)} replies, p50 {p50:.2f} s, max {slowest:.2f} s, "
+            f"{conversation.lost} lost; behind the backlog a reply would wait ~{waiting} s",
+        ),
+        Target(
+            "beside bulk: the campaign was sending all along",
+            bulk_during > 0 and waiting > 0 and conversation.errors == 0,
+            f"{bulk_during} bulk sends during the loop, {waiting} invitations still waiting after",
+        ),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--rate-limit", action="store_true")
+    parser.add_argument("--beside-bulk", action="store_true", help="the campaign run only")
     args = parser.parse_args()
-    targets = run(seconds=args.seconds, rate_limit=args.rate_limit)
+    if args.beside_bulk:
+        targets = run_beside_bulk(seconds=args.seconds)
+    else:
+        targets = run(seconds=args.seconds, rate_limit=args.rate_limit)
     for target in targets:
         print(f"{'PASS' if target.passed else 'FAIL'} {target.name}: {target.detail}")
     sys.exit(0 if all(t.passed for t in targets) else 1)
