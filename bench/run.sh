@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every benchmark in one command: install what is missing, run them, print each figure with its
 # ratio to a ceiling measured in the same run; exit 1 when a target is missed.
-#   bench/run.sh                      # all three (~8 min)
-#   bench/run.sh --only webhook       # or sending, fanout, contacts; --seconds 10 for shorter wrk runs
+#   bench/run.sh                      # all of them (~12 min)
+#   bench/run.sh --only webhook       # or webhook-gthread, loop, loop-bulk, sending, fanout, contacts,
+#                                     # fanout-page; --seconds 10 for shorter wrk runs
 #   BENCH_VENV=/path/to/venv bench/run.sh   # another virtualenv than .venv
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -51,16 +51,22 @@ def start_campaign(env: dict[str, str]) -> str:
 
 
 def pending_rows() -> list[tuple[int, str, str]]:
-    """(id, phone, body) of every pending outbound row, oldest first."""
+    """(id, phone, body) of every pending outbound row, oldest first; each address read as the
+    outbox reads it (`outbox.address_of`: under its contact's own key)."""
     from engage.privacy import Vault
+    from engage.services.outbox import address_of
 
     vault = Vault(PII_KEY)
     with pg_connect() as conn:
         rows = conn.execute(
-            "SELECT id, their_address_encrypted, body FROM messages "
-            "WHERE direction = 'out' AND status = 'pending' ORDER BY id"
+            "SELECT m.id, m.their_address_encrypted, m.body, c.key_encrypted FROM messages m "
+            "LEFT JOIN contacts c ON c.id = m.contact_id "
+            "WHERE m.direction = 'out' AND m.status = 'pending' ORDER BY m.id"
         ).fetchall()
-    return [(row[0], vault.decrypt(row[1]), row[2]) for row in rows]
+    return [
+        (id_, address_of(vault, address, key, linked=key is not None), body)
+        for id_, address, body, key in rows
+    ]
 
 
 def ceiling_loop(base_url: str, rows: list[tuple[int, str, str]]) -> float:
