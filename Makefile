@@ -59,11 +59,13 @@ $(PRISM):
 		npm install --silent --no-audit --no-fund --prefix $(VENV)/prism @stoplight/prism-cli@5.16.0; \
 	else echo "npm not found: the Prism schema test will be skipped"; fi
 
-# Debian's Chromium and ChromeDriver, for the results page's browser test.
+# Debian's Chromium and ChromeDriver for the pages' browser tests; sox and espeak-ng for the
+# tests of recordings in other encodings and of `engage voice prompts --render-with espeak-ng`.
 browser:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+		&& command -v sox >/dev/null && command -v espeak-ng >/dev/null || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			chromium chromium-driver >/dev/null; }
+			chromium chromium-driver sox espeak-ng >/dev/null; }
 
 test: catalogs lint typecheck prism browser
 	ENGAGE_PRISM=$(abspath $(PRISM)) $(BIN)/pytest
