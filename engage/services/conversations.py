@@ -149,11 +149,16 @@ _LOCK_CONTACT = StepStatement(
     .where(_contacts.c.phone_hash == bindparam("phone_hash"))
     .with_for_update(of=_contacts)
 )
+# A number erased before makes a new contact; one that had opted out stays opted out.
 _CREATE_CONTACT = StepStatement(
-    lambda dialect: insert_ignoring_conflicts(dialect, _contacts, "phone_hash").returning(
-        *_CONTACT_STATE,
-        literal(False).label("is_repeat"),
-        literal(False).label("has_sent_since_erase_request"),
+    lambda dialect: (
+        insert_ignoring_conflicts(dialect, _contacts, "phone_hash")
+        .values(is_opted_out=erasure.stays_opted_out(bindparam("b_phone_hash")))
+        .returning(
+            *_CONTACT_STATE,
+            literal(False).label("is_repeat"),
+            literal(False).label("has_sent_since_erase_request"),
+        )
     ),
 )
 # What the step reads after the lock: the contact's conversations, newest first, each with its
@@ -627,20 +632,20 @@ def _lock_contact(
     is new; whether this MessageSid is already stored; and its conversations and answers."""
     phone_hash = vault.phone_hash(e164)
     row = _LOCK_CONTACT.first(connection, {"phone_hash": phone_hash, "sid": sid})
-    history = _History(_CONVERSATIONS.rows(connection, {"phone_hash": phone_hash}))
+    if row is not None and row.is_repeat:
+        return row, False, True, _History([])  # nothing more is read: the step ends here
     if row is not None:
-        return row, False, bool(row.is_repeat), history
+        history = _History(_CONVERSATIONS.rows(connection, {"phone_hash": phone_hash}))
+        return row, False, False, history
     key_encrypted, cipher = vault.new_contact_key()
-    # A number erased before makes a new contact; one that had opted out stays opted out.
-    was_opted_out = erasure.is_on_do_not_contact_list(connection, phone_hash)
     created = _CREATE_CONTACT.first(
         connection,
         {
             "phone_hash": phone_hash,
+            "b_phone_hash": phone_hash,
             "phone_encrypted": cipher.encrypt(e164),
             "key_encrypted": key_encrypted,
             "has_consented": False,
-            "is_opted_out": bool(was_opted_out),
             "is_menu_open": False,
             "is_simulated": is_simulated,
             "profile": {},
@@ -651,7 +656,7 @@ def _lock_contact(
         },
     )
     if created is not None:
-        return created, True, False, history
+        return created, True, False, _History([])  # a contact of this step's: nothing yet
     # Another step created it at the same instant (and has committed): take theirs, locked,
     # with what that step wrote.
     return _lock_contact(connection, vault, e164, sid=sid, is_simulated=is_simulated, now=now)

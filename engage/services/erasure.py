@@ -19,8 +19,22 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, delete, exists, insert, null, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    delete,
+    exists,
+    false,
+    func,
+    insert,
+    null,
+    or_,
+    select,
+    update,
+)
 
 from engage.db import insert_ignoring_conflicts, table_of, utcnow
 from engage.models import (
@@ -93,9 +107,18 @@ def find_contact(connection: Connection, vault: Vault, e164: str) -> int | None:
 
 def is_on_do_not_contact_list(connection: Connection, phone_hash: str) -> bool | None:
     """None when the number was never erased; else whether it was opted out when it was."""
-    return connection.scalar(
-        select(_do_not_contact.c.is_opted_out).where(_do_not_contact.c.phone_hash == phone_hash)
-    )
+    was_opted_out: bool | None = connection.scalar(_opted_out_when_erased(phone_hash))
+    return was_opted_out
+
+
+def stays_opted_out(phone_hash: Any) -> ColumnElement[bool]:
+    """SQL: whether a new contact for this number starts opted out (it was erased while opted
+    out), false for a number never erased; for the statement that creates the contact."""
+    return func.coalesce(_opted_out_when_erased(phone_hash).scalar_subquery(), false())
+
+
+def _opted_out_when_erased(phone_hash: Any) -> Select[Any]:
+    return select(_do_not_contact.c.is_opted_out).where(_do_not_contact.c.phone_hash == phone_hash)
 
 
 def erase_contact(
