@@ -152,7 +152,7 @@ CONVERSATION_COLUMNS = (
 CONTACT_COLUMNS = (
     "id", "phone_hash", "phone_encrypted", "language", "has_consented", "consented_at",
     "consent_source", "is_opted_out", "opted_out_at", "is_menu_open", "is_simulated", "profile",
-    "timezone", "created_at", "updated_at", "record_key",
+    "profile_updated_at", "timezone", "created_at", "updated_at", "record_key",
 )  # fmt: skip
 BATCH_ANSWERS = 100_000  # rows per COPY / executemany round, flushed at a respondent's end
 
@@ -406,6 +406,7 @@ class Generator:
                 False,
                 False,
                 self.as_json("state", known_state),
+                "{}",  # profile_updated_at: when each profile key was answered (not read here)
                 STATE_TIMEZONES.get(known_state or ""),
                 first_seen,
                 moment,
