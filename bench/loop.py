@@ -199,19 +199,24 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
 
 
+def servers(name: str, env: dict[str, str]) -> tuple[int, Process, Process]:
+    """A free port, gunicorn serving Engage on it and one `worker.py` (neither started)."""
+    port = free_port()
+    web = Process(
+        f"{name}-web",
+        [str(BIN / "gunicorn"), *GUNICORN_ARGS, "--bind", f"127.0.0.1:{port}", "wsgi:app"],
+        env,
+    )
+    return port, web, Process(f"{name}-worker", [PYTHON, str(ROOT / "worker.py")], env)
+
+
 def run(*, seconds: int = 20, rate_limit: bool = False) -> list[Target]:
     fresh_engage()
     fake = WatchedTwilio().start()
     env = engage_env(ENGAGE_TWILIO_API_URL=fake.base_url)
     if rate_limit:
         env.pop("ENGAGE_SEND_RATE")  # the default limit per sender kind
-    port = free_port()
-    web = Process(
-        "loop-web",
-        [str(BIN / "gunicorn"), *GUNICORN_ARGS, "--bind", f"127.0.0.1:{port}", "wsgi:app"],
-        env,
-    )
-    worker = Process("loop-worker", [PYTHON, str(ROOT / "worker.py")], env)
+    port, web, worker = servers("loop", env)
     try:
         web.start()
         web.wait_for_port(port)
@@ -291,13 +296,7 @@ def run_beside_bulk(*, seconds: int = 20) -> list[Target]:
     fake = WatchedTwilio().start()
     env = engage_env(ENGAGE_TWILIO_API_URL=fake.base_url, ENGAGE_QUIET_HOURS="0-0")
     env.pop("ENGAGE_SEND_RATE")  # the default limit per sender kind: this number is a long code
-    port = free_port()
-    web = Process(
-        "bulk-loop-web",
-        [str(BIN / "gunicorn"), *GUNICORN_ARGS, "--bind", f"127.0.0.1:{port}", "wsgi:app"],
-        env,
-    )
-    worker = Process("bulk-loop-worker", [PYTHON, str(ROOT / "worker.py")], env)
+    port, web, worker = servers("bulk-loop", env)
     try:
         log(f"beside bulk: a campaign of {BULK_INVITATIONS} invitations")
         run_checked(
