@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, aliased
 
 from engage.db import rows_matched, utcnow
 from engage.models import Call, Conversation, Message
-from engage.states import MessageStatus
+from engage.states import CallStatus, MessageStatus
 
 
 def idle_from(session: Session | Connection, conversation_ids: Select[Any], now: datetime) -> None:
@@ -43,7 +43,9 @@ def expire_idle_conversations(session: Session, *, idle_hours: int) -> int:
         invitation.status == MessageStatus.PENDING,
     )
     # A voice campaign's invitation is its call: not placed yet, not seen either.
-    call_waiting = exists().where(Call.conversation_id == Conversation.id, Call.status == "queued")
+    call_waiting = exists().where(
+        Call.conversation_id == Conversation.id, Call.status == CallStatus.QUEUED
+    )
     result = session.execute(
         update(Conversation)
         .where(
