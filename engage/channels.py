@@ -30,6 +30,9 @@ class Channel:
     development_sender: str
     # Replies are spoken in the call (TwiML), not sent as messages.
     is_spoken: bool = False
+    # Where staff answer someone who wrote (or called) on this channel, when not on it: nobody
+    # can speak into a worker's call, so a caller is answered by text.
+    written_replies_on: str | None = None
     # A survey's recordings of these kinds go with its messages as media (engage/survey/voice.py
     # has the recordings; docs/voice.md §5).
     audio_extensions: tuple[str, ...] = ()
@@ -79,6 +82,7 @@ VOICE = Channel(
     joins_parts=True,
     development_sender="+15550000000",
     is_spoken=True,
+    written_replies_on="sms",
 )
 # The channels messages are sent on (campaigns, imports, the contacts filter, the simulator).
 CHANNELS = {channel.name: channel for channel in (SMS, WHATSAPP)}
@@ -87,6 +91,11 @@ _EVERY_CHANNEL = {**CHANNELS, VOICE.name: VOICE}
 
 def channel_named(name: str) -> Channel:
     return _EVERY_CHANNEL[name]
+
+
+def written_reply_channel(channel: Channel) -> Channel:
+    """The channel a staff member's written reply goes on, to someone reached on `channel`."""
+    return _EVERY_CHANNEL[channel.written_replies_on] if channel.written_replies_on else channel
 
 
 def split_address(raw: str) -> tuple[Channel, str]:

@@ -44,7 +44,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from engage.channels import SMS, channel_named
+from engage.channels import channel_named, written_reply_channel
 from engage.db import insert_ignoring_conflicts, table_of
 from engage.models import (
     Answer,
@@ -567,11 +567,8 @@ def plan_reply(
     template_sid: str,
 ) -> ReplyPlan:
     """The rules of a staff reply, in one place: who may get one, when, and in what form."""
-    channel = channel_named(address.channel) if address else None
-    if channel is not None and channel.is_spoken:
-        # Nobody can speak into a worker's call: a caller is answered by text, from the
-        # number they called.
-        channel = SMS
+    # A caller is answered by text, from the number they called.
+    channel = written_reply_channel(channel_named(address.channel)) if address else None
     wrote_recently = last_wrote_at is not None and now - last_wrote_at <= WROTE_RECENTLY
     allowed = next_allowed(now, contact.timezone, quiet_hours)
     in_quiet_hours = allowed > now
